@@ -42,10 +42,14 @@ pub enum DescriptorError {
         known: String,
     },
     /// `ipc://` with nothing (or only a port) after it.
-    #[error("descriptor {0:?}: the ipc address is empty (rule: address must be at least one character)")]
+    #[error(
+        "descriptor {0:?}: the ipc address is empty (rule: address must be at least one character)"
+    )]
     EmptyAddress(String),
     /// The address contains U+0000.
-    #[error("descriptor {0:?}: the ipc address contains a NUL character (rule: no NUL in the address)")]
+    #[error(
+        "descriptor {0:?}: the ipc address contains a NUL character (rule: no NUL in the address)"
+    )]
     NulInAddress(String),
     /// The address is 120 UTF-16 code units or longer.
     #[error("descriptor {descriptor:?}: the ipc address is {units} UTF-16 code units long (rule: fewer than 120, so at most {max}; scheme and port do not count)")]
@@ -356,7 +360,10 @@ mod tests {
             IpcAddress::parse("ipc://a").unwrap(),
             IpcAddress::parse("ipc://a:1").unwrap()
         );
-        assert_eq!(IpcAddress::parse("ipc://a:65535").unwrap().port(), Some(65535));
+        assert_eq!(
+            IpcAddress::parse("ipc://a:65535").unwrap().port(),
+            Some(65535)
+        );
         assert_eq!(IpcAddress::parse("iPc://a:1").unwrap().port(), Some(1));
     }
 
@@ -409,7 +416,10 @@ mod tests {
         let a = IpcAddress::parse("ipc://co/prod/chan:5555").unwrap();
         assert_eq!(a.rendezvous_name(), b"lwmq1/5555/co/prod/chan");
         let n = parse_rendezvous_name(&a.rendezvous_name()).unwrap();
-        assert_eq!((n.address.as_str(), n.port, n.hashed), ("co/prod/chan", Some(5555), false));
+        assert_eq!(
+            (n.address.as_str(), n.port, n.hashed),
+            ("co/prod/chan", Some(5555), false)
+        );
         let b = IpcAddress::parse("ipc://co/prod/chan").unwrap();
         assert_eq!(b.rendezvous_name(), b"lwmq1/-/co/prod/chan");
         let long = IpcAddress::parse(&format!("ipc://{}", "\u{1F600}".repeat(59))).unwrap();
@@ -428,8 +438,17 @@ mod tests {
 
     #[test]
     fn new_rejects_colon() {
-        assert_eq!(IpcAddress::new("a:b", None).unwrap_err().rule(), "colon-in-address");
-        assert_eq!(IpcAddress::new("a", Some(0)).unwrap_err().rule(), "port-out-of-range");
-        assert_eq!(IpcAddress::new("a", Some(7)).unwrap().to_string(), "ipc://a:7");
+        assert_eq!(
+            IpcAddress::new("a:b", None).unwrap_err().rule(),
+            "colon-in-address"
+        );
+        assert_eq!(
+            IpcAddress::new("a", Some(0)).unwrap_err().rule(),
+            "port-out-of-range"
+        );
+        assert_eq!(
+            IpcAddress::new("a", Some(7)).unwrap().to_string(),
+            "ipc://a:7"
+        );
     }
 }

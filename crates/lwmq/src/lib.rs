@@ -1,5 +1,37 @@
 //! lwmq: LwMQ messaging for Linux.
+//!
+//! Brokerless, peer-to-peer channels between processes, whose centrepiece is
+//! the `ipc://address[:port]` shared-memory transport.
+//!
+//! Layers, bottom up (each a module):
+//! - [`sys`]: the Linux facilities (memfd, futex, abstract Unix sockets);
+//! - [`ring`]: the shared-memory slot ring, validating everything it reads;
+//! - [`transport`]: the transport interface, the registry by scheme, and the
+//!   `ipc://` provider ([`transport::ipc`]);
+//! - [`raw`]: raw channels (direct buffer access).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channel_error;
 pub mod descriptor;
+#[allow(unsafe_code)]
+pub mod raw;
+#[allow(unsafe_code)]
+pub mod ring;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod timeout;
+#[allow(unsafe_code)]
+pub mod transport;
+
+pub use channel_error::ChannelError;
+pub use descriptor::{DescriptorError, IpcAddress};
+pub use raw::{RawChannel, RawReceiver, RawSender, ReceivedBuffer, SendBuffer, TransportId};
+pub use timeout::Timeout;
+pub use transport::{
+    AccessPolicy, BufferLimits, ConnectionState, Directions, Role, Transport, TransportControl,
+    TransportError, TransportStats,
+};
+
+/// Largest frame payload a message stores inline, without a heap allocation.
+pub const MAX_INLINE_DATA_SIZE: u32 = 64;

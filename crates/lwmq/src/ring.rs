@@ -1,0 +1,632 @@
+//! A single-producer single-consumer ring of fixed-size slots in shared
+//! memory, shared by two processes that do not trust each other.
+//!
+//! # Layout (all offsets from [`RingLayout`], computed by each side from the
+//! negotiated parameters, never read from shared memory)
+//!
+//! ```text
+//! ctrl + 0    tail      u32  written by the producer: slots published
+//! ctrl + 128  head      u32  written by the consumer: slots released
+//! ctrl + 256  c_sleep   u32  consumer is (about to be) asleep on `tail`
+//! ctrl + 384  p_sleep   u32  producer is (about to be) asleep on `head`
+//! slots + i * stride:  [len u32][flags u32][pad to 64][data: buffer_size]
+//! ```
+//!
+//! Each control word has 128 bytes to itself so that the adjacent-line
+//! prefetcher does not make the two processes fight over a pair of lines.
+//! `tail` and `head` are free-running 32-bit counters; each side keeps its
+//! own 64-bit position and reconstructs the other's from the low bits, which
+//! is exact because the two never differ by more than the capacity.
+//!
+//! # Protocol
+//!
+//! Producer: write the slot's data and header, then publish `tail + 1`
+//! (SYNC POINT A, release). Consumer: load `tail` (SYNC POINT A, acquire),
+//! then read the slot. Consumer release: `head + 1` (SYNC POINT B, release);
+//! producer loads `head` (SYNC POINT B, acquire) before reusing the slot.
+//!
+//! Sleeping (no lost wake-up): the waiter stores its sleep flag, then
+//! re-checks the counter, then calls `FUTEX_WAIT` on the counter with the
+//! value it saw; the other side publishes its counter, then reads the flag
+//! and wakes only if it is set. Both the flag store/counter load and the
+//! counter store/flag load are sequentially consistent, so at least one side
+//! sees the other's write (SYNC POINT C).
+//!
+//! # Validation
+//!
+//! The peer may be buggy, crashed mid-write or hostile. Every value read
+//! from the section is checked before use: `tail - head` never exceeds the
+//! capacity, `head` never passes `tail`, a slot length never exceeds the
+//! buffer size. A violation is returned as [`Violation`]; the caller drops
+//! the connection. Slot data are only ever accessed inside the slot's
+//! bounds, which are fixed by the local layout.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sys::futex;
+use crate::sys::shm::Mapping;
+use crate::timeout::Deadline;
+
+/// Bytes of control block per ring.
+pub const CTRL_SIZE: usize = 512;
+/// Bytes of header before each slot's data.
+pub const SLOT_HEADER: usize = 64;
+const TAIL: usize = 0;
+const HEAD: usize = 128;
+const C_SLEEP: usize = 256;
+const P_SLEEP: usize = 384;
+/// Slot flag: the consumer zeroes the data before releasing the slot.
+pub const FLAG_ERASE: u32 = 1;
+/// Longest single futex sleep: waiters re-check the connection this often.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
+/// Where one ring lives inside a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingLayout {
+    /// Offset of the control block (128-aligned).
+    pub ctrl: usize,
+    /// Offset of slot 0 (64-aligned).
+    pub slots: usize,
+    /// Number of slots (0 for an unused direction).
+    pub capacity: u32,
+    /// Usable bytes per slot.
+    pub buffer_size: usize,
+}
+
+impl RingLayout {
+    /// Distance between consecutive slots.
+    pub fn stride(buffer_size: usize) -> Option<usize> {
+        SLOT_HEADER.checked_add(buffer_size.checked_add(63)? & !63)
+    }
+
+    /// Bytes the slots occupy.
+    pub fn slot_bytes(capacity: u32, buffer_size: usize) -> Option<usize> {
+        Self::stride(buffer_size)?.checked_mul(capacity as usize)
+    }
+
+    /// True if the whole ring lies inside `len` bytes with proper alignment.
+    pub fn fits(&self, len: usize) -> bool {
+        let slots_end = Self::slot_bytes(self.capacity, self.buffer_size)
+            .and_then(|b| self.slots.checked_add(b));
+        self.ctrl % 128 == 0
+            && self.slots % 64 == 0
+            && self.ctrl.checked_add(CTRL_SIZE).is_some_and(|e| e <= len)
+            && slots_end.is_some_and(|e| e <= len)
+    }
+
+    fn slot_offset(&self, pos: u64) -> usize {
+        let stride = SLOT_HEADER + ((self.buffer_size + 63) & !63);
+        self.slots + (pos % u64::from(self.capacity)) as usize * stride
+    }
+}
+
+/// The peer broke the ring protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// `tail` claims more slots than the ring has.
+    #[error("peer published {avail} slots in a ring of {capacity} (tail index out of range)")]
+    TailOutOfRange {
+        /// Slots claimed.
+        avail: u32,
+        /// Ring capacity.
+        capacity: u32,
+    },
+    /// `head` moved past `tail` or backwards.
+    #[error("peer released {released} slots but only {outstanding} were outstanding (head index out of range)")]
+    HeadOutOfRange {
+        /// Slots the new head releases.
+        released: u32,
+        /// Slots that were published and not yet released.
+        outstanding: u64,
+    },
+    /// A slot length larger than the buffer.
+    #[error("peer wrote slot length {len} into buffers of {size} bytes (length out of range)")]
+    LengthOutOfRange {
+        /// Length read.
+        len: u32,
+        /// Buffer size.
+        size: usize,
+    },
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The condition holds.
+    Ready,
+    /// The deadline passed.
+    TimedOut,
+    /// The connection was marked dead.
+    Dead,
+}
+
+struct Words<'a> {
+    tail: &'a AtomicU32,
+    head: &'a AtomicU32,
+    c_sleep: &'a AtomicU32,
+    p_sleep: &'a AtomicU32,
+}
+
+fn words<'a>(map: &'a Mapping, l: &RingLayout) -> Words<'a> {
+    Words {
+        tail: map.atomic_u32(l.ctrl + TAIL),
+        head: map.atomic_u32(l.ctrl + HEAD),
+        c_sleep: map.atomic_u32(l.ctrl + C_SLEEP),
+        p_sleep: map.atomic_u32(l.ctrl + P_SLEEP),
+    }
+}
+
+/// Spins up to `spin`, then sleeps on `word` in slices until `ready()`,
+/// the deadline, or `dead`.
+fn wait_on(
+    word: &AtomicU32,
+    sleep_flag: &AtomicU32,
+    mut ready: impl FnMut() -> bool,
+    deadline: Deadline,
+    spin: Duration,
+    dead: &AtomicBool,
+) -> WaitOutcome {
+    if ready() {
+        return WaitOutcome::Ready;
+    }
+    if !spin.is_zero() {
+        let start = Instant::now();
+        let mut i = 0u32;
+        loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+                if ready() {
+                    return WaitOutcome::Ready;
+                }
+            }
+            i += 1;
+            if i % 4 == 0 && (start.elapsed() >= spin || deadline.passed()) {
+                break;
+            }
+        }
+    }
+    loop {
+        if dead.load(Ordering::Acquire) {
+            return WaitOutcome::Dead;
+        }
+        if deadline.passed() {
+            return if ready() {
+                WaitOutcome::Ready
+            } else {
+                WaitOutcome::TimedOut
+            };
+        }
+        let seen = word.load(Ordering::SeqCst);
+        // SYNC POINT C (waiter side): flag first, then re-check.
+        sleep_flag.store(1, Ordering::SeqCst);
+        if ready() {
+            sleep_flag.store(0, Ordering::Relaxed);
+            return WaitOutcome::Ready;
+        }
+        if word.load(Ordering::SeqCst) == seen {
+            futex::wait(word, seen, Some(deadline.slice(SLEEP_SLICE)));
+        }
+        sleep_flag.store(0, Ordering::Relaxed);
+        if ready() {
+            return WaitOutcome::Ready;
+        }
+    }
+}
+
+/// Wakes the other side if its sleep flag is set (SYNC POINT C, waker side;
+/// the caller has just published with a SeqCst store).
+#[inline]
+fn wake_if_sleeping(word: &AtomicU32, sleep_flag: &AtomicU32) {
+    if sleep_flag.load(Ordering::SeqCst) != 0 && sleep_flag.swap(0, Ordering::SeqCst) != 0 {
+        futex::wake_all(word);
+    }
+}
+
+/// The producing end of a ring.
+#[derive(Debug)]
+pub struct Producer {
+    map: Arc<Mapping>,
+    l: RingLayout,
+    tail: u64,
+    head: u64,
+}
+
+impl Producer {
+    /// Attaches to a ring whose `tail` this side wrote last (or a fresh one).
+    ///
+    /// # Panics
+    /// If the layout does not fit the mapping (a local bug, never peer input).
+    pub fn attach(map: Arc<Mapping>, l: RingLayout) -> Self {
+        assert!(
+            l.fits(map.len()) && l.capacity > 0,
+            "ring layout outside mapping"
+        );
+        let t32 = map.atomic_u32(l.ctrl + TAIL).load(Ordering::Relaxed);
+        let h32 = map.atomic_u32(l.ctrl + HEAD).load(Ordering::Acquire);
+        let tail = u64::from(t32);
+        // A head outside [tail - capacity, tail] is caught by the next
+        // refresh; start from the most conservative reading.
+        let outstanding = t32.wrapping_sub(h32).min(l.capacity);
+        Self {
+            map,
+            l,
+            tail,
+            head: tail.saturating_sub(u64::from(outstanding)),
+        }
+    }
+
+    /// Buffer size of each slot.
+    pub fn buffer_size(&self) -> usize {
+        self.l.buffer_size
+    }
+
+    /// Published slots the consumer has not released (as last seen).
+    pub fn outstanding(&self) -> u64 {
+        self.tail - self.head
+    }
+
+    /// Re-reads the consumer's `head`, validating it.
+    fn refresh_head(&mut self) -> Result<(), Violation> {
+        // SYNC POINT B (acquire): slot contents released by the consumer.
+        let h = words(&self.map, &self.l).head.load(Ordering::Acquire);
+        let released = h.wrapping_sub(self.head as u32);
+        let outstanding = self.tail - self.head;
+        if u64::from(released) > outstanding {
+            return Err(Violation::HeadOutOfRange {
+                released,
+                outstanding,
+            });
+        }
+        self.head += u64::from(released);
+        Ok(())
+    }
+
+    /// True if a slot is free, re-reading `head` only when needed.
+    pub fn has_space(&mut self) -> Result<bool, Violation> {
+        if self.tail - self.head < u64::from(self.l.capacity) {
+            return Ok(true);
+        }
+        self.refresh_head()?;
+        Ok(self.tail - self.head < u64::from(self.l.capacity))
+    }
+
+    /// Refreshes `head` and reports whether the consumer released everything.
+    pub fn drained(&mut self) -> Result<bool, Violation> {
+        self.refresh_head()?;
+        Ok(self.tail == self.head)
+    }
+
+    /// The data area of the next slot. Only meaningful after `has_space`
+    /// returned true; the memory stays valid while `self` lives.
+    pub fn next_buf(&self) -> *mut u8 {
+        // SAFETY: slot_offset(tail) + SLOT_HEADER + buffer_size lies inside
+        // the mapping (`fits` was checked in `attach`).
+        unsafe {
+            self.map
+                .base()
+                .add(self.l.slot_offset(self.tail) + SLOT_HEADER)
+        }
+    }
+
+    /// Publishes the next slot with `len` bytes. The caller checked
+    /// `has_space` and `len <= buffer_size`.
+    pub fn publish(&mut self, len: usize, flags: u32) {
+        debug_assert!(
+            len <= self.l.buffer_size && self.tail - self.head < u64::from(self.l.capacity)
+        );
+        let off = self.l.slot_offset(self.tail);
+        self.map
+            .atomic_u32(off)
+            .store(len as u32, Ordering::Relaxed);
+        self.map.atomic_u32(off + 4).store(flags, Ordering::Relaxed);
+        self.tail += 1;
+        let w = words(&self.map, &self.l);
+        // SYNC POINT A (release) and C (SeqCst store before reading c_sleep).
+        w.tail.swap(self.tail as u32, Ordering::SeqCst);
+        wake_if_sleeping(w.tail, w.c_sleep);
+    }
+
+    /// Waits until a slot is free (or deadline / dead).
+    pub fn wait_space(
+        &mut self,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
+        self.wait_for(Self::has_space, deadline, spin, dead)
+    }
+
+    /// Waits until the consumer released every published slot.
+    pub fn wait_drained(
+        &mut self,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
+        self.wait_for(Self::drained, deadline, spin, dead)
+    }
+
+    fn wait_for(
+        &mut self,
+        mut cond: impl FnMut(&mut Self) -> Result<bool, Violation>,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
+        let mut violation = None;
+        let map = Arc::clone(&self.map);
+        let w = words(&map, &self.l);
+        let out = wait_on(
+            w.head,
+            w.p_sleep,
+            || match cond(self) {
+                Ok(b) => b,
+                Err(v) => {
+                    violation = Some(v);
+                    true
+                }
+            },
+            deadline,
+            spin,
+            dead,
+        );
+        match violation {
+            Some(v) => Err(v),
+            None => Ok(out),
+        }
+    }
+}
+
+/// The consuming end of a ring.
+#[derive(Debug)]
+pub struct Consumer {
+    map: Arc<Mapping>,
+    l: RingLayout,
+    head: u64,
+    tail: u64,
+}
+
+impl Consumer {
+    /// Attaches to a fresh ring (head written by this side only).
+    ///
+    /// # Panics
+    /// If the layout does not fit the mapping (a local bug, never peer input).
+    pub fn attach(map: Arc<Mapping>, l: RingLayout) -> Self {
+        assert!(
+            l.fits(map.len()) && l.capacity > 0,
+            "ring layout outside mapping"
+        );
+        let head = u64::from(map.atomic_u32(l.ctrl + HEAD).load(Ordering::Relaxed));
+        Self {
+            map,
+            l,
+            head,
+            tail: head,
+        }
+    }
+
+    /// Re-reads the producer's `tail`, validating it.
+    fn refresh_tail(&mut self) -> Result<(), Violation> {
+        // SYNC POINT A (acquire): slot contents written by the producer.
+        let t = words(&self.map, &self.l).tail.load(Ordering::Acquire);
+        let avail = t.wrapping_sub(self.head as u32);
+        if avail > self.l.capacity {
+            return Err(Violation::TailOutOfRange {
+                avail,
+                capacity: self.l.capacity,
+            });
+        }
+        self.tail = self.head + u64::from(avail);
+        Ok(())
+    }
+
+    /// True if a published slot is waiting, re-reading `tail` only when needed.
+    pub fn has_data(&mut self) -> Result<bool, Violation> {
+        if self.tail > self.head {
+            return Ok(true);
+        }
+        self.refresh_tail()?;
+        Ok(self.tail > self.head)
+    }
+
+    /// The next published slot's data and validated length. Only meaningful
+    /// after `has_data` returned true.
+    pub fn peek(&self) -> Result<(*const u8, usize), Violation> {
+        let off = self.l.slot_offset(self.head);
+        let len = self.map.atomic_u32(off).load(Ordering::Relaxed);
+        if len as usize > self.l.buffer_size {
+            return Err(Violation::LengthOutOfRange {
+                len,
+                size: self.l.buffer_size,
+            });
+        }
+        // SAFETY: the slot lies inside the mapping (`fits` checked in
+        // `attach`), and `len <= buffer_size` was just checked.
+        let ptr = unsafe { self.map.base().add(off + SLOT_HEADER) };
+        Ok((ptr, len as usize))
+    }
+
+    /// Releases the slot returned by `peek`, zeroing `len` bytes first if
+    /// `erase` or if the producer asked for it.
+    pub fn release(&mut self, len: usize, erase: bool) {
+        let off = self.l.slot_offset(self.head);
+        let flags = self.map.atomic_u32(off + 4).load(Ordering::Relaxed);
+        if erase || flags & FLAG_ERASE != 0 {
+            let n = len.min(self.l.buffer_size);
+            // SAFETY: `n` bytes from the slot's data start lie inside the
+            // slot (n <= buffer_size), which lies inside the mapping.
+            unsafe { std::ptr::write_bytes(self.map.base().add(off + SLOT_HEADER), 0, n) };
+        }
+        self.head += 1;
+        let w = words(&self.map, &self.l);
+        // SYNC POINT B (release) and C (SeqCst store before reading p_sleep).
+        w.head.swap(self.head as u32, Ordering::SeqCst);
+        wake_if_sleeping(w.head, w.p_sleep);
+    }
+
+    /// Waits until a slot is published (or deadline / dead).
+    pub fn wait_data(
+        &mut self,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
+        let mut violation = None;
+        let map = Arc::clone(&self.map);
+        let w = words(&map, &self.l);
+        let out = wait_on(
+            w.tail,
+            w.c_sleep,
+            || match self.has_data() {
+                Ok(b) => b,
+                Err(v) => {
+                    violation = Some(v);
+                    true
+                }
+            },
+            deadline,
+            spin,
+            dead,
+        );
+        match violation {
+            Some(v) => Err(v),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Wakes local threads sleeping on either word of a ring (on disconnect).
+pub fn wake_local(map: &Mapping, l: &RingLayout) {
+    let w = words(map, l);
+    futex::wake_all(w.head);
+    futex::wake_all(w.tail);
+}
+
+/// Writes `data` into the next slot of a ring nobody else uses yet (the
+/// staged buffers of a connection being set up). Returns false if full.
+pub fn prefill(p: &mut Producer, data: &[u8], flags: u32) -> bool {
+    if data.len() > p.buffer_size() || !matches!(p.has_space(), Ok(true)) {
+        return false;
+    }
+    // SAFETY: next_buf points at buffer_size writable bytes inside the
+    // mapping, and data.len() <= buffer_size.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.next_buf(), data.len()) };
+    p.publish(data.len(), flags);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::shm;
+    use crate::timeout::Timeout;
+
+    fn ring(cap: u32, size: usize) -> (Arc<Mapping>, RingLayout) {
+        let l = RingLayout {
+            ctrl: 0,
+            slots: CTRL_SIZE,
+            capacity: cap,
+            buffer_size: size,
+        };
+        let len = CTRL_SIZE + RingLayout::slot_bytes(cap, size).unwrap();
+        let (_fd, m) = shm::create("ring-test", len).unwrap();
+        (Arc::new(m), l)
+    }
+
+    #[test]
+    fn publish_consume_in_order() {
+        let (m, l) = ring(3, 100);
+        let mut p = Producer::attach(m.clone(), l);
+        let mut c = Consumer::attach(m.clone(), l);
+        for round in 0..10u8 {
+            for i in 0..3u8 {
+                assert!(prefill(&mut p, &[round, i, 9], 0));
+            }
+            assert!(!p.has_space().unwrap());
+            for i in 0..3u8 {
+                assert!(c.has_data().unwrap());
+                let (ptr, len) = c.peek().unwrap();
+                // SAFETY: test: peek returned len valid bytes.
+                let s = unsafe { std::slice::from_raw_parts(ptr, len) };
+                assert_eq!(s, &[round, i, 9]);
+                c.release(len, false);
+            }
+            assert!(!c.has_data().unwrap());
+        }
+    }
+
+    #[test]
+    fn hostile_indices_are_violations() {
+        let (m, l) = ring(4, 64);
+        let mut p = Producer::attach(m.clone(), l);
+        let mut c = Consumer::attach(m.clone(), l);
+        m.atomic_u32(TAIL).store(99, Ordering::Release);
+        assert!(matches!(
+            c.has_data(),
+            Err(Violation::TailOutOfRange { .. })
+        ));
+        m.atomic_u32(TAIL).store(1, Ordering::Release);
+        m.atomic_u32(CTRL_SIZE).store(65, Ordering::Release);
+        let mut c = Consumer::attach(m.clone(), l);
+        assert!(c.has_data().unwrap());
+        assert!(matches!(c.peek(), Err(Violation::LengthOutOfRange { .. })));
+        // Head ahead of tail.
+        for _ in 0..4 {
+            assert!(prefill(&mut p, &[1], 0));
+        }
+        m.atomic_u32(HEAD).store(1000, Ordering::Release);
+        assert!(matches!(
+            p.has_space(),
+            Err(Violation::HeadOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn wait_times_out_and_wakes() {
+        let (m, l) = ring(2, 64);
+        let mut c = Consumer::attach(m.clone(), l);
+        let dead = AtomicBool::new(false);
+        let d = Timeout::after(Duration::from_millis(20)).deadline();
+        assert_eq!(
+            c.wait_data(d, Duration::ZERO, &dead).unwrap(),
+            WaitOutcome::TimedOut
+        );
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut p = Producer::attach(m2, l);
+            assert!(prefill(&mut p, b"x", 0));
+        });
+        let d = Timeout::after(Duration::from_secs(30)).deadline();
+        assert_eq!(
+            c.wait_data(d, Duration::ZERO, &dead).unwrap(),
+            WaitOutcome::Ready
+        );
+        t.join().unwrap();
+        dead.store(true, Ordering::Release);
+        c.release(1, false);
+        assert_eq!(
+            c.wait_data(Deadline::NEVER, Duration::ZERO, &dead).unwrap(),
+            WaitOutcome::Dead
+        );
+    }
+
+    #[test]
+    fn counters_wrap() {
+        let (m, l) = ring(3, 8);
+        m.atomic_u32(TAIL).store(u32::MAX - 1, Ordering::Relaxed);
+        m.atomic_u32(HEAD).store(u32::MAX - 1, Ordering::Relaxed);
+        let mut p = Producer::attach(m.clone(), l);
+        let mut c = Consumer::attach(m.clone(), l);
+        for i in 0..20u8 {
+            assert!(prefill(&mut p, &[i], 0));
+            assert!(c.has_data().unwrap());
+            let (ptr, len) = c.peek().unwrap();
+            // SAFETY: test: peek returned len valid bytes.
+            assert_eq!(unsafe { *ptr }, i);
+            c.release(len, true);
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The `ipc://` handshake and the shared section's layout.
+//!
+//! Handshake, over the connected `SOCK_SEQPACKET` socket (one message each):
+//!
+//! ```text
+//! client -> server  HELLO   what the client is (kind, directions, buffers, address)
+//! server -> client  ACCEPT  section size and ring capacities, memfd attached
+//!                or REFUSE  reason code and text
+//! client -> server  READY   the client mapped and checked the section
+//! ```
+//!
+//! Every message starts with the same 8 bytes: `"LWMQ"`, the protocol
+//! version (u16 LE) and the message type (u8), so that a peer of another
+//! version can always read a REFUSE. All integers are little-endian. A
+//! message is at most [`MAX_MESSAGE`] bytes. Decoding checks every length
+//! and value and returns a [`ProtoError`]; it never panics.
+
+use crate::ring::{RingLayout, CTRL_SIZE};
+use crate::transport::{ChannelKind, Directions, RefusalReason};
+
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 1;
+/// Largest handshake message.
+pub const MAX_MESSAGE: usize = 1024;
+const MAGIC: &[u8; 4] = b"LWMQ";
+const T_HELLO: u8 = 1;
+const T_ACCEPT: u8 = 2;
+const T_REFUSE: u8 = 3;
+const T_READY: u8 = 4;
+/// Longest refusal text carried.
+pub const MAX_REFUSAL_TEXT: usize = 512;
+
+/// A malformed handshake message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    /// Fewer bytes than the message type needs.
+    #[error("handshake message truncated ({0} bytes)")]
+    Truncated(usize),
+    /// Not an lwmq handshake.
+    #[error("handshake message has a bad magic (not an lwmq peer)")]
+    BadMagic,
+    /// Another protocol version.
+    #[error("peer speaks handshake protocol version {0}, this build speaks {VERSION}")]
+    Version(u16),
+    /// A message type that is not expected here.
+    #[error("unexpected handshake message type {0}")]
+    UnexpectedType(u8),
+    /// A field holds a value outside its range.
+    #[error("handshake field {0} is out of range")]
+    BadField(&'static str),
+    /// Bytes after the end of the message.
+    #[error("handshake message has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// The client's HELLO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Raw or messaging.
+    pub kind: ChannelKind,
+    /// The client's directions.
+    pub directions: Directions,
+    /// The client's buffer size.
+    pub buffer_size: u64,
+    /// The client's `MaxPendingSendBuffers`.
+    pub send_buffers: u32,
+    /// The client's `MaxPendingReceiveBuffers`.
+    pub receive_buffers: u32,
+    /// The client's pid (informational).
+    pub pid: u32,
+    /// Port, 0 for none.
+    pub port: u16,
+    /// The full address (UTF-8), to detect rendezvous-name collisions.
+    pub address: String,
+}
+
+/// The server's ACCEPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    /// Section size in bytes.
+    pub section_len: u64,
+    /// Slots of the client-to-server ring.
+    pub c2s_capacity: u32,
+    /// Slots of the server-to-client ring.
+    pub s2c_capacity: u32,
+    /// Buffer size (equal on both sides).
+    pub buffer_size: u64,
+}
+
+/// A handshake message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Client introduces itself.
+    Hello(Hello),
+    /// Server accepts (a memfd travels with it).
+    Accept(Accept),
+    /// Either side refuses.
+    Refuse {
+        /// The rule broken.
+        reason: RefusalReason,
+        /// Detail text.
+        text: String,
+    },
+    /// Client is ready.
+    Ready,
+}
+
+fn header(out: &mut Vec<u8>, t: u8) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.push(t);
+    out.push(0);
+}
+
+fn kind_code(k: ChannelKind) -> u8 {
+    match k {
+        ChannelKind::Raw => 1,
+        ChannelKind::Messaging => 2,
+    }
+}
+
+fn dir_bits(d: Directions) -> u8 {
+    u8::from(d.sends()) | (u8::from(d.receives()) << 1)
+}
+
+impl Message {
+    /// Encodes the message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::with_capacity(64);
+        match self {
+            Message::Hello(h) => {
+                header(&mut o, T_HELLO);
+                o.push(kind_code(h.kind));
+                o.push(dir_bits(h.directions));
+                o.extend_from_slice(&[0, 0]);
+                o.extend_from_slice(&h.buffer_size.to_le_bytes());
+                o.extend_from_slice(&h.send_buffers.to_le_bytes());
+                o.extend_from_slice(&h.receive_buffers.to_le_bytes());
+                o.extend_from_slice(&h.pid.to_le_bytes());
+                o.extend_from_slice(&h.port.to_le_bytes());
+                let a = h.address.as_bytes();
+                let n = a.len().min(MAX_MESSAGE - 36);
+                o.extend_from_slice(&(n as u16).to_le_bytes());
+                o.extend_from_slice(&a[..n]);
+            }
+            Message::Accept(a) => {
+                header(&mut o, T_ACCEPT);
+                o.extend_from_slice(&a.section_len.to_le_bytes());
+                o.extend_from_slice(&a.c2s_capacity.to_le_bytes());
+                o.extend_from_slice(&a.s2c_capacity.to_le_bytes());
+                o.extend_from_slice(&a.buffer_size.to_le_bytes());
+            }
+            Message::Refuse { reason, text } => {
+                header(&mut o, T_REFUSE);
+                o.extend_from_slice(&reason.code().to_le_bytes());
+                let mut n = text.len().min(MAX_REFUSAL_TEXT);
+                while !text.is_char_boundary(n) {
+                    n -= 1;
+                }
+                o.extend_from_slice(&(n as u16).to_le_bytes());
+                o.extend_from_slice(&text.as_bytes()[..n]);
+            }
+            Message::Ready => header(&mut o, T_READY),
+        }
+        o
+    }
+
+    /// Decodes one message. A version other than ours is reported as
+    /// [`ProtoError::Version`], except that a REFUSE of any version is read.
+    pub fn decode(b: &[u8]) -> Result<Message, ProtoError> {
+        let mut r = Reader { b, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(ProtoError::BadMagic);
+        }
+        let version = r.u16()?;
+        let t = r.u8()?;
+        r.u8()?;
+        if t == T_REFUSE {
+            let reason = RefusalReason::from_code(r.u16()?);
+            let n = r.u16()? as usize;
+            if n > MAX_REFUSAL_TEXT {
+                return Err(ProtoError::BadField("refusal text length"));
+            }
+            let text = String::from_utf8_lossy(r.take(n)?).into_owned();
+            r.end()?;
+            return Ok(Message::Refuse { reason, text });
+        }
+        if version != VERSION {
+            return Err(ProtoError::Version(version));
+        }
+        let m = match t {
+            T_HELLO => {
+                let kind = match r.u8()? {
+                    1 => ChannelKind::Raw,
+                    2 => ChannelKind::Messaging,
+                    _ => return Err(ProtoError::BadField("channel kind")),
+                };
+                let d = r.u8()?;
+                let directions = Directions::from_flags(d & 1 != 0, d & 2 != 0)
+                    .filter(|_| d & !3 == 0)
+                    .ok_or(ProtoError::BadField("directions"))?;
+                r.take(2)?;
+                let buffer_size = r.u64()?;
+                let send_buffers = r.u32()?;
+                let receive_buffers = r.u32()?;
+                let pid = r.u32()?;
+                let port = r.u16()?;
+                let n = r.u16()? as usize;
+                let address = std::str::from_utf8(r.take(n)?)
+                    .map_err(|_| ProtoError::BadField("address (not UTF-8)"))?
+                    .to_owned();
+                Message::Hello(Hello {
+                    kind,
+                    directions,
+                    buffer_size,
+                    send_buffers,
+                    receive_buffers,
+                    pid,
+                    port,
+                    address,
+                })
+            }
+            T_ACCEPT => Message::Accept(Accept {
+                section_len: r.u64()?,
+                c2s_capacity: r.u32()?,
+                s2c_capacity: r.u32()?,
+                buffer_size: r.u64()?,
+            }),
+            T_READY => Message::Ready,
+            other => return Err(ProtoError::UnexpectedType(other)),
+        };
+        r.end()?;
+        Ok(m)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.b.len())
+            .ok_or(ProtoError::Truncated(self.b.len()))?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], ProtoError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ProtoError> {
+        Ok(self.arr::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ProtoError> {
+        Ok(u16::from_le_bytes(self.arr()?))
+    }
+    fn u32(&mut self) -> Result<u32, ProtoError> {
+        Ok(u32::from_le_bytes(self.arr()?))
+    }
+    fn u64(&mut self) -> Result<u64, ProtoError> {
+        Ok(u64::from_le_bytes(self.arr()?))
+    }
+    fn end(&self) -> Result<(), ProtoError> {
+        match self.b.len() - self.pos {
+            0 => Ok(()),
+            n => Err(ProtoError::Trailing(n)),
+        }
+    }
+}
+
+/// Largest section the server creates (address space, not memory: pages
+/// are only allocated when touched).
+pub const MAX_SECTION: u64 = 64 << 30;
+const PAGE: usize = 4096;
+/// Section header magic.
+pub const SECTION_MAGIC: u64 = u64::from_le_bytes(*b"LWMQSEC1");
+
+/// Where everything lives in a section. Both sides compute it from the
+/// ACCEPT parameters; nothing of it is read from shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionLayout {
+    /// Total bytes.
+    pub len: usize,
+    /// The client-to-server ring.
+    pub c2s: RingLayout,
+    /// The server-to-client ring.
+    pub s2c: RingLayout,
+}
+
+fn page_up(x: usize) -> Option<usize> {
+    Some(x.checked_add(PAGE - 1)? & !(PAGE - 1))
+}
+
+impl SectionLayout {
+    /// Computes the layout; `None` if it would exceed [`MAX_SECTION`] or
+    /// overflow.
+    pub fn compute(buffer_size: u64, c2s_capacity: u32, s2c_capacity: u32) -> Option<Self> {
+        let buffer_size = usize::try_from(buffer_size).ok()?;
+        let c2s_ctrl = PAGE;
+        let s2c_ctrl = PAGE + CTRL_SIZE;
+        let c2s_slots = 2 * PAGE;
+        let c2s_bytes = RingLayout::slot_bytes(c2s_capacity, buffer_size)?;
+        let s2c_slots = page_up(c2s_slots.checked_add(c2s_bytes)?)?;
+        let s2c_bytes = RingLayout::slot_bytes(s2c_capacity, buffer_size)?;
+        let len = page_up(s2c_slots.checked_add(s2c_bytes)?)?;
+        if len as u64 > MAX_SECTION {
+            return None;
+        }
+        Some(Self {
+            len,
+            c2s: RingLayout {
+                ctrl: c2s_ctrl,
+                slots: c2s_slots,
+                capacity: c2s_capacity,
+                buffer_size,
+            },
+            s2c: RingLayout {
+                ctrl: s2c_ctrl,
+                slots: s2c_slots,
+                capacity: s2c_capacity,
+                buffer_size,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            kind: ChannelKind::Raw,
+            directions: Directions::SendReceive,
+            buffer_size: 65536,
+            send_buffers: 8,
+            receive_buffers: 4,
+            pid: 42,
+            port: 5555,
+            address: "co/ü/\u{1F600}".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let msgs = [
+            Message::Hello(hello()),
+            Message::Accept(Accept {
+                section_len: 1 << 20,
+                c2s_capacity: 12,
+                s2c_capacity: 3,
+                buffer_size: 65536,
+            }),
+            Message::Refuse {
+                reason: RefusalReason::BufferSize,
+                text: "ours 1, yours 2".into(),
+            },
+            Message::Ready,
+        ];
+        for m in msgs {
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        let good = Message::Hello(hello()).encode();
+        for n in 0..good.len() {
+            assert!(Message::decode(&good[..n]).is_err());
+        }
+        let mut v = good.clone();
+        v[4] = 9;
+        assert_eq!(Message::decode(&v), Err(ProtoError::Version(9)));
+        let mut v = good.clone();
+        v[0] = b'X';
+        assert_eq!(Message::decode(&v), Err(ProtoError::BadMagic));
+        let mut v = good.clone();
+        v.push(0);
+        assert_eq!(Message::decode(&v), Err(ProtoError::Trailing(1)));
+        let mut v = good.clone();
+        v[9] = 0xF0;
+        assert_eq!(Message::decode(&v), Err(ProtoError::BadField("directions")));
+        // A refusal from a future version is still readable.
+        let mut r = Message::Refuse {
+            reason: RefusalReason::Busy,
+            text: "x".into(),
+        }
+        .encode();
+        r[4] = 7;
+        assert!(matches!(Message::decode(&r), Ok(Message::Refuse { .. })));
+        // Pseudo-random bytes never panic.
+        let mut x = 0x1234_5678_u64;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = Message::decode(&bytes);
+            let mut with_magic = good[..8].to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = Message::decode(&with_magic);
+        }
+    }
+
+    #[test]
+    fn layout_fits_and_caps() {
+        let l = SectionLayout::compute(65536, 12, 3).unwrap();
+        assert!(l.c2s.fits(l.len) && l.s2c.fits(l.len));
+        assert!(l.s2c.slots >= l.c2s.slots + 12 * (65536 + 64));
+        assert_eq!(l.len % 4096, 0);
+        assert!(SectionLayout::compute(1 << 30, 4096, 4096).is_none());
+        assert!(SectionLayout::compute(u64::MAX, 1, 1).is_none());
+        let z = SectionLayout::compute(64, 0, 5).unwrap();
+        assert!(z.c2s.fits(z.len) && z.s2c.fits(z.len));
+    }
+}
