@@ -53,8 +53,10 @@ use crate::timeout::Deadline;
 pub const CTRL_SIZE: usize = 512;
 /// Bytes of header before each slot's data.
 pub const SLOT_HEADER: usize = 64;
-const TAIL: usize = 0;
-const HEAD: usize = 128;
+/// Offset of `tail` in the control block.
+pub const TAIL: usize = 0;
+/// Offset of `head` in the control block.
+pub const HEAD: usize = 128;
 const C_SLEEP: usize = 256;
 const P_SLEEP: usize = 384;
 /// Slot flag: the consumer zeroes the data before releasing the slot.

@@ -1412,6 +1412,21 @@ impl SendSide for IpcSender {
                         .into(),
                 });
             }
+            // A connection that ended: what it consumed was delivered, what
+            // it did not is lost (reported once).
+            if let (Some(c), Some(p)) = (&self.conn, &mut self.prod) {
+                if c.dead.load(Ordering::Acquire) && lock(&self.inner.link).staged.is_empty() {
+                    let drained = p.drained().unwrap_or(false);
+                    self.conn = None;
+                    self.prod = None;
+                    self.gen = u64::MAX;
+                    return if drained {
+                        Ok(())
+                    } else {
+                        Err(TransportError::Disconnected(self.inner.descriptor.clone()))
+                    };
+                }
+            }
             self.sync();
             if self.live() {
                 let conn = Arc::clone(self.conn.as_ref().expect("live"));

@@ -1,0 +1,355 @@
+//! `lwmq-peer`: a scriptable peer for lwmq's multi-process tests.
+//!
+//! ```text
+//! lwmq-peer send URI [opts]      send checked payloads (--count 0 = forever)
+//! lwmq-peer recv URI [opts]      receive and verify checked payloads
+//! lwmq-peer idle URI [opts]      connect, then sit idle --seconds S
+//! lwmq-peer hostile URI --mode tail|len|head
+//!                                handshake by hand, then corrupt the section
+//! opts: --role server|client|auto  --size S  --count N  --buffer-size B
+//!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
+//!       --retry-ms M  --seconds S
+//! ```
+//!
+//! Lines on stdout (flushed at once) tell the test what happened:
+//! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
+//! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
+//! `STATE <state>`, `DROPPED <reason>`.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use lwmq::descriptor::IpcAddress;
+use lwmq::ring::{HEAD, TAIL};
+use lwmq::sys::{shm, socket};
+use lwmq::transport::ipc::proto::{Hello, Message, SectionLayout};
+use lwmq::transport::{ChannelKind, Directions};
+use lwmq::{
+    AccessPolicy, ConnectionState, RawChannel, Role, Timeout, TransportControl, TransportId,
+};
+use lwmq_harness::{check, fill, init_logging};
+
+struct Opts {
+    cmd: String,
+    uri: String,
+    role: String,
+    size: usize,
+    count: u64,
+    buffer_size: usize,
+    buffers: i64,
+    dirs: Option<Directions>,
+    any_user: bool,
+    allow_root: bool,
+    retry_ms: Option<u32>,
+    seconds: u64,
+    mode: String,
+}
+
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+fn fail(msg: impl AsRef<str>) -> ! {
+    eprintln!("lwmq-peer: {}", msg.as_ref());
+    std::process::exit(1)
+}
+
+fn parse() -> Opts {
+    let mut args = std::env::args().skip(1);
+    let cmd = args
+        .next()
+        .unwrap_or_else(|| fail("usage: lwmq-peer send|recv|idle|hostile URI [opts]"));
+    let uri = args.next().unwrap_or_else(|| fail("missing URI"));
+    let mut o = Opts {
+        cmd,
+        uri,
+        role: "auto".into(),
+        size: 64,
+        count: 1000,
+        buffer_size: 65536,
+        buffers: 8,
+        dirs: None,
+        any_user: false,
+        allow_root: false,
+        retry_ms: None,
+        seconds: 2,
+        mode: String::new(),
+    };
+    while let Some(a) = args.next() {
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| fail(format!("{a} needs a value")))
+        };
+        let num = |s: String| {
+            s.parse::<u64>()
+                .unwrap_or_else(|_| fail(format!("bad number {s}")))
+        };
+        match a.as_str() {
+            "--role" => o.role = val(),
+            "--size" => o.size = num(val()) as usize,
+            "--count" => o.count = num(val()),
+            "--buffer-size" => o.buffer_size = num(val()) as usize,
+            "--buffers" => o.buffers = num(val()) as i64,
+            "--dirs" => {
+                o.dirs = Some(match val().as_str() {
+                    "send" => Directions::Send,
+                    "recv" => Directions::Receive,
+                    _ => Directions::SendReceive,
+                })
+            }
+            "--any-user" => o.any_user = true,
+            "--allow-root" => o.allow_root = true,
+            "--retry-ms" => o.retry_ms = Some(num(val()) as u32),
+            "--seconds" => o.seconds = num(val()),
+            "--mode" => o.mode = val(),
+            other => fail(format!("unknown option {other}")),
+        }
+    }
+    o
+}
+
+fn open(o: &Opts, default_dirs: Directions) -> RawChannel {
+    let dirs = o.dirs.unwrap_or(default_dirs);
+    let (s, r) = match dirs {
+        Directions::Send => (o.buffers, 0),
+        Directions::Receive => (0, o.buffers),
+        Directions::SendReceive => (o.buffers, o.buffers),
+    };
+    let make = || {
+        let mut ch = RawChannel::new();
+        ch.add_transport(&o.uri, o.buffer_size, s, r, dirs)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        let t = ch.transport(TransportId(0)).expect("added");
+        if o.any_user || o.allow_root {
+            let p = if o.any_user {
+                AccessPolicy::any_user()
+            } else {
+                AccessPolicy::same_user().allow_root()
+            };
+            t.control(TransportControl::SetAccessPolicy(p))
+                .unwrap_or_else(|e| fail(e.to_string()));
+        }
+        if let Some(ms) = o.retry_ms {
+            t.control(TransportControl::SetClientConnectionRetryInterval(
+                Duration::from_millis(ms.into()),
+            ))
+            .unwrap_or_else(|e| fail(e.to_string()));
+        }
+        ch
+    };
+    let mut ch = make();
+    let role = match o.role.as_str() {
+        "server" => Role::Server,
+        "client" => Role::Client,
+        _ => match ch.open(Role::Server) {
+            Ok(()) => {
+                say("OPEN server");
+                return ch;
+            }
+            Err(_) => Role::Client,
+        },
+    };
+    ch.open(role).unwrap_or_else(|e| fail(e.to_string()));
+    say(format!(
+        "OPEN {}",
+        if role == Role::Server {
+            "server"
+        } else {
+            "client"
+        }
+    ));
+    ch
+}
+
+fn memfd_map_line() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .find(|l| l.contains("/memfd:lwmq:"))
+        .map(str::to_owned)
+}
+
+fn send(o: &Opts) {
+    let ch = open(o, Directions::Send);
+    let mut tx = ch
+        .sender(TransportId(0))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let run = u64::from(std::process::id()) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos().into());
+    let size = o.size.max(lwmq_harness::HEADER);
+    let mut pattern = vec![0u8; size];
+    let mut seq = 0u64;
+    while o.count == 0 || seq < o.count {
+        let mut b = tx
+            .get_buffer(Timeout::INFINITE)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        fill(&mut pattern, run, seq);
+        b[..size].copy_from_slice(&pattern);
+        b.send(size).unwrap_or_else(|e| fail(e.to_string()));
+        seq += 1;
+    }
+    tx.flush(Timeout::after(Duration::from_secs(120)))
+        .unwrap_or_else(|e| fail(format!("flush: {e}")));
+    say(format!("SENT {seq}"));
+}
+
+fn recv(o: &Opts) {
+    let ch = open(o, Directions::Receive);
+    let mut rx = ch
+        .receiver(TransportId(0))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let (mut received, mut bad, mut dup, mut gaps, mut runs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut current: Option<(u64, u64)> = None;
+    let mut mapped = false;
+    while o.count == 0 || received < o.count {
+        let b = rx
+            .receive_buffer(Timeout::after(Duration::from_secs(120)))
+            .unwrap_or_else(|e| fail(format!("receive: {e}")));
+        received += 1;
+        match check(&b) {
+            None => bad += 1,
+            Some((run, seq)) => match current {
+                Some((r, last)) if r == run => {
+                    if seq <= last {
+                        dup += 1;
+                    } else {
+                        if seq != last + 1 {
+                            gaps += 1;
+                        }
+                        current = Some((run, seq));
+                    }
+                }
+                _ => {
+                    runs += 1;
+                    current = Some((run, seq));
+                    say(format!("RUN {run} {seq}"));
+                }
+            },
+        }
+        drop(b);
+        if !mapped {
+            mapped = true;
+            say("CONNECTED");
+            if let Some(l) = memfd_map_line() {
+                say(format!("MAP {l}"));
+            }
+        }
+    }
+    say(format!(
+        "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
+    ));
+}
+
+fn idle(o: &Opts) {
+    let ch = open(o, Directions::SendReceive);
+    let t = ch.transport(TransportId(0)).expect("added");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let s = t.state();
+        let text = s.to_string();
+        if text != last {
+            say(format!("STATE {text}"));
+            last = text;
+        }
+        if s == ConnectionState::Connected {
+            say("CONNECTED");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Report refusals seen during the idle period too.
+    let end = Instant::now() + Duration::from_secs(o.seconds);
+    while Instant::now() < end {
+        let text = t.state().to_string();
+        if text != last {
+            say(format!("STATE {text}"));
+            last = text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(e) = t.last_error() {
+        say(format!("LASTERROR {e}"));
+    }
+    say("IDLE-DONE");
+}
+
+/// Connects by hand, then breaks the ring protocol in the chosen way.
+fn hostile(o: &Opts) {
+    let addr = IpcAddress::parse(&o.uri).unwrap_or_else(|e| fail(e.to_string()));
+    // The server side must be SendReceive for every mode.
+    let fd = (0..200)
+        .find_map(|_| {
+            socket::connect(&addr.rendezvous_name())
+                .map_err(|_| std::thread::sleep(Duration::from_millis(50)))
+                .ok()
+        })
+        .unwrap_or_else(|| fail("no server"));
+    let hello = Hello {
+        kind: ChannelKind::Raw,
+        directions: Directions::SendReceive,
+        buffer_size: o.buffer_size as u64,
+        send_buffers: o.buffers as u32,
+        receive_buffers: o.buffers as u32,
+        pid: std::process::id(),
+        port: addr.port().unwrap_or(0),
+        address: addr.address().to_owned(),
+    };
+    socket::send(&fd, &Message::Hello(hello).encode(), None)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut buf = [0u8; 1024];
+    let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10)));
+    let r = socket::recv(&fd, &mut buf).unwrap_or_else(|e| fail(e.to_string()));
+    let Ok(Message::Accept(a)) = Message::decode(&buf[..r.len]) else {
+        fail("no ACCEPT")
+    };
+    let layout = SectionLayout::compute(a.buffer_size, a.c2s_capacity, a.s2c_capacity)
+        .unwrap_or_else(|| fail("bad layout"));
+    let memfd = r.fd.unwrap_or_else(|| fail("no memfd"));
+    let map = shm::open(&memfd, layout.len).unwrap_or_else(|e| fail(e.to_string()));
+    socket::send(&fd, &Message::Ready.encode(), None).unwrap_or_else(|e| fail(e.to_string()));
+    say("CONNECTED");
+    // Give the server's data path time to attach, then strike.
+    std::thread::sleep(Duration::from_millis(200));
+    match o.mode.as_str() {
+        "tail" => map
+            .atomic_u32(layout.c2s.ctrl + TAIL)
+            .store(0xFFFF_0000, Ordering::Release),
+        "len" => {
+            let slot0 = layout.c2s.slots;
+            map.atomic_u32(slot0)
+                .store(o.buffer_size as u32 + 1, Ordering::Relaxed);
+            map.atomic_u32(layout.c2s.ctrl + TAIL)
+                .store(1, Ordering::Release);
+        }
+        "head" => map
+            .atomic_u32(layout.s2c.ctrl + HEAD)
+            .store(0x7FFF_FFFF, Ordering::Release),
+        other => fail(format!("unknown mode {other}")),
+    }
+    say("STRUCK");
+    match socket::wait(fd.as_fd(), Some(Duration::from_secs(30))) {
+        Ok(socket::Readiness::TimedOut) => fail("server did not drop the connection"),
+        _ => {
+            let n = socket::recv(&fd, &mut buf).map(|r| r.len).unwrap_or(0);
+            say(format!("DROPPED eof={}", n == 0));
+        }
+    }
+}
+
+fn main() {
+    init_logging();
+    let o = parse();
+    match o.cmd.as_str() {
+        "send" => send(&o),
+        "recv" => recv(&o),
+        "idle" => idle(&o),
+        "hostile" => hostile(&o),
+        other => fail(format!("unknown command {other}")),
+    }
+}
