@@ -92,8 +92,8 @@ impl RingLayout {
     pub fn fits(&self, len: usize) -> bool {
         let slots_end = Self::slot_bytes(self.capacity, self.buffer_size)
             .and_then(|b| self.slots.checked_add(b));
-        self.ctrl % 128 == 0
-            && self.slots % 64 == 0
+        self.ctrl.is_multiple_of(128)
+            && self.slots.is_multiple_of(64)
             && self.ctrl.checked_add(CTRL_SIZE).is_some_and(|e| e <= len)
             && slots_end.is_some_and(|e| e <= len)
     }
@@ -184,7 +184,7 @@ fn wait_on(
                 }
             }
             i += 1;
-            if i % 4 == 0 && (start.elapsed() >= spin || deadline.passed()) {
+            if i.is_multiple_of(4) && (start.elapsed() >= spin || deadline.passed()) {
                 break;
             }
         }

@@ -90,7 +90,7 @@ impl Mapping {
     #[inline]
     pub fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
         assert!(
-            offset % 4 == 0 && offset + 4 <= self.len,
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
             "bad layout offset"
         );
         // SAFETY: in bounds and 4-aligned (checked above; the base is

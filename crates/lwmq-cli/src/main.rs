@@ -1,0 +1,70 @@
+//! `lwmq`: the command-line tool of LwMQ.
+//!
+//! Each subcommand lives in its own module; this file only parses the
+//! command line and dispatches. Exit status: 0 on success, 2 on bad usage or
+//! a bad descriptor (clap's own usage errors also exit 2), 1 when something
+//! failed at run time (a system call, a child process). Errors are written to
+//! stderr as `lwmq: ...`, naming the broken rule or the failed call.
+
+#![warn(missing_docs)]
+
+mod check;
+mod demo;
+mod failure;
+mod limits;
+mod ls;
+mod measure;
+mod peer;
+mod raw_lat;
+mod raw_thr;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lwmq",
+    version,
+    about = "LwMQ for Linux: measure ipc:// channels, inspect descriptors, live servers and this machine's limits"
+)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a descriptor; show its canonical form and kernel rendezvous name.
+    Check(check::CheckArgs),
+    /// List the ipc:// servers listening on this machine.
+    Ls(ls::LsArgs),
+    /// Measure this machine's copy bandwidth and cache-line latency.
+    Limits(limits::LimitsArgs),
+    /// Run both ends of a raw ipc:// channel and show throughput and latency
+    /// next to this machine's limits.
+    Demo(demo::DemoArgs),
+    /// Throughput over a raw channel (send or recv side), every payload verified.
+    RawThr(raw_thr::RawThrArgs),
+    /// One-way latency over a raw channel (ping measures, pong echoes).
+    RawLat(raw_lat::RawLatArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Ls(args) => ls::run(&args),
+        Command::Limits(args) => limits::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::RawThr(args) => raw_thr::run(&args),
+        Command::RawLat(args) => raw_lat::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

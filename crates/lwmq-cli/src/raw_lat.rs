@@ -1,0 +1,182 @@
+//! `lwmq raw-lat ping|pong`: one-way latency over a raw channel, measured as
+//! half of each round trip. `pong` echoes every buffer back; `ping` times
+//! each round trip and reports percentiles.
+
+use std::time::{Duration, Instant};
+
+use lwmq::{Directions, RawChannel, Timeout, TransportControl, TransportId};
+
+use crate::failure::{emit, Failure};
+use crate::peer::{open_channel, RoleArg};
+
+/// Arguments of `lwmq raw-lat`.
+#[derive(Debug, clap::Args)]
+pub struct RawLatArgs {
+    /// `ping` (measures) or `pong` (echoes).
+    #[arg(value_parser = ["ping", "pong"])]
+    pub side: String,
+    /// The descriptor.
+    pub uri: String,
+    /// Payload size in bytes (at least 8).
+    pub size: usize,
+    /// Round trips to time (after a warm-up of COUNT/10, at least 100).
+    pub count: u64,
+    /// Which role to open as; `auto` tries SERVER, then CLIENT.
+    #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
+    pub role: RoleArg,
+    /// BufferSizeBytes (default: 64 KiB, or the payload size if larger).
+    #[arg(long)]
+    pub buffer_size: Option<usize>,
+    /// Microseconds a waiting thread spins before sleeping (0 = futex only).
+    #[arg(long)]
+    pub spin_us: Option<u64>,
+    /// Print one JSON object as the last stdout line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency percentiles of one-way transfers, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct LatReport {
+    /// Median.
+    pub p50_ns: f64,
+    /// 99th percentile.
+    pub p99_ns: f64,
+    /// 99.9th percentile.
+    pub p999_ns: f64,
+    /// Largest.
+    pub max_ns: f64,
+    /// Round trips timed.
+    pub round_trips: u64,
+}
+
+impl LatReport {
+    /// From round-trip samples in nanoseconds.
+    pub fn from_round_trips(mut rt: Vec<u64>) -> Self {
+        rt.sort_unstable();
+        let pick = |q: f64| {
+            if rt.is_empty() {
+                return 0.0;
+            }
+            let i = ((rt.len() as f64 * q).ceil() as usize).clamp(1, rt.len()) - 1;
+            rt[i] as f64 / 2.0
+        };
+        Self {
+            p50_ns: pick(0.50),
+            p99_ns: pick(0.99),
+            p999_ns: pick(0.999),
+            max_ns: rt.last().map_or(0.0, |m| *m as f64 / 2.0),
+            round_trips: rt.len() as u64,
+        }
+    }
+    /// The JSON object.
+    pub fn to_json(&self, size: usize) -> String {
+        serde_json::json!({
+            "size": size,
+            "p50_ns": self.p50_ns,
+            "p99_ns": self.p99_ns,
+            "p999_ns": self.p999_ns,
+            "max_ns": self.max_ns,
+            "round_trips": self.round_trips,
+        })
+        .to_string()
+    }
+    /// One human line.
+    pub fn render(&self, size: usize) -> String {
+        format!(
+            "raw-lat: {size} B one-way (round trip / 2) over {} round trips: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, max {:.0} ns\n",
+            self.round_trips, self.p50_ns, self.p99_ns, self.p999_ns, self.max_ns
+        )
+    }
+}
+
+/// Runs `lwmq raw-lat`.
+pub fn run(a: &RawLatArgs) -> Result<(), Failure> {
+    if a.size < 8 {
+        return Err(Failure::usage(format!(
+            "SIZE {} is too small (rule: SIZE >= 8)",
+            a.size
+        )));
+    }
+    let buffer_size = a.buffer_size.unwrap_or(a.size.max(64 * 1024));
+    if a.size > buffer_size {
+        return Err(Failure::usage(format!(
+            "SIZE {} exceeds --buffer-size {buffer_size}",
+            a.size
+        )));
+    }
+    let ch = open_channel(
+        &a.uri,
+        buffer_size,
+        4,
+        Directions::SendReceive,
+        a.role,
+        |t| {
+            if let Some(us) = a.spin_us {
+                t.control(TransportControl::SetSpinDuration(Duration::from_micros(us)))?;
+            }
+            Ok(())
+        },
+    )?;
+    let total = a.count + warmup(a.count);
+    if a.side == "pong" {
+        return pong(&ch, total);
+    }
+    let r = ping(&ch, a.size, a.count)?;
+    emit(&if a.json {
+        format!("{}\n", r.to_json(a.size))
+    } else {
+        r.render(a.size)
+    })
+}
+
+/// Warm-up round trips before `count` timed ones.
+pub fn warmup(count: u64) -> u64 {
+    (count / 10).max(100)
+}
+
+fn runtime(e: impl std::fmt::Display) -> Failure {
+    Failure::runtime(e.to_string())
+}
+
+/// Echoes `total` buffers.
+pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
+    let mut rx = ch.receiver(TransportId(0)).map_err(runtime)?;
+    let mut tx = ch.sender(TransportId(0)).map_err(runtime)?;
+    for _ in 0..total {
+        let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let n = b.len();
+        o[..n].copy_from_slice(&b);
+        drop(b);
+        o.send(n).map_err(runtime)?;
+    }
+    tx.flush(Timeout::after(Duration::from_secs(10)))
+        .map_err(runtime)
+}
+
+/// Times `count` round trips after the warm-up.
+pub fn ping(ch: &RawChannel, size: usize, count: u64) -> Result<LatReport, Failure> {
+    let mut rx = ch.receiver(TransportId(0)).map_err(runtime)?;
+    let mut tx = ch.sender(TransportId(0)).map_err(runtime)?;
+    let mut samples = Vec::with_capacity(count as usize);
+    let w = warmup(count);
+    for i in 0..w + count {
+        let t0 = Instant::now();
+        let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+        o[..8].copy_from_slice(&i.to_le_bytes());
+        o.send(size).map_err(runtime)?;
+        let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let rt = t0.elapsed();
+        if b.len() != size || b[..8] != i.to_le_bytes() {
+            return Err(Failure::runtime(format!(
+                "raw-lat: echo {i} came back wrong"
+            )));
+        }
+        drop(b);
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    Ok(LatReport::from_round_trips(samples))
+}
