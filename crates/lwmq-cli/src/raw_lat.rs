@@ -36,7 +36,7 @@ pub struct RawLatArgs {
 }
 
 /// Latency percentiles of one-way transfers, in nanoseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LatReport {
     /// Median.
     pub p50_ns: f64,

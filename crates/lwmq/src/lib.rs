@@ -15,6 +15,8 @@
 pub mod channel_error;
 pub mod descriptor;
 #[allow(unsafe_code)]
+pub mod queue;
+#[allow(unsafe_code)]
 pub mod raw;
 #[allow(unsafe_code)]
 pub mod ring;

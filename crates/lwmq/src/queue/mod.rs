@@ -1,0 +1,163 @@
+//! Send queues, their [`Scheduler`], and the receive queue of a channel.
+//!
+//! Building blocks for the channel layer, generic over the item type `T`
+//! (the channel stores messages):
+//!
+//! * **Send queues**, seven kinds ([`SendQueueKind`]), posted to through a
+//!   [`Producer`] and drained by the channel's sender through the
+//!   [`Scheduler`], which applies the [`Priority`] policy (time-critical
+//!   first, weighted round-robin 16/8/4/2/1 for the middle five, idle
+//!   last; see [`Scheduler`]'s module docs).
+//! * **Receive queue**, four kinds ([`ReceiveQueueKind`]), filled by the
+//!   channel's receive path through a [`ReceiveProducer`] and drained by the
+//!   application with a timeout.
+//! * [`Notify`], the park/wake primitive the blocking operations use; the
+//!   channel can reuse it for the sender's doorbell.
+//!
+//! One file per flavour: `mono` (SPSC block list, hand-rolled: see its
+//! docs for the measurement), `unbounded` (crossbeam `SegQueue`),
+//! `bounded` (crossbeam `ArrayQueue`), `tagged` (mutex + slab with
+//! tombstones). `send`, `scheduler` and `receive` build the public handles
+//! on top; `sync` is the std/loom switch.
+//!
+//! Rules every flavour keeps: the order of one queue is FIFO (per producer
+//! for multi-producer queues); a failed post hands the item back; no item
+//! is dropped while a lock is held (dropping may run user callbacks);
+//! blocking waits park the thread (no spinning); every item is dropped
+//! exactly once, whether taken, discarded, replaced by tag, or left in a
+//! queue when it is dropped.
+
+mod bounded;
+mod error;
+#[allow(unsafe_code)]
+mod mono;
+mod notify;
+mod receive;
+mod scheduler;
+mod send;
+mod sync;
+mod tagged;
+mod unbounded;
+
+pub use error::{PostError, PushError, QueueConfigError, RecvError};
+pub use notify::Notify;
+pub use receive::{receive_queue, MonoReceiver, ReceiveConsumer, ReceiveProducer, Receiver};
+pub use scheduler::{QueueId, Scheduler};
+pub use send::{Doorbell, MonoProducer, MultiProducer, Producer};
+
+/// What a bounded queue gives up when it stays full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Discard {
+    Oldest,
+    Newest,
+}
+
+/// The kind of a send queue (`LMQ_SENDQUEUETYPE_*`). Bounded kinds carry
+/// their capacity in items (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendQueueKind {
+    /// One posting thread (type-enforced: [`MonoProducer`] is not `Sync`
+    /// nor `Clone`); a post is a few instructions and never waits.
+    MonoProducerUnbounded,
+    /// Any number of posting threads; never waits.
+    MultiProducerUnbounded,
+    /// Like [`MultiProducerUnbounded`](Self::MultiProducerUnbounded), with
+    /// "latest value wins" tags.
+    MultiProducerUnboundedTagged,
+    /// When full, a post waits up to its timeout for room, then drops the
+    /// oldest queued item.
+    MultiProducerBoundedDiscardOldest(usize),
+    /// When full, a post waits up to its timeout for room, then is refused.
+    MultiProducerBoundedDiscardNewest(usize),
+    /// [`MultiProducerBoundedDiscardOldest`](Self::MultiProducerBoundedDiscardOldest) with tags.
+    MultiProducerBoundedDiscardOldestTagged(usize),
+    /// [`MultiProducerBoundedDiscardNewest`](Self::MultiProducerBoundedDiscardNewest) with tags.
+    MultiProducerBoundedDiscardNewestTagged(usize),
+}
+
+impl SendQueueKind {
+    /// The capacity of a bounded kind, `None` for unbounded kinds.
+    pub fn capacity(self) -> Option<usize> {
+        match self {
+            SendQueueKind::MonoProducerUnbounded
+            | SendQueueKind::MultiProducerUnbounded
+            | SendQueueKind::MultiProducerUnboundedTagged => None,
+            SendQueueKind::MultiProducerBoundedDiscardOldest(c)
+            | SendQueueKind::MultiProducerBoundedDiscardNewest(c)
+            | SendQueueKind::MultiProducerBoundedDiscardOldestTagged(c)
+            | SendQueueKind::MultiProducerBoundedDiscardNewestTagged(c) => Some(c),
+        }
+    }
+
+    /// True for the kinds that accept non-zero tags.
+    pub fn is_tagged(self) -> bool {
+        matches!(
+            self,
+            SendQueueKind::MultiProducerUnboundedTagged
+                | SendQueueKind::MultiProducerBoundedDiscardOldestTagged(_)
+                | SendQueueKind::MultiProducerBoundedDiscardNewestTagged(_)
+        )
+    }
+}
+
+/// The kind of a channel's receive queue (`LMQ_RECEIVEQUEUETYPE_*`).
+/// Bounded kinds carry their capacity in items (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReceiveQueueKind {
+    /// One consumer ([`MonoReceiver`]).
+    MonoConsumerUnbounded,
+    /// Any number of consumers ([`Receiver`]).
+    MultiConsumerUnbounded,
+    /// When full, a push drops the oldest queued item.
+    MultiConsumerBoundedDiscardOldest(usize),
+    /// When full, a push drops the new item.
+    MultiConsumerBoundedDiscardNewest(usize),
+}
+
+/// Priority of a send queue (`LMQ_SENDQUEUEPRIORITY_*`), highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Priority {
+    /// Always drained first; may starve every other priority.
+    TimeCritical = 0,
+    /// Weighted round-robin, weight 16.
+    Highest = 1,
+    /// Weighted round-robin, weight 8.
+    AboveNormal = 2,
+    /// Weighted round-robin, weight 4.
+    Normal = 3,
+    /// Weighted round-robin, weight 2.
+    BelowNormal = 4,
+    /// Weighted round-robin, weight 1.
+    Lowest = 5,
+    /// Served only when every other queue is empty; may starve.
+    Idle = 6,
+}
+
+impl Priority {
+    /// All priorities, highest first (index = `priority as usize`).
+    pub const ALL: [Priority; 7] = [
+        Priority::TimeCritical,
+        Priority::Highest,
+        Priority::AboveNormal,
+        Priority::Normal,
+        Priority::BelowNormal,
+        Priority::Lowest,
+        Priority::Idle,
+    ];
+
+    /// Weighted-round-robin weight: while the five middle priorities all
+    /// have items, out of every 31 items sent, 16 are Highest, 8
+    /// AboveNormal, 4 Normal, 2 BelowNormal and 1 Lowest. `None` for
+    /// TimeCritical and Idle, which are strict.
+    pub const fn weight(self) -> Option<u32> {
+        match self {
+            Priority::TimeCritical | Priority::Idle => None,
+            Priority::Highest => Some(16),
+            Priority::AboveNormal => Some(8),
+            Priority::Normal => Some(4),
+            Priority::BelowNormal => Some(2),
+            Priority::Lowest => Some(1),
+        }
+    }
+}

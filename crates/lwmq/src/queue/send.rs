@@ -1,0 +1,390 @@
+//! Send-queue handles: the producers the application posts through, and
+//! the consumer side ([`SendQueue`]) that the [`Scheduler`] owns.
+//!
+//! [`Scheduler`]: super::Scheduler
+
+use std::fmt;
+
+use super::bounded::Bounded;
+use super::error::PostError;
+use super::mono;
+use super::sync::Arc;
+use super::tagged::Tagged;
+use super::unbounded::Unbounded;
+use super::{Discard, SendQueueKind};
+use crate::timeout::Timeout;
+
+/// Hook called after every successful post (see [`Scheduler::with_doorbell`]).
+///
+/// [`Scheduler::with_doorbell`]: super::Scheduler::with_doorbell
+// Always std's `Arc`: the hook is not part of what loom models, and loom's
+// `Arc` cannot hold a trait object.
+pub type Doorbell = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+#[inline]
+fn ring(doorbell: &Option<Doorbell>) {
+    if let Some(ring) = doorbell {
+        ring();
+    }
+}
+
+/// The multi-producer flavours, behind one `Arc` shared by producers and
+/// the consumer.
+pub(crate) enum Flavor<T> {
+    Unbounded(Unbounded<T>),
+    Bounded(Bounded<T>),
+    Tagged(Tagged<T>),
+}
+
+pub(crate) struct MultiShared<T> {
+    flavor: Flavor<T>,
+    doorbell: Option<Doorbell>,
+}
+
+impl<T> MultiShared<T> {
+    fn close(&self) {
+        match &self.flavor {
+            Flavor::Unbounded(q) => q.close(),
+            Flavor::Bounded(q) => q.close(),
+            Flavor::Tagged(q) => q.close(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.flavor {
+            Flavor::Unbounded(q) => q.is_closed(),
+            Flavor::Bounded(q) => q.is_closed(),
+            Flavor::Tagged(q) => q.is_closed(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.flavor {
+            Flavor::Unbounded(q) => q.len(),
+            Flavor::Bounded(q) => q.len(),
+            Flavor::Tagged(q) => q.len(),
+        }
+    }
+
+    fn discarded(&self) -> u64 {
+        match &self.flavor {
+            Flavor::Unbounded(_) => 0,
+            Flavor::Bounded(q) => q.discarded(),
+            Flavor::Tagged(q) => q.discarded(),
+        }
+    }
+}
+
+/// Creates one send queue: the producer handle and the consumer side.
+pub(crate) fn send_queue<T: Send>(
+    kind: SendQueueKind,
+    doorbell: Option<Doorbell>,
+) -> (Producer<T>, SendQueue<T>) {
+    let flavor = match kind {
+        SendQueueKind::MonoProducerUnbounded => {
+            let (producer, consumer) = mono::queue();
+            return (
+                Producer::Mono(MonoProducer { producer, doorbell }),
+                SendQueue::Mono(consumer),
+            );
+        }
+        SendQueueKind::MultiProducerUnbounded => Flavor::Unbounded(Unbounded::new()),
+        SendQueueKind::MultiProducerUnboundedTagged => {
+            Flavor::Tagged(Tagged::new(None, Discard::Oldest))
+        }
+        SendQueueKind::MultiProducerBoundedDiscardOldest(cap) => {
+            Flavor::Bounded(Bounded::new(cap, Discard::Oldest))
+        }
+        SendQueueKind::MultiProducerBoundedDiscardNewest(cap) => {
+            Flavor::Bounded(Bounded::new(cap, Discard::Newest))
+        }
+        SendQueueKind::MultiProducerBoundedDiscardOldestTagged(cap) => {
+            Flavor::Tagged(Tagged::new(Some(cap), Discard::Oldest))
+        }
+        SendQueueKind::MultiProducerBoundedDiscardNewestTagged(cap) => {
+            Flavor::Tagged(Tagged::new(Some(cap), Discard::Newest))
+        }
+    };
+    let shared = Arc::new(MultiShared { flavor, doorbell });
+    (
+        Producer::Multi(MultiProducer {
+            shared: shared.clone(),
+        }),
+        SendQueue::Multi(shared),
+    )
+}
+
+/// Posting handle of a send queue, as returned by
+/// [`Scheduler::add_queue`](super::Scheduler::add_queue).
+///
+/// Match on it to get the concrete handle: a [`MultiProducer`] can be
+/// cloned and shared between threads, a [`MonoProducer`] cannot.
+#[derive(Debug)]
+pub enum Producer<T> {
+    /// Handle of a [`SendQueueKind::MonoProducerUnbounded`] queue.
+    Mono(MonoProducer<T>),
+    /// Handle of any multi-producer kind.
+    Multi(MultiProducer<T>),
+}
+
+impl<T> Producer<T> {
+    /// Posts `item` without a tag; see [`MultiProducer::post`]. A
+    /// mono-producer queue never waits, so it ignores `timeout`.
+    pub fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
+        match self {
+            Producer::Mono(p) => p.post(item),
+            Producer::Multi(p) => p.post(item, timeout),
+        }
+    }
+
+    /// Posts `item` with `tag`; see [`MultiProducer::post_tagged`]. A
+    /// non-zero tag on an untagged queue fails with
+    /// [`PostError::TagUnsupported`].
+    pub fn post_tagged(&self, item: T, tag: u64, timeout: Timeout) -> Result<(), PostError<T>> {
+        match self {
+            Producer::Mono(p) if tag == 0 => p.post(item),
+            Producer::Mono(_) => Err(PostError::TagUnsupported(item)),
+            Producer::Multi(p) => p.post_tagged(item, tag, timeout),
+        }
+    }
+
+    /// Number of items queued (approximate under concurrency).
+    pub fn len(&self) -> usize {
+        match self {
+            Producer::Mono(p) => p.len(),
+            Producer::Multi(p) => p.len(),
+        }
+    }
+
+    /// True if nothing is queued (approximate under concurrency).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of items this queue has discarded because it was full.
+    pub fn discarded(&self) -> u64 {
+        match self {
+            Producer::Mono(_) => 0,
+            Producer::Multi(p) => p.discarded(),
+        }
+    }
+
+    /// Closes the queue: later posts fail with [`PostError::Closed`];
+    /// queued items stay for the consumer to drain.
+    pub fn close(&self) {
+        match self {
+            Producer::Mono(p) => p.close(),
+            Producer::Multi(p) => p.close(),
+        }
+    }
+}
+
+/// Posting handle of a mono-producer unbounded queue.
+///
+/// `Send` but neither `Sync` nor `Clone`: one thread posts at a time, which
+/// is what lets a post be a slot write and a release store (no locked
+/// instruction). Move it to another thread if needed.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<lwmq::queue::MonoProducer<u32>>();
+/// ```
+///
+/// ```compile_fail
+/// fn cloned<T: Clone>() {}
+/// cloned::<lwmq::queue::MonoProducer<u32>>();
+/// ```
+pub struct MonoProducer<T> {
+    producer: mono::Producer<T>,
+    doorbell: Option<Doorbell>,
+}
+
+impl<T> MonoProducer<T> {
+    /// Appends `item`. Never waits; fails only if the queue is closed
+    /// (or its scheduler dropped), handing the item back.
+    #[inline]
+    pub fn post(&self, item: T) -> Result<(), PostError<T>> {
+        self.producer.push(item).map_err(PostError::Closed)?;
+        ring(&self.doorbell);
+        Ok(())
+    }
+
+    /// Number of items queued.
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the queue: later posts fail with [`PostError::Closed`].
+    pub fn close(&self) {
+        self.producer.close();
+    }
+
+    /// True once the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        self.producer.is_closed()
+    }
+}
+
+impl<T> fmt::Debug for MonoProducer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonoProducer")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Posting handle of a multi-producer queue: `Clone`, `Send` and `Sync`.
+pub struct MultiProducer<T> {
+    shared: Arc<MultiShared<T>>,
+}
+
+impl<T> Clone for MultiProducer<T> {
+    fn clone(&self) -> Self {
+        MultiProducer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> MultiProducer<T> {
+    /// Posts `item` without a tag (same as `post_tagged(item, 0, timeout)`).
+    #[inline]
+    pub fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
+        self.post_tagged(item, 0, timeout)
+    }
+
+    /// Posts `item`.
+    ///
+    /// * `tag`: on a tagged queue, a non-zero tag first removes the queued
+    ///   item with the same tag, if the consumer has not taken it yet
+    ///   ("latest value wins"); the new item goes to the tail. The removed
+    ///   item is dropped on this thread after all locks are released.
+    ///   0 means no tag. A non-zero tag on an untagged queue fails with
+    ///   [`PostError::TagUnsupported`].
+    /// * `timeout`: only bounded queues wait. When full, the post sleeps up
+    ///   to `timeout` for the consumer to make room; if still full,
+    ///   discard-oldest drops the oldest queued item (counted in
+    ///   [`discarded`](Self::discarded), dropped on this thread outside any
+    ///   lock) and queues `item`, while discard-newest refuses `item`
+    ///   (counted) with [`PostError::Full`] (zero timeout) or
+    ///   [`PostError::Timeout`].
+    ///
+    /// Fails with [`PostError::Closed`] once the queue is closed. On
+    /// success the scheduler's doorbell, if any, is rung.
+    pub fn post_tagged(&self, item: T, tag: u64, timeout: Timeout) -> Result<(), PostError<T>> {
+        match &self.shared.flavor {
+            Flavor::Tagged(q) => q.post(item, tag, timeout)?,
+            _ if tag != 0 => return Err(PostError::TagUnsupported(item)),
+            Flavor::Unbounded(q) => q.push(item).map_err(PostError::Closed)?,
+            Flavor::Bounded(q) => q.post(item, timeout)?,
+        }
+        ring(&self.shared.doorbell);
+        Ok(())
+    }
+
+    /// Number of items queued (approximate under concurrency).
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// True if nothing is queued (approximate under concurrency).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of items discarded because the queue was full (both policies).
+    /// Tag replacements are not discards and are not counted.
+    pub fn discarded(&self) -> u64 {
+        self.shared.discarded()
+    }
+
+    /// Closes the queue: later posts fail with [`PostError::Closed`] and
+    /// posts waiting for room wake up and fail. A post racing with `close`
+    /// on an unbounded queue may still be accepted.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// True once the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl<T> fmt::Debug for MultiProducer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiProducer")
+            .field("len", &self.len())
+            .field("discarded", &self.discarded())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Consumer side of one send queue (owned by the scheduler, which is the
+/// single consumer: `try_take` needs `&mut self`).
+pub(crate) enum SendQueue<T> {
+    Mono(mono::Consumer<T>),
+    Multi(Arc<MultiShared<T>>),
+}
+
+impl<T> SendQueue<T> {
+    #[inline]
+    pub(crate) fn try_take(&mut self) -> Option<T> {
+        match self {
+            SendQueue::Mono(c) => c.pop(),
+            SendQueue::Multi(s) => match &s.flavor {
+                Flavor::Unbounded(q) => q.pop(),
+                Flavor::Bounded(q) => q.pop(),
+                Flavor::Tagged(q) => q.pop(),
+            },
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            SendQueue::Mono(c) => c.len(),
+            SendQueue::Multi(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            SendQueue::Mono(c) => c.is_empty(),
+            SendQueue::Multi(s) => s.len() == 0,
+        }
+    }
+
+    pub(crate) fn discarded(&self) -> u64 {
+        match self {
+            SendQueue::Mono(_) => 0,
+            SendQueue::Multi(s) => s.discarded(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            SendQueue::Mono(c) => c.close(),
+            SendQueue::Multi(s) => s.close(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            SendQueue::Mono(c) => c.is_closed(),
+            SendQueue::Multi(s) => s.is_closed(),
+        }
+    }
+}
+
+impl<T> Drop for SendQueue<T> {
+    /// The consumer is gone: refuse further posts and wake waiting posters.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
