@@ -177,7 +177,7 @@ impl<T: Send> Scheduler<T> {
             let weight = i64::from(Priority::ALL[level].weight().unwrap_or(0));
             self.credit[level] += weight;
             total += weight;
-            if best.map_or(true, |b| self.credit[level] > self.credit[b]) {
+            if best.is_none_or(|b| self.credit[level] > self.credit[b]) {
                 best = Some(level);
             }
         }
