@@ -8,12 +8,15 @@
 //! - [`ring`]: the shared-memory slot ring, validating everything it reads;
 //! - [`transport`]: the transport interface, the registry by scheme, and the
 //!   `ipc://` provider ([`transport::ipc`]);
-//! - [`raw`]: raw channels (direct buffer access).
+//! - [`raw`]: raw channels (direct buffer access);
+//! - [`message`], [`wire`], [`queue`]: messages and frames, their encoding
+//!   into transport buffers, and the send/receive queues.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod channel_error;
 pub mod descriptor;
+pub mod message;
 #[allow(unsafe_code)]
 pub mod queue;
 #[allow(unsafe_code)]
@@ -25,6 +28,7 @@ pub mod sys;
 pub mod timeout;
 #[allow(unsafe_code)]
 pub mod transport;
+pub mod wire;
 
 pub use channel_error::ChannelError;
 pub use descriptor::{DescriptorError, IpcAddress};
@@ -36,4 +40,4 @@ pub use transport::{
 };
 
 /// Largest frame payload a message stores inline, without a heap allocation.
-pub const MAX_INLINE_DATA_SIZE: u32 = 64;
+pub const MAX_INLINE_DATA_SIZE: u32 = message::MAX_INLINE_FRAME_SIZE as u32;

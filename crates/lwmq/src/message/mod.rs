@@ -1,0 +1,559 @@
+//! Messages and frames.
+//!
+//! A [`Message`] is an ordered list of 1 to [`MAX_FRAMES`] frames that is
+//! sent atomically. Each frame is a byte string plus an optional
+//! [`NtTime`] timestamp, and is one of four kinds ([`FrameKind`]):
+//!
+//! * **inline**: [`Message::push_copy`] of at most [`MAX_INLINE_FRAME_SIZE`]
+//!   bytes; the bytes live inside the frame, no allocation of their own;
+//! * **bytes**: a [`Bytes`] handle, from [`Message::push_bytes`] (zero copy),
+//!   or from `push_copy` of a larger frame (one allocation, one copy);
+//! * **static**: a `&'static [u8]` from [`Message::push_static`] (zero copy);
+//! * **external**: caller-owned memory with acquire/release hooks, from
+//!   [`Message::push_external`] (zero copy, see [`ExternalData`]).
+//!
+//! # Representation
+//!
+//! An unshared `Message` holds its frames by value: the first frame inline
+//! and a `Vec` for the others (an empty `Vec` does not allocate). Creating a
+//! one-frame message of up to [`MAX_INLINE_FRAME_SIZE`] bytes, posting it
+//! and dropping it therefore allocates nothing and touches no atomic; the
+//! value is 128 bytes, which a queue moves with one `memcpy`.
+//!
+//! [`Message::share`] (a *message reference*) moves the frames behind an
+//! `Arc` the first time and returns another handle to them: no payload is
+//! copied, and each further share is one reference-count increment.
+//! Appending to a shared message detaches it first (copy-on-write of the
+//! frame list: inline frames are copied, the other kinds reference-counted),
+//! so the other sharers never see the change.
+
+mod external;
+mod time;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use external::{AcquireError, ExternalData, ExternalFrame};
+pub use time::{NtTime, Timestamp};
+
+use external::SharedExternal;
+
+/// Largest frame, in bytes, that [`Message::push_copy`] stores inline in the
+/// frame itself rather than in a separate allocation
+/// (`LmqQueryMaxInlineFrameSize`).
+///
+/// 64 bytes covers the 64-byte benchmark message and keeps a frame at 88
+/// bytes and an unshared [`Message`] at 128 bytes. Every frame slot pays for
+/// the inline buffer, so a larger value makes every message bigger to move
+/// through queues and every frame of a many-frame message bigger.
+pub const MAX_INLINE_FRAME_SIZE: usize = 64;
+
+/// Largest number of frames in one message.
+pub const MAX_FRAMES: usize = 65_535;
+
+/// Largest frame, in bytes: `u32::MAX` (4 GiB - 1), the limit the wire format
+/// enforces on decode as well.
+pub const MAX_FRAME_SIZE: usize = u32::MAX as usize;
+
+// The inline length is stored in a `u8`.
+const _: () = assert!(MAX_INLINE_FRAME_SIZE <= u8::MAX as usize);
+
+/// Why a message operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// The message has no frames; a message needs at least one frame to be
+    /// posted.
+    #[error("a message must have at least one frame; append a frame before posting it")]
+    NoFrames,
+    /// Appending would exceed the frame limit.
+    #[error("a message holds at most {max} frames; split the data over several messages or fewer, larger frames")]
+    TooManyFrames {
+        /// The limit, [`MAX_FRAMES`].
+        max: usize,
+    },
+    /// The frame is larger than the per-frame limit.
+    #[error("a frame holds at most {max} bytes but {len} were given; split the data over several frames")]
+    FrameTooLarge {
+        /// The size of the rejected frame.
+        len: usize,
+        /// The limit, [`MAX_FRAME_SIZE`].
+        max: usize,
+    },
+    /// The acquire hook of an external frame failed.
+    #[error("external frame {frame}: {source}")]
+    Acquire {
+        /// Index of the frame whose hook failed.
+        frame: usize,
+        /// The hook's error.
+        #[source]
+        source: AcquireError,
+    },
+}
+
+/// A failed [`Message::push_external`]: the error and the frame, given back
+/// so that the caller decides whether to drop it (which runs its release
+/// hook) or to append it elsewhere.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PushExternalError {
+    /// Why the frame was not appended.
+    pub error: MessageError,
+    /// The frame that was not appended.
+    pub frame: ExternalFrame,
+}
+
+/// How a frame's bytes are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameKind {
+    /// Copied into the frame itself (at most [`MAX_INLINE_FRAME_SIZE`] bytes).
+    Inline,
+    /// A [`Bytes`] handle: appended with [`Message::push_bytes`], or a larger
+    /// copied frame, or a large frame of a decoded message.
+    Bytes,
+    /// A `&'static [u8]` appended with [`Message::push_static`].
+    Static,
+    /// Caller-owned memory appended with [`Message::push_external`].
+    External,
+}
+
+#[derive(Clone)]
+enum FrameData {
+    Inline {
+        len: u8,
+        bytes: [u8; MAX_INLINE_FRAME_SIZE],
+    },
+    Bytes(Bytes),
+    Static(&'static [u8]),
+    External(SharedExternal),
+}
+
+#[derive(Clone)]
+struct Frame {
+    timestamp: Option<NtTime>,
+    data: FrameData,
+}
+
+impl Frame {
+    fn inline(data: &[u8], timestamp: Option<NtTime>) -> Option<Self> {
+        let len = u8::try_from(data.len()).ok()?;
+        let mut bytes = [0u8; MAX_INLINE_FRAME_SIZE];
+        bytes.get_mut(..data.len())?.copy_from_slice(data);
+        Some(Frame {
+            timestamp,
+            data: FrameData::Inline { len, bytes },
+        })
+    }
+
+    fn data(&self) -> &[u8] {
+        match &self.data {
+            FrameData::Inline { len, bytes } => {
+                // `len <= MAX_INLINE_FRAME_SIZE` by construction; `get`
+                // keeps this panic-free regardless.
+                bytes.get(..usize::from(*len)).unwrap_or(bytes)
+            }
+            FrameData::Bytes(b) => b,
+            FrameData::Static(s) => s,
+            FrameData::External(e) => e.data(),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    /// Sum of the frame lengths as they were when appended.
+    payload_size: usize,
+    /// Number of external frames (skips the acquire walk when zero).
+    external_frames: usize,
+    first: Option<Frame>,
+    rest: Vec<Frame>,
+}
+
+impl Inner {
+    fn frame_count(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+}
+
+/// An ordered list of frames, sent atomically (see the [module
+/// documentation](self)).
+///
+/// A message that was never posted is simply dropped; dropping runs the
+/// release hooks of its external frames once no other message shares them.
+pub struct Message {
+    repr: Repr,
+}
+
+/// Unshared messages hold their frames by value: creating, filling, posting
+/// and dropping one allocates nothing beyond large frames and touches no
+/// atomic. The first [`Message::share`] moves the frames behind an `Arc`.
+enum Repr {
+    Unique(Inner),
+    Shared(Arc<Inner>),
+}
+
+impl Message {
+    /// Creates an empty message (one allocation).
+    pub fn new() -> Self {
+        Message {
+            repr: Repr::Unique(Inner::default()),
+        }
+    }
+
+    /// Creates an empty message with room for `frame_hint` frames without
+    /// further allocation (`LmqCreateMessage(FrameCountHint)`).
+    pub fn with_capacity(frame_hint: usize) -> Self {
+        let rest = frame_hint.saturating_sub(1).min(MAX_FRAMES - 1);
+        Message {
+            repr: Repr::Unique(Inner {
+                rest: Vec::with_capacity(rest),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Number of frames.
+    pub fn frame_count(&self) -> usize {
+        self.inner().frame_count()
+    }
+
+    /// True if the message has no frames (and so cannot be posted yet).
+    pub fn is_empty(&self) -> bool {
+        self.inner().first.is_none()
+    }
+
+    /// Total payload bytes over all frames (O(1): kept as frames are appended).
+    pub fn payload_size(&self) -> usize {
+        self.inner().payload_size
+    }
+
+    /// Checks that the message can be posted: it has at least one frame.
+    pub fn validate(&self) -> Result<(), MessageError> {
+        if self.is_empty() {
+            Err(MessageError::NoFrames)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The frame at `index`, or `None` past the last frame.
+    pub fn frame(&self, index: usize) -> Option<FrameRef<'_>> {
+        let frame = match index.checked_sub(1) {
+            None => self.inner().first.as_ref(),
+            Some(i) => self.inner().rest.get(i),
+        }?;
+        Some(FrameRef { frame })
+    }
+
+    /// The frames in order.
+    pub fn frames(&self) -> Frames<'_> {
+        Frames {
+            first: self.inner().first.as_ref(),
+            rest: self.inner().rest.iter(),
+        }
+    }
+
+    /// Appends a copy of `data`: inline if it is at most
+    /// [`MAX_INLINE_FRAME_SIZE`] bytes, else in one new allocation.
+    pub fn push_copy(&mut self, data: &[u8], timestamp: Timestamp) -> Result<(), MessageError> {
+        self.check_push(data.len())?;
+        let timestamp = timestamp.resolve();
+        let frame = match Frame::inline(data, timestamp) {
+            Some(frame) if data.len() <= MAX_INLINE_FRAME_SIZE => frame,
+            _ => Frame {
+                timestamp,
+                data: FrameData::Bytes(Bytes::copy_from_slice(data)),
+            },
+        };
+        self.push_checked(frame, data.len(), false);
+        Ok(())
+    }
+
+    /// Appends `data` without copying it.
+    pub fn push_static(
+        &mut self,
+        data: &'static [u8],
+        timestamp: Timestamp,
+    ) -> Result<(), MessageError> {
+        self.check_push(data.len())?;
+        let frame = Frame {
+            timestamp: timestamp.resolve(),
+            data: FrameData::Static(data),
+        };
+        self.push_checked(frame, data.len(), false);
+        Ok(())
+    }
+
+    /// Appends a shared [`Bytes`] buffer without copying it.
+    pub fn push_bytes(&mut self, data: Bytes, timestamp: Timestamp) -> Result<(), MessageError> {
+        let len = data.len();
+        self.check_push(len)?;
+        let frame = Frame {
+            timestamp: timestamp.resolve(),
+            data: FrameData::Bytes(data),
+        };
+        self.push_checked(frame, len, false);
+        Ok(())
+    }
+
+    /// Appends caller-owned memory without copying it. On failure the frame
+    /// is given back in the error (dropping it runs its release hook).
+    pub fn push_external(
+        &mut self,
+        frame: ExternalFrame,
+        timestamp: Timestamp,
+    ) -> Result<(), PushExternalError> {
+        let len = frame.data().len();
+        if let Err(error) = self.check_push(len) {
+            return Err(PushExternalError { error, frame });
+        }
+        let frame = Frame {
+            timestamp: timestamp.resolve(),
+            data: FrameData::External(frame.cell),
+        };
+        self.push_checked(frame, len, true);
+        Ok(())
+    }
+
+    /// Returns a *message reference*: a message sharing this one's frames
+    /// (`LmqCreateMessageRef`), to post one payload on several channels. No
+    /// payload is copied; external frames are released when the last sharer
+    /// is dropped.
+    ///
+    /// Takes `&mut self` because the first share moves the frames of `self`
+    /// into a reference-counted block (one allocation); this keeps unshared
+    /// messages free of allocations and atomics, which is the common case.
+    pub fn share(&mut self) -> Message {
+        let arc = match &mut self.repr {
+            Repr::Shared(arc) => Arc::clone(arc),
+            Repr::Unique(inner) => {
+                let arc = Arc::new(std::mem::take(inner));
+                self.repr = Repr::Shared(Arc::clone(&arc));
+                arc
+            }
+        };
+        Message {
+            repr: Repr::Shared(arc),
+        }
+    }
+
+    /// True if other messages currently share this one's frames.
+    pub fn is_shared(&self) -> bool {
+        match &self.repr {
+            Repr::Unique(_) => false,
+            Repr::Shared(arc) => Arc::strong_count(arc) > 1,
+        }
+    }
+
+    /// True if at least one frame is external.
+    pub fn has_external_frames(&self) -> bool {
+        self.inner().external_frames > 0
+    }
+
+    /// Runs the acquire hook of every external frame that has not been
+    /// acquired yet (`ACQUIRE_DATA`). The sender calls this when it prepares
+    /// the message for sending, before encoding it; hooks run once per frame
+    /// however many times this is called and however many sharers post the
+    /// message. Returns the first failure (the remaining frames are not
+    /// acquired then).
+    pub fn acquire_external(&self) -> Result<(), MessageError> {
+        if self.inner().external_frames == 0 {
+            return Ok(());
+        }
+        for (index, frame) in self.frames().enumerate() {
+            if let FrameData::External(cell) = &frame.frame.data {
+                cell.acquire().map_err(|source| MessageError::Acquire {
+                    frame: index,
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn inner(&self) -> &Inner {
+        match &self.repr {
+            Repr::Unique(inner) => inner,
+            Repr::Shared(arc) => arc,
+        }
+    }
+
+    /// Copy-on-write: takes the frames back out of the `Arc` (moved if this
+    /// was the last sharer, the frame list cloned otherwise).
+    fn inner_mut(&mut self) -> &mut Inner {
+        if let Repr::Shared(_) = self.repr {
+            let placeholder = Repr::Unique(Inner::default()); // no allocation
+            if let Repr::Shared(arc) = std::mem::replace(&mut self.repr, placeholder) {
+                self.repr = Repr::Unique(Arc::unwrap_or_clone(arc));
+            }
+        }
+        match &mut self.repr {
+            Repr::Unique(inner) => inner,
+            // Not reached (converted above); `make_mut` keeps it panic-free.
+            Repr::Shared(arc) => Arc::make_mut(arc),
+        }
+    }
+
+    fn check_push(&self, len: usize) -> Result<(), MessageError> {
+        if len > MAX_FRAME_SIZE {
+            return Err(MessageError::FrameTooLarge {
+                len,
+                max: MAX_FRAME_SIZE,
+            });
+        }
+        if self.frame_count() >= MAX_FRAMES {
+            return Err(MessageError::TooManyFrames { max: MAX_FRAMES });
+        }
+        Ok(())
+    }
+
+    /// Appends a frame that passed `check_push`.
+    fn push_checked(&mut self, frame: Frame, len: usize, external: bool) {
+        // Copy-on-write: detaches from other sharers before mutating.
+        let inner = self.inner_mut();
+        inner.payload_size = inner.payload_size.saturating_add(len);
+        inner.external_frames += usize::from(external);
+        if inner.first.is_none() {
+            inner.first = Some(frame);
+        } else {
+            inner.rest.push(frame);
+        }
+    }
+
+    /// Builds a decoded message in one go (the decoder has already checked
+    /// the limits): small frames inline, large ones as `Bytes`.
+    pub(crate) fn from_decoded<'a, I>(frame_count: usize, payload_size: usize, frames: I) -> Self
+    where
+        I: Iterator<Item = (DecodedData<'a>, Option<NtTime>)>,
+    {
+        let mut frames = frames.map(|(data, timestamp)| match data {
+            DecodedData::Copy(d) => Frame::inline(d, timestamp).unwrap_or_else(|| Frame {
+                timestamp,
+                data: FrameData::Bytes(Bytes::copy_from_slice(d)),
+            }),
+            DecodedData::Bytes(b) => Frame {
+                timestamp,
+                data: FrameData::Bytes(b),
+            },
+        });
+        let first = frames.next();
+        let mut rest = Vec::new();
+        if frame_count > 1 {
+            rest.reserve_exact(frame_count.min(MAX_FRAMES) - 1);
+            rest.extend(frames);
+        }
+        Message {
+            repr: Repr::Unique(Inner {
+                payload_size,
+                external_frames: 0,
+                first,
+                rest,
+            }),
+        }
+    }
+}
+
+/// Frame bytes handed over by the decoder.
+pub(crate) enum DecodedData<'a> {
+    /// Small: copied inline.
+    Copy(&'a [u8]),
+    /// Large: already in a shared allocation.
+    Bytes(Bytes),
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("frame_count", &self.frame_count())
+            .field("payload_size", &self.payload_size())
+            .field("frames", &self.frames().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A read-only view of one frame of a [`Message`].
+#[derive(Clone, Copy)]
+pub struct FrameRef<'a> {
+    frame: &'a Frame,
+}
+
+impl<'a> FrameRef<'a> {
+    /// The frame's bytes.
+    pub fn data(&self) -> &'a [u8] {
+        self.frame.data()
+    }
+
+    /// Length of the frame in bytes.
+    pub fn len(&self) -> usize {
+        self.data().len()
+    }
+
+    /// True if the frame has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+
+    /// The stored timestamp (`SystemTime` requests were resolved when the
+    /// frame was appended).
+    pub fn timestamp(&self) -> Option<NtTime> {
+        self.frame.timestamp
+    }
+
+    /// How the bytes are held.
+    pub fn kind(&self) -> FrameKind {
+        match self.frame.data {
+            FrameData::Inline { .. } => FrameKind::Inline,
+            FrameData::Bytes(_) => FrameKind::Bytes,
+            FrameData::Static(_) => FrameKind::Static,
+            FrameData::External(_) => FrameKind::External,
+        }
+    }
+}
+
+impl fmt::Debug for FrameRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("kind", &self.kind())
+            .field("len", &self.len())
+            .field("timestamp", &self.timestamp())
+            .finish()
+    }
+}
+
+/// Iterator over the frames of a message, from [`Message::frames`].
+#[derive(Clone)]
+pub struct Frames<'a> {
+    first: Option<&'a Frame>,
+    rest: std::slice::Iter<'a, Frame>,
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = FrameRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let frame = match self.first.take() {
+            Some(frame) => frame,
+            None => self.rest.next()?,
+        };
+        Some(FrameRef { frame })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.first.is_some()) + self.rest.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Frames<'_> {}
+
+impl std::iter::FusedIterator for Frames<'_> {}
+
+#[cfg(test)]
+mod tests;
