@@ -28,9 +28,12 @@
 //! Sleeping (no lost wake-up): the waiter stores its sleep flag, then
 //! re-checks the counter, then calls `FUTEX_WAIT` on the counter with the
 //! value it saw; the other side publishes its counter, then reads the flag
-//! and wakes only if it is set. Both the flag store/counter load and the
-//! counter store/flag load are sequentially consistent, so at least one side
-//! sees the other's write (SYNC POINT C).
+//! and wakes only if it is set. Each side orders its store before its load
+//! (SYNC POINT C), so at least one sees the other's write. In
+//! [`Fences::Symmetric`] mode both use sequentially consistent operations;
+//! in [`Fences::Asymmetric`] mode (both processes registered for
+//! `membarrier`) the publisher uses a compiler fence only and the waiter a
+//! `membarrier` before it sleeps (see [`crate::sys::barrier`]).
 //!
 //! # Validation
 //!
@@ -45,8 +48,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sys::futex;
 use crate::sys::shm::Mapping;
+use crate::sys::{barrier, futex};
 use crate::timeout::Deadline;
 
 /// Bytes of control block per ring.
@@ -63,6 +66,16 @@ const P_SLEEP: usize = 384;
 pub const FLAG_ERASE: u32 = 1;
 /// Longest single futex sleep: waiters re-check the connection this often.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
+/// How the two sides order "publish" against "check the sleep flag".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fences {
+    /// Sequentially consistent operations on both sides.
+    Symmetric,
+    /// Compiler fence when publishing, `membarrier` before sleeping. Only
+    /// valid when both processes registered (negotiated in the handshake).
+    Asymmetric,
+}
 
 /// Where one ring lives inside a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +182,7 @@ fn wait_on(
     deadline: Deadline,
     spin: Duration,
     dead: &AtomicBool,
+    fences: Fences,
 ) -> WaitOutcome {
     if ready() {
         return WaitOutcome::Ready;
@@ -203,6 +217,9 @@ fn wait_on(
         let seen = word.load(Ordering::SeqCst);
         // SYNC POINT C (waiter side): flag first, then re-check.
         sleep_flag.store(1, Ordering::SeqCst);
+        if fences == Fences::Asymmetric {
+            barrier::heavy();
+        }
         if ready() {
             sleep_flag.store(0, Ordering::Relaxed);
             return WaitOutcome::Ready;
@@ -217,11 +234,22 @@ fn wait_on(
     }
 }
 
-/// Wakes the other side if its sleep flag is set (SYNC POINT C, waker side;
-/// the caller has just published with a SeqCst store).
+/// Publishes `value` into `word`, then wakes the other side if its sleep
+/// flag is set (SYNC POINTS A/B release, and C waker side).
 #[inline]
-fn wake_if_sleeping(word: &AtomicU32, sleep_flag: &AtomicU32) {
-    if sleep_flag.load(Ordering::SeqCst) != 0 && sleep_flag.swap(0, Ordering::SeqCst) != 0 {
+fn publish_and_wake(word: &AtomicU32, value: u32, sleep_flag: &AtomicU32, fences: Fences) {
+    let asleep = match fences {
+        Fences::Symmetric => {
+            word.swap(value, Ordering::SeqCst);
+            sleep_flag.load(Ordering::SeqCst) != 0
+        }
+        Fences::Asymmetric => {
+            word.store(value, Ordering::Release);
+            barrier::light();
+            sleep_flag.load(Ordering::Relaxed) != 0
+        }
+    };
+    if asleep && sleep_flag.swap(0, Ordering::SeqCst) != 0 {
         futex::wake_all(word);
     }
 }
@@ -233,6 +261,7 @@ pub struct Producer {
     l: RingLayout,
     tail: u64,
     head: u64,
+    fences: Fences,
 }
 
 impl Producer {
@@ -240,7 +269,7 @@ impl Producer {
     ///
     /// # Panics
     /// If the layout does not fit the mapping (a local bug, never peer input).
-    pub fn attach(map: Arc<Mapping>, l: RingLayout) -> Self {
+    pub fn attach(map: Arc<Mapping>, l: RingLayout, fences: Fences) -> Self {
         assert!(
             l.fits(map.len()) && l.capacity > 0,
             "ring layout outside mapping"
@@ -256,6 +285,7 @@ impl Producer {
             l,
             tail,
             head: tail.saturating_sub(u64::from(outstanding)),
+            fences,
         }
     }
 
@@ -325,9 +355,8 @@ impl Producer {
         self.map.atomic_u32(off + 4).store(flags, Ordering::Relaxed);
         self.tail += 1;
         let w = words(&self.map, &self.l);
-        // SYNC POINT A (release) and C (SeqCst store before reading c_sleep).
-        w.tail.swap(self.tail as u32, Ordering::SeqCst);
-        wake_if_sleeping(w.tail, w.c_sleep);
+        // SYNC POINT A (release) and C (store before reading c_sleep).
+        publish_and_wake(w.tail, self.tail as u32, w.c_sleep, self.fences);
     }
 
     /// Waits until a slot is free (or deadline / dead).
@@ -360,6 +389,7 @@ impl Producer {
         let mut violation = None;
         let map = Arc::clone(&self.map);
         let w = words(&map, &self.l);
+        let fences = self.fences;
         let out = wait_on(
             w.head,
             w.p_sleep,
@@ -373,6 +403,7 @@ impl Producer {
             deadline,
             spin,
             dead,
+            fences,
         );
         match violation {
             Some(v) => Err(v),
@@ -388,6 +419,7 @@ pub struct Consumer {
     l: RingLayout,
     head: u64,
     tail: u64,
+    fences: Fences,
 }
 
 impl Consumer {
@@ -395,7 +427,7 @@ impl Consumer {
     ///
     /// # Panics
     /// If the layout does not fit the mapping (a local bug, never peer input).
-    pub fn attach(map: Arc<Mapping>, l: RingLayout) -> Self {
+    pub fn attach(map: Arc<Mapping>, l: RingLayout, fences: Fences) -> Self {
         assert!(
             l.fits(map.len()) && l.capacity > 0,
             "ring layout outside mapping"
@@ -406,6 +438,7 @@ impl Consumer {
             l,
             head,
             tail: head,
+            fences,
         }
     }
 
@@ -463,9 +496,8 @@ impl Consumer {
         }
         self.head += 1;
         let w = words(&self.map, &self.l);
-        // SYNC POINT B (release) and C (SeqCst store before reading p_sleep).
-        w.head.swap(self.head as u32, Ordering::SeqCst);
-        wake_if_sleeping(w.head, w.p_sleep);
+        // SYNC POINT B (release) and C (store before reading p_sleep).
+        publish_and_wake(w.head, self.head as u32, w.p_sleep, self.fences);
     }
 
     /// Waits until a slot is published (or deadline / dead).
@@ -478,6 +510,7 @@ impl Consumer {
         let mut violation = None;
         let map = Arc::clone(&self.map);
         let w = words(&map, &self.l);
+        let fences = self.fences;
         let out = wait_on(
             w.tail,
             w.c_sleep,
@@ -491,6 +524,7 @@ impl Consumer {
             deadline,
             spin,
             dead,
+            fences,
         );
         match violation {
             Some(v) => Err(v),
@@ -540,8 +574,8 @@ mod tests {
     #[test]
     fn publish_consume_in_order() {
         let (m, l) = ring(3, 100);
-        let mut p = Producer::attach(m.clone(), l);
-        let mut c = Consumer::attach(m.clone(), l);
+        let mut p = Producer::attach(m.clone(), l, Fences::Symmetric);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         for round in 0..10u8 {
             for i in 0..3u8 {
                 assert!(prefill(&mut p, &[round, i, 9], 0));
@@ -562,8 +596,8 @@ mod tests {
     #[test]
     fn hostile_indices_are_violations() {
         let (m, l) = ring(4, 64);
-        let mut p = Producer::attach(m.clone(), l);
-        let mut c = Consumer::attach(m.clone(), l);
+        let mut p = Producer::attach(m.clone(), l, Fences::Symmetric);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         m.atomic_u32(TAIL).store(99, Ordering::Release);
         assert!(matches!(
             c.has_data(),
@@ -571,7 +605,7 @@ mod tests {
         ));
         m.atomic_u32(TAIL).store(1, Ordering::Release);
         m.atomic_u32(CTRL_SIZE).store(65, Ordering::Release);
-        let mut c = Consumer::attach(m.clone(), l);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         assert!(c.has_data().unwrap());
         assert!(matches!(c.peek(), Err(Violation::LengthOutOfRange { .. })));
         // Head ahead of tail.
@@ -588,7 +622,7 @@ mod tests {
     #[test]
     fn wait_times_out_and_wakes() {
         let (m, l) = ring(2, 64);
-        let mut c = Consumer::attach(m.clone(), l);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         let dead = AtomicBool::new(false);
         let d = Timeout::after(Duration::from_millis(20)).deadline();
         assert_eq!(
@@ -598,7 +632,7 @@ mod tests {
         let m2 = m.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            let mut p = Producer::attach(m2, l);
+            let mut p = Producer::attach(m2, l, Fences::Symmetric);
             assert!(prefill(&mut p, b"x", 0));
         });
         let d = Timeout::after(Duration::from_secs(30)).deadline();
@@ -620,8 +654,8 @@ mod tests {
         let (m, l) = ring(3, 8);
         m.atomic_u32(TAIL).store(u32::MAX - 1, Ordering::Relaxed);
         m.atomic_u32(HEAD).store(u32::MAX - 1, Ordering::Relaxed);
-        let mut p = Producer::attach(m.clone(), l);
-        let mut c = Consumer::attach(m.clone(), l);
+        let mut p = Producer::attach(m.clone(), l, Fences::Symmetric);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         for i in 0..20u8 {
             assert!(prefill(&mut p, &[i], 0));
             assert!(c.has_data().unwrap());

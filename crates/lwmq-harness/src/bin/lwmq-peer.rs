@@ -299,6 +299,7 @@ fn hostile(o: &Opts) {
         pid: std::process::id(),
         port: addr.port().unwrap_or(0),
         address: addr.address().to_owned(),
+        features: 0,
     };
     socket::send(&fd, &Message::Hello(hello).encode(), None)
         .unwrap_or_else(|e| fail(e.to_string()));

@@ -11,6 +11,7 @@
 //! The layers above never see a raw pointer into shared memory except through
 //! [`shm::Mapping`], whose bounds are fixed for its lifetime.
 
+pub mod barrier;
 pub mod futex;
 pub mod shm;
 pub mod socket;

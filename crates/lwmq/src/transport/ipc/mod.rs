@@ -21,11 +21,12 @@ pub mod proto;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
@@ -36,7 +37,7 @@ use super::{
     TransportStats,
 };
 use crate::descriptor::IpcAddress;
-use crate::ring::{self, Consumer, Producer, RingLayout, Violation, WaitOutcome};
+use crate::ring::{self, Consumer, Fences, Producer, RingLayout, Violation, WaitOutcome};
 use crate::sys::shm::{self, Mapping};
 use crate::sys::socket::{self, PeerCred};
 use crate::sys::SysError;
@@ -60,12 +61,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most handshakes in progress at once on a server; more are refused.
 const MAX_PENDING: usize = 16;
 
+/// Counters. The two data-path pairs sit on cache lines of their own so a
+/// sender and a receiver thread of one process never share a line.
 #[derive(Debug, Default)]
 struct Stats {
-    buffers_sent: AtomicU64,
-    bytes_sent: AtomicU64,
-    buffers_received: AtomicU64,
-    bytes_received: AtomicU64,
+    sent: CachePadded<(AtomicU64, AtomicU64)>,
+    received: CachePadded<(AtomicU64, AtomicU64)>,
     connections: AtomicU64,
     disconnections: AtomicU64,
     refusals: AtomicU64,
@@ -80,6 +81,7 @@ struct Conn {
     rx: Option<RingLayout>,
     dead: AtomicBool,
     peer: PeerCred,
+    fences: Fences,
 }
 
 impl Conn {
@@ -117,7 +119,11 @@ struct Inner {
     config: TransportConfig,
     link: Mutex<Link>,
     link_cv: Condvar,
-    generation: AtomicU64,
+    /// Bumped on every connection change; read by the data path on every
+    /// call, so it lives on its own line.
+    generation: CachePadded<AtomicU64>,
+    /// `link.staged.len()`, readable without the lock (written under it).
+    staged_len: AtomicUsize,
     stats: Stats,
     retry_ms: AtomicU64,
     spin_ns: AtomicU64,
@@ -168,7 +174,8 @@ impl IpcTransport {
                     last_log: None,
                 }),
                 link_cv: Condvar::new(),
-                generation: AtomicU64::new(0),
+                generation: CachePadded::new(AtomicU64::new(0)),
+                staged_len: AtomicUsize::new(0),
                 stats: Stats::default(),
                 retry_ms: AtomicU64::new(DEFAULT_RETRY.as_millis() as u64),
                 spin_ns: AtomicU64::new(DEFAULT_SPIN.as_nanos() as u64),
@@ -290,10 +297,10 @@ impl Transport for IpcTransport {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let connections = l(&s.connections);
         TransportStats {
-            buffers_sent: l(&s.buffers_sent),
-            bytes_sent: l(&s.bytes_sent),
-            buffers_received: l(&s.buffers_received),
-            bytes_received: l(&s.bytes_received),
+            buffers_sent: l(&s.sent.0),
+            bytes_sent: l(&s.sent.1),
+            buffers_received: l(&s.received.0),
+            bytes_received: l(&s.received.1),
             connections,
             reconnections: connections.saturating_sub(1),
             disconnections: l(&s.disconnections),
@@ -365,8 +372,8 @@ impl Transport for IpcTransport {
             conn: None,
             prod: None,
             held: Held::None,
-            sent: inner.stats.buffers_sent.load(Ordering::Relaxed),
-            bytes: inner.stats.bytes_sent.load(Ordering::Relaxed),
+            sent: inner.stats.sent.0.load(Ordering::Relaxed),
+            bytes: inner.stats.sent.1.load(Ordering::Relaxed),
             spin: Duration::ZERO,
         }))
     }
@@ -391,8 +398,8 @@ impl Transport for IpcTransport {
             conn: None,
             cons: None,
             held: None,
-            received: inner.stats.buffers_received.load(Ordering::Relaxed),
-            bytes: inner.stats.bytes_received.load(Ordering::Relaxed),
+            received: inner.stats.received.0.load(Ordering::Relaxed),
+            bytes: inner.stats.received.1.load(Ordering::Relaxed),
             spin: Duration::ZERO,
         }))
     }
@@ -412,6 +419,13 @@ impl Inner {
 
     fn spin(&self) -> Duration {
         Duration::from_nanos(self.spin_ns.load(Ordering::Relaxed))
+    }
+
+    /// Keeps a sent buffer for the next connection.
+    fn stage(&self, staged: Staged) {
+        let mut link = lock(&self.link);
+        link.staged.push_back(staged);
+        self.staged_len.store(link.staged.len(), Ordering::Relaxed);
     }
 
     /// Records and logs a problem, rate-limiting identical lines.
@@ -459,13 +473,14 @@ impl Inner {
     fn establish(&self, conn: Arc<Conn>) {
         let mut link = lock(&self.link);
         if let Some(tx) = conn.tx {
-            let mut p = Producer::attach(Arc::clone(&conn.map), tx);
+            let mut p = Producer::attach(Arc::clone(&conn.map), tx, conn.fences);
             while let Some(s) = link.staged.front() {
                 if !ring::prefill(&mut p, &s.data, if s.erase { ring::FLAG_ERASE } else { 0 }) {
                     break;
                 }
                 link.staged.pop_front();
             }
+            self.staged_len.store(link.staged.len(), Ordering::Relaxed);
         }
         log::info!(
             "lwmq {}: connected to pid {}",
@@ -589,6 +604,7 @@ impl Service {
             pid: std::process::id(),
             port: self.inner.addr.port().unwrap_or(0),
             address: self.inner.addr.address().to_owned(),
+            features: own_features(),
         }
     }
 
@@ -906,11 +922,13 @@ impl Service {
         let name = format!("lwmq:{}", self.inner.descriptor);
         let (memfd, map) = shm::create(&name, layout.len).map_err(|e| e.to_string())?;
         write_section_header(&map, &layout);
+        let features = h.features & own_features();
         let accept = Message::Accept(Accept {
             section_len: layout.len as u64,
             c2s_capacity: c2s,
             s2c_capacity: s2c,
             buffer_size: h.buffer_size,
+            features,
         });
         socket::send(fd, &accept.encode(), Some(memfd.as_fd())).map_err(|e| e.to_string())?;
         let d = c.directions();
@@ -920,6 +938,7 @@ impl Service {
             rx: d.receives().then_some(layout.c2s),
             dead: AtomicBool::new(false),
             peer: cred,
+            fences: fences_for(features),
         }))
     }
 
@@ -1121,7 +1140,8 @@ impl Service {
         let c = &self.inner.config;
         let d = c.directions();
         let max_cap = LIMITS.max_total_buffers * 2;
-        if accept.buffer_size != c.buffer_size() as u64
+        if accept.features & !own_features() != 0
+            || accept.buffer_size != c.buffer_size() as u64
             || accept.c2s_capacity > max_cap
             || accept.s2c_capacity > max_cap
             || (d.sends() && accept.c2s_capacity < c.send_buffers())
@@ -1154,7 +1174,25 @@ impl Service {
             rx: d.receives().then_some(layout.s2c),
             dead: AtomicBool::new(false),
             peer: cred,
+            fences: fences_for(accept.features),
         }))
+    }
+}
+
+/// The optional features this process offers.
+fn own_features() -> u16 {
+    if crate::sys::barrier::register() {
+        proto::FEATURE_MEMBARRIER
+    } else {
+        0
+    }
+}
+
+fn fences_for(features: u16) -> Fences {
+    if features & proto::FEATURE_MEMBARRIER != 0 {
+        Fences::Asymmetric
+    } else {
+        Fences::Symmetric
     }
 }
 
@@ -1216,10 +1254,9 @@ impl IpcSender {
         let link = lock(&self.inner.link);
         self.gen = self.inner.generation.load(Ordering::Acquire);
         self.conn = link.conn.clone();
-        self.prod = self
-            .conn
-            .as_ref()
-            .and_then(|c| c.tx.map(|l| Producer::attach(Arc::clone(&c.map), l)));
+        self.prod = self.conn.as_ref().and_then(|c| {
+            c.tx.map(|l| Producer::attach(Arc::clone(&c.map), l, c.fences))
+        });
         self.spin = self.inner.spin();
     }
 
@@ -1233,14 +1270,8 @@ impl IpcSender {
         self.sent += 1;
         self.bytes += len as u64;
         // One writer at a time (the claim), so plain stores suffice.
-        self.inner
-            .stats
-            .buffers_sent
-            .store(self.sent, Ordering::Relaxed);
-        self.inner
-            .stats
-            .bytes_sent
-            .store(self.bytes, Ordering::Relaxed);
+        self.inner.stats.sent.0.store(self.sent, Ordering::Relaxed);
+        self.inner.stats.sent.1.store(self.bytes, Ordering::Relaxed);
     }
 
     /// Moves staged buffers into the ring while there is room. True when
@@ -1254,15 +1285,30 @@ impl IpcSender {
         ) else {
             return Ok(false);
         };
+        if self.inner.staged_len.load(Ordering::Relaxed) == 0 {
+            return Ok(true);
+        }
         let mut link = lock(&self.inner.link);
+        let mut result = Ok(true);
         while let Some(s) = link.staged.front() {
-            if !prod.has_space()? {
-                return Ok(false);
+            match prod.has_space() {
+                Ok(true) => {}
+                Ok(false) => {
+                    result = Ok(false);
+                    break;
+                }
+                Err(v) => {
+                    result = Err(v);
+                    break;
+                }
             }
             ring::prefill(prod, &s.data, if s.erase { ring::FLAG_ERASE } else { 0 });
             link.staged.pop_front();
         }
-        Ok(true)
+        self.inner
+            .staged_len
+            .store(link.staged.len(), Ordering::Relaxed);
+        result
     }
 
     fn on_violation(&mut self, v: Violation) {
@@ -1290,6 +1336,21 @@ impl SendSide for IpcSender {
                 })
             }
             Held::None => {}
+        }
+        // Fast path: same connection, alive, nothing staged, a slot free.
+        // No lock, no reference count, no system call.
+        if self.inner.generation.load(Ordering::Acquire) == self.gen
+            && self.inner.staged_len.load(Ordering::Relaxed) == 0
+        {
+            if let (Some(conn), Some(prod)) = (&self.conn, &mut self.prod) {
+                if !conn.dead.load(Ordering::Acquire) && prod.has_space() == Ok(true) {
+                    self.held = Held::Ring;
+                    return Ok(RawBuf {
+                        ptr: prod.next_buf(),
+                        len: size,
+                    });
+                }
+            }
         }
         let deadline = timeout.deadline();
         loop {
@@ -1371,9 +1432,7 @@ impl SendSide for IpcSender {
                     unsafe {
                         std::ptr::copy_nonoverlapping(prod.next_buf(), data.as_mut_ptr(), len)
                     };
-                    lock(&self.inner.link)
-                        .staged
-                        .push_back(Staged { data, erase });
+                    self.inner.stage(Staged { data, erase });
                 } else {
                     prod.publish(len, if erase { ring::FLAG_ERASE } else { 0 });
                 }
@@ -1382,9 +1441,7 @@ impl SendSide for IpcSender {
             }
             Held::Staged(mut data) => {
                 data.truncate(len);
-                lock(&self.inner.link)
-                    .staged
-                    .push_back(Staged { data, erase });
+                self.inner.stage(Staged { data, erase });
                 self.count(len);
                 self.sync();
                 if let Err(v) = self.drain_staged() {
@@ -1507,10 +1564,9 @@ impl IpcReceiver {
         let link = lock(&self.inner.link);
         self.gen = self.inner.generation.load(Ordering::Acquire);
         self.conn = link.conn.clone();
-        self.cons = self
-            .conn
-            .as_ref()
-            .and_then(|c| c.rx.map(|l| Consumer::attach(Arc::clone(&c.map), l)));
+        self.cons = self.conn.as_ref().and_then(|c| {
+            c.rx.map(|l| Consumer::attach(Arc::clone(&c.map), l, c.fences))
+        });
         self.spin = self.inner.spin();
     }
 }
@@ -1546,8 +1602,8 @@ impl ReceiveSide for IpcReceiver {
                             self.received += 1;
                             self.bytes += len as u64;
                             let s = &self.inner.stats;
-                            s.buffers_received.store(self.received, Ordering::Relaxed);
-                            s.bytes_received.store(self.bytes, Ordering::Relaxed);
+                            s.received.0.store(self.received, Ordering::Relaxed);
+                            s.received.1.store(self.bytes, Ordering::Relaxed);
                             return Ok(RawBuf {
                                 ptr: ptr as *mut u8,
                                 len,

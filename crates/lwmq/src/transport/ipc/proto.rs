@@ -72,7 +72,13 @@ pub struct Hello {
     pub port: u16,
     /// The full address (UTF-8), to detect rendezvous-name collisions.
     pub address: String,
+    /// Optional features the client supports ([`FEATURE_MEMBARRIER`]).
+    pub features: u16,
 }
+
+/// Feature bit: this process registered for `membarrier` global expedited
+/// barriers, so the rings may use asymmetric fences.
+pub const FEATURE_MEMBARRIER: u16 = 1;
 
 /// The server's ACCEPT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +91,8 @@ pub struct Accept {
     pub s2c_capacity: u32,
     /// Buffer size (equal on both sides).
     pub buffer_size: u64,
+    /// Features both sides use (a subset of the client's).
+    pub features: u16,
 }
 
 /// A handshake message.
@@ -132,7 +140,7 @@ impl Message {
                 header(&mut o, T_HELLO);
                 o.push(kind_code(h.kind));
                 o.push(dir_bits(h.directions));
-                o.extend_from_slice(&[0, 0]);
+                o.extend_from_slice(&h.features.to_le_bytes());
                 o.extend_from_slice(&h.buffer_size.to_le_bytes());
                 o.extend_from_slice(&h.send_buffers.to_le_bytes());
                 o.extend_from_slice(&h.receive_buffers.to_le_bytes());
@@ -149,6 +157,7 @@ impl Message {
                 o.extend_from_slice(&a.c2s_capacity.to_le_bytes());
                 o.extend_from_slice(&a.s2c_capacity.to_le_bytes());
                 o.extend_from_slice(&a.buffer_size.to_le_bytes());
+                o.extend_from_slice(&a.features.to_le_bytes());
             }
             Message::Refuse { reason, text } => {
                 header(&mut o, T_REFUSE);
@@ -199,7 +208,7 @@ impl Message {
                 let directions = Directions::from_flags(d & 1 != 0, d & 2 != 0)
                     .filter(|_| d & !3 == 0)
                     .ok_or(ProtoError::BadField("directions"))?;
-                r.take(2)?;
+                let features = r.u16()?;
                 let buffer_size = r.u64()?;
                 let send_buffers = r.u32()?;
                 let receive_buffers = r.u32()?;
@@ -218,6 +227,7 @@ impl Message {
                     pid,
                     port,
                     address,
+                    features,
                 })
             }
             T_ACCEPT => Message::Accept(Accept {
@@ -225,6 +235,7 @@ impl Message {
                 c2s_capacity: r.u32()?,
                 s2c_capacity: r.u32()?,
                 buffer_size: r.u64()?,
+                features: r.u16()?,
             }),
             T_READY => Message::Ready,
             other => return Err(ProtoError::UnexpectedType(other)),
@@ -345,6 +356,7 @@ mod tests {
             pid: 42,
             port: 5555,
             address: "co/ü/\u{1F600}".into(),
+            features: FEATURE_MEMBARRIER,
         }
     }
 
@@ -357,6 +369,7 @@ mod tests {
                 c2s_capacity: 12,
                 s2c_capacity: 3,
                 buffer_size: 65536,
+                features: 1,
             }),
             Message::Refuse {
                 reason: RefusalReason::BufferSize,
