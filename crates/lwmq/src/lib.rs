@@ -10,10 +10,13 @@
 //!   `ipc://` provider ([`transport::ipc`]);
 //! - [`raw`]: raw channels (direct buffer access);
 //! - [`message`], [`wire`], [`queue`]: messages and frames, their encoding
-//!   into transport buffers, and the send/receive queues.
+//!   into transport buffers, and the send/receive queues;
+//! - [`channel`]: messaging channels built on all of the above.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)]
+pub mod channel;
 pub mod channel_error;
 pub mod descriptor;
 pub mod message;
@@ -30,6 +33,7 @@ pub mod timeout;
 pub mod transport;
 pub mod wire;
 
+pub use channel::{Channel, ChannelStats, PostError, ReceiveError, Received, SendQueue};
 pub use channel_error::ChannelError;
 pub use descriptor::{DescriptorError, IpcAddress};
 pub use raw::{RawChannel, RawReceiver, RawSender, ReceivedBuffer, SendBuffer, TransportId};

@@ -1,0 +1,548 @@
+//! Messaging channels (`LMQ_CHANNELTYPE_ONE_TO_ONE`): messages posted to
+//! prioritised send queues, clubbed into transport buffers, fanned out to
+//! every sending transport, and received from one receive queue.
+//!
+//! ```no_run
+//! use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueueKind};
+//! use lwmq::message::{Message, Timestamp};
+//! use lwmq::{Directions, Role, Timeout};
+//!
+//! let mut ch = Channel::new();
+//! ch.add_transport("ipc://example/chat", 64 * 1024, 4, 4, Directions::SendReceive)?;
+//! let queue = ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)?;
+//! ch.open(Role::Server, Some(ReceiveQueueKind::MonoConsumerUnbounded))?;
+//!
+//! let mut hello = Message::new();
+//! hello.push_copy(b"Hello", Timestamp::None)?;
+//! queue.post(hello, Timeout::INFINITE)?;
+//!
+//! let got = ch.receive(Timeout::INFINITE)?;
+//! println!("{} frames, {} bytes", got.frame_count, got.payload_size);
+//! ch.close(Timeout::after(std::time::Duration::from_secs(1)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Lifecycle: [`Channel::new`] → [`Channel::add_transport`] →
+//! [`Channel::add_send_queue`] → [`Channel::open`] → post / receive →
+//! [`Channel::flush`] → [`Channel::close`] (or drop). Every rule is checked
+//! at the step that breaks it and reported as a named [`ChannelError`].
+//! The design (threads, clubbing, connection loss, linger) is described in
+//! `docs/messaging.md`.
+
+// A failed post hands the message back by value (as crossbeam's
+// `SendError<T>` does): boxing it would allocate on every failed post.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod receive;
+mod send;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::channel_error::ChannelError;
+use crate::message::Message;
+use crate::queue::{self, ReceiveConsumer, Scheduler};
+use crate::raw::TransportId;
+use crate::timeout::Timeout;
+use crate::transport::{self, ChannelKind, Directions, Role, Transport};
+
+pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
+pub use error::{PostError, ReceiveError};
+pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
+
+use send::{SendShared, TxSide};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Open,
+    Closed,
+}
+
+/// A received message with its frame count and payload size
+/// (`LmqReceiveMessage`'s outputs). Dropping it disposes it.
+#[derive(Debug)]
+pub struct Received {
+    /// The message.
+    pub message: Message,
+    /// Its number of frames.
+    pub frame_count: usize,
+    /// Its total payload bytes.
+    pub payload_size: usize,
+}
+
+/// Counters of a channel, cumulative since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ChannelStats {
+    /// Messages encoded into committed buffers (a message fanned out to two
+    /// transports counts twice).
+    pub messages_sent: u64,
+    /// Buffers committed.
+    pub buffers_sent: u64,
+    /// Clubbing: `messages_sent / buffers_sent` (0 before the first buffer).
+    pub messages_per_buffer: f64,
+    /// Messages decoded and pushed into the receive queue.
+    pub messages_received: u64,
+    /// Buffers received (including corrupt ones).
+    pub buffers_received: u64,
+    /// Received buffers dropped whole because they failed validation.
+    pub decode_errors: u64,
+    /// Messages the bounded receive queue discarded because it was full.
+    pub receive_discards: u64,
+    /// Messages dropped because they could not be encoded (should stay 0).
+    pub dropped_unencodable: u64,
+}
+
+/// A messaging channel (see the [module documentation](self)).
+pub struct Channel {
+    transports: Vec<Arc<dyn Transport>>,
+    phase: Phase,
+    shared: Arc<SendShared>,
+    queue_count: usize,
+    consumer: Option<ReceiveConsumer<Message>>,
+    threads: Vec<JoinHandle<()>>,
+    affinity: Arc<Mutex<Affinity>>,
+}
+
+#[derive(Debug, Default)]
+struct Affinity {
+    cpus: Option<Vec<usize>>,
+    tids: Vec<rustix::thread::Pid>,
+}
+
+impl Affinity {
+    fn apply(cpus: &[usize], tid: rustix::thread::Pid) -> rustix::io::Result<()> {
+        let mut set = rustix::thread::CpuSet::new();
+        for &c in cpus {
+            set.set(c);
+        }
+        rustix::thread::sched_setaffinity(Some(tid), &set)
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("transports", &self.transports)
+            .field("phase", &self.phase)
+            .field("send_queues", &self.queue_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Channel {
+    /// A new channel with no transport and no send queue.
+    pub fn new() -> Self {
+        Channel {
+            transports: Vec::new(),
+            phase: Phase::Created,
+            shared: Arc::new(SendShared::new(Scheduler::new())),
+            queue_count: 0,
+            consumer: None,
+            threads: Vec::new(),
+            affinity: Arc::default(),
+        }
+    }
+
+    /// Adds a transport by descriptor (`LmqAddTransport`); before `open`
+    /// only, and every transport of a channel uses the same buffer size.
+    pub fn add_transport(
+        &mut self,
+        descriptor: &str,
+        buffer_size: usize,
+        send_buffers: i64,
+        receive_buffers: i64,
+        directions: Directions,
+    ) -> Result<TransportId, ChannelError> {
+        if self.phase != Phase::Created {
+            return Err(ChannelError::AddTransportAfterOpen);
+        }
+        if let Some(first) = self.transports.first() {
+            let existing = first.config().buffer_size();
+            if existing != buffer_size {
+                return Err(ChannelError::BufferSizeMismatch {
+                    existing,
+                    new: buffer_size,
+                });
+            }
+        }
+        let t = transport::create(
+            descriptor,
+            buffer_size,
+            send_buffers,
+            receive_buffers,
+            directions,
+        )?;
+        self.transports.push(t);
+        Ok(TransportId(self.transports.len() - 1))
+    }
+
+    /// The transport with this id, for its state, stats and control codes.
+    pub fn transport(&self, id: TransportId) -> Result<&dyn Transport, ChannelError> {
+        self.transports
+            .get(id.0)
+            .map(|t| t.as_ref())
+            .ok_or(ChannelError::UnknownTransport(id.0))
+    }
+
+    /// All transports, in the order added.
+    pub fn transports(&self) -> impl Iterator<Item = &dyn Transport> {
+        self.transports.iter().map(|t| t.as_ref())
+    }
+
+    /// Adds a send queue (`LmqAddSendQueue`); before `open` only. Bounded
+    /// kinds carry their capacity, which must be at least 1.
+    pub fn add_send_queue(
+        &mut self,
+        kind: SendQueueKind,
+        priority: Priority,
+    ) -> Result<SendQueue, ChannelError> {
+        if self.phase != Phase::Created {
+            return Err(ChannelError::AddSendQueueAfterOpen);
+        }
+        let mut sender = self.shared.lock();
+        let (_, producer) = sender
+            .scheduler
+            .add_queue(kind, priority)
+            .map_err(|_| ChannelError::ZeroCapacity { which: "send" })?;
+        drop(sender);
+        self.queue_count += 1;
+        Ok(SendQueue::new(producer, Arc::clone(&self.shared)))
+    }
+
+    /// Opens the channel (`LmqOpenChannel`).
+    ///
+    /// Rules, each a named [`ChannelError`]: at least one transport
+    /// ([`NoTransport`](ChannelError::NoTransport)); `receive_queue` is
+    /// given iff some transport receives
+    /// ([`ReceiveQueueMissing`](ChannelError::ReceiveQueueMissing),
+    /// [`ReceiveQueueWithoutReceivingTransport`](ChannelError::ReceiveQueueWithoutReceivingTransport));
+    /// a bounded kind has capacity >= 1
+    /// ([`ZeroCapacity`](ChannelError::ZeroCapacity)); at least one send
+    /// queue iff some transport sends
+    /// ([`NoSendQueue`](ChannelError::NoSendQueue),
+    /// [`SendQueueWithoutSendingTransport`](ChannelError::SendQueueWithoutSendingTransport)).
+    ///
+    /// Servers bind now; clients connect in the background, so the peer
+    /// may start later. A server whose address is taken fails with
+    /// `TransportError::AddressInUse` and leaves a single-transport channel
+    /// unopened, so that the caller can retry as [`Role::Client`].
+    pub fn open(
+        &mut self,
+        role: Role,
+        receive_queue: Option<ReceiveQueueKind>,
+    ) -> Result<(), ChannelError> {
+        match self.phase {
+            Phase::Open => return Err(ChannelError::AlreadyOpen),
+            Phase::Closed => return Err(ChannelError::Closed),
+            Phase::Created => {}
+        }
+        if self.transports.is_empty() {
+            return Err(ChannelError::NoTransport);
+        }
+        let sends = self
+            .transports
+            .iter()
+            .any(|t| t.config().directions().sends());
+        let receives = self
+            .transports
+            .iter()
+            .any(|t| t.config().directions().receives());
+        match (receives, receive_queue) {
+            (true, None) => return Err(ChannelError::ReceiveQueueMissing),
+            (false, Some(_)) => return Err(ChannelError::ReceiveQueueWithoutReceivingTransport),
+            _ => {}
+        }
+        match (sends, self.queue_count > 0) {
+            (true, false) => return Err(ChannelError::NoSendQueue),
+            (false, true) => return Err(ChannelError::SendQueueWithoutSendingTransport),
+            _ => {}
+        }
+        let queue = match receive_queue {
+            Some(kind) => Some(
+                queue::receive_queue::<Message>(kind)
+                    .map_err(|_| ChannelError::ZeroCapacity { which: "receive" })?,
+            ),
+            None => None,
+        };
+        for (i, t) in self.transports.iter().enumerate() {
+            if let Err(e) = t.start(role, ChannelKind::Messaging) {
+                for started in &self.transports[..i] {
+                    started.stop();
+                }
+                if i > 0 {
+                    self.phase = Phase::Closed;
+                }
+                return Err(e.into());
+            }
+        }
+        if let Err(e) = self.start_threads(queue) {
+            self.shutdown();
+            return Err(e);
+        }
+        self.shared
+            .buffer_size
+            .store(self.transports[0].config().buffer_size(), Ordering::Release);
+        self.phase = Phase::Open;
+        // Messages can only be posted from now on; nothing to kick yet.
+        Ok(())
+    }
+
+    fn start_threads(
+        &mut self,
+        queue: Option<(queue::ReceiveProducer<Message>, ReceiveConsumer<Message>)>,
+    ) -> Result<(), ChannelError> {
+        let mut sides = Vec::new();
+        for t in &self.transports {
+            if t.config().directions().sends() {
+                sides.push(TxSide::new(t.claim_sender()?));
+            }
+        }
+        let sending = !sides.is_empty();
+        self.shared.lock().sides = sides;
+        if sending {
+            let shared = Arc::clone(&self.shared);
+            self.spawn("lwmq-send", move || shared.service_loop())?;
+        }
+        if let Some((producer, consumer)) = queue {
+            self.consumer = Some(consumer);
+            let producer = Arc::new(Mutex::new(producer));
+            for t in self.transports.clone() {
+                if !t.config().directions().receives() {
+                    continue;
+                }
+                let side = t.claim_receiver()?;
+                let (p, s, d) = (
+                    Arc::clone(&producer),
+                    Arc::clone(&self.shared),
+                    t.descriptor().to_owned(),
+                );
+                self.spawn("lwmq-recv", move || receive::receive_loop(side, p, s, d))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), ChannelError> {
+        let affinity = Arc::clone(&self.affinity);
+        let h = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let tid = rustix::thread::gettid();
+                {
+                    let mut a = affinity.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(cpus) = &a.cpus {
+                        if let Err(e) = Affinity::apply(cpus, tid) {
+                            log::warn!("lwmq: sched_setaffinity failed: {e}");
+                        }
+                    }
+                    a.tids.push(tid);
+                }
+                f();
+            })
+            .map_err(|e| ChannelError::Spawn(e.to_string()))?;
+        self.threads.push(h);
+        Ok(())
+    }
+
+    /// Pins the channel's helper threads (the send service thread and one
+    /// receive thread per receiving transport) to `cpus` (the Linux meaning
+    /// of `LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY`, and of the
+    /// ideal-processor code with one CPU). Applies to running threads now
+    /// and to threads started later by `open`. The transports' own
+    /// connection threads are not affected.
+    pub fn set_service_thread_affinity(&self, cpus: &[usize]) -> Result<(), ChannelError> {
+        if cpus.is_empty() || cpus.iter().any(|&c| c >= rustix::thread::CpuSet::MAX_CPU) {
+            return Err(ChannelError::Transport(
+                crate::transport::TransportError::Control {
+                    descriptor: "channel".into(),
+                    what: format!(
+                        "CPU set {cpus:?} is empty or out of range (rule: 1 or more CPUs below {})",
+                        rustix::thread::CpuSet::MAX_CPU
+                    ),
+                },
+            ));
+        }
+        let mut a = self.affinity.lock().unwrap_or_else(|e| e.into_inner());
+        a.cpus = Some(cpus.to_vec());
+        for &tid in &a.tids {
+            Affinity::apply(cpus, tid).map_err(|e| {
+                ChannelError::Transport(crate::transport::TransportError::Control {
+                    descriptor: "channel".into(),
+                    what: format!("sched_setaffinity({cpus:?}) failed: {e}"),
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next received message, waiting up to `timeout`
+    /// ([`Timeout::ZERO`] polls, [`Timeout::INFINITE`] waits until a message
+    /// arrives or the channel closes).
+    ///
+    /// A waiting receive first polls briefly (a few microseconds) before it
+    /// sleeps, so that a message arriving at once is taken without a
+    /// wake-up.
+    pub fn receive(&mut self, timeout: Timeout) -> Result<Received, ReceiveError> {
+        let consumer = match (&mut self.consumer, self.phase) {
+            (Some(c), _) => c,
+            (None, Phase::Created) => return Err(ReceiveError::NotOpen),
+            (None, Phase::Closed) => return Err(ReceiveError::Closed),
+            (None, Phase::Open) => return Err(ReceiveError::NoReceiveQueue),
+        };
+        let got = match consumer.receive(Timeout::ZERO) {
+            Ok(m) => Ok(m),
+            Err(queue::RecvError::Timeout) if !timeout.is_zero() => {
+                let deadline = timeout.deadline();
+                let spin_end = std::time::Instant::now() + std::time::Duration::from_micros(20);
+                loop {
+                    match consumer.receive(Timeout::ZERO) {
+                        Err(queue::RecvError::Timeout)
+                            if std::time::Instant::now() < spin_end && !deadline.passed() =>
+                        {
+                            std::hint::spin_loop();
+                        }
+                        Err(queue::RecvError::Timeout) => {
+                            let left = match deadline.remaining() {
+                                None => Timeout::INFINITE,
+                                Some(d) => Timeout::after(d),
+                            };
+                            break consumer.receive(left);
+                        }
+                        other => break other,
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(message) => Ok(Received {
+                frame_count: message.frame_count(),
+                payload_size: message.payload_size(),
+                message,
+            }),
+            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
+            Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
+        }
+    }
+
+    /// A handle for receiving from several threads (multi-consumer receive
+    /// queue kinds only; `None` otherwise or before `open`).
+    pub fn receiver(&self) -> Option<queue::Receiver<Message>> {
+        match &self.consumer {
+            Some(ReceiveConsumer::Multi(r)) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// Blocks until every message queued so far has been encoded and every
+    /// committed buffer has been taken by the peer, on every connected
+    /// sending transport, or until `timeout` (`LmqFlushChannel`). After a
+    /// timeout the sending goes on. A transport without a peer holds its
+    /// messages in the queues, so flush waits for a peer to connect.
+    pub fn flush(&self, timeout: Timeout) -> Result<(), ChannelError> {
+        match self.phase {
+            Phase::Created => return Err(ChannelError::NotOpen),
+            Phase::Closed => return Err(ChannelError::Closed),
+            Phase::Open => {}
+        }
+        self.flush_inner(timeout)
+    }
+
+    fn flush_inner(&self, timeout: Timeout) -> Result<(), ChannelError> {
+        let deadline = timeout.deadline();
+        let r = self.shared.with_owner(deadline, |s| loop {
+            if s.pump(&self.shared.counters) == send::Pump::Idle {
+                return s.flush_sides(deadline).map_err(|e| match e {
+                    crate::transport::TransportError::Timeout => ChannelError::Timeout,
+                    e => e.into(),
+                });
+            }
+            if deadline.passed() || self.shared.stop.load(Ordering::Acquire) {
+                return Err(ChannelError::Timeout);
+            }
+            s.wait_progress(deadline.slice(send::WAIT_SLICE));
+        });
+        r.unwrap_or(Err(ChannelError::Timeout))
+    }
+
+    /// Closes the channel (`LmqCloseChannel`): posts fail from now on;
+    /// waits up to `linger` for queued messages to be sent and taken by the
+    /// peer ([`Timeout::ZERO`]: not at all), then stops the transports and
+    /// the helper threads and drops whatever is still queued (running the
+    /// release hooks of external frames). Received messages not yet taken
+    /// stay receivable, then `receive` reports [`ReceiveError::Closed`].
+    /// Returns [`ChannelError::Timeout`] if the linger ran out with messages
+    /// unsent (the channel is closed either way).
+    pub fn close(&mut self, linger: Timeout) -> Result<(), ChannelError> {
+        if self.phase != Phase::Open {
+            self.shutdown();
+            return Ok(());
+        }
+        self.shared.buffer_size.store(0, Ordering::Release);
+        self.shared.lock().scheduler.close();
+        let r = if linger.is_zero() {
+            Ok(())
+        } else {
+            self.flush_inner(linger)
+        };
+        self.shutdown();
+        r
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.buffer_size.store(0, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
+        for t in &self.transports {
+            t.stop();
+        }
+        self.shared.wake_service();
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        let mut s = self.shared.lock();
+        s.drop_all();
+        // The sides' claims end here; the transports are stopped.
+        s.sides.clear();
+        drop(s);
+        self.phase = Phase::Closed;
+    }
+
+    /// The channel's counters.
+    pub fn stats(&self) -> ChannelStats {
+        let c = &self.shared.counters;
+        let messages_sent = c.messages_sent.load(Ordering::Relaxed);
+        let buffers_sent = c.buffers_sent.load(Ordering::Relaxed);
+        ChannelStats {
+            messages_sent,
+            buffers_sent,
+            messages_per_buffer: if buffers_sent == 0 {
+                0.0
+            } else {
+                messages_sent as f64 / buffers_sent as f64
+            },
+            messages_received: c.messages_received.load(Ordering::Relaxed),
+            buffers_received: c.buffers_received.load(Ordering::Relaxed),
+            decode_errors: c.decode_errors.load(Ordering::Relaxed),
+            receive_discards: self.consumer.as_ref().map_or(0, |r| r.discarded()),
+            dropped_unencodable: c.dropped_unencodable.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Channel {
+    /// Closes with zero linger: whatever is still queued is dropped.
+    fn drop(&mut self) {
+        if self.phase != Phase::Closed {
+            self.shutdown();
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! The send path: the sender state (scheduler + claimed send sides), the
+//! pump that clubs queued messages into transport buffers, the ownership
+//! protocol that lets a posting thread pump by itself, and the posting
+//! handles.
+//!
+//! # Who pumps
+//!
+//! The sender state is owned by one thread at a time through the `state`
+//! word (bits `RUNNING` and `DIRTY`). A post pushes the message into its
+//! queue, then does one `fetch_or(RUNNING | DIRTY)`:
+//!
+//! * if `RUNNING` was clear, the posting thread now owns the sender and
+//!   pumps (encodes and commits) itself: no hand-off, no wake-up;
+//! * otherwise the owner will see `DIRTY` before it lets go (it releases
+//!   with a compare-exchange `RUNNING -> 0` that fails while `DIRTY` is set,
+//!   and pumps again), so the message is never stranded.
+//!
+//! All of these are read-modify-writes of one word, so they are totally
+//! ordered and each reads the latest value: the owner's `fetch_and(!DIRTY)`
+//! synchronises with the poster's `fetch_or` and sees the pushed message.
+//!
+//! An owner that ends with work it cannot do now (no peer, or the ring is
+//! full) wakes the service thread, which waits on the transport and pumps
+//! again; see `docs/messaging.md`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::message::Message;
+use crate::queue::{MonoProducer, MultiProducer, Notify, Producer, Scheduler};
+use crate::timeout::{Deadline, Timeout};
+use crate::transport::{RawBuf, SendSide, TransportError};
+use crate::wire::{self, BufferWriter, TryPushError};
+
+use super::error::PostError;
+
+const RUNNING: usize = 1;
+const DIRTY: usize = 2;
+
+/// How long the service thread waits on a transport before it lets go of
+/// the sender, so that `flush` and `close` can take it.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+/// Counters shared by the send and receive paths.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) buffers_sent: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) buffers_received: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) dropped_unencodable: AtomicU64,
+}
+
+/// The result of one pump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pump {
+    /// Every queue and backlog is empty.
+    Idle,
+    /// Something is left that needs a peer or room in a ring.
+    Blocked,
+}
+
+/// One claimed send side of a sending transport.
+pub(crate) struct TxSide {
+    pub(crate) side: Box<dyn SendSide>,
+    /// Messages already taken from the queues for this transport but not
+    /// yet encoded: at most one "carry" message when the ring was full, or,
+    /// with fan-out, what this transport missed while another one sent.
+    pub(crate) backlog: VecDeque<Message>,
+    connected: bool,
+    full: bool,
+}
+
+impl TxSide {
+    pub(crate) fn new(side: Box<dyn SendSide>) -> Self {
+        TxSide {
+            side,
+            backlog: VecDeque::new(),
+            connected: false,
+            full: false,
+        }
+    }
+
+    fn acquire_writer<'a>(&mut self) -> Option<BufferWriter<'a>> {
+        let raw = self.side.acquire(Timeout::ZERO).ok()?;
+        let w = writer(raw);
+        if w.is_none() {
+            self.side.abort();
+        }
+        w
+    }
+
+    fn commit(&mut self, w: BufferWriter<'_>, c: &Counters) {
+        let n = u64::from(w.message_count());
+        if n == 0 {
+            self.side.abort();
+            return;
+        }
+        let len = w.finish();
+        match self.side.commit(len, false) {
+            Ok(()) => {
+                c.messages_sent.fetch_add(n, Ordering::Relaxed);
+                c.buffers_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("lwmq: committing a buffer of {n} messages failed: {e}"),
+        }
+    }
+
+    /// Encodes the backlog into as many buffers as the ring takes now.
+    fn ship_backlog(&mut self, c: &Counters) {
+        while !self.backlog.is_empty() {
+            let Some(mut w) = self.acquire_writer() else {
+                self.full = true;
+                return;
+            };
+            while let Some(m) = self.backlog.front() {
+                match w.try_push(m) {
+                    Ok(()) => drop(self.backlog.pop_front()),
+                    Err(TryPushError::Full { .. }) if !w.is_empty() => break,
+                    Err(e) => {
+                        // Checked at post time; cannot happen unless an
+                        // external owner changed its length.
+                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
+                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                        drop(self.backlog.pop_front());
+                    }
+                }
+            }
+            self.commit(w, c);
+        }
+    }
+}
+
+/// A writer over a whole acquired buffer.
+fn writer<'a>(raw: RawBuf) -> Option<BufferWriter<'a>> {
+    // SAFETY: the send side guarantees `raw.len` writable bytes at
+    // `raw.ptr` until the buffer is committed or aborted. Every writer made
+    // here is finished (or dropped) before its side's `commit`/`abort` is
+    // called, and the side is owned by the sender state, which only the
+    // current owner touches, so nobody else writes these bytes meanwhile.
+    let buf = unsafe { std::slice::from_raw_parts_mut(raw.ptr, raw.len) };
+    BufferWriter::new(buf).ok()
+}
+
+/// The sender state, owned by one thread at a time.
+pub(crate) struct Sender {
+    pub(crate) scheduler: Scheduler<Message>,
+    pub(crate) sides: Vec<TxSide>,
+}
+
+impl Sender {
+    fn outcome(&self) -> Pump {
+        if self.scheduler.is_empty() && self.sides.iter().all(|s| s.backlog.is_empty()) {
+            Pump::Idle
+        } else {
+            Pump::Blocked
+        }
+    }
+
+    /// Encodes queued messages into every connected sending transport and
+    /// commits each buffer when it is full or nothing more is queued.
+    pub(crate) fn pump(&mut self, c: &Counters) -> Pump {
+        let mut any_connected = false;
+        for s in &mut self.sides {
+            s.connected = s.side.is_connected();
+            s.full = false;
+            any_connected |= s.connected;
+            if s.connected && !s.backlog.is_empty() {
+                s.ship_backlog(c);
+            }
+        }
+        // No peer anywhere: messages stay in the queues, where tags,
+        // priorities and discard policies keep applying. A full ring
+        // paces every transport (the slowest connected peer sets the pace).
+        if !any_connected || self.sides.iter().any(|s| s.full) {
+            return self.outcome();
+        }
+        if self.sides.len() == 1 {
+            let mut w = [None];
+            self.fill(&mut w, c);
+        } else {
+            let mut w: Vec<_> = self.sides.iter().map(|_| None).collect();
+            self.fill(&mut w, c);
+        }
+        self.outcome()
+    }
+
+    fn fill<'a>(&mut self, writers: &mut [Option<BufferWriter<'a>>], c: &Counters) {
+        for (s, w) in self.sides.iter_mut().zip(writers.iter_mut()) {
+            if s.connected {
+                *w = s.acquire_writer();
+                s.full = w.is_none();
+            }
+        }
+        if self.sides.iter().any(|s| s.full) {
+            self.close_writers(writers, c);
+            return;
+        }
+        let last = self.sides.len() - 1;
+        'take: while let Some(mut message) = self.scheduler.take_next() {
+            // `i` indexes both the sides and their writers.
+            #[allow(clippy::needless_range_loop)]
+            for i in 0..=last {
+                let m = if i == last {
+                    std::mem::take(&mut message)
+                } else {
+                    message.share()
+                };
+                let side = &mut self.sides[i];
+                if !side.connected {
+                    side.backlog.push_back(m);
+                    continue;
+                }
+                let Some(w) = writers[i].as_mut() else {
+                    side.backlog.push_back(m);
+                    continue;
+                };
+                match w.try_push(&m) {
+                    Ok(()) => {}
+                    Err(TryPushError::Full { .. }) => {
+                        if let Some(full) = writers[i].take() {
+                            side.commit(full, c);
+                        }
+                        match side.acquire_writer() {
+                            Some(mut fresh) => {
+                                if let Err(e) = fresh.try_push(&m) {
+                                    log::warn!(
+                                        "lwmq: dropping a message that cannot be encoded: {e}"
+                                    );
+                                    c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                                }
+                                writers[i] = Some(fresh);
+                            }
+                            None => {
+                                side.full = true;
+                                side.backlog.push_back(m);
+                            }
+                        }
+                    }
+                    Err(e @ TryPushError::EmptyMessage) => {
+                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
+                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if self.sides.iter().any(|s| s.full) {
+                break 'take;
+            }
+        }
+        self.close_writers(writers, c);
+    }
+
+    fn close_writers(&mut self, writers: &mut [Option<BufferWriter<'_>>], c: &Counters) {
+        for (s, w) in self.sides.iter_mut().zip(writers.iter_mut()) {
+            if let Some(w) = w.take() {
+                s.commit(w, c);
+            }
+        }
+    }
+
+    /// Sleeps until the first blocked transport has a peer or room, for at
+    /// most `slice`.
+    pub(crate) fn wait_progress(&mut self, slice: Duration) {
+        let queued = !self.scheduler.is_empty();
+        let start = Instant::now();
+        for s in &mut self.sides {
+            if s.full {
+                if s.side.acquire(Timeout::after(slice)).is_ok() {
+                    s.side.abort();
+                }
+                return;
+            }
+        }
+        for s in &mut self.sides {
+            if !s.side.is_connected() && (queued || !s.backlog.is_empty()) {
+                // With nothing staged, a disconnected side's flush sleeps
+                // until a connection is published (or the slice ends).
+                let _ = s.side.flush(Timeout::after(slice));
+                if start.elapsed() < Duration::from_millis(1) && !s.side.is_connected() {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1).min(slice));
+    }
+
+    /// Waits until every connected transport's buffers were taken by its
+    /// peer. Disconnected transports have nothing in flight we can wait for.
+    pub(crate) fn flush_sides(&mut self, deadline: Deadline) -> Result<(), TransportError> {
+        for s in &mut self.sides {
+            if !s.side.is_connected() {
+                continue;
+            }
+            let t = match deadline.remaining() {
+                None => Timeout::INFINITE,
+                Some(d) => Timeout::after(d),
+            };
+            match s.side.flush(t) {
+                Ok(()) | Err(TransportError::Disconnected(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops everything still queued (close).
+    pub(crate) fn drop_all(&mut self) {
+        self.scheduler.close();
+        self.scheduler.drain_and_drop();
+        for s in &mut self.sides {
+            s.backlog.clear();
+        }
+    }
+}
+
+/// State shared by the channel, its send queues and its helper threads.
+pub(crate) struct SendShared {
+    state: AtomicUsize,
+    pub(crate) sender: Mutex<Sender>,
+    /// 0 until the channel opens; then the transports' buffer size.
+    pub(crate) buffer_size: AtomicUsize,
+    /// Set when the service thread has work; with `service` to sleep on.
+    pending: AtomicBool,
+    pub(crate) service: Notify,
+    /// Threads (flush, close) waiting to own the sender; the service thread
+    /// stands back while this is non-zero.
+    wanted: AtomicUsize,
+    pub(crate) stop: AtomicBool,
+    pub(crate) counters: Counters,
+}
+
+impl SendShared {
+    pub(crate) fn new(scheduler: Scheduler<Message>) -> Self {
+        SendShared {
+            state: AtomicUsize::new(0),
+            sender: Mutex::new(Sender {
+                scheduler,
+                sides: Vec::new(),
+            }),
+            buffer_size: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
+            service: Notify::new(),
+            wanted: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Sender> {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tries to become the owner; true on success. Either way `DIRTY` is set,
+    /// so a current owner pumps once more before it lets go.
+    fn try_own(&self) -> bool {
+        // SYNC POINT (acq_rel): publishes the caller's queue push to the
+        // owner that clears DIRTY; acquires the previous owner's work.
+        self.state.fetch_or(RUNNING | DIRTY, Ordering::AcqRel) & RUNNING == 0
+    }
+
+    /// Called by the owner: pumps until it can let go with nothing new
+    /// (`DIRTY` clear), then lets go; wakes the service thread if work is
+    /// left that needs a peer or room.
+    fn pump_and_release(&self, mut guard: MutexGuard<'_, Sender>) {
+        loop {
+            // SYNC POINT (acq_rel): pairs with `try_own`'s fetch_or.
+            self.state.fetch_and(!DIRTY, Ordering::AcqRel);
+            let out = guard.pump(&self.counters);
+            if self
+                .state
+                .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                drop(guard);
+                if out == Pump::Blocked {
+                    self.wake_service();
+                }
+                return;
+            }
+        }
+    }
+
+    /// Lets go without pumping again only if nothing arrived meanwhile.
+    fn release(&self, guard: MutexGuard<'_, Sender>) {
+        self.pump_and_release(guard);
+    }
+
+    pub(crate) fn wake_service(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.service.notify_one();
+    }
+
+    /// After a post: pump on this thread if nobody else is.
+    #[inline]
+    pub(crate) fn kick(&self) {
+        if self.try_own() {
+            self.pump_and_release(self.lock());
+        }
+    }
+
+    /// Runs `f` as the owner of the sender, waiting for the current owner
+    /// to let go. Returns `None` if the deadline passed first.
+    pub(crate) fn with_owner<R>(
+        &self,
+        deadline: Deadline,
+        f: impl FnOnce(&mut Sender) -> R,
+    ) -> Option<R> {
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+        let owned = loop {
+            if self.try_own() {
+                break true;
+            }
+            if deadline.passed() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        self.wanted.fetch_sub(1, Ordering::AcqRel);
+        if !owned {
+            return None;
+        }
+        let mut guard = self.lock();
+        let r = f(&mut guard);
+        self.release(guard);
+        Some(r)
+    }
+
+    /// The service thread's loop: sleeps until an owner left work behind,
+    /// then pumps, waiting on the transport in slices, until everything is
+    /// sent or the channel stops.
+    pub(crate) fn service_loop(&self) {
+        loop {
+            self.service.wait_for(Timeout::INFINITE, || {
+                (self.pending.swap(false, Ordering::AcqRel) || self.stop.load(Ordering::Acquire))
+                    .then_some(())
+            });
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if self.wanted.load(Ordering::Acquire) > 0 {
+                // flush/close want the sender; they finish the job or
+                // leave it pending for us.
+                std::thread::sleep(Duration::from_millis(1));
+                self.pending.store(true, Ordering::Release);
+                continue;
+            }
+            if !self.try_own() {
+                // The owner wakes us again if it leaves work behind.
+                continue;
+            }
+            let mut guard = self.lock();
+            if guard.pump(&self.counters) == Pump::Blocked && !self.stop.load(Ordering::Acquire) {
+                guard.wait_progress(WAIT_SLICE);
+            }
+            self.pump_and_release(guard);
+        }
+    }
+}
+
+/// Checks a message at post time: frames, size after encoding, external
+/// acquire. Gives it back on failure.
+#[inline]
+fn check(shared: &SendShared, message: Message) -> Result<Message, PostError> {
+    let size = shared.buffer_size.load(Ordering::Acquire);
+    if size == 0 {
+        return Err(PostError::NotOpen(message));
+    }
+    if message.is_empty() {
+        return Err(PostError::NoFrames(message));
+    }
+    if let Err(e) = wire::fits_in_empty_buffer(&message, size) {
+        return Err(PostError::TooLarge {
+            message,
+            encoded: e.encoded,
+            limit: e.limit,
+        });
+    }
+    if let Err(error) = message.acquire_external() {
+        return Err(PostError::Acquire { message, error });
+    }
+    Ok(message)
+}
+
+/// Posting handle of a send queue, as returned by
+/// [`Channel::add_send_queue`](super::Channel::add_send_queue).
+///
+/// A [`MonoSendQueue`] (for [`SendQueueKind::MonoProducerUnbounded`]) is
+/// `Send` but neither `Sync` nor `Clone`; a [`MultiSendQueue`] is both.
+/// Match on this enum to get the concrete handle, or post through it.
+///
+/// [`SendQueueKind::MonoProducerUnbounded`]: crate::queue::SendQueueKind::MonoProducerUnbounded
+#[derive(Debug)]
+pub enum SendQueue {
+    /// A mono-producer queue.
+    Mono(MonoSendQueue),
+    /// A multi-producer queue.
+    Multi(MultiSendQueue),
+}
+
+impl SendQueue {
+    pub(crate) fn new(producer: Producer<Message>, shared: Arc<SendShared>) -> Self {
+        match producer {
+            Producer::Mono(producer) => SendQueue::Mono(MonoSendQueue { producer, shared }),
+            Producer::Multi(producer) => SendQueue::Multi(MultiSendQueue { producer, shared }),
+        }
+    }
+
+    /// Posts `message` (no tag). See [`MultiSendQueue::post_with_tag`].
+    pub fn post(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
+        self.post_with_tag(message, 0, timeout)
+    }
+
+    /// Posts `message` with `tag`. See [`MultiSendQueue::post_with_tag`].
+    pub fn post_with_tag(
+        &self,
+        message: Message,
+        tag: u64,
+        timeout: Timeout,
+    ) -> Result<(), PostError> {
+        match self {
+            SendQueue::Mono(q) if tag == 0 => q.post(message),
+            SendQueue::Mono(_) => Err(PostError::TagUnsupported(message)),
+            SendQueue::Multi(q) => q.post_with_tag(message, tag, timeout),
+        }
+    }
+
+    /// Messages queued and not yet taken by the sender (approximate).
+    pub fn len(&self) -> usize {
+        match self {
+            SendQueue::Mono(q) => q.producer.len(),
+            SendQueue::Multi(q) => q.producer.len(),
+        }
+    }
+
+    /// True if nothing is queued (approximate).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages this queue discarded because it was full (bounded kinds).
+    pub fn discarded(&self) -> u64 {
+        match self {
+            SendQueue::Mono(_) => 0,
+            SendQueue::Multi(q) => q.discarded(),
+        }
+    }
+}
+
+/// Posting handle of a mono-producer unbounded send queue: one thread posts.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<lwmq::channel::MonoSendQueue>();
+/// ```
+pub struct MonoSendQueue {
+    producer: MonoProducer<Message>,
+    shared: Arc<SendShared>,
+}
+
+impl std::fmt::Debug for MonoSendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.producer.fmt(f)
+    }
+}
+
+impl MonoSendQueue {
+    /// Posts `message`. Never waits. On failure the message is handed back
+    /// in the error.
+    #[inline]
+    pub fn post(&self, message: Message) -> Result<(), PostError> {
+        let message = check(&self.shared, message)?;
+        self.producer.post(message).map_err(PostError::from_queue)?;
+        self.shared.kick();
+        Ok(())
+    }
+
+    /// Messages queued (approximate).
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Posting handle of a multi-producer send queue: `Clone + Send + Sync`.
+#[derive(Clone)]
+pub struct MultiSendQueue {
+    producer: MultiProducer<Message>,
+    shared: Arc<SendShared>,
+}
+
+impl std::fmt::Debug for MultiSendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.producer.fmt(f)
+    }
+}
+
+impl MultiSendQueue {
+    /// Posts `message` without a tag.
+    pub fn post(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
+        self.post_with_tag(message, 0, timeout)
+    }
+
+    /// Posts `message`.
+    ///
+    /// Checked first, each failure handing the message back: the channel
+    /// is open ([`PostError::NotOpen`]), the message has a frame
+    /// ([`PostError::NoFrames`]), it fits an empty transport buffer after
+    /// encoding ([`PostError::TooLarge`], with the limit), and its external
+    /// frames' acquire hooks succeed ([`PostError::Acquire`]; they run here,
+    /// once per frame).
+    ///
+    /// `tag` (tagged kinds only; 0 = none) replaces a still-queued message
+    /// with the same tag. `timeout` applies to bounded kinds when full:
+    /// discard-oldest then drops the oldest queued message, discard-newest
+    /// refuses this one ([`PostError::Full`] / [`PostError::Timeout`]).
+    pub fn post_with_tag(
+        &self,
+        message: Message,
+        tag: u64,
+        timeout: Timeout,
+    ) -> Result<(), PostError> {
+        let message = check(&self.shared, message)?;
+        self.producer
+            .post_tagged(message, tag, timeout)
+            .map_err(PostError::from_queue)?;
+        self.shared.kick();
+        Ok(())
+    }
+
+    /// Messages queued (approximate).
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages discarded because the queue was full.
+    pub fn discarded(&self) -> u64 {
+        self.producer.discarded()
+    }
+}
