@@ -1,0 +1,364 @@
+//! Send-queue semantics through a live channel: priorities, tags, bounded
+//! discards (send and receive side), clubbing, flush and close, fan-out.
+//! Every check is on what arrives, never on timing.
+
+mod channel_common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use channel_common::*;
+use lwmq::channel::{Channel, PostError, Priority, ReceiveError, ReceiveQueueKind, SendQueueKind};
+use lwmq::message::{Message, Timestamp};
+use lwmq::{Directions, Role, Timeout};
+
+const RQ: ReceiveQueueKind = ReceiveQueueKind::MonoConsumerUnbounded;
+
+/// A receive-only client (the peer that arrives later).
+fn receiver(uri: &str, rq: ReceiveQueueKind) -> Channel {
+    let mut ch = Channel::new();
+    ch.add_transport(uri, 65536, 0, 8, Directions::Receive)
+        .unwrap();
+    ch.open(Role::Client, Some(rq)).unwrap();
+    ch
+}
+
+/// A send-only server with no peer yet.
+fn sender(uri: &str) -> Channel {
+    let mut ch = Channel::new();
+    ch.add_transport(uri, 65536, 8, 0, Directions::Send)
+        .unwrap();
+    ch
+}
+
+fn msg2(a: u64, b: u64) -> Message {
+    let mut m = Message::new();
+    let mut v = a.to_le_bytes().to_vec();
+    v.extend_from_slice(&b.to_le_bytes());
+    m.push_copy(&v, Timestamp::None).unwrap();
+    m
+}
+
+fn parts(m: &Message) -> (u64, u64) {
+    let d = m.frame(0).unwrap().data();
+    (
+        u64::from_le_bytes(d[..8].try_into().unwrap()),
+        u64::from_le_bytes(d[8..16].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn priorities_with_prefilled_queues() {
+    let uri = unique("prio");
+    let mut a = sender(&uri);
+    let kind = SendQueueKind::MultiProducerUnbounded;
+    let queues: Vec<_> = Priority::ALL
+        .iter()
+        .map(|&p| a.add_send_queue(kind, p).unwrap())
+        .collect();
+    a.open(Role::Server, None).unwrap();
+    const N: u64 = 620;
+    for (p, q) in queues.iter().enumerate() {
+        for seq in 0..N {
+            q.post(msg2(p as u64, seq), Timeout::ZERO).unwrap();
+        }
+    }
+    let mut b = receiver(&uri, RQ);
+    let mut order = Vec::new();
+    for _ in 0..7 * N {
+        order.push(parts(&recv(&mut b)));
+    }
+    // TIME_CRITICAL first, IDLE last.
+    assert!(order[..N as usize].iter().all(|&(p, _)| p == 0));
+    assert!(order[6 * N as usize..].iter().all(|&(p, _)| p == 6));
+    // Order kept within each queue.
+    let mut next: HashMap<u64, u64> = HashMap::new();
+    for &(p, seq) in &order {
+        let n = next.entry(p).or_default();
+        assert_eq!(seq, *n, "priority {p} out of order");
+        *n += 1;
+    }
+    // Middle shares follow the weights 16/8/4/2/1 while all five have
+    // messages: in the first 310 middle messages, 160/80/40/20/10.
+    let middle = &order[N as usize..N as usize + 310];
+    let mut counts = [0u32; 7];
+    for &(p, _) in middle {
+        counts[p as usize] += 1;
+    }
+    assert_eq!(&counts[1..6], &[160, 80, 40, 20, 10], "{counts:?}");
+    a.close(LIVENESS).unwrap();
+}
+
+#[test]
+fn tags_keep_only_the_latest_update_while_the_peer_is_absent() {
+    let uri = unique("tags");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(
+            SendQueueKind::MultiProducerUnboundedTagged,
+            Priority::Normal,
+        )
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    q.post_with_tag(msg2(1, 1), 1, Timeout::ZERO).unwrap();
+    q.post(msg2(0, 0), Timeout::ZERO).unwrap();
+    for v in 0..10_000 {
+        q.post_with_tag(msg2(7, v), 7, Timeout::ZERO).unwrap();
+    }
+    q.post_with_tag(msg2(2, 2), 2, Timeout::ZERO).unwrap();
+    q.post(msg2(0, 1), Timeout::ZERO).unwrap();
+    let mut b = receiver(&uri, RQ);
+    a.flush(LIVENESS).unwrap();
+    let mut got = Vec::new();
+    while let Ok(r) = b.receive(Timeout::after(Duration::from_millis(200))) {
+        got.push(parts(&r.message));
+    }
+    assert_eq!(got, vec![(1, 1), (0, 0), (7, 9999), (2, 2), (0, 1)]);
+}
+
+#[test]
+fn bounded_send_queues_discard_oldest_or_newest() {
+    let uri = unique("sdisc");
+    let mut a = sender(&uri);
+    let old = a
+        .add_send_queue(
+            SendQueueKind::MultiProducerBoundedDiscardOldest(4),
+            Priority::Highest,
+        )
+        .unwrap();
+    let new = a
+        .add_send_queue(
+            SendQueueKind::MultiProducerBoundedDiscardNewest(4),
+            Priority::Lowest,
+        )
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    for v in 0..10 {
+        old.post(msg2(1, v), Timeout::ZERO).unwrap();
+        let r = new.post(msg2(2, v), Timeout::ZERO);
+        if v < 4 {
+            r.unwrap();
+        } else {
+            let e = r.unwrap_err();
+            assert!(matches!(e, PostError::Full(_)), "{e:?}");
+            assert_eq!(parts(&e.into_message()), (2, v));
+        }
+    }
+    assert_eq!(old.discarded(), 6);
+    assert_eq!(new.discarded(), 6);
+    let mut b = receiver(&uri, RQ);
+    a.flush(LIVENESS).unwrap();
+    let mut got = Vec::new();
+    while let Ok(r) = b.receive(Timeout::after(Duration::from_millis(200))) {
+        got.push(parts(&r.message));
+    }
+    got.sort();
+    let want: Vec<_> = (6..10)
+        .map(|v| (1, v))
+        .chain((0..4).map(|v| (2, v)))
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn receive_discards(rq: ReceiveQueueKind, keep: std::ops::Range<u64>) {
+    let uri = unique("rdisc");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    let mut b = receiver(&uri, rq);
+    for v in 0..10 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    // Flush returns once the peer's receive thread has taken (and queued
+    // or discarded) every buffer.
+    a.flush(LIVENESS).unwrap();
+    let mut got = Vec::new();
+    while let Ok(r) = b.receive(Timeout::after(Duration::from_millis(200))) {
+        got.push(number(&r.message));
+    }
+    assert_eq!(got, keep.collect::<Vec<_>>());
+    assert_eq!(b.stats().receive_discards, 6);
+}
+
+#[test]
+fn bounded_receive_queue_discard_oldest_keeps_the_newest() {
+    receive_discards(
+        ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(4),
+        6..10,
+    );
+}
+
+#[test]
+fn bounded_receive_queue_discard_newest_keeps_the_oldest() {
+    receive_discards(ReceiveQueueKind::MultiConsumerBoundedDiscardNewest(4), 0..4);
+}
+
+#[test]
+fn clubbing_packs_queued_messages_and_a_lone_message_leaves_at_once() {
+    let uri = unique("club");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    // Load: 10,000 messages waiting when the peer arrives.
+    for v in 0..10_000 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    let mut b = receiver(&uri, RQ);
+    for v in 0..10_000 {
+        assert_eq!(number(&recv(&mut b)), v);
+    }
+    a.flush(LIVENESS).unwrap();
+    let s = a.stats();
+    assert_eq!(s.messages_sent, 10_000);
+    assert!(s.messages_per_buffer > 100.0, "{s:?}");
+    // Idle, then one message: it arrives without any other post.
+    std::thread::sleep(Duration::from_millis(50));
+    q.post(numbered(424242), Timeout::ZERO).unwrap();
+    assert_eq!(number(&recv(&mut b)), 424242);
+}
+
+#[test]
+fn flush_returns_once_everything_is_sent() {
+    let uri = unique("flush");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    let mut b = receiver(&uri, RQ);
+    for v in 0..5000 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    a.flush(LIVENESS).unwrap();
+    assert!(q.is_empty());
+    assert_eq!(a.stats().messages_sent, 5000);
+    for v in 0..5000 {
+        assert_eq!(
+            number(
+                &b.receive(Timeout::ZERO)
+                    .map(|r| r.message)
+                    .unwrap_or_else(|_| recv(&mut b))
+            ),
+            v
+        );
+    }
+}
+
+#[test]
+fn flush_without_a_peer_times_out_and_sending_goes_on() {
+    let uri = unique("flusht");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    q.post(numbered(5), Timeout::ZERO).unwrap();
+    let e = a
+        .flush(Timeout::after(Duration::from_millis(50)))
+        .unwrap_err();
+    assert!(matches!(e, lwmq::ChannelError::Timeout), "{e}");
+    let mut b = receiver(&uri, RQ);
+    assert_eq!(number(&recv(&mut b)), 5);
+}
+
+#[test]
+fn close_with_linger_delivers_pending_messages() {
+    let uri = unique("linger");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    for v in 0..100 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    let uri2 = uri.clone();
+    let peer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut b = receiver(&uri2, RQ);
+        (0..100).map(|_| number(&recv(&mut b))).collect::<Vec<_>>()
+    });
+    a.close(LIVENESS).unwrap();
+    assert_eq!(peer.join().unwrap(), (0..100).collect::<Vec<_>>());
+    let e = q.post(numbered(1), Timeout::ZERO).unwrap_err();
+    assert!(matches!(e, PostError::NotOpen(_) | PostError::Closed(_)));
+}
+
+#[test]
+fn close_with_zero_linger_does_not_hang() {
+    let uri = unique("zero");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    for v in 0..1000 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    a.close(Timeout::ZERO).unwrap();
+    // Dropping an open channel with a queue and a receiver does not hang
+    // either.
+    let uri = unique("drop");
+    let (ch, q) = endpoint(
+        &uri,
+        Role::Server,
+        4096,
+        SendQueueKind::MonoProducerUnbounded,
+        RQ,
+    );
+    q.post(numbered(1), Timeout::ZERO).unwrap();
+    drop(ch);
+}
+
+#[test]
+fn receive_after_close_reports_closed() {
+    let uri = unique("rclosed");
+    let (mut ch, _q) = endpoint(
+        &uri,
+        Role::Server,
+        4096,
+        SendQueueKind::MonoProducerUnbounded,
+        RQ,
+    );
+    assert_eq!(
+        ch.receive(Timeout::ZERO).unwrap_err(),
+        ReceiveError::Timeout
+    );
+    ch.close(Timeout::ZERO).unwrap();
+    assert_eq!(
+        ch.receive(Timeout::INFINITE).unwrap_err(),
+        ReceiveError::Closed
+    );
+}
+
+#[test]
+fn fan_out_delivers_every_message_to_both_peers() {
+    let (u1, u2) = (unique("fan1"), unique("fan2"));
+    let mut a = Channel::new();
+    a.add_transport(&u1, 65536, 8, 0, Directions::Send).unwrap();
+    a.add_transport(&u2, 65536, 8, 0, Directions::Send).unwrap();
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    let mut b1 = receiver(&u1, RQ);
+    // The second peer arrives after some messages were sent to the first.
+    for v in 0..3000 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    let mut b2 = receiver(&u2, RQ);
+    for v in 3000..6000 {
+        q.post(numbered(v), Timeout::ZERO).unwrap();
+    }
+    a.flush(LIVENESS).unwrap();
+    for b in [&mut b1, &mut b2] {
+        for v in 0..6000 {
+            assert_eq!(number(&recv(b)), v);
+        }
+    }
+    assert_eq!(a.stats().messages_sent, 12_000);
+}
