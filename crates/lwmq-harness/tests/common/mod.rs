@@ -204,3 +204,10 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 pub fn clock_ticks_per_sec() -> u64 {
     rustix::param::clock_ticks_per_second()
 }
+
+/// Spawns the messaging test peer `lwmq-msg-peer` with `args`.
+pub fn spawn_msg(args: &[&str]) -> Peer {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lwmq-msg-peer"));
+    c.args(args);
+    spawn_cmd(c)
+}

@@ -54,6 +54,9 @@ pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
 
 use send::{SendShared, TxSide};
 
+/// Polls of the receive queue before a waiting `receive` sleeps.
+const RECEIVE_POLLS: u32 = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Created,
@@ -388,9 +391,9 @@ impl Channel {
     /// ([`Timeout::ZERO`] polls, [`Timeout::INFINITE`] waits until a message
     /// arrives or the channel closes).
     ///
-    /// A waiting receive first polls briefly (a few microseconds) before it
-    /// sleeps, so that a message arriving at once is taken without a
-    /// wake-up.
+    /// A waiting receive first polls briefly (a few hundred polls, about a
+    /// microsecond) before it sleeps, so that a message arriving at once is
+    /// taken without a wake-up.
     pub fn receive(&mut self, timeout: Timeout) -> Result<Received, ReceiveError> {
         let consumer = match (&mut self.consumer, self.phase) {
             (Some(c), _) => c,
@@ -401,24 +404,20 @@ impl Channel {
         let got = match consumer.receive(Timeout::ZERO) {
             Ok(m) => Ok(m),
             Err(queue::RecvError::Timeout) if !timeout.is_zero() => {
-                let deadline = timeout.deadline();
-                let spin_end = std::time::Instant::now() + std::time::Duration::from_micros(20);
-                loop {
-                    match consumer.receive(Timeout::ZERO) {
-                        Err(queue::RecvError::Timeout)
-                            if std::time::Instant::now() < spin_end && !deadline.passed() =>
-                        {
-                            std::hint::spin_loop();
-                        }
-                        Err(queue::RecvError::Timeout) => {
-                            let left = match deadline.remaining() {
-                                None => Timeout::INFINITE,
-                                Some(d) => Timeout::after(d),
-                            };
-                            break consumer.receive(left);
-                        }
-                        other => break other,
+                // A short poll without reading the clock (the machine may
+                // have 2 cores: a long spin would steal the receive
+                // thread's core), then sleep.
+                let mut got = Err(queue::RecvError::Timeout);
+                for _ in 0..RECEIVE_POLLS {
+                    std::hint::spin_loop();
+                    got = consumer.receive(Timeout::ZERO);
+                    if !matches!(got, Err(queue::RecvError::Timeout)) {
+                        break;
                     }
+                }
+                match got {
+                    Err(queue::RecvError::Timeout) => consumer.receive(timeout),
+                    other => other,
                 }
             }
             Err(e) => Err(e),
