@@ -11,12 +11,14 @@
 mod check;
 mod demo;
 mod failure;
+mod lat;
 mod limits;
 mod ls;
 mod measure;
 mod peer;
 mod raw_lat;
 mod raw_thr;
+mod thr;
 
 use std::process::ExitCode;
 
@@ -51,6 +53,10 @@ enum Command {
     RawThr(raw_thr::RawThrArgs),
     /// One-way latency over a raw channel (ping measures, pong echoes).
     RawLat(raw_lat::RawLatArgs),
+    /// Throughput through a messaging channel (send or recv side), every message verified.
+    Thr(thr::ThrArgs),
+    /// One-way latency through a messaging channel (ping measures, pong echoes).
+    Lat(lat::LatArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::RawThr(args) => raw_thr::run(&args),
         Command::RawLat(args) => raw_lat::run(&args),
+        Command::Thr(args) => thr::run(&args),
+        Command::Lat(args) => lat::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,105 @@
+//! `lwmq lat ping|pong`: one-way latency through a messaging channel,
+//! measured as half of each round trip (one-frame messages, mono-producer
+//! send queue, mono-consumer receive queue). Reports as `raw-lat` does.
+
+use std::time::Instant;
+
+use lwmq::channel::{Channel, SendQueue};
+use lwmq::message::{Message, Timestamp};
+use lwmq::{Directions, Timeout};
+
+use crate::failure::{emit, Failure};
+use crate::peer::RoleArg;
+use crate::raw_lat::{warmup, LatReport};
+use crate::thr::open_msg_channel;
+
+/// Arguments of `lwmq lat`.
+#[derive(Debug, clap::Args)]
+pub struct LatArgs {
+    /// `ping` (measures) or `pong` (echoes).
+    #[arg(value_parser = ["ping", "pong"])]
+    pub side: String,
+    /// The descriptor.
+    pub uri: String,
+    /// Payload size in bytes (at least 8).
+    pub size: usize,
+    /// Round trips to time (after a warm-up of COUNT/10, at least 100).
+    pub count: u64,
+    /// Which role to open as; `auto` tries SERVER, then CLIENT.
+    #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
+    pub role: RoleArg,
+    /// Print one JSON object as the last stdout line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn runtime(e: impl std::fmt::Display) -> Failure {
+    Failure::runtime(e.to_string())
+}
+
+/// Runs `lwmq lat`.
+pub fn run(a: &LatArgs) -> Result<(), Failure> {
+    if a.size < 8 {
+        return Err(Failure::usage(format!(
+            "SIZE {} is too small (rule: SIZE >= 8)",
+            a.size
+        )));
+    }
+    let buffer_size = (64 * 1024).max(a.size + 64);
+    let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, 4, Directions::SendReceive, a.role)?;
+    let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
+    let total = a.count + warmup(a.count);
+    if a.side == "pong" {
+        pong(&mut ch, &q, total)?;
+        let _ = ch.close(Timeout::after(std::time::Duration::from_secs(10)));
+        return Ok(());
+    }
+    let r = ping(&mut ch, &q, a.size, a.count)?;
+    let _ = ch.close(Timeout::after(std::time::Duration::from_secs(1)));
+    emit(&if a.json {
+        format!("{}\n", r.to_json(a.size))
+    } else {
+        r.render(a.size).replacen("raw-lat", "lat", 1)
+    })
+}
+
+/// Echoes `total` messages.
+pub fn pong(ch: &mut Channel, q: &SendQueue, total: u64) -> Result<(), Failure> {
+    for _ in 0..total {
+        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+        q.post(r.message, Timeout::INFINITE).map_err(runtime)?;
+    }
+    Ok(())
+}
+
+/// Times `count` round trips after the warm-up.
+pub fn ping(
+    ch: &mut Channel,
+    q: &SendQueue,
+    size: usize,
+    count: u64,
+) -> Result<LatReport, Failure> {
+    let mut samples = Vec::with_capacity(count as usize);
+    let w = warmup(count);
+    let mut payload = vec![0u8; size];
+    for i in 0..w + count {
+        let t0 = Instant::now();
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        let mut m = Message::new();
+        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        q.post(m, Timeout::INFINITE).map_err(runtime)?;
+        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+        let rt = t0.elapsed();
+        let ok = r
+            .message
+            .frame(0)
+            .is_some_and(|f| f.len() == size && f.data()[..8] == i.to_le_bytes());
+        if !ok {
+            return Err(Failure::runtime(format!("lat: echo {i} came back wrong")));
+        }
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    Ok(LatReport::from_round_trips(samples))
+}

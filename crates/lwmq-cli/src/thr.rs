@@ -1,0 +1,206 @@
+//! `lwmq thr send|recv`: throughput through a messaging channel, every
+//! payload verified. Same contract as `raw-thr` (see [`crate::raw_thr`]),
+//! but each payload is a one-frame [`Message`] created per message (copied
+//! frame), posted to a mono-producer unbounded NORMAL send queue and taken
+//! from a mono-consumer receive queue, so what is measured includes message
+//! creation, posting, clubbing, decoding and the receive queue.
+
+use std::time::Instant;
+
+use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
+use lwmq::message::{Message, Timestamp};
+use lwmq::{ChannelError, Directions, Role, Timeout, TransportError};
+
+use crate::failure::{emit, Failure};
+use crate::peer::RoleArg;
+use crate::raw_thr::{pattern, ThrReport};
+
+/// Arguments of `lwmq thr`.
+#[derive(Debug, clap::Args)]
+pub struct ThrArgs {
+    /// `send` or `recv`.
+    #[arg(value_parser = ["send", "recv"])]
+    pub side: String,
+    /// The descriptor, e.g. `ipc://localhost:5555`.
+    pub uri: String,
+    /// Payload size in bytes (at least 16).
+    pub size: usize,
+    /// Number of messages.
+    pub count: u64,
+    /// Which role to open as; `auto` tries SERVER, then CLIENT.
+    #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
+    pub role: RoleArg,
+    /// BufferSizeBytes (default: 1 MiB, or enough for one payload if larger).
+    #[arg(long)]
+    pub buffer_size: Option<usize>,
+    /// Send (or receive) buffer count.
+    #[arg(long, default_value_t = 8)]
+    pub buffers: i64,
+    /// Print one JSON object as the last stdout line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A messaging channel with one transport and, if it sends, one
+/// mono-producer unbounded NORMAL send queue.
+pub fn open_msg_channel(
+    uri: &str,
+    buffer_size: usize,
+    buffers: i64,
+    dirs: Directions,
+    role: RoleArg,
+) -> Result<(Channel, Option<SendQueue>), Failure> {
+    let (s, r) = match dirs {
+        Directions::Send => (buffers, 0),
+        Directions::Receive => (0, buffers),
+        Directions::SendReceive => (buffers, buffers),
+    };
+    let build = || -> Result<(Channel, Option<SendQueue>), Failure> {
+        let mut ch = Channel::new();
+        ch.add_transport(uri, buffer_size, s, r, dirs)
+            .map_err(|e| match e {
+                ChannelError::Transport(TransportError::Descriptor(d)) => {
+                    Failure::usage(format!("invalid descriptor: {d}"))
+                }
+                ChannelError::Transport(TransportError::Config { .. }) => {
+                    Failure::usage(e.to_string())
+                }
+                other => Failure::runtime(other.to_string()),
+            })?;
+        let q = if dirs.sends() {
+            Some(
+                ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+                    .map_err(runtime)?,
+            )
+        } else {
+            None
+        };
+        Ok((ch, q))
+    };
+    let rq = dirs
+        .receives()
+        .then_some(ReceiveQueueKind::MonoConsumerUnbounded);
+    let (mut ch, q) = build()?;
+    let first = match role {
+        RoleArg::Client => Role::Client,
+        _ => Role::Server,
+    };
+    match ch.open(first, rq) {
+        Ok(()) => Ok((ch, q)),
+        Err(ChannelError::Transport(TransportError::AddressInUse(_))) if role == RoleArg::Auto => {
+            ch.open(Role::Client, rq).map_err(runtime)?;
+            Ok((ch, q))
+        }
+        Err(e) => Err(runtime(e)),
+    }
+}
+
+fn runtime(e: impl std::fmt::Display) -> Failure {
+    Failure::runtime(e.to_string())
+}
+
+/// Runs `lwmq thr`.
+pub fn run(a: &ThrArgs) -> Result<(), Failure> {
+    if a.size < 16 {
+        return Err(Failure::usage(format!(
+            "SIZE {} is too small (rule: SIZE >= 16)",
+            a.size
+        )));
+    }
+    let buffer_size = a
+        .buffer_size
+        .unwrap_or((1 << 20).max(a.size + lwmq::wire::BUFFER_HEADER_LEN + 16));
+    let sending = a.side == "send";
+    let dirs = if sending {
+        Directions::Send
+    } else {
+        Directions::Receive
+    };
+    let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, a.buffers, dirs, a.role)?;
+    let report = match q {
+        Some(q) => send(&ch, &q, a.size, a.count)?,
+        None => recv(&mut ch, a.size, a.count)?,
+    };
+    let text = if a.json {
+        format!("{}\n", report.to_json(&a.side, a.size))
+    } else {
+        let s = ch.stats();
+        let club = if sending {
+            format!(
+                "thr send: {} buffers, {:.1} messages per buffer\n",
+                s.buffers_sent, s.messages_per_buffer
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{}{club}",
+            report.render(&a.side, a.size).replacen("raw-thr", "thr", 1)
+        )
+    };
+    let _ = ch.close(Timeout::after(std::time::Duration::from_secs(5)));
+    emit(&text)?;
+    if report.verified == Some(false) {
+        return Err(Failure::runtime("thr recv: payloads failed verification"));
+    }
+    Ok(())
+}
+
+/// Posts `count` messages; times from the first post to the flush.
+pub fn send(ch: &Channel, q: &SendQueue, size: usize, count: u64) -> Result<ThrReport, Failure> {
+    let pat = pattern(size);
+    let mut payload = pat.clone();
+    // Wait for the peer so that the time measured is the transfer.
+    while !ch
+        .transport(lwmq::TransportId(0))
+        .map_err(runtime)?
+        .state()
+        .eq(&lwmq::ConnectionState::Connected)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let start = Instant::now();
+    for seq in 0..count {
+        let s = seq.to_le_bytes();
+        payload[..8].copy_from_slice(&s);
+        payload[size - 8..].copy_from_slice(&s);
+        let mut m = Message::with_capacity(1);
+        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        q.post(m, Timeout::INFINITE).map_err(runtime)?;
+    }
+    ch.flush(Timeout::INFINITE).map_err(runtime)?;
+    Ok(ThrReport {
+        messages: count,
+        bytes: count * size as u64,
+        seconds: start.elapsed().as_secs_f64(),
+        verified: None,
+    })
+}
+
+/// Receives and verifies `count` messages; times first to last.
+pub fn recv(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Failure> {
+    let pat = pattern(size);
+    let mut ok = true;
+    let mut start = None;
+    for seq in 0..count {
+        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+        start.get_or_insert_with(Instant::now);
+        let s = seq.to_le_bytes();
+        let f = r.message.frame(0);
+        ok &= r.frame_count == 1
+            && f.is_some_and(|f| {
+                let b = f.data();
+                b.len() == size
+                    && b[..8] == s
+                    && b[size - 8..] == s
+                    && b[8..size - 8] == pat[8..size - 8]
+            });
+    }
+    let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    Ok(ThrReport {
+        messages: count,
+        bytes: count * size as u64,
+        seconds,
+        verified: Some(ok),
+    })
+}
