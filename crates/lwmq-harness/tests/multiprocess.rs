@@ -311,8 +311,29 @@ fn other_user_refused_by_default_and_accepted_by_policy() {
         eprintln!("skipped: needs root to spawn a peer with another uid");
         return;
     }
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let nobody = 65534;
+    // The build tree may sit under a directory the other user cannot enter
+    // (e.g. /root): run a copy of the peer from a world-readable place.
+    let dir = std::env::temp_dir().join(format!("lwmq-peer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.join("lwmq-peer");
+    std::fs::copy(env!("CARGO_BIN_EXE_lwmq-peer"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir);
+    let as_nobody = |args: &[&str]| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(args).uid(nobody).gid(nobody);
+        c
+    };
     let uri = unique("other-user");
     let mut server = spawn(&["idle", &uri, "--role", "server", "--seconds", "30"]);
     server.expect("OPEN server", LIVENESS);
@@ -373,9 +394,14 @@ fn other_user_refused_by_default_and_accepted_by_policy() {
         "--any-user",
     ]);
     server.expect("OPEN server", LIVENESS);
-    let mut cmd = peer_cmd(&["idle", &uri, "--role", "client", "--seconds", "30"]);
-    cmd.uid(nobody).gid(nobody);
-    let mut client = spawn_cmd(cmd);
+    let mut client = spawn_cmd(as_nobody(&[
+        "idle",
+        &uri,
+        "--role",
+        "client",
+        "--seconds",
+        "30",
+    ]));
     let line = client.expect("STATE refused", LIVENESS);
     assert!(line.contains("access denied"), "{line}");
 }
