@@ -52,10 +52,20 @@ pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
 pub use error::{PostError, ReceiveError};
 pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
 
+use receive::{Drain, RxShared};
 use send::{SendShared, TxSide};
 
-/// Polls of the receive queue before a waiting `receive` sleeps.
+/// Polls of the receive queue and the transports before a waiting
+/// `receive` sleeps.
 const RECEIVE_POLLS: u32 = 256;
+
+/// Longest single sleep of a waiting `receive` in the transport, after
+/// which it re-checks the receive queue.
+const RECEIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a waiting `receive` sleeps on the queue while another thread
+/// owns the transport, before it tries to own it again.
+const RECEIVE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -105,6 +115,9 @@ pub struct Channel {
     shared: Arc<SendShared>,
     queue_count: usize,
     consumer: Option<ReceiveConsumer<Message>>,
+    /// The receive path; `None` before `open`, after `close`, and when
+    /// nothing receives. Dropping it closes the receive queue.
+    rx: Option<Arc<RxShared>>,
     threads: Vec<JoinHandle<()>>,
     affinity: Arc<Mutex<Affinity>>,
 }
@@ -150,6 +163,7 @@ impl Channel {
             shared: Arc::new(SendShared::new(Scheduler::new())),
             queue_count: 0,
             consumer: None,
+            rx: None,
             threads: Vec::new(),
             affinity: Arc::default(),
         }
@@ -317,19 +331,18 @@ impl Channel {
         }
         if let Some((producer, consumer)) = queue {
             self.consumer = Some(consumer);
-            let producer = Arc::new(Mutex::new(producer));
-            for t in self.transports.clone() {
-                if !t.config().directions().receives() {
-                    continue;
+            let mut rx = RxShared::new(producer);
+            for t in &self.transports {
+                if t.config().directions().receives() {
+                    rx.add_side(t.claim_receiver()?, t.descriptor().to_owned());
                 }
-                let side = t.claim_receiver()?;
-                let (p, s, d) = (
-                    Arc::clone(&producer),
-                    Arc::clone(&self.shared),
-                    t.descriptor().to_owned(),
-                );
-                self.spawn("lwmq-recv", move || receive::receive_loop(side, p, s, d))?;
             }
+            let rx = Arc::new(rx);
+            for i in 0..rx.sides.len() {
+                let (r, s) = (Arc::clone(&rx), Arc::clone(&self.shared));
+                self.spawn("lwmq-recv", move || r.receive_loop(i, &s.counters))?;
+            }
+            self.rx = Some(rx);
         }
         Ok(())
     }
@@ -401,26 +414,14 @@ impl Channel {
             (None, Phase::Closed) => return Err(ReceiveError::Closed),
             (None, Phase::Open) => return Err(ReceiveError::NoReceiveQueue),
         };
-        let got = match consumer.receive(Timeout::ZERO) {
-            Ok(m) => Ok(m),
-            Err(queue::RecvError::Timeout) if !timeout.is_zero() => {
-                // A short poll without reading the clock (the machine may
-                // have 2 cores: a long spin would steal the receive
-                // thread's core), then sleep.
-                let mut got = Err(queue::RecvError::Timeout);
-                for _ in 0..RECEIVE_POLLS {
-                    std::hint::spin_loop();
-                    got = consumer.receive(Timeout::ZERO);
-                    if !matches!(got, Err(queue::RecvError::Timeout)) {
-                        break;
-                    }
-                }
-                match got {
-                    Err(queue::RecvError::Timeout) => consumer.receive(timeout),
-                    other => other,
-                }
+        let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
+            (Err(queue::RecvError::Timeout), Some(rx)) => {
+                Self::receive_inline(consumer, rx, &self.shared.counters, timeout)
             }
-            Err(e) => Err(e),
+            (Err(queue::RecvError::Timeout), None) if !timeout.is_zero() => {
+                consumer.receive(timeout)
+            }
+            (got, _) => got,
         };
         match got {
             Ok(message) => Ok(Received {
@@ -430,6 +431,68 @@ impl Channel {
             }),
             Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
             Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
+        }
+    }
+
+    /// The receive queue is empty: drain the transports on this thread
+    /// (see `receive.rs`), polling briefly, then sleeping in the transport
+    /// (one receiving transport) or on the queue (several).
+    fn receive_inline(
+        consumer: &mut ReceiveConsumer<Message>,
+        rx: &RxShared,
+        c: &send::Counters,
+        timeout: Timeout,
+    ) -> Result<Message, queue::RecvError> {
+        let deadline = timeout.deadline();
+        let mut guard = Some(rx.enter());
+        let mut polls = 0u32;
+        loop {
+            let mut busy = false;
+            if guard.is_some() {
+                for i in 0..rx.sides.len() {
+                    busy |= rx.drain(i, Timeout::ZERO, c) == Drain::Busy;
+                }
+            }
+            match consumer.receive(Timeout::ZERO) {
+                Err(queue::RecvError::Timeout) => {}
+                got => return got,
+            }
+            if timeout.is_zero() {
+                return Err(queue::RecvError::Timeout);
+            }
+            // A short poll without reading the clock (the machine may
+            // have 2 cores: a long spin would steal the peer's core).
+            if polls < RECEIVE_POLLS {
+                polls += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let slice = match deadline.remaining() {
+                Some(left) if left.is_zero() => return Err(queue::RecvError::Timeout),
+                Some(left) => left.min(RECEIVE_WAIT),
+                None => RECEIVE_WAIT,
+            };
+            let mut wait = slice;
+            if rx.sides.len() == 1 && guard.is_some() {
+                if !busy {
+                    match rx.drain(0, Timeout::after(slice), c) {
+                        Drain::Got | Drain::Empty => continue,
+                        Drain::Busy => {}
+                        Drain::Stopped => guard = None,
+                    }
+                }
+                // Another thread owns the transport: it queues what it
+                // takes; the receive thread lets go after its wait.
+                wait = wait.min(RECEIVE_BUSY_WAIT);
+            } else {
+                // Several transports: the receive threads drain them
+                // while this thread sleeps on the queue.
+                guard = None;
+            }
+            match consumer.receive(Timeout::after(wait)) {
+                Err(queue::RecvError::Timeout) => {}
+                got => return got,
+            }
         }
     }
 
@@ -500,6 +563,9 @@ impl Channel {
     fn shutdown(&mut self) {
         self.shared.buffer_size.store(0, Ordering::Release);
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(rx) = &self.rx {
+            rx.stop.store(true, Ordering::Release);
+        }
         for t in &self.transports {
             t.stop();
         }
@@ -507,6 +573,8 @@ impl Channel {
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
+        // Closes the receive queue: what is queued stays receivable.
+        self.rx = None;
         let mut s = self.shared.lock();
         s.drop_all();
         // The sides' claims end here; the transports are stopped.

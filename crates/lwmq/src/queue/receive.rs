@@ -142,10 +142,44 @@ impl<T> ReceiveProducer<T> {
     /// discard is counted and the dropped item is dropped here, with no lock
     /// held. Fails only when the queue is closed, handing `item` back.
     pub fn push(&self, item: T) -> Result<(), PushError<T>> {
-        let common = match &self.inner {
-            ProducerInner::Mono(producer, common) => {
+        self.push_quiet(item)?;
+        self.common().notify.notify_one();
+        Ok(())
+    }
+
+    /// Appends every item of `items` as [`push`](Self::push) does (same
+    /// discard rules), then wakes sleeping receivers once: one fence and
+    /// one load for the whole batch instead of one per item. Items after
+    /// the queue was found closed are dropped. Returns how many were queued
+    /// or counted as discarded.
+    pub fn push_batch(&self, items: impl IntoIterator<Item = T>) -> usize {
+        let mut n = 0;
+        for item in items {
+            if self.push_quiet(item).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            // Several receivers may share a multi-consumer queue.
+            self.common().notify.notify_all();
+        }
+        n
+    }
+
+    fn common(&self) -> &Common {
+        match &self.inner {
+            ProducerInner::Mono(_, common) => common,
+            ProducerInner::Multi(shared) => &shared.common,
+        }
+    }
+
+    /// `push` without the wake-up.
+    #[inline]
+    fn push_quiet(&self, item: T) -> Result<(), PushError<T>> {
+        match &self.inner {
+            ProducerInner::Mono(producer, _) => {
                 producer.push(item).map_err(PushError::Closed)?;
-                &**common
             }
             ProducerInner::Multi(shared) => {
                 let common = &shared.common;
@@ -168,10 +202,8 @@ impl<T> ReceiveProducer<T> {
                         }
                     }
                 }
-                common
             }
-        };
-        common.notify.notify_one();
+        }
         Ok(())
     }
 
