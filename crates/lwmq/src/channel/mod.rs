@@ -421,7 +421,12 @@ impl Channel {
             (Err(queue::RecvError::Timeout), None) if !timeout.is_zero() => {
                 consumer.receive(timeout)
             }
-            (got, _) => got,
+            (got, rx) => {
+                if let Some(rx) = rx {
+                    rx.touch();
+                }
+                got
+            }
         };
         match got {
             Ok(message) => Ok(Received {

@@ -100,6 +100,16 @@ impl RxShared {
         ActiveGuard(self)
     }
 
+    /// Notes that an application thread took a message from the queue, so
+    /// that the receive thread leaves the transport to it (the
+    /// application drains inline once the queue is empty). A plain load
+    /// and store, no locked instruction: only a change matters.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        let e = self.epoch.load(Ordering::Relaxed);
+        self.epoch.store(e.wrapping_add(1), Ordering::Relaxed);
+    }
+
     /// Takes one buffer from side `i` if nobody else owns it, waiting up to
     /// `wait` for one, and queues its messages.
     pub(crate) fn drain(&self, i: usize, wait: Timeout, c: &Counters) -> Drain {
