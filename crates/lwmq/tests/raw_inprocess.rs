@@ -179,3 +179,132 @@ fn lifecycle_rules() {
         ))
     ));
 }
+
+#[test]
+fn control_codes_are_checked() {
+    use lwmq::{AccessPolicy, TransportControl};
+    let mut ch = RawChannel::new();
+    let t = ch
+        .add_transport(&unique("ctl"), 1024, 1, 1, Directions::SendReceive)
+        .unwrap();
+    let tr = ch.transport(t).unwrap();
+    for bad in [Duration::ZERO, Duration::from_secs(86401)] {
+        let e = tr
+            .control(TransportControl::SetClientConnectionRetryInterval(bad))
+            .unwrap_err();
+        assert!(e.to_string().contains("rule: 1 ms ..= 24 h"), "{e}");
+    }
+    let e = tr
+        .control(TransportControl::SetSpinDuration(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 100 ms"), "{e}");
+    tr.control(TransportControl::SetAccessPolicy(
+        AccessPolicy::same_user().allow_root(),
+    ))
+    .unwrap();
+    ch.open(Role::Server).unwrap();
+    let tr = ch.transport(t).unwrap();
+    let e = tr
+        .control(TransportControl::SetAccessPolicy(AccessPolicy::any_user()))
+        .unwrap_err();
+    assert!(e.to_string().contains("before the channel opens"), "{e}");
+    // The retry interval may change at any time.
+    tr.control(TransportControl::SetClientConnectionRetryInterval(
+        Duration::from_millis(5),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
+    let mut ch = RawChannel::new();
+    let t = ch
+        .add_transport(&unique("len"), 128, 2, 0, Directions::Send)
+        .unwrap();
+    ch.open(Role::Client).unwrap();
+    let mut tx = ch.sender(t).unwrap();
+    let b = tx.get_buffer(Timeout::ZERO).unwrap();
+    assert_eq!(b.len(), 128);
+    let e = b.send(129).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TransportError::LengthTooLarge {
+                len: 129,
+                size: 128
+            }
+        ),
+        "{e}"
+    );
+    // The failed send gave the buffer back (dropped guard aborts it): the
+    // next get succeeds and all MaxPendingSendBuffers are still available.
+    for _ in 0..2 {
+        let b = tx.get_buffer(Timeout::ZERO).unwrap();
+        b.send(1).unwrap();
+    }
+    assert!(matches!(
+        tx.get_buffer(Timeout::ZERO),
+        Err(TransportError::Timeout)
+    ));
+    assert_eq!(ch.transport(t).unwrap().pending_send(), 2);
+}
+
+/// The retry-interval control code governs how often a client tries: with a
+/// very long interval a client that found no server stays unconnected even
+/// after the server appears; shortening it lets it connect.
+#[test]
+fn retry_interval_control_code_governs_reconnection() {
+    use lwmq::TransportControl;
+    let uri = unique("retry");
+    let mut client = RawChannel::new();
+    let ct = client
+        .add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
+        .unwrap();
+    client
+        .transport(ct)
+        .unwrap()
+        .control(TransportControl::SetClientConnectionRetryInterval(
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    // Its first attempt finds nobody.
+    let attempts = || client.transport(ct).unwrap().stats().connect_attempts;
+    for _ in 0..3000 {
+        if attempts() >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(attempts(), 1);
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // No retry within the hour-long interval, so still not connected.
+    assert_eq!(attempts(), 1);
+    assert_eq!(
+        client.transport(ct).unwrap().state(),
+        ConnectionState::Connecting
+    );
+    client
+        .transport(ct)
+        .unwrap()
+        .control(TransportControl::SetClientConnectionRetryInterval(
+            Duration::from_millis(10),
+        ))
+        .unwrap();
+    wait_state(&client, |s| *s == ConnectionState::Connected);
+    assert_eq!(client.transport(ct).unwrap().stats().connections, 1);
+}
+
+#[test]
+fn buffer_limits_query() {
+    let l = lwmq::transport::query_limits("ipc://x:1").unwrap();
+    assert_eq!(l.max_total_buffers, 4096);
+    assert_eq!(l.max_buffer_size, 1 << 30);
+    assert_eq!(l.max_inline_data_size, lwmq::MAX_INLINE_DATA_SIZE);
+    assert!(lwmq::transport::query_limits("ipc://").is_err());
+}

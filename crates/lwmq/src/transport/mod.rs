@@ -402,6 +402,8 @@ pub struct TransportStats {
     pub refusals: u64,
     /// Connections dropped because the peer broke the shared-memory protocol.
     pub violations: u64,
+    /// Connection attempts made by a client (each retry counts).
+    pub connect_attempts: u64,
 }
 
 /// A transport control code (`LmqTransportControl`).

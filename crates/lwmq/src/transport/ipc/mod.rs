@@ -71,6 +71,7 @@ struct Stats {
     disconnections: AtomicU64,
     refusals: AtomicU64,
     violations: AtomicU64,
+    attempts: AtomicU64,
 }
 
 /// A live connection: the mapped section and our view of its rings.
@@ -306,6 +307,7 @@ impl Transport for IpcTransport {
             disconnections: l(&s.disconnections),
             refusals: l(&s.refusals),
             violations: l(&s.violations),
+            connect_attempts: l(&s.attempts),
         }
     }
 
@@ -1019,6 +1021,7 @@ impl Service {
 
     /// One connection attempt; `Some` on success.
     fn try_connect(&self) -> Option<(OwnedFd, Arc<Conn>)> {
+        self.inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let fd = match socket::connect(&self.inner.name) {
             Ok(fd) => fd,
             Err(e) => {
