@@ -234,6 +234,35 @@ fn wait_on(
     }
 }
 
+/// [`wait_on`] for a condition that may find a protocol violation: the
+/// violation ends the wait and is returned.
+fn wait_checked(
+    word: &AtomicU32,
+    sleep_flag: &AtomicU32,
+    mut ready: impl FnMut() -> Result<bool, Violation>,
+    deadline: Deadline,
+    spin: Duration,
+    dead: &AtomicBool,
+    fences: Fences,
+) -> Result<WaitOutcome, Violation> {
+    let mut violation = None;
+    let out = wait_on(
+        word,
+        sleep_flag,
+        || {
+            ready().unwrap_or_else(|v| {
+                violation = Some(v);
+                true
+            })
+        },
+        deadline,
+        spin,
+        dead,
+        fences,
+    );
+    violation.map_or(Ok(out), Err)
+}
+
 /// Publishes `value` into `word`, then wakes the other side if its sleep
 /// flag is set (SYNC POINTS A/B release, and C waker side).
 #[inline]
@@ -386,29 +415,18 @@ impl Producer {
         spin: Duration,
         dead: &AtomicBool,
     ) -> Result<WaitOutcome, Violation> {
-        let mut violation = None;
         let map = Arc::clone(&self.map);
         let w = words(&map, &self.l);
         let fences = self.fences;
-        let out = wait_on(
+        wait_checked(
             w.head,
             w.p_sleep,
-            || match cond(self) {
-                Ok(b) => b,
-                Err(v) => {
-                    violation = Some(v);
-                    true
-                }
-            },
+            || cond(self),
             deadline,
             spin,
             dead,
             fences,
-        );
-        match violation {
-            Some(v) => Err(v),
-            None => Ok(out),
-        }
+        )
     }
 }
 
@@ -507,29 +525,18 @@ impl Consumer {
         spin: Duration,
         dead: &AtomicBool,
     ) -> Result<WaitOutcome, Violation> {
-        let mut violation = None;
         let map = Arc::clone(&self.map);
         let w = words(&map, &self.l);
         let fences = self.fences;
-        let out = wait_on(
+        wait_checked(
             w.tail,
             w.c_sleep,
-            || match self.has_data() {
-                Ok(b) => b,
-                Err(v) => {
-                    violation = Some(v);
-                    true
-                }
-            },
+            || self.has_data(),
             deadline,
             spin,
             dead,
             fences,
-        );
-        match violation {
-            Some(v) => Err(v),
-            None => Ok(out),
-        }
+        )
     }
 }
 

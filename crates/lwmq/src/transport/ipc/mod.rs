@@ -356,18 +356,7 @@ impl Transport for IpcTransport {
 
     fn claim_sender(&self) -> Result<Box<dyn SendSide>, TransportError> {
         let inner = &self.inner;
-        if !inner.config.directions().sends() {
-            return Err(TransportError::WrongDirection {
-                descriptor: inner.descriptor.clone(),
-                dir: "send",
-            });
-        }
-        if inner.tx_claimed.swap(true, Ordering::AcqRel) {
-            return Err(TransportError::SideInUse {
-                descriptor: inner.descriptor.clone(),
-                dir: "send",
-            });
-        }
+        inner.claim(inner.config.directions().sends(), &inner.tx_claimed, "send")?;
         Ok(Box::new(IpcSender {
             inner: Arc::clone(inner),
             gen: u64::MAX,
@@ -382,18 +371,11 @@ impl Transport for IpcTransport {
 
     fn claim_receiver(&self) -> Result<Box<dyn ReceiveSide>, TransportError> {
         let inner = &self.inner;
-        if !inner.config.directions().receives() {
-            return Err(TransportError::WrongDirection {
-                descriptor: inner.descriptor.clone(),
-                dir: "receive",
-            });
-        }
-        if inner.rx_claimed.swap(true, Ordering::AcqRel) {
-            return Err(TransportError::SideInUse {
-                descriptor: inner.descriptor.clone(),
-                dir: "receive",
-            });
-        }
+        inner.claim(
+            inner.config.directions().receives(),
+            &inner.rx_claimed,
+            "receive",
+        )?;
         Ok(Box::new(IpcReceiver {
             inner: Arc::clone(inner),
             gen: u64::MAX,
@@ -421,6 +403,23 @@ impl Inner {
 
     fn spin(&self) -> Duration {
         Duration::from_nanos(self.spin_ns.load(Ordering::Relaxed))
+    }
+
+    /// Claims one side of the data path for a single user.
+    fn claim(
+        &self,
+        used: bool,
+        flag: &AtomicBool,
+        dir: &'static str,
+    ) -> Result<(), TransportError> {
+        let descriptor = self.descriptor.clone();
+        if !used {
+            return Err(TransportError::WrongDirection { descriptor, dir });
+        }
+        if flag.swap(true, Ordering::AcqRel) {
+            return Err(TransportError::SideInUse { descriptor, dir });
+        }
+        Ok(())
     }
 
     /// Keeps a sent buffer for the next connection.
