@@ -726,6 +726,14 @@ impl Iterator for BufferReader<'_> {
 
 impl std::iter::FusedIterator for BufferReader<'_> {}
 
+/// The message at `offset` of a received buffer (validated, borrowed) and
+/// the offset after it: lets a receiver that validated the whole buffer
+/// first take its messages one at a time. Never trusts the bytes: a buffer
+/// changed since it was validated yields an error, never a panic.
+pub(crate) fn message_at(buf: &[u8], offset: usize) -> Result<(RawMessage<'_>, usize), WireError> {
+    RawMessage::parse(buf, offset)
+}
+
 /// Validates a whole received buffer without allocating; returns its
 /// message count. A receiver that wants all-or-nothing delivery per buffer
 /// calls this before decoding.

@@ -96,7 +96,8 @@ pub struct ChannelStats {
     pub buffers_sent: u64,
     /// Clubbing: `messages_sent / buffers_sent` (0 before the first buffer).
     pub messages_per_buffer: f64,
-    /// Messages decoded and pushed into the receive queue.
+    /// Messages received in valid buffers (delivered straight to
+    /// `receive` or through the receive queue).
     pub messages_received: u64,
     /// Buffers received (including corrupt ones).
     pub buffers_received: u64,
@@ -449,11 +450,26 @@ impl Channel {
         timeout: Timeout,
     ) -> Result<Message, queue::RecvError> {
         let deadline = timeout.deadline();
-        let mut guard = Some(rx.enter());
         let mut polls = 0u32;
+        // One transport into a mono-consumer queue: take messages straight
+        // from the transport buffer, one at a time. The side's lock keeps
+        // the receive thread out meanwhile, and `touch` keeps it away
+        // between calls (no locked instruction per message).
+        let direct = rx.sides.len() == 1 && matches!(consumer, ReceiveConsumer::Mono(_));
+        let mut guard = if direct {
+            rx.touch();
+            Some(None)
+        } else {
+            Some(Some(rx.enter()))
+        };
         loop {
             let mut busy = false;
-            if guard.is_some() {
+            if guard.is_some() && direct {
+                match rx.take_one(consumer, Timeout::ZERO, c) {
+                    Ok(m) => return Ok(m),
+                    Err(d) => busy = d == Drain::Busy,
+                }
+            } else if guard.is_some() {
                 for i in 0..rx.sides.len() {
                     busy |= rx.drain(i, Timeout::ZERO, c) == Drain::Busy;
                 }
@@ -479,7 +495,14 @@ impl Channel {
             };
             let mut wait = slice;
             if rx.sides.len() == 1 && guard.is_some() {
-                if !busy {
+                if !busy && direct {
+                    match rx.take_one(consumer, Timeout::after(slice), c) {
+                        Ok(m) => return Ok(m),
+                        Err(Drain::Got | Drain::Empty) => continue,
+                        Err(Drain::Busy) => {}
+                        Err(Drain::Stopped) => guard = None,
+                    }
+                } else if !busy {
                     match rx.drain(0, Timeout::after(slice), c) {
                         Drain::Got | Drain::Empty => continue,
                         Drain::Busy => {}

@@ -27,10 +27,10 @@ use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use crate::message::Message;
-use crate::queue::ReceiveProducer;
+use crate::queue::{ReceiveConsumer, ReceiveProducer};
 use crate::timeout::Timeout;
 use crate::transport::{ReceiveSide, TransportError};
-use crate::wire::{self, BufferReader};
+use crate::wire;
 
 use super::send::Counters;
 
@@ -43,9 +43,26 @@ const BG_WAIT: Duration = Duration::from_millis(10);
 /// thread receiving inline.
 const BG_BACKOFF: Duration = Duration::from_millis(2);
 
+/// A receive side and the messages of its held buffer not yet taken.
+struct SideState {
+    side: Box<dyn ReceiveSide>,
+    /// Offset of the next message of the held buffer.
+    pos: usize,
+    /// Messages of the held (validated) buffer not yet taken; 0: no
+    /// buffer held.
+    left: u32,
+    /// The held buffer (valid while `left > 0`).
+    held: (*const u8, usize),
+}
+
+// SAFETY: `held` points into the transport's mapping, which lives as long
+// as the receive side (owned by this struct); it is only dereferenced by
+// the thread holding the side's lock, as the side itself is.
+unsafe impl Send for SideState {}
+
 /// One receiving transport.
 pub(crate) struct RxSide {
-    side: Mutex<Box<dyn ReceiveSide>>,
+    side: Mutex<SideState>,
     descriptor: String,
 }
 
@@ -87,7 +104,12 @@ impl RxShared {
 
     pub(crate) fn add_side(&mut self, side: Box<dyn ReceiveSide>, descriptor: String) {
         self.sides.push(RxSide {
-            side: Mutex::new(side),
+            side: Mutex::new(SideState {
+                side,
+                pos: 0,
+                left: 0,
+                held: (std::ptr::null(), 0),
+            }),
             descriptor,
         });
     }
@@ -111,30 +133,82 @@ impl RxShared {
     }
 
     /// Takes one buffer from side `i` if nobody else owns it, waiting up to
-    /// `wait` for one, and queues its messages.
+    /// `wait` for one, and queues its messages (what is left of the held
+    /// buffer first, if a receiver took some of it already).
     pub(crate) fn drain(&self, i: usize, wait: Timeout, c: &Counters) -> Drain {
         let rx = &self.sides[i];
-        let mut side = match rx.side.try_lock() {
+        let mut st = match rx.side.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Drain::Busy,
         };
-        let raw = match side.receive(wait) {
+        let buf = match Self::next_buffer(rx, &mut st, wait, c) {
+            Ok(buf) => buf,
+            Err(d) => return d,
+        };
+        let producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        let messages = std::iter::from_fn(|| {
+            st.left = st.left.checked_sub(1)?;
+            match wire::message_at(buf, st.pos) {
+                Ok((m, next)) => {
+                    st.pos = next;
+                    Some(m.to_message())
+                }
+                // Changed since validation: drop the rest.
+                Err(_) => {
+                    st.left = 0;
+                    None
+                }
+            }
+        });
+        // A closed queue (the application closed its receiver) drops the
+        // rest.
+        producer.push_batch(messages);
+        drop(producer);
+        st.left = 0;
+        st.side.dispose(false);
+        Drain::Got
+    }
+
+    /// The held buffer if messages of it are left, else the next buffer
+    /// (validated whole, counted). `Err(Drain::Got)` after a corrupt or
+    /// empty buffer (disposed).
+    fn next_buffer<'b>(
+        rx: &RxSide,
+        st: &mut SideState,
+        wait: Timeout,
+        c: &Counters,
+    ) -> Result<&'b [u8], Drain> {
+        if st.left > 0 {
+            // SAFETY: as below, when the buffer was received: it is still
+            // held (not disposed), and we hold the side's lock.
+            return Ok(unsafe { std::slice::from_raw_parts(st.held.0, st.held.1) });
+        }
+        let raw = match st.side.receive(wait) {
             Ok(raw) => raw,
-            Err(TransportError::Timeout) => return Drain::Empty,
-            Err(TransportError::NotOpen(_)) => return Drain::Stopped,
+            Err(TransportError::Timeout) => {
+                st.left = 0;
+                return Err(Drain::Empty);
+            }
+            Err(TransportError::NotOpen(_)) => {
+                st.left = 0;
+                return Err(Drain::Stopped);
+            }
             Err(e) => {
+                st.left = 0;
                 log::warn!("lwmq: {}: receive failed: {e}", rx.descriptor);
-                drop(side);
                 std::thread::sleep(Duration::from_millis(10));
-                return Drain::Empty;
+                return Err(Drain::Empty);
             }
         };
         // SAFETY: the receive side guarantees `raw.len` readable bytes at
-        // `raw.ptr` until `dispose`, which is called below after the last
-        // use of `buf`; the side is held (locked) throughout. A hostile
-        // peer can change the bytes' values but not the mapping's bounds,
-        // and the decoder validates every value.
+        // `raw.ptr` until `dispose`; receiving again before `dispose`
+        // returns the same buffer. The slice is used only while the side's
+        // lock is held and before `dispose` (callers dispose after their
+        // last use, under the lock). A hostile peer can change the bytes'
+        // values but not the mapping's bounds, and the decoder validates
+        // every value.
         let buf = unsafe { std::slice::from_raw_parts(raw.ptr.cast_const(), raw.len) };
         c.buffers_received.fetch_add(1, Ordering::Relaxed);
         match wire::validate_buffer(buf) {
@@ -145,21 +219,60 @@ impl RxShared {
                     rx.descriptor,
                     buf.len()
                 );
+                st.side.dispose(false);
+                Err(Drain::Got)
             }
-            Ok(_) => {
-                if let Ok(mut reader) = BufferReader::new(buf) {
-                    let producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
-                    let messages =
-                        std::iter::from_fn(|| reader.next_raw()?.ok().map(|m| m.to_message()));
-                    // A closed queue (the application closed its receiver)
-                    // drops the rest.
-                    let n = producer.push_batch(messages);
-                    c.messages_received.fetch_add(n as u64, Ordering::Relaxed);
-                }
+            Ok(0) => {
+                st.side.dispose(false);
+                Err(Drain::Got)
+            }
+            Ok(n) => {
+                c.messages_received
+                    .fetch_add(u64::from(n), Ordering::Relaxed);
+                st.pos = wire::BUFFER_HEADER_LEN;
+                st.left = n;
+                st.held = (raw.ptr.cast_const(), raw.len);
+                Ok(buf)
             }
         }
-        side.dispose(false);
-        Drain::Got
+    }
+
+    /// Takes one message for a mono-consumer receive queue fed by one
+    /// transport: from the queue if anything is there (checked under the
+    /// side's lock, as every push happens under it, so order is kept),
+    /// else straight from the held buffer or the next one (waiting up to
+    /// `wait`), without going through the queue.
+    pub(crate) fn take_one(
+        &self,
+        consumer: &mut ReceiveConsumer<Message>,
+        wait: Timeout,
+        c: &Counters,
+    ) -> Result<Message, Drain> {
+        let rx = &self.sides[0];
+        let mut st = match rx.side.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(Drain::Busy),
+        };
+        if let Ok(m) = consumer.receive(Timeout::ZERO) {
+            return Ok(m);
+        }
+        let buf = Self::next_buffer(rx, &mut st, wait, c)?;
+        let got = match wire::message_at(buf, st.pos) {
+            Ok((m, next)) => {
+                st.pos = next;
+                st.left -= 1;
+                Ok(m.to_message())
+            }
+            Err(_) => {
+                st.left = 0;
+                Err(Drain::Got)
+            }
+        };
+        if st.left == 0 {
+            st.side.dispose(false);
+        }
+        got
     }
 
     /// The loop of the receive thread of side `i`.
