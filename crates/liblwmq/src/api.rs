@@ -1,0 +1,1077 @@
+//! Initialisation, channels, send queues and transports.
+//!
+//! Each exported function checks its arguments, looks its handles up in
+//! the [registry](crate::handle) and calls the Rust API. Concurrency: a
+//! messaging channel's Rust object sits behind a mutex; waiting calls
+//! (`LmqReceiveMessage`, `LmqFlushChannel`) wait in slices of
+//! [`SLICE`] and hand the mutex over fairly between slices, so a thread
+//! blocked in a receive never keeps another thread from closing the
+//! channel for longer than one slice. Posting does not touch the channel's
+//! mutex (a send queue is its own object).
+
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lwmq::channel::{
+    Channel, MultiSendQueue, Priority, ReceiveQueueKind, Received, SendQueue, SendQueueKind,
+};
+use lwmq::message::Message;
+use lwmq::transport::{self, ReceiveSide, SendSide};
+use lwmq::{ChannelError, Directions, Role, Timeout, Transport, TransportControl, TransportId};
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::error::{boundary, Error, Result, ERROR_NOT_SUPPORTED};
+use crate::handle::{self, Kind, Object};
+use crate::types::*;
+
+/// Longest single wait while holding a channel's mutex.
+pub(crate) const SLICE: Duration = Duration::from_millis(20);
+
+/// Longest descriptor read from C, in code units (guards against a string
+/// without its terminator running on forever).
+const MAX_DESCRIPTOR_UNITS: usize = 4096;
+
+// ---------------------------------------------------------------- helpers
+
+/// Writes `value` to a required out-parameter.
+///
+/// # Safety
+/// `p` is null or valid for a write of `T`.
+pub(crate) unsafe fn write_out<T>(p: *mut T, name: &str, value: T) -> Result<()> {
+    if p.is_null() {
+        return Err(Error::null(name));
+    }
+    // SAFETY: non-null, and valid for writes by the caller's contract.
+    unsafe { p.write(value) };
+    Ok(())
+}
+
+/// Writes `value` to an optional out-parameter (nothing if null).
+///
+/// # Safety
+/// `p` is null or valid for a write of `T`.
+pub(crate) unsafe fn write_opt<T>(p: *mut T, value: T) {
+    if !p.is_null() {
+        // SAFETY: non-null, and valid for writes by the caller's contract.
+        unsafe { p.write(value) };
+    }
+}
+
+/// Reads a required in/out handle parameter (`LMQ_MESSAGE*` and the like).
+///
+/// # Safety
+/// `p` is null or valid for a read of a pointer.
+pub(crate) unsafe fn read_handle<T>(p: *mut *mut T, name: &str) -> Result<usize> {
+    if p.is_null() {
+        return Err(Error::null(name));
+    }
+    // SAFETY: non-null, and valid for reads by the caller's contract.
+    Ok(unsafe { p.read() } as usize)
+}
+
+/// Decodes a null-terminated UTF-16 descriptor.
+///
+/// # Safety
+/// `p` is null or points to a null-terminated `char16_t` string.
+pub(crate) unsafe fn utf16_arg(p: PCWSTR) -> Result<String> {
+    if p.is_null() {
+        return Err(Error::null("Descriptor"));
+    }
+    let mut n = 0;
+    // SAFETY: the string is readable up to and including its terminator,
+    // which the loop stops at (or at the cap, before reading further).
+    while n < MAX_DESCRIPTOR_UNITS && unsafe { p.add(n).read() } != 0 {
+        n += 1;
+    }
+    if n == MAX_DESCRIPTOR_UNITS {
+        return Err(Error::invalid(format!(
+            "Descriptor has no terminating NUL within {MAX_DESCRIPTOR_UNITS} code units"
+        )));
+    }
+    // SAFETY: the `n` units before the terminator were just read.
+    let units = unsafe { std::slice::from_raw_parts(p, n) };
+    Ok(lwmq::descriptor::from_utf16(units)?)
+}
+
+/// Decodes a null-terminated UTF-8 descriptor (the `...A` functions).
+///
+/// # Safety
+/// `p` is null or points to a null-terminated string.
+pub(crate) unsafe fn utf8_arg(p: PCSTR) -> Result<String> {
+    if p.is_null() {
+        return Err(Error::null("Descriptor"));
+    }
+    // SAFETY: non-null and null-terminated by the caller's contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(str::to_owned).map_err(|e| {
+        Error::invalid(format!(
+            "Descriptor is not valid UTF-8 (byte {}): the ...A functions take UTF-8",
+            e.valid_up_to()
+        ))
+    })
+}
+
+pub(crate) fn timeout(ms: ULONG) -> Timeout {
+    Timeout::from_millis(ms)
+}
+
+// ---------------------------------------------------------- initialisation
+
+static INIT: Mutex<u32> = Mutex::new(0);
+
+pub(crate) fn require_init() -> Result<()> {
+    if *INIT.lock() == 0 {
+        return Err(Error::state(
+            "the library is not initialised (rule: call LmqInitialize(LMQ_CURRENT_API_VERSION) first)",
+        ));
+    }
+    Ok(())
+}
+
+/// Initialises the library; refcounted: every successful call needs one
+/// `LmqTerminate`. `VersionRequested` is `MAKEWORD(major, minor)`; this
+/// library implements 1.0 (`LMQ_CURRENT_API_VERSION`).
+#[no_mangle]
+pub extern "C" fn LmqInitialize(VersionRequested: WORD) -> HRESULT {
+    boundary("LmqInitialize", || {
+        if VersionRequested != LMQ_CURRENT_API_VERSION {
+            return Err(Error::invalid(format!(
+                "version {}.{} requested; this library implements 1.0 (LMQ_CURRENT_API_VERSION)",
+                VersionRequested & 0xFF,
+                VersionRequested >> 8
+            )));
+        }
+        let mut n = INIT.lock();
+        *n = n
+            .checked_add(1)
+            .ok_or_else(|| Error::invalid("LmqInitialize called 2^32 times"))?;
+        Ok(())
+    })
+}
+
+/// Undoes one `LmqInitialize`. The last one destroys every handle still
+/// alive (channels are closed with zero linger, messages destroyed); call
+/// it when no other thread uses the library any more.
+#[no_mangle]
+pub extern "C" fn LmqTerminate() -> HRESULT {
+    boundary("LmqTerminate", || {
+        let mut n = INIT.lock();
+        if *n == 0 {
+            return Err(Error::state(
+                "LmqTerminate without a matching LmqInitialize",
+            ));
+        }
+        *n -= 1;
+        if *n > 0 {
+            return Ok(());
+        }
+        drop(n);
+        let objects = handle::clear();
+        // Channels first, so that their queues drop before stray messages.
+        for o in &objects {
+            if let Object::Channel(c) = o {
+                c.shutdown();
+            }
+        }
+        drop(objects);
+        Ok(())
+    })
+}
+
+/// The text of the last failure on the calling thread (UTF-8, never NULL;
+/// empty if nothing failed yet). Successful calls leave it unchanged. The
+/// pointer stays valid until the next failing call on this thread.
+#[no_mangle]
+pub extern "C" fn LmqGetLastErrorMessage() -> PCSTR {
+    std::panic::catch_unwind(crate::error::last_error_ptr).unwrap_or(c"".as_ptr())
+}
+
+// ---------------------------------------------------------------- objects
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    Created = 0,
+    Open = 1,
+    Closed = 2,
+}
+
+/// The object behind an `LMQ_CHANNEL`.
+pub(crate) struct ChannelObj {
+    variant: Variant,
+    /// Send queue and transport handles, invalidated with the channel.
+    children: Mutex<Vec<(Kind, usize)>>,
+}
+
+enum Variant {
+    Messaging(Mutex<Channel>),
+    Raw(RawChannelObj),
+}
+
+struct RawChannelObj {
+    phase: Arc<AtomicU8>,
+    transports: Mutex<Vec<Arc<RawTransport>>>,
+}
+
+impl ChannelObj {
+    /// Closes with zero linger (destroy, terminate).
+    pub(crate) fn shutdown(&self) {
+        match &self.variant {
+            Variant::Messaging(ch) => {
+                let _ = ch.lock().close(Timeout::ZERO);
+            }
+            Variant::Raw(raw) => raw.close(Timeout::ZERO),
+        }
+    }
+}
+
+impl RawChannelObj {
+    fn close(&self, linger: Timeout) {
+        let transports = self.transports.lock().clone();
+        if self.phase.load(Ordering::Acquire) == Phase::Open as u8 && !linger.is_zero() {
+            let deadline = linger.deadline();
+            for t in &transports {
+                let wait = deadline.remaining().unwrap_or(Duration::MAX);
+                if let Some(mut send) = t.send.try_lock_for(wait) {
+                    if let Some(side) = send.side.as_mut() {
+                        let left = deadline
+                            .remaining()
+                            .map_or(Timeout::INFINITE, Timeout::after);
+                        let _ = side.flush(left);
+                    }
+                }
+            }
+        }
+        self.phase.store(Phase::Closed as u8, Ordering::Release);
+        for t in &transports {
+            t.transport.stop();
+        }
+    }
+}
+
+/// The object behind an `LMQ_SENDQUEUE`.
+pub(crate) enum QueueObj {
+    /// Mono-producer: the mutex keeps a second posting thread safe (it is
+    /// uncontended when the application keeps the one-thread rule).
+    Mono(Mutex<SendQueue>),
+    Multi(MultiSendQueue),
+}
+
+impl QueueObj {
+    /// Posts, handing the message back on failure (by value, as the Rust
+    /// API does: boxing would allocate on every failed post).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn post(
+        &self,
+        message: Message,
+        tag: u64,
+        timeout: Timeout,
+    ) -> std::result::Result<(), lwmq::PostError> {
+        match self {
+            QueueObj::Mono(q) => q.lock().post_with_tag(message, tag, timeout),
+            QueueObj::Multi(q) => q.post_with_tag(message, tag, timeout),
+        }
+    }
+}
+
+/// The object behind an `LMQ_TRANSPORT`.
+pub(crate) enum TransportObj {
+    Messaging {
+        channel: Arc<ChannelObj>,
+        id: TransportId,
+    },
+    Raw(Arc<RawTransport>),
+}
+
+/// A transport of a raw channel with its two buffer sides.
+pub(crate) struct RawTransport {
+    pub(crate) transport: Arc<dyn Transport>,
+    phase: Arc<AtomicU8>,
+    pub(crate) send: Mutex<SideState<Box<dyn SendSide>>>,
+    pub(crate) recv: Mutex<SideState<Box<dyn ReceiveSide>>>,
+}
+
+impl RawTransport {
+    pub(crate) fn require_open(&self) -> Result<()> {
+        match self.phase.load(Ordering::Acquire) {
+            1 => Ok(()),
+            0 => Err(Error::state(
+                "the channel is not open (rule: open the raw channel before using its buffers)",
+            )),
+            _ => Err(Error::win32(
+                crate::error::ERROR_OPERATION_ABORTED,
+                "the channel is closed",
+            )),
+        }
+    }
+}
+
+/// One direction of a raw transport: the claimed side and the
+/// library-owned `LMQ_TRANSPORTBUFFER` handed to C.
+pub(crate) struct SideState<S> {
+    pub(crate) side: Option<S>,
+    /// Owned allocation (`Box::into_raw`), freed on drop. C reads it and
+    /// writes `BufferSizeBytes` while it holds the buffer.
+    pub(crate) buffer: *mut LMQ_TRANSPORTBUFFER,
+    pub(crate) held: bool,
+}
+
+// SAFETY: `buffer` is an allocation owned by this value (no other Rust
+// reference to it exists); it is only touched under the mutex that holds
+// this value, and by the C thread that holds the buffer, which the API
+// contract makes the one thread using this side.
+unsafe impl<S: Send> Send for SideState<S> {}
+
+impl<S> SideState<S> {
+    fn new() -> Self {
+        SideState {
+            side: None,
+            buffer: Box::into_raw(Box::new(LMQ_TRANSPORTBUFFER {
+                BufferSizeBytes: 0,
+                Buffer: std::ptr::null_mut(),
+            })),
+            held: false,
+        }
+    }
+}
+
+impl<S> Drop for SideState<S> {
+    fn drop(&mut self) {
+        // SAFETY: `buffer` came from `Box::into_raw` in `new` and is freed
+        // only here.
+        drop(unsafe { Box::from_raw(self.buffer) });
+    }
+}
+
+/// The object behind an `LMQ_MESSAGE`.
+pub(crate) struct MessageObj {
+    pub(crate) message: Mutex<Message>,
+    /// From `LmqReceiveMessage` (dispose with `LmqDisposeReceivedMessage`).
+    pub(crate) received: bool,
+}
+
+pub(crate) fn channel(h: LMQ_CHANNEL) -> Result<Arc<ChannelObj>> {
+    match handle::get(Kind::Channel, h as usize)? {
+        Object::Channel(c) => Ok(c),
+        _ => unreachable!("registry returned another kind"),
+    }
+}
+
+pub(crate) fn queue(h: LMQ_SENDQUEUE) -> Result<Arc<QueueObj>> {
+    match handle::get(Kind::SendQueue, h as usize)? {
+        Object::SendQueue(q) => Ok(q),
+        _ => unreachable!("registry returned another kind"),
+    }
+}
+
+pub(crate) fn transport_obj(h: LMQ_TRANSPORT) -> Result<Arc<TransportObj>> {
+    match handle::get(Kind::Transport, h as usize)? {
+        Object::Transport(t) => Ok(t),
+        _ => unreachable!("registry returned another kind"),
+    }
+}
+
+pub(crate) fn raw_transport(h: LMQ_TRANSPORT) -> Result<Arc<RawTransport>> {
+    match &*transport_obj(h)? {
+        TransportObj::Raw(t) => Ok(Arc::clone(t)),
+        TransportObj::Messaging { .. } => Err(Error::invalid(
+            "the transport belongs to a messaging channel (rule: direct buffer access is for LMQ_CHANNELTYPE_RAW_ONE_TO_ONE channels)",
+        )),
+    }
+}
+
+/// Locks a messaging channel, or explains why the channel is raw.
+fn messaging<'c>(c: &'c ChannelObj, what: &str) -> Result<MutexGuard<'c, Channel>> {
+    match &c.variant {
+        Variant::Messaging(ch) => Ok(ch.lock()),
+        Variant::Raw(_) => Err(Error::invalid(format!(
+            "raw channels have no {what} (rule: LMQ_CHANNELTYPE_ONE_TO_ONE only)"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------- channels
+
+/// Creates a channel of `Type` (`LMQ_CHANNELTYPE_*`).
+///
+/// # Safety
+/// `Channel` is null or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn LmqCreateChannel(
+    Type: LMQ_CHANNELTYPE,
+    Channel: *mut LMQ_CHANNEL,
+) -> HRESULT {
+    boundary("LmqCreateChannel", || {
+        if Channel.is_null() {
+            return Err(Error::null("Channel"));
+        }
+        require_init()?;
+        let variant = match Type {
+            LMQ_CHANNELTYPE_ONE_TO_ONE => Variant::Messaging(Mutex::new(lwmq::Channel::new())),
+            LMQ_CHANNELTYPE_RAW_ONE_TO_ONE => Variant::Raw(RawChannelObj {
+                phase: Arc::new(AtomicU8::new(Phase::Created as u8)),
+                transports: Mutex::new(Vec::new()),
+            }),
+            t => {
+                return Err(Error::invalid(format!(
+                    "Type {t} is not a LMQ_CHANNELTYPE (ONE_TO_ONE = 1, RAW_ONE_TO_ONE = 2)"
+                )))
+            }
+        };
+        let obj = Arc::new(ChannelObj {
+            variant,
+            children: Mutex::new(Vec::new()),
+        });
+        let h = handle::insert(Object::Channel(obj))?;
+        // SAFETY: checked non-null above; valid for writes by contract.
+        unsafe { write_out(Channel, "Channel", h as LMQ_CHANNEL) }
+    })
+}
+
+fn role(r: LMQ_CHANNELROLE) -> Result<Role> {
+    match r {
+        LMQ_CHANNELROLE_CLIENT => Ok(Role::Client),
+        LMQ_CHANNELROLE_SERVER => Ok(Role::Server),
+        r => Err(Error::invalid(format!(
+            "Role {r} is not a LMQ_CHANNELROLE (CLIENT = 1, SERVER = 2)"
+        ))),
+    }
+}
+
+fn bounded_capacity(what: &str, capacity: ULONG) -> Result<usize> {
+    match capacity {
+        LMQ_QUEUECAPACITY_NA | LMQ_QUEUECAPACITY_UNBOUNDED => Err(Error::invalid(format!(
+            "{what} {capacity:#x} is not valid for a bounded queue type (rule: 1 ..= 0xFFFFFFFE messages)"
+        ))),
+        c => Ok(c as usize),
+    }
+}
+
+fn require_unbounded(what: &str, capacity: ULONG) -> Result<()> {
+    if capacity != LMQ_QUEUECAPACITY_UNBOUNDED {
+        return Err(Error::invalid(format!(
+            "{what} is {capacity:#x} but the queue type is unbounded (rule: pass LMQ_QUEUECAPACITY_UNBOUNDED)"
+        )));
+    }
+    Ok(())
+}
+
+fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: ULONG) -> Result<Option<ReceiveQueueKind>> {
+    const CAP: &str = "ReceiveQueueCapacity";
+    Ok(Some(match t {
+        LMQ_RECEIVEQUEUETYPE_NA => {
+            if capacity != LMQ_QUEUECAPACITY_NA {
+                return Err(Error::invalid(format!(
+                    "{CAP} is {capacity:#x} but the receive queue type is NA (rule: pass LMQ_QUEUECAPACITY_NA)"
+                )));
+            }
+            return Ok(None);
+        }
+        LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED => {
+            require_unbounded(CAP, capacity)?;
+            ReceiveQueueKind::MonoConsumerUnbounded
+        }
+        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_UNBOUNDED => {
+            require_unbounded(CAP, capacity)?;
+            ReceiveQueueKind::MultiConsumerUnbounded
+        }
+        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_OLDEST => {
+            ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(bounded_capacity(CAP, capacity)?)
+        }
+        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_NEWEST => {
+            ReceiveQueueKind::MultiConsumerBoundedDiscardNewest(bounded_capacity(CAP, capacity)?)
+        }
+        t => {
+            return Err(Error::invalid(format!(
+                "ReceiveQueueType {t} is not a LMQ_RECEIVEQUEUETYPE (0 ..= 4)"
+            )))
+        }
+    }))
+}
+
+/// Opens a channel: servers create the shared resources now, clients
+/// connect in the background. A SERVER whose address is taken fails with
+/// `HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)` and leaves the channel
+/// unopened, so that it can be opened again as CLIENT.
+#[no_mangle]
+pub extern "C" fn LmqOpenChannel(
+    Channel: LMQ_CHANNEL,
+    Role: LMQ_CHANNELROLE,
+    ReceiveQueueType: LMQ_RECEIVEQUEUETYPE,
+    ReceiveQueueCapacity: ULONG,
+) -> HRESULT {
+    boundary("LmqOpenChannel", || {
+        let c = channel(Channel)?;
+        let role = role(Role)?;
+        let kind = receive_kind(ReceiveQueueType, ReceiveQueueCapacity)?;
+        match &c.variant {
+            Variant::Messaging(ch) => Ok(ch.lock().open(role, kind)?),
+            Variant::Raw(raw) => {
+                if kind.is_some() {
+                    return Err(Error::invalid(
+                        "raw channels have no receive queue (rule: LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA)",
+                    ));
+                }
+                let transports = raw.transports.lock();
+                match raw.phase.load(Ordering::Acquire) {
+                    0 => {}
+                    1 => return Err(ChannelError::AlreadyOpen.into()),
+                    _ => return Err(ChannelError::Closed.into()),
+                }
+                if transports.is_empty() {
+                    return Err(ChannelError::NoTransport.into());
+                }
+                for (i, t) in transports.iter().enumerate() {
+                    if let Err(e) = t.transport.start(role, transport::ChannelKind::Raw) {
+                        for started in &transports[..i] {
+                            started.transport.stop();
+                        }
+                        if i > 0 {
+                            raw.phase.store(Phase::Closed as u8, Ordering::Release);
+                        }
+                        return Err(e.into());
+                    }
+                }
+                raw.phase.store(Phase::Open as u8, Ordering::Release);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Applies a channel control code (`LMQ_CHANNELCONTROLCODE_*`). Both codes
+/// set the CPU affinity of the channel's service threads (messaging
+/// channels only; raw channels have none).
+///
+/// # Safety
+/// `InputBuffer` is null or valid for `InputBufferLengthBytes` bytes;
+/// `OutputBuffer` likewise for `OutputBufferLengthBytes`; `BytesReturned`
+/// is null or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn LmqChannelControl(
+    Channel: LMQ_CHANNEL,
+    ControlCode: ULONG,
+    InputBuffer: PVOID,
+    InputBufferLengthBytes: ULONG,
+    OutputBuffer: PVOID,
+    OutputBufferLengthBytes: ULONG,
+    BytesReturned: PULONG,
+) -> HRESULT {
+    boundary("LmqChannelControl", || {
+        let c = channel(Channel)?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_opt(BytesReturned, 0) };
+        no_output(OutputBuffer, OutputBufferLengthBytes)?;
+        let cpus: Vec<usize> = match ControlCode {
+            LMQ_CHANNELCONTROLCODE_SERVICETHREADIDEALPROCESSOR => {
+                // SAFETY: forwarded caller contract.
+                let cpu: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
+                vec![cpu as usize]
+            }
+            LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY => {
+                // SAFETY: forwarded caller contract.
+                let a: LMQ_GROUP_AFFINITY = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
+                if a.Reserved != [0; 3] {
+                    return Err(Error::invalid("LMQ_GROUP_AFFINITY.Reserved must be zero"));
+                }
+                (0..64)
+                    .filter(|b| a.Mask & (1u64 << b) != 0)
+                    .map(|b| usize::from(a.Group) * 64 + b)
+                    .collect()
+            }
+            code => {
+                return Err(Error::invalid(format!(
+                    "ControlCode {code} is not a LMQ_CHANNELCONTROLCODE (1 ..= 2)"
+                )))
+            }
+        };
+        match &c.variant {
+            Variant::Messaging(ch) => Ok(ch.lock().set_service_thread_affinity(&cpus)?),
+            Variant::Raw(_) => Err(Error::win32(
+                ERROR_NOT_SUPPORTED,
+                "raw channels have no service thread (the application's threads move the buffers)",
+            )),
+        }
+    })
+}
+
+fn no_output(out: PVOID, len: ULONG) -> Result<()> {
+    if !out.is_null() || len != 0 {
+        return Err(Error::invalid(
+            "this control code has no output (rule: OutputBuffer NULL, OutputBufferLengthBytes 0)",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a control code's input of type `T`, which must be given with
+/// exactly `size_of::<T>()` bytes.
+///
+/// # Safety
+/// `p` is null or valid for `len` bytes; `T` is plain data (any bytes are a
+/// valid value).
+unsafe fn input<T: Copy>(p: PVOID, len: ULONG) -> Result<T> {
+    if p.is_null() {
+        return Err(Error::null("InputBuffer"));
+    }
+    if len as usize != std::mem::size_of::<T>() {
+        return Err(Error::invalid(format!(
+            "InputBufferLengthBytes is {len} but this control code takes {} bytes",
+            std::mem::size_of::<T>()
+        )));
+    }
+    // SAFETY: `len` bytes are readable and equal the size of `T`, which is
+    // plain data; the read is unaligned-safe.
+    Ok(unsafe { p.cast::<T>().read_unaligned() })
+}
+
+/// Waits until everything queued was sent and taken by the peer, or until
+/// `TimeoutMs` (`HRESULT_FROM_WIN32(ERROR_TIMEOUT)`; sending goes on).
+#[no_mangle]
+pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: ULONG) -> HRESULT {
+    boundary("LmqFlushChannel", || {
+        let c = channel(Channel)?;
+        let deadline = timeout(TimeoutMs).deadline();
+        match &c.variant {
+            Variant::Messaging(ch) => loop {
+                let g = ch.lock();
+                match g.flush(Timeout::after(deadline.slice(SLICE))) {
+                    Err(ChannelError::Timeout) if !deadline.passed() => {
+                        MutexGuard::unlock_fair(g);
+                    }
+                    r => return Ok(r?),
+                }
+            },
+            Variant::Raw(raw) => {
+                match raw.phase.load(Ordering::Acquire) {
+                    1 => {}
+                    0 => return Err(ChannelError::NotOpen.into()),
+                    _ => return Err(ChannelError::Closed.into()),
+                }
+                for t in raw.transports.lock().clone() {
+                    let mut send = t.send.lock();
+                    if let Some(side) = send.side.as_mut() {
+                        let left = deadline
+                            .remaining()
+                            .map_or(Timeout::INFINITE, Timeout::after);
+                        side.flush(left)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Closes a channel: waits up to `LingerTimeoutMs` for queued messages to
+/// be sent, then closes regardless (returning
+/// `HRESULT_FROM_WIN32(ERROR_TIMEOUT)` if some were left). Closing a
+/// channel that is not open just marks it closed.
+#[no_mangle]
+pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: ULONG) -> HRESULT {
+    boundary("LmqCloseChannel", || {
+        let c = channel(Channel)?;
+        match &c.variant {
+            Variant::Messaging(ch) => Ok(ch.lock().close(timeout(LingerTimeoutMs))?),
+            Variant::Raw(raw) => {
+                raw.close(timeout(LingerTimeoutMs));
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Destroys a channel (closing it with zero linger if it is open) and sets
+/// `*Channel` to NULL. Its send queue and transport handles become invalid.
+///
+/// # Safety
+/// `Channel` is null or valid for a read and a write.
+#[no_mangle]
+pub unsafe extern "C" fn LmqDestroyChannel(Channel: *mut LMQ_CHANNEL) -> HRESULT {
+    boundary("LmqDestroyChannel", || {
+        // SAFETY: forwarded caller contract.
+        let h = unsafe { read_handle(Channel, "Channel") }?;
+        let Object::Channel(c) = handle::remove(Kind::Channel, h)? else {
+            unreachable!("registry returned another kind")
+        };
+        // SAFETY: non-null (read above), valid for writes by contract.
+        unsafe { Channel.write(std::ptr::null_mut()) };
+        let children = std::mem::take(&mut *c.children.lock());
+        let removed: Vec<Object> = children
+            .into_iter()
+            .filter_map(|(k, h)| handle::remove(k, h).ok())
+            .collect();
+        c.shutdown();
+        drop(removed);
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------ send queues
+
+fn send_kind(t: LMQ_SENDQUEUETYPE, capacity: ULONG) -> Result<SendQueueKind> {
+    const CAP: &str = "Capacity";
+    let bounded = || bounded_capacity(CAP, capacity);
+    Ok(match t {
+        LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED => {
+            require_unbounded(CAP, capacity)?;
+            SendQueueKind::MonoProducerUnbounded
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED => {
+            require_unbounded(CAP, capacity)?;
+            SendQueueKind::MultiProducerUnbounded
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED_TAGGED => {
+            require_unbounded(CAP, capacity)?;
+            SendQueueKind::MultiProducerUnboundedTagged
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_OLDEST => {
+            SendQueueKind::MultiProducerBoundedDiscardOldest(bounded()?)
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST => {
+            SendQueueKind::MultiProducerBoundedDiscardNewest(bounded()?)
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_OLDEST_TAGGED => {
+            SendQueueKind::MultiProducerBoundedDiscardOldestTagged(bounded()?)
+        }
+        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST_TAGGED => {
+            SendQueueKind::MultiProducerBoundedDiscardNewestTagged(bounded()?)
+        }
+        t => {
+            return Err(Error::invalid(format!(
+                "QueueType {t} is not a LMQ_SENDQUEUETYPE (1 ..= 7)"
+            )))
+        }
+    })
+}
+
+fn priority(p: LMQ_SENDQUEUEPRIORITY) -> Result<Priority> {
+    Ok(match p {
+        LMQ_SENDQUEUEPRIORITY_TIME_CRITICAL => Priority::TimeCritical,
+        LMQ_SENDQUEUEPRIORITY_HIGHEST => Priority::Highest,
+        LMQ_SENDQUEUEPRIORITY_ABOVE_NORMAL => Priority::AboveNormal,
+        LMQ_SENDQUEUEPRIORITY_NORMAL => Priority::Normal,
+        LMQ_SENDQUEUEPRIORITY_BELOW_NORMAL => Priority::BelowNormal,
+        LMQ_SENDQUEUEPRIORITY_LOWEST => Priority::Lowest,
+        LMQ_SENDQUEUEPRIORITY_IDLE => Priority::Idle,
+        p => {
+            return Err(Error::invalid(format!(
+                "Priority {p} is not a LMQ_SENDQUEUEPRIORITY (15, 2, 1, 0, -1, -2, -15)"
+            )))
+        }
+    })
+}
+
+/// Adds a send queue (before open only). Unbounded types take
+/// `LMQ_QUEUECAPACITY_UNBOUNDED`, bounded ones a capacity of at least 1.
+///
+/// # Safety
+/// `SendQueue` is null or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn LmqAddSendQueue(
+    Channel: LMQ_CHANNEL,
+    QueueType: LMQ_SENDQUEUETYPE,
+    Priority: LMQ_SENDQUEUEPRIORITY,
+    Capacity: ULONG,
+    SendQueue: *mut LMQ_SENDQUEUE,
+) -> HRESULT {
+    boundary("LmqAddSendQueue", || {
+        if SendQueue.is_null() {
+            return Err(Error::null("SendQueue"));
+        }
+        let c = channel(Channel)?;
+        let kind = send_kind(QueueType, Capacity)?;
+        let priority = priority(Priority)?;
+        let q = messaging(&c, "send queues")?.add_send_queue(kind, priority)?;
+        let obj = match q {
+            lwmq::SendQueue::Multi(m) => QueueObj::Multi(m),
+            mono => QueueObj::Mono(Mutex::new(mono)),
+        };
+        let h = handle::insert(Object::SendQueue(Arc::new(obj)))?;
+        c.children.lock().push((Kind::SendQueue, h));
+        // SAFETY: checked non-null above; valid for writes by contract.
+        unsafe { write_out(SendQueue, "SendQueue", h as LMQ_SENDQUEUE) }
+    })
+}
+
+// ------------------------------------------------------------- transports
+
+fn directions(flags: LMQ_TRANSPORTCREATIONFLAGS) -> Result<Directions> {
+    match flags {
+        LMQ_TRANSPORTCREATIONFLAGS_SEND => Ok(Directions::Send),
+        LMQ_TRANSPORTCREATIONFLAGS_RECEIVE => Ok(Directions::Receive),
+        LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE => Ok(Directions::SendReceive),
+        f => Err(Error::invalid(format!(
+            "CreationFlags {f:#x} is not SEND (1), RECEIVE (2) or SENDRECEIVE (3)"
+        ))),
+    }
+}
+
+fn add_transport(
+    channel_h: LMQ_CHANNEL,
+    descriptor: &str,
+    buffer_size: SIZE_T,
+    send: LONG,
+    receive: LONG,
+    flags: LMQ_TRANSPORTCREATIONFLAGS,
+) -> Result<usize> {
+    let c = channel(channel_h)?;
+    let dirs = directions(flags)?;
+    let obj = match &c.variant {
+        Variant::Messaging(ch) => {
+            let id = ch.lock().add_transport(
+                descriptor,
+                buffer_size,
+                i64::from(send),
+                i64::from(receive),
+                dirs,
+            )?;
+            TransportObj::Messaging {
+                channel: Arc::clone(&c),
+                id,
+            }
+        }
+        Variant::Raw(raw) => {
+            let mut transports = raw.transports.lock();
+            if raw.phase.load(Ordering::Acquire) != Phase::Created as u8 {
+                return Err(ChannelError::AddTransportAfterOpen.into());
+            }
+            if let Some(first) = transports.first() {
+                let existing = first.transport.config().buffer_size();
+                if existing != buffer_size {
+                    return Err(ChannelError::BufferSizeMismatch {
+                        existing,
+                        new: buffer_size,
+                    }
+                    .into());
+                }
+            }
+            let t = transport::create(
+                descriptor,
+                buffer_size,
+                i64::from(send),
+                i64::from(receive),
+                dirs,
+            )?;
+            let rt = Arc::new(RawTransport {
+                transport: t,
+                phase: Arc::clone(&raw.phase),
+                send: Mutex::new(SideState::new()),
+                recv: Mutex::new(SideState::new()),
+            });
+            transports.push(Arc::clone(&rt));
+            TransportObj::Raw(rt)
+        }
+    };
+    let h = handle::insert(Object::Transport(Arc::new(obj)))?;
+    c.children.lock().push((Kind::Transport, h));
+    Ok(h)
+}
+
+/// Adds a transport by descriptor (UTF-16, e.g. `u"ipc://company/product/chan:1"`),
+/// before open only. `Transport` is optional (NULL if not needed; raw
+/// channels need it for their buffer functions).
+///
+/// # Safety
+/// `TransportDescriptor` is null or null-terminated; `Transport` is null or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn LmqAddTransport(
+    Channel: LMQ_CHANNEL,
+    TransportDescriptor: PCWSTR,
+    BufferSizeBytes: SIZE_T,
+    MaxPendingSendBuffers: LONG,
+    MaxPendingReceiveBuffers: LONG,
+    CreationFlags: LMQ_TRANSPORTCREATIONFLAGS,
+    Transport: *mut LMQ_TRANSPORT,
+) -> HRESULT {
+    boundary("LmqAddTransport", || {
+        // SAFETY: forwarded caller contract.
+        let d = unsafe { utf16_arg(TransportDescriptor) }?;
+        let h = add_transport(
+            Channel,
+            &d,
+            BufferSizeBytes,
+            MaxPendingSendBuffers,
+            MaxPendingReceiveBuffers,
+            CreationFlags,
+        )?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_opt(Transport, h as LMQ_TRANSPORT) };
+        Ok(())
+    })
+}
+
+/// `LmqAddTransport` with a UTF-8 descriptor.
+///
+/// # Safety
+/// As `LmqAddTransport`.
+#[no_mangle]
+pub unsafe extern "C" fn LmqAddTransportA(
+    Channel: LMQ_CHANNEL,
+    TransportDescriptor: PCSTR,
+    BufferSizeBytes: SIZE_T,
+    MaxPendingSendBuffers: LONG,
+    MaxPendingReceiveBuffers: LONG,
+    CreationFlags: LMQ_TRANSPORTCREATIONFLAGS,
+    Transport: *mut LMQ_TRANSPORT,
+) -> HRESULT {
+    boundary("LmqAddTransportA", || {
+        // SAFETY: forwarded caller contract.
+        let d = unsafe { utf8_arg(TransportDescriptor) }?;
+        let h = add_transport(
+            Channel,
+            &d,
+            BufferSizeBytes,
+            MaxPendingSendBuffers,
+            MaxPendingReceiveBuffers,
+            CreationFlags,
+        )?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_opt(Transport, h as LMQ_TRANSPORT) };
+        Ok(())
+    })
+}
+
+fn query_limits(d: &str, limits: *mut LMQ_TRANSPORTBUFFERLIMITS, size: ULONG) -> Result<()> {
+    if limits.is_null() {
+        return Err(Error::null("Limits"));
+    }
+    let need = std::mem::size_of::<LMQ_TRANSPORTBUFFERLIMITS>();
+    if (size as usize) < need {
+        return Err(Error::invalid(format!(
+            "LimitsSize is {size} but LMQ_TRANSPORTBUFFERLIMITS is {need} bytes (rule: pass sizeof(LMQ_TRANSPORTBUFFERLIMITS))"
+        )));
+    }
+    let l = transport::query_limits(d)?;
+    let out = LMQ_TRANSPORTBUFFERLIMITS {
+        MaxBufferSizeBytes: l.max_buffer_size,
+        MaxPendingSendBuffers: l.max_send_buffers.min(i32::MAX as u32) as LONG,
+        MaxPendingReceiveBuffers: l.max_receive_buffers.min(i32::MAX as u32) as LONG,
+        MaxInlineDataSize: l.max_inline_data_size,
+    };
+    // SAFETY: `limits` is non-null and valid for `size >= need` bytes by the
+    // caller's contract; bytes past our struct (a newer, larger struct) are
+    // zeroed so that fields we do not know read as 0.
+    unsafe {
+        std::ptr::write_bytes(limits.cast::<u8>(), 0, size as usize);
+        limits.write_unaligned(out);
+    }
+    Ok(())
+}
+
+/// Reports the buffer limits of the transport a descriptor selects.
+/// `LimitsSize` is `sizeof(LMQ_TRANSPORTBUFFERLIMITS)` (a larger size from
+/// a newer header is accepted: unknown fields are zeroed).
+///
+/// # Safety
+/// `Descriptor` is null or null-terminated; `Limits` is null or valid for
+/// `LimitsSize` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn LmqQueryTransportBufferLimits(
+    Descriptor: PCWSTR,
+    Limits: *mut LMQ_TRANSPORTBUFFERLIMITS,
+    LimitsSize: ULONG,
+) -> HRESULT {
+    boundary("LmqQueryTransportBufferLimits", || {
+        // SAFETY: forwarded caller contract.
+        let d = unsafe { utf16_arg(Descriptor) }?;
+        query_limits(&d, Limits, LimitsSize)
+    })
+}
+
+/// `LmqQueryTransportBufferLimits` with a UTF-8 descriptor.
+///
+/// # Safety
+/// As `LmqQueryTransportBufferLimits`.
+#[no_mangle]
+pub unsafe extern "C" fn LmqQueryTransportBufferLimitsA(
+    Descriptor: PCSTR,
+    Limits: *mut LMQ_TRANSPORTBUFFERLIMITS,
+    LimitsSize: ULONG,
+) -> HRESULT {
+    boundary("LmqQueryTransportBufferLimitsA", || {
+        // SAFETY: forwarded caller contract.
+        let d = unsafe { utf8_arg(Descriptor) }?;
+        query_limits(&d, Limits, LimitsSize)
+    })
+}
+
+/// Applies a transport control code. IPC:
+/// `LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS` with a
+/// `ULONG` input (no output: `OutputBuffer` NULL, length 0;
+/// `*BytesReturned`, if given, is set to 0).
+///
+/// # Safety
+/// As `LmqChannelControl`.
+#[no_mangle]
+pub unsafe extern "C" fn LmqTransportControl(
+    Transport: LMQ_TRANSPORT,
+    ControlCode: ULONG,
+    InputBuffer: PVOID,
+    InputBufferLengthBytes: ULONG,
+    OutputBuffer: PVOID,
+    OutputBufferLengthBytes: ULONG,
+    BytesReturned: PULONG,
+) -> HRESULT {
+    boundary("LmqTransportControl", || {
+        let t = transport_obj(Transport)?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_opt(BytesReturned, 0) };
+        no_output(OutputBuffer, OutputBufferLengthBytes)?;
+        let control = match ControlCode {
+            LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS => {
+                // SAFETY: forwarded caller contract.
+                let ms: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
+                TransportControl::SetClientConnectionRetryInterval(Duration::from_millis(
+                    u64::from(ms),
+                ))
+            }
+            code => {
+                return Err(Error::invalid(format!(
+                    "ControlCode {code} is not a LMQ_TRANSPORTCONTROL code (1)"
+                )))
+            }
+        };
+        match &*t {
+            TransportObj::Raw(rt) => Ok(rt.transport.control(control)?),
+            TransportObj::Messaging { channel, id } => {
+                let ch = messaging(channel, "messaging transports")?;
+                Ok(ch.transport(*id)?.control(control)?)
+            }
+        }
+    })
+}
+
+// -------------------------------------------------------------- receiving
+
+/// Waits for a message for up to `TimeoutMs` (0 polls, `INFINITE` waits),
+/// holding the channel's mutex one slice at a time.
+pub(crate) fn receive(c: &ChannelObj, ms: ULONG) -> Result<Received> {
+    let deadline = timeout(ms).deadline();
+    let Variant::Messaging(ch) = &c.variant else {
+        return Err(Error::invalid(
+            "raw channels have no messages (rule: use LmqRawChannelReceiveBuffer)",
+        ));
+    };
+    loop {
+        let mut g = ch.lock();
+        let wait = if ms == 0 {
+            Timeout::ZERO
+        } else {
+            Timeout::after(deadline.slice(SLICE))
+        };
+        match g.receive(wait) {
+            Err(lwmq::ReceiveError::Timeout) if ms != 0 && !deadline.passed() => {
+                MutexGuard::unlock_fair(g);
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+pub(crate) fn c_void_ptr<T>(p: *const T) -> *const c_void {
+    p.cast()
+}

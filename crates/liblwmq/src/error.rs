@@ -1,0 +1,204 @@
+//! Status codes, the thread-local last-error text, and the panic boundary.
+//!
+//! Every exported function runs its body through [`boundary`]: a panic is
+//! caught (it never unwinds into C) and becomes `E_UNEXPECTED`; every
+//! failure stores its text for `LmqGetLastErrorMessage`. The mapping from
+//! the Rust errors to codes is in one place ([`From`] impls below) and is
+//! documented in `docs/c-api.md`.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use lwmq::channel::{PostError, ReceiveError};
+use lwmq::message::MessageError;
+use lwmq::{ChannelError, DescriptorError, TransportError};
+
+use crate::types::HRESULT;
+
+const fn hr(v: u32) -> HRESULT {
+    v as HRESULT
+}
+
+/// `HRESULT_FROM_WIN32`.
+pub(crate) const fn from_win32(code: u32) -> HRESULT {
+    hr((code & 0xFFFF) | (7 << 16) | 0x8000_0000)
+}
+
+pub(crate) const S_OK: HRESULT = 0;
+pub(crate) const E_UNEXPECTED: HRESULT = hr(0x8000_FFFF);
+pub(crate) const E_POINTER: HRESULT = hr(0x8000_4003);
+pub(crate) const E_FAIL: HRESULT = hr(0x8000_4005);
+pub(crate) const E_HANDLE: HRESULT = hr(0x8007_0006);
+pub(crate) const E_OUTOFMEMORY: HRESULT = hr(0x8007_000E);
+pub(crate) const E_INVALIDARG: HRESULT = hr(0x8007_0057);
+pub(crate) const E_ACCESSDENIED: HRESULT = hr(0x8007_0005);
+pub(crate) const ERROR_NOT_SUPPORTED: u32 = 50;
+pub(crate) const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
+pub(crate) const ERROR_BUSY: u32 = 170;
+pub(crate) const ERROR_ALREADY_EXISTS: u32 = 183;
+pub(crate) const ERROR_OPERATION_ABORTED: u32 = 995;
+pub(crate) const ERROR_NOT_FOUND: u32 = 1168;
+pub(crate) const ERROR_CONNECTION_ABORTED: u32 = 1236;
+pub(crate) const ERROR_TIMEOUT: u32 = 1460;
+pub(crate) const ERROR_INVALID_STATE: u32 = 5023;
+
+/// A failure: its code and its text.
+#[derive(Debug)]
+pub(crate) struct Error {
+    pub(crate) code: HRESULT,
+    pub(crate) text: String,
+}
+
+impl Error {
+    pub(crate) fn new(code: HRESULT, text: impl Into<String>) -> Self {
+        Error {
+            code,
+            text: text.into(),
+        }
+    }
+    pub(crate) fn invalid(text: impl Into<String>) -> Self {
+        Self::new(E_INVALIDARG, text)
+    }
+    pub(crate) fn null(param: &str) -> Self {
+        Self::new(E_POINTER, format!("{param} is NULL"))
+    }
+    pub(crate) fn state(text: impl Into<String>) -> Self {
+        Self::new(from_win32(ERROR_INVALID_STATE), text)
+    }
+    pub(crate) fn win32(code: u32, text: impl Into<String>) -> Self {
+        Self::new(from_win32(code), text)
+    }
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DescriptorError> for Error {
+    fn from(e: DescriptorError) -> Self {
+        Error::invalid(e.to_string())
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        let code = match &e {
+            TransportError::Descriptor(_)
+            | TransportError::Config { .. }
+            | TransportError::WrongDirection { .. }
+            | TransportError::LengthTooLarge { .. }
+            | TransportError::Control { .. } => E_INVALIDARG,
+            TransportError::AddressInUse(_) => from_win32(ERROR_ALREADY_EXISTS),
+            TransportError::Sys { source, .. } => {
+                use rustix::io::Errno;
+                match source.errno {
+                    Errno::ACCESS | Errno::PERM => E_ACCESSDENIED,
+                    Errno::NOMEM => E_OUTOFMEMORY,
+                    _ => E_FAIL,
+                }
+            }
+            TransportError::Timeout => from_win32(ERROR_TIMEOUT),
+            TransportError::NotOpen(_) | TransportError::AlreadyOpen(_) => {
+                from_win32(ERROR_INVALID_STATE)
+            }
+            TransportError::SideInUse { .. } => from_win32(ERROR_BUSY),
+            TransportError::Disconnected(_) => from_win32(ERROR_CONNECTION_ABORTED),
+            _ => E_FAIL,
+        };
+        Error::new(code, e.to_string())
+    }
+}
+
+impl From<ChannelError> for Error {
+    fn from(e: ChannelError) -> Self {
+        let code = match &e {
+            ChannelError::Transport(_) => {
+                let ChannelError::Transport(t) = e else {
+                    unreachable!()
+                };
+                return t.into();
+            }
+            ChannelError::BufferSizeMismatch { .. }
+            | ChannelError::ZeroCapacity { .. }
+            | ChannelError::ReceiveQueueMissing
+            | ChannelError::ReceiveQueueWithoutReceivingTransport => E_INVALIDARG,
+            ChannelError::Closed => from_win32(ERROR_OPERATION_ABORTED),
+            ChannelError::Timeout => from_win32(ERROR_TIMEOUT),
+            ChannelError::Spawn(_) => E_OUTOFMEMORY,
+            _ => from_win32(ERROR_INVALID_STATE),
+        };
+        Error::new(code, e.to_string())
+    }
+}
+
+impl From<MessageError> for Error {
+    fn from(e: MessageError) -> Self {
+        let code = match &e {
+            MessageError::Acquire { source, .. } if source.code < 0 => source.code,
+            MessageError::Acquire { .. } => E_FAIL,
+            _ => E_INVALIDARG,
+        };
+        Error::new(code, e.to_string())
+    }
+}
+
+/// The code and text of a failed post (the message itself is handled by
+/// the caller).
+pub(crate) fn post_error(e: &PostError) -> Error {
+    let code = match e {
+        PostError::Full(_) | PostError::Timeout(_) => from_win32(ERROR_TIMEOUT),
+        PostError::Closed(_) => from_win32(ERROR_OPERATION_ABORTED),
+        PostError::NotOpen(_) => from_win32(ERROR_INVALID_STATE),
+        PostError::TooLarge { .. } => from_win32(ERROR_INSUFFICIENT_BUFFER),
+        PostError::Acquire { error, .. } => return Error::from(error.clone()),
+        _ => E_INVALIDARG,
+    };
+    Error::new(code, e.to_string())
+}
+
+impl From<ReceiveError> for Error {
+    fn from(e: ReceiveError) -> Self {
+        let code = match e {
+            ReceiveError::Timeout => from_win32(ERROR_TIMEOUT),
+            ReceiveError::Closed => from_win32(ERROR_OPERATION_ABORTED),
+            _ => from_win32(ERROR_INVALID_STATE),
+        };
+        Error::new(code, e.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(text: &str) {
+    let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = text);
+}
+
+/// Pointer to the calling thread's last error text (valid until the next
+/// failure on this thread).
+pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
+    LAST_ERROR.with(|l| l.borrow().as_ptr())
+}
+
+/// Runs an exported function's body: catches panics, records failures.
+pub(crate) fn boundary(function: &'static str, body: impl FnOnce() -> Result<()>) -> HRESULT {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => S_OK,
+        Ok(Err(e)) => {
+            set_last_error(&format!("{function}: {}", e.text));
+            e.code
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!(
+                "{function}: internal error (a bug in liblwmq, please report it): {what}"
+            ));
+            E_UNEXPECTED
+        }
+    }
+}

@@ -1,0 +1,532 @@
+/*
+ * api_test.c: exercises every function of lwmq.h and its documented error
+ * paths (NULL pointers, bad struct sizes, bad enumeration values, invalid
+ * UTF-16, wrong/destroyed/forged handles, descriptor and lifecycle rules
+ * with their messages) and counts the external-frame callbacks.
+ *
+ * Built and run by crates/liblwmq/tests/c_api.rs (also under valgrind).
+ * Exit status 0 when every check passed; otherwise the failed check is
+ * printed with the library's last error message.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lwmq.h"
+
+static int checks;
+
+#define FAIL(...)                                                              \
+  do {                                                                         \
+    fprintf(stderr, "api_test.c:%d: ", __LINE__);                              \
+    fprintf(stderr, __VA_ARGS__);                                              \
+    fprintf(stderr, "\n  last error: %s\n", LmqGetLastErrorMessage());         \
+    exit(1);                                                                   \
+  } while (0)
+
+/* The call must return exactly `code`. */
+#define EXPECT_HR(code, call)                                                  \
+  do {                                                                         \
+    HRESULT hr_ = (call);                                                      \
+    checks++;                                                                  \
+    if (hr_ != (HRESULT)(code))                                                \
+      FAIL("%s returned 0x%08x, expected %s (0x%08x)", #call,                  \
+           (unsigned)hr_, #code, (unsigned)(HRESULT)(code));                   \
+  } while (0)
+
+#define OK(call) EXPECT_HR(S_OK, call)
+
+/* The call must fail with `code` and a last error containing `text`. */
+#define EXPECT_ERR(code, text, call)                                           \
+  do {                                                                         \
+    EXPECT_HR(code, call);                                                     \
+    if (strstr(LmqGetLastErrorMessage(), (text)) == NULL)                      \
+      FAIL("%s: last error lacks \"%s\"", #call, (text));                      \
+  } while (0)
+
+#define EXPECT(cond)                                                           \
+  do {                                                                         \
+    checks++;                                                                  \
+    if (!(cond))                                                               \
+      FAIL("expected %s", #cond);                                              \
+  } while (0)
+
+#define TIMEOUT_HR HRESULT_FROM_WIN32(ERROR_TIMEOUT)
+#define STATE_HR HRESULT_FROM_WIN32(ERROR_INVALID_STATE)
+#define WAIT_MS 20000
+
+/* ---- descriptors: UTF-16 built at run time from ASCII plus a suffix ---- */
+
+static char16_t wbuf[4][256];
+static char abuf[4][256];
+
+static const char16_t *wide(int slot, const char *ascii) {
+  size_t i = 0;
+  for (; ascii[i] && i < 255; i++)
+    wbuf[slot][i] = (char16_t)(unsigned char)ascii[i];
+  wbuf[slot][i] = 0;
+  return wbuf[slot];
+}
+
+/* A per-run address so that parallel runs never collide. */
+static const char *addr(int slot, const char *name) {
+  snprintf(abuf[slot], sizeof abuf[slot], "ipc://lwmq-capi-test/%ld/%s",
+           (long)getpid(), name);
+  return abuf[slot];
+}
+
+/* ---- external-frame callbacks ---- */
+
+struct counts {
+  int acquire;
+  int release;
+  HRESULT acquire_result;
+};
+
+static HRESULT on_frame(LMQ_MESSAGECALLBACKREASON reason, const void *data,
+                        UINT64 size, PVOID context) {
+  struct counts *c = (struct counts *)context;
+  (void)data;
+  (void)size;
+  if (reason == LMQ_MESSAGECALLBACKREASON_ACQUIRE_DATA) {
+    c->acquire++;
+    return c->acquire_result;
+  }
+  if (reason == LMQ_MESSAGECALLBACKREASON_RELEASE_DATA)
+    c->release++;
+  return S_OK;
+}
+
+static const char static_bytes[] = "static frame";
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_init(void) {
+  LMQ_CHANNEL ch = NULL;
+  LMQ_MESSAGE m = NULL;
+  EXPECT_ERR(STATE_HR, "LmqInitialize", LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  EXPECT_ERR(STATE_HR, "LmqInitialize", LmqCreateMessage(0, &m));
+  EXPECT_ERR(STATE_HR, "without a matching", LmqTerminate());
+  EXPECT_ERR(E_INVALIDARG, "version 2.0", LmqInitialize(MAKEWORD(2, 0)));
+  OK(LmqInitialize(LMQ_CURRENT_API_VERSION));
+  OK(LmqInitialize(MAKEWORD(1, 0))); /* refcounted: two Terminates needed */
+  OK(LmqTerminate());
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch)); /* still initialised */
+  OK(LmqDestroyChannel(&ch));
+  EXPECT(ch == NULL);
+}
+
+static void test_limits_and_descriptors(void) {
+  LMQ_TRANSPORTBUFFERLIMITS l;
+  ULONG inl = 0;
+  unsigned char big[sizeof(LMQ_TRANSPORTBUFFERLIMITS) + 16];
+  const char16_t lone[] = {'i', 'p', 'c', ':', '/', '/', 'a', 0xD800, 'b', 0};
+  LMQ_CHANNEL ch = NULL;
+  char longaddr[200];
+
+  EXPECT_HR(E_POINTER, LmqQueryMaxInlineFrameSize(NULL));
+  OK(LmqQueryMaxInlineFrameSize(&inl));
+  EXPECT(inl == 64);
+
+  OK(LmqQueryTransportBufferLimits(u"ipc://company/product/chan:1234", &l, sizeof l));
+  EXPECT(l.MaxBufferSizeBytes >= 64 * 1024 && l.MaxPendingSendBuffers >= 4 &&
+         l.MaxPendingReceiveBuffers >= 4 && l.MaxInlineDataSize == inl);
+  memset(big, 0xAB, sizeof big);
+  OK(LmqQueryTransportBufferLimits(u"ipc://x", (LMQ_TRANSPORTBUFFERLIMITS *)big, sizeof big));
+  EXPECT(big[sizeof big - 1] == 0); /* unknown tail zeroed */
+  OK(LmqQueryTransportBufferLimitsA("ipc://company/product/chan", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "LimitsSize", LmqQueryTransportBufferLimits(u"ipc://x", &l, sizeof l - 1));
+  EXPECT_ERR(E_INVALIDARG, "LimitsSize", LmqQueryTransportBufferLimitsA("ipc://x", &l, 0));
+  EXPECT_ERR(E_POINTER, "Limits", LmqQueryTransportBufferLimits(u"ipc://x", NULL, sizeof l));
+  EXPECT_ERR(E_POINTER, "Descriptor", LmqQueryTransportBufferLimits(NULL, &l, sizeof l));
+  EXPECT_ERR(E_POINTER, "Descriptor", LmqQueryTransportBufferLimitsA(NULL, &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "lone surrogate", LmqQueryTransportBufferLimits(lone, &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "UTF-8", LmqQueryTransportBufferLimitsA("ipc://\xff", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "no transport for scheme", LmqQueryTransportBufferLimits(u"tcp://host:1", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "no scheme", LmqQueryTransportBufferLimits(u"just-a-name", &l, sizeof l));
+
+  /* Descriptor and buffer rules through LmqAddTransport. */
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  EXPECT_ERR(E_INVALIDARG, "may appear only once", LmqAddTransport(ch, u"ipc://a:1:2", 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "1..=65535", LmqAddTransport(ch, u"ipc://a:0", 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "address is empty", LmqAddTransportA(ch, "ipc://", 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  memset(longaddr, 'x', sizeof longaddr);
+  memcpy(longaddr, "ipc://", 6);
+  longaddr[6 + 120] = 0;
+  EXPECT_ERR(E_INVALIDARG, "120", LmqAddTransport(ch, wide(0, longaddr), 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "lone surrogate", LmqAddTransport(ch, lone, 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "must have zero MaxPendingReceiveBuffers", LmqAddTransport(ch, u"ipc://a", 4096, 4, 1, LMQ_TRANSPORTCREATIONFLAGS_SEND, NULL));
+  EXPECT_ERR(E_INVALIDARG, "at least one buffer", LmqAddTransport(ch, u"ipc://a", 4096, 0, 4, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "negative", LmqAddTransport(ch, u"ipc://a", 4096, -1, 4, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "BufferSizeBytes 0", LmqAddTransport(ch, u"ipc://a", 0, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "CreationFlags", LmqAddTransport(ch, u"ipc://a", 4096, 1, 1, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "CreationFlags", LmqAddTransport(ch, u"ipc://a", 4096, 1, 1, 7, NULL));
+  EXPECT_ERR(E_POINTER, "Descriptor", LmqAddTransport(ch, NULL, 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(STATE_HR, "no transport", LmqOpenChannel(ch, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  OK(LmqAddTransport(ch, wide(0, addr(0, "rules")), 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(E_INVALIDARG, "differs", LmqAddTransport(ch, wide(0, addr(0, "rules2")), 8192, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  OK(LmqDestroyChannel(&ch));
+
+  EXPECT_ERR(E_INVALIDARG, "LMQ_CHANNELTYPE", LmqCreateChannel(99, &ch));
+  EXPECT_ERR(E_POINTER, "Channel", LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, NULL));
+}
+
+static void test_handles(void) {
+  LMQ_CHANNEL ch = NULL, stale, copy;
+  LMQ_MESSAGE m = NULL;
+  LMQ_SENDQUEUE q = NULL;
+
+  EXPECT_ERR(E_HANDLE, "NULL", LmqOpenChannel(NULL, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  EXPECT_ERR(E_HANDLE, "forged", LmqFlushChannel((LMQ_CHANNEL)(uintptr_t)0x1234, 0));
+  EXPECT_ERR(E_HANDLE, "not a handle", LmqCloseChannel((LMQ_CHANNEL)(uintptr_t)0xdeadbeef00000f0fULL, 0));
+  EXPECT_ERR(E_HANDLE, "forged", LmqReceiveMessage((LMQ_CHANNEL)&ch, 0, NULL, NULL, &m));
+
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  OK(LmqCreateMessage(LMQ_MESSAGEFRAMECOUNT_DEFAULT, &m));
+  /* Wrong kinds. */
+  EXPECT_ERR(E_HANDLE, "wrong handle kind", LmqFlushChannel((LMQ_CHANNEL)m, 0));
+  EXPECT_ERR(E_HANDLE, "is a LMQ_CHANNEL, not a LMQ_MESSAGE", LmqAppendFrame((LMQ_MESSAGE)ch, "x", 1, LMQ_TIMESTAMP_NONE));
+  EXPECT_ERR(E_HANDLE, "wrong handle kind", LmqPostMessage((LMQ_SENDQUEUE)ch, &m, 0));
+  EXPECT(m != NULL); /* a failed post leaves the handle alone */
+  EXPECT_ERR(E_HANDLE, "wrong handle kind", LmqTransportControl((LMQ_TRANSPORT)m, 1, NULL, 0, NULL, 0, NULL));
+  EXPECT_ERR(E_HANDLE, "wrong handle kind", LmqDestroyUnpostedMessage((LMQ_MESSAGE *)&ch));
+  EXPECT_ERR(E_HANDLE, "wrong handle kind", LmqDestroyChannel((LMQ_CHANNEL *)&m));
+  OK(LmqDestroyUnpostedMessage(&m));
+  EXPECT(m == NULL);
+
+  /* Destroyed handles (and their children). */
+  OK(LmqAddSendQueue(ch, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &q));
+  stale = ch;
+  copy = ch;
+  OK(LmqDestroyChannel(&ch));
+  EXPECT(ch == NULL);
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqFlushChannel(stale, 0));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqDestroyChannel(&copy));
+  EXPECT(copy == stale); /* a failed destroy leaves the handle alone */
+  OK(LmqCreateMessage(1, &m));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqPostMessage(q, &m, 0));
+  OK(LmqDestroyUnpostedMessage(&m));
+  EXPECT_ERR(E_HANDLE, "NULL", LmqDestroyUnpostedMessage(&m));
+  EXPECT_ERR(E_POINTER, "Message", LmqDestroyUnpostedMessage(NULL));
+  EXPECT_ERR(E_POINTER, "Channel", LmqDestroyChannel(NULL));
+}
+
+static void test_messages(void) {
+  LMQ_MESSAGE m = NULL, r = NULL;
+  ULONG count = 0;
+  UINT64 payload = 0, size = 0, ts = 0;
+  const void *data = NULL;
+  LMQ_MESSAGEFRAMEENUMHINT hint;
+  struct counts c = {0, 0, S_OK};
+  char ext[100];
+
+  EXPECT_ERR(E_INVALIDARG, "FrameCountHint", LmqCreateMessage(70000, &m));
+  EXPECT_ERR(E_POINTER, "Message", LmqCreateMessage(0, NULL));
+  OK(LmqCreateMessage(4, &m));
+  OK(LmqAppendFrame(m, "hello", 5, LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE));
+  OK(LmqAppendStaticFrame(m, static_bytes, sizeof static_bytes, 123456789ULL));
+  memset(ext, 'e', sizeof ext);
+  OK(LmqAppendExternalFrame(m, ext, sizeof ext, LMQ_TIMESTAMP_USE_SYSTEMTIME, on_frame, &c));
+  OK(LmqAppendFrame(m, NULL, 0, LMQ_TIMESTAMP_NONE)); /* empty frame */
+  EXPECT_ERR(E_POINTER, "Data", LmqAppendFrame(m, NULL, 5, LMQ_TIMESTAMP_NONE));
+  EXPECT_ERR(E_POINTER, "Data", LmqAppendStaticFrame(m, NULL, 5, LMQ_TIMESTAMP_NONE));
+  EXPECT_ERR(E_POINTER, "Callback", LmqAppendExternalFrame(m, ext, 1, LMQ_TIMESTAMP_NONE, NULL, NULL));
+  EXPECT_ERR(E_INVALIDARG, "exceeds the largest frame", LmqAppendFrame(m, ext, 0x100000000ULL, LMQ_TIMESTAMP_NONE));
+
+  OK(LmqGetFrameCount(m, &count, &payload));
+  EXPECT(count == 4 && payload == 5 + sizeof static_bytes + sizeof ext);
+  OK(LmqGetFrameCount(m, &count, NULL));
+  EXPECT_ERR(E_POINTER, "FrameCount", LmqGetFrameCount(m, NULL, &payload));
+
+  memset(&hint, 0, sizeof hint);
+  EXPECT_ERR(E_INVALIDARG, "LmqInitFrameEnumHint", LmqGetFrameData(m, 0, &data, &size, &ts, &hint));
+  EXPECT_ERR(E_POINTER, "Hint", LmqInitFrameEnumHint(NULL));
+  OK(LmqInitFrameEnumHint(&hint));
+  OK(LmqGetFrameData(m, 0, &data, &size, &ts, &hint));
+  EXPECT(size == 5 && memcmp(data, "hello", 5) == 0 && ts > 130000000000000000ULL);
+  OK(LmqGetFrameData(m, 1, &data, &size, &ts, &hint));
+  EXPECT(data == (const void *)static_bytes && size == sizeof static_bytes && ts == 123456789ULL);
+  OK(LmqGetFrameData(m, 2, &data, &size, NULL, NULL));
+  EXPECT(data == (const void *)ext && size == sizeof ext);
+  OK(LmqGetFrameData(m, 3, &data, &size, &ts, &hint));
+  EXPECT(size == 0 && ts == LMQ_TIMESTAMP_NONE);
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_NOT_FOUND), "past the last frame", LmqGetFrameData(m, 4, &data, &size, &ts, &hint));
+  EXPECT_ERR(E_POINTER, "Data", LmqGetFrameData(m, 0, NULL, &size, NULL, NULL));
+  EXPECT_ERR(E_POINTER, "Size", LmqGetFrameData(m, 0, &data, NULL, NULL, NULL));
+
+  /* A reference shares the frames; the external data is released once, when both are gone. */
+  OK(LmqCreateMessageRef(m, &r));
+  EXPECT_ERR(E_POINTER, "Ref", LmqCreateMessageRef(m, NULL));
+  OK(LmqGetFrameCount(r, &count, NULL));
+  EXPECT(count == 4);
+  EXPECT_ERR(E_INVALIDARG, "LmqDestroyUnpostedMessage", LmqDisposeReceivedMessage(&m));
+  OK(LmqDestroyUnpostedMessage(&m));
+  EXPECT(m == NULL && c.release == 0);
+  OK(LmqDestroyUnpostedMessage(&r));
+  EXPECT(r == NULL && c.acquire == 0 && c.release == 1);
+}
+
+struct pair {
+  LMQ_CHANNEL server, client;
+  LMQ_SENDQUEUE sq, tagged, cq;
+  LMQ_TRANSPORT st, ct;
+};
+
+static void open_messaging_pair(struct pair *p, const char *address) {
+  LMQ_CHANNEL dup = NULL;
+  LMQ_MESSAGE none = NULL;
+  const char16_t *d = wide(1, address);
+  memset(p, 0, sizeof *p);
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &p->server));
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &p->client));
+  OK(LmqAddTransport(p->server, d, 64 * 1024, 4, 4, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &p->st));
+  OK(LmqAddTransportA(p->client, address, 64 * 1024, 4, 4, LMQ_TRANSPORT_CREATIONFLAGS_SENDRECEIVE, &p->ct));
+
+  /* Queue parameter rules. */
+  EXPECT_ERR(E_INVALIDARG, "LMQ_SENDQUEUETYPE", LmqAddSendQueue(p->server, 0, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &p->sq));
+  EXPECT_ERR(E_INVALIDARG, "LMQ_SENDQUEUEPRIORITY", LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, 7, LMQ_QUEUECAPACITY_UNBOUNDED, &p->sq));
+  EXPECT_ERR(E_INVALIDARG, "LMQ_QUEUECAPACITY_UNBOUNDED", LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, 5, &p->sq));
+  EXPECT_ERR(E_INVALIDARG, "bounded", LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST, LMQ_SENDQUEUEPRIORITY_NORMAL, 0, &p->sq));
+  EXPECT_ERR(E_POINTER, "SendQueue", LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, NULL));
+  OK(LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &p->sq));
+  OK(LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_OLDEST_TAGGED, LMQ_SENDQUEUEPRIORITY_HIGHEST, 8, &p->tagged));
+  OK(LmqAddSendQueue(p->client, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_IDLE, LMQ_QUEUECAPACITY_UNBOUNDED, &p->cq));
+
+  /* Open parameter rules. */
+  EXPECT_ERR(E_INVALIDARG, "LMQ_CHANNELROLE", LmqOpenChannel(p->server, 0, LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  EXPECT_ERR(E_INVALIDARG, "LMQ_RECEIVEQUEUETYPE", LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, 9, LMQ_QUEUECAPACITY_UNBOUNDED));
+  EXPECT_ERR(E_INVALIDARG, "receive queue", LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  EXPECT_ERR(E_INVALIDARG, "NA", LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, 5));
+  EXPECT_ERR(E_INVALIDARG, "bounded", LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_OLDEST, LMQ_QUEUECAPACITY_UNBOUNDED));
+
+  OK(LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  EXPECT_ERR(STATE_HR, "already open", LmqOpenChannel(p->server, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  EXPECT_ERR(STATE_HR, "before the channel is opened", LmqAddTransport(p->server, u"ipc://other", 64 * 1024, 4, 4, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  EXPECT_ERR(STATE_HR, "before the channel is opened", LmqAddSendQueue(p->server, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &p->sq));
+
+  /* A second server on the same address: "address in use", then CLIENT works. */
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &dup));
+  OK(LmqAddTransport(dup, d, 64 * 1024, 4, 4, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  OK(LmqAddSendQueue(dup, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &p->cq));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS), "address in use", LmqOpenChannel(dup, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  OK(LmqDestroyChannel(&dup));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqPostMessage(p->cq, &none, 0)); /* the queue went with its channel */
+
+  OK(LmqAddSendQueue(p->client, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_IDLE, LMQ_QUEUECAPACITY_UNBOUNDED, &p->cq));
+  OK(LmqOpenChannel(p->client, LMQ_CHANNELROLE_CLIENT, LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_NEWEST, 1000));
+}
+
+static void test_messaging(void) {
+  struct pair p;
+  LMQ_MESSAGE m = NULL, r = NULL, got = NULL;
+  ULONG count = 0, ul;
+  UINT64 payload = 0, size = 0, ts = 0;
+  const void *data;
+  struct counts c = {0, 0, S_OK}, bad = {0, 0, E_ACCESSDENIED};
+  char ext[32] = "external frame data";
+  static char big[100 * 1024];
+  ULONG bytes = 99;
+  LMQ_GROUP_AFFINITY aff;
+  int i;
+
+  open_messaging_pair(&p, addr(2, "messaging"));
+
+  /* Control codes. */
+  ul = 50;
+  OK(LmqTransportControl(p.ct, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, NULL, 0, &bytes));
+  EXPECT(bytes == 0);
+  OK(LmqTransportControl(p.st, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "InputBufferLengthBytes", LmqTransportControl(p.ct, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, 2, NULL, 0, NULL));
+  EXPECT_ERR(E_POINTER, "InputBuffer", LmqTransportControl(p.ct, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, NULL, 4, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "no output", LmqTransportControl(p.ct, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, &bytes, sizeof bytes, NULL));
+  EXPECT_ERR(E_INVALIDARG, "ControlCode", LmqTransportControl(p.ct, 77, &ul, sizeof ul, NULL, 0, NULL));
+  ul = 0;
+  EXPECT_ERR(E_INVALIDARG, "out of range", LmqTransportControl(p.ct, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, NULL, 0, NULL));
+  ul = 0;
+  OK(LmqChannelControl(p.server, LMQ_CHANNELCONTROLCODE_SERVICETHREADIDEALPROCESSOR, &ul, sizeof ul, NULL, 0, &bytes));
+  memset(&aff, 0, sizeof aff);
+  aff.Mask = 3;
+  OK(LmqChannelControl(p.client, LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY, &aff, sizeof aff, NULL, 0, NULL));
+  aff.Reserved[1] = 1;
+  EXPECT_ERR(E_INVALIDARG, "Reserved", LmqChannelControl(p.client, LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY, &aff, sizeof aff, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "InputBufferLengthBytes", LmqChannelControl(p.client, LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY, &aff, 8, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "ControlCode", LmqChannelControl(p.client, 0, &ul, sizeof ul, NULL, 0, NULL));
+
+  /* Nothing yet: a poll times out; NULL out-pointer. */
+  EXPECT_ERR(TIMEOUT_HR, "timeout", LmqReceiveMessage(p.client, 0, &count, &payload, &got));
+  EXPECT_ERR(E_POINTER, "Message", LmqReceiveMessage(p.client, 0, &count, &payload, NULL));
+
+  /* Post a three-frame message and a reference to it. */
+  OK(LmqCreateMessage(LMQ_MESSAGEFRAMECOUNT_DEFAULT, &m));
+  OK(LmqAppendFrame(m, "first", 5, LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE));
+  OK(LmqAppendStaticFrame(m, static_bytes, sizeof static_bytes, 42));
+  OK(LmqAppendExternalFrame(m, ext, sizeof ext, LMQ_TIMESTAMP_NONE, on_frame, &c));
+  OK(LmqCreateMessageRef(m, &r));
+  EXPECT_ERR(E_INVALIDARG, "not tagged", LmqPostMessageWithTag(p.sq, &m, 5, 0));
+  EXPECT(m != NULL);
+  OK(LmqPostMessage(p.sq, &m, INFINITE));
+  EXPECT(m == NULL);
+  EXPECT_ERR(E_HANDLE, "NULL", LmqPostMessage(p.sq, &m, 0));
+  EXPECT_ERR(E_POINTER, "Message", LmqPostMessage(p.sq, NULL, 0));
+  OK(LmqPostMessageWithTag(p.tagged, &r, 7, INFINITE));
+  EXPECT(r == NULL);
+
+  for (i = 0; i < 2; i++) {
+    OK(LmqReceiveMessage(p.client, WAIT_MS, &count, &payload, &got));
+    EXPECT(count == 3 && payload == 5 + sizeof static_bytes + sizeof ext);
+    OK(LmqGetFrameData(got, 0, &data, &size, &ts, NULL));
+    EXPECT(size == 5 && memcmp(data, "first", 5) == 0 && ts > 130000000000000000ULL);
+    OK(LmqGetFrameData(got, 1, &data, &size, &ts, NULL));
+    EXPECT(size == sizeof static_bytes && memcmp(data, static_bytes, size) == 0 && ts == 42);
+    OK(LmqGetFrameData(got, 2, &data, &size, &ts, NULL));
+    EXPECT(size == sizeof ext && memcmp(data, ext, size) == 0 && ts == LMQ_TIMESTAMP_NONE);
+    EXPECT_ERR(E_INVALIDARG, "LmqDisposeReceivedMessage", LmqDestroyUnpostedMessage(&got));
+    OK(LmqDisposeReceivedMessage(&got));
+    EXPECT(got == NULL);
+  }
+  EXPECT(c.acquire == 1); /* once, although posted twice */
+
+  /* The other direction, and the rules of posting. */
+  OK(LmqCreateMessage(1, &m));
+  EXPECT_ERR(E_INVALIDARG, "at least one frame", LmqPostMessage(p.cq, &m, 0));
+  EXPECT(m != NULL);
+  OK(LmqAppendFrame(m, big, sizeof big, LMQ_TIMESTAMP_NONE));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER), "transport buffer", LmqPostMessage(p.cq, &m, 0));
+  OK(LmqDestroyUnpostedMessage(&m));
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendExternalFrame(m, ext, 4, LMQ_TIMESTAMP_NONE, on_frame, &bad));
+  EXPECT_HR(E_ACCESSDENIED, LmqPostMessage(p.cq, &m, 0)); /* the ACQUIRE_DATA code */
+  EXPECT(m != NULL && bad.acquire == 1 && bad.release == 0);
+  OK(LmqDestroyUnpostedMessage(&m));
+  EXPECT(bad.acquire == 1 && bad.release == 1);
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendFrame(m, "back", 4, LMQ_TIMESTAMP_NONE));
+  OK(LmqPostMessage(p.cq, &m, 0));
+  OK(LmqFlushChannel(p.client, WAIT_MS));
+  OK(LmqReceiveMessage(p.server, WAIT_MS, NULL, NULL, &got));
+  OK(LmqGetFrameData(got, 0, &data, &size, NULL, NULL));
+  EXPECT(size == 4 && memcmp(data, "back", 4) == 0);
+  OK(LmqDisposeReceivedMessage(&got));
+
+  /* Close with linger, then the closed-channel errors. */
+  OK(LmqFlushChannel(p.server, WAIT_MS));
+  OK(LmqCloseChannel(p.server, 1000));
+  EXPECT(c.release == 1); /* both sharers were sent and dropped */
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqReceiveMessage(p.server, INFINITE, NULL, NULL, &got));
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendFrame(m, "late", 4, LMQ_TIMESTAMP_NONE));
+  /* lwmq::channel reports a post after close as PostError::NotOpen. */
+  EXPECT_ERR(STATE_HR, "not open", LmqPostMessage(p.sq, &m, 0));
+  OK(LmqDestroyUnpostedMessage(&m));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqFlushChannel(p.server, 0));
+  OK(LmqCloseChannel(p.client, 0));
+  OK(LmqDestroyChannel(&p.server));
+  OK(LmqDestroyChannel(&p.client));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqTransportControl(p.st, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, NULL, 0, NULL));
+}
+
+static void test_raw(void) {
+  LMQ_CHANNEL a = NULL, b = NULL, msg = NULL;
+  LMQ_TRANSPORT ta = NULL, tb = NULL, tm = NULL;
+  LMQ_TRANSPORTBUFFER *buf = NULL, *rbuf = NULL;
+  LMQ_SENDQUEUE q = NULL;
+  LMQ_MESSAGE m = NULL;
+  ULONG ul = 1;
+  const char *address = addr(3, "raw");
+  SIZE_T cap;
+
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_RAW_ONE_TO_ONE, &a));
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_RAW_ONE_TO_ONE, &b));
+  OK(LmqAddTransport(a, wide(2, address), 4096, 2, 2, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &ta));
+  OK(LmqAddTransportA(b, address, 4096, 2, 2, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &tb));
+  EXPECT_ERR(E_INVALIDARG, "raw channels have no send queues", LmqAddSendQueue(a, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &q));
+  EXPECT_ERR(STATE_HR, "not open", LmqRawChannelGetBuffer(ta, 0, &buf));
+  EXPECT_ERR(E_INVALIDARG, "no receive queue", LmqOpenChannel(a, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  OK(LmqOpenChannel(a, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  OK(LmqOpenChannel(b, LMQ_CHANNELROLE_CLIENT, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  OK(LmqTransportControl(tb, LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS, &ul, sizeof ul, NULL, 0, NULL));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED), "no service thread", LmqChannelControl(a, LMQ_CHANNELCONTROLCODE_SERVICETHREADIDEALPROCESSOR, &ul, sizeof ul, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "raw channels have no messages", LmqReceiveMessage(a, 0, NULL, NULL, &m));
+
+  /* A messaging transport has no direct buffers. */
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &msg));
+  OK(LmqAddTransport(msg, u"ipc://unused", 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &tm));
+  EXPECT_ERR(E_INVALIDARG, "messaging channel", LmqRawChannelGetBuffer(tm, 0, &buf));
+  OK(LmqDestroyChannel(&msg));
+
+  EXPECT_ERR(E_POINTER, "Buffer", LmqRawChannelGetBuffer(ta, 0, NULL));
+  OK(LmqRawChannelGetBuffer(ta, WAIT_MS, &buf));
+  EXPECT(buf != NULL && buf->BufferSizeBytes == 4096 && buf->Buffer != NULL);
+  cap = buf->BufferSizeBytes;
+  memcpy(buf->Buffer, "raw bytes", 9);
+  buf->BufferSizeBytes = cap + 1;
+  EXPECT_ERR(E_INVALIDARG, "exceeds the buffer size", LmqRawChannelSendBuffer(ta, &buf, FALSE));
+  EXPECT(buf != NULL);
+  buf->BufferSizeBytes = 9;
+  {
+    LMQ_TRANSPORTBUFFER fake = *buf; /* same contents, not the library's buffer */
+    LMQ_TRANSPORTBUFFER *pf = &fake;
+    EXPECT_ERR(E_INVALIDARG, "not the buffer", LmqRawChannelSendBuffer(ta, &pf, FALSE));
+  }
+  EXPECT_ERR(E_INVALIDARG, "not the buffer", LmqRawChannelSendBuffer(tb, &buf, FALSE));
+  OK(LmqRawChannelSendBuffer(ta, &buf, TRUE));
+  EXPECT(buf == NULL);
+  EXPECT_ERR(E_POINTER, "*Buffer", LmqRawChannelSendBuffer(ta, &buf, FALSE));
+  EXPECT_ERR(E_POINTER, "Buffer", LmqRawChannelSendBuffer(ta, NULL, FALSE));
+
+  OK(LmqRawChannelReceiveBuffer(tb, WAIT_MS, &rbuf));
+  EXPECT(rbuf != NULL && rbuf->BufferSizeBytes == 9 && memcmp(rbuf->Buffer, "raw bytes", 9) == 0);
+  EXPECT_ERR(E_INVALIDARG, "not the buffer", LmqRawChannelDisposeBuffer(ta, &rbuf, FALSE));
+  OK(LmqRawChannelDisposeBuffer(tb, &rbuf, TRUE));
+  EXPECT(rbuf == NULL);
+  EXPECT_ERR(E_POINTER, "Buffer", LmqRawChannelDisposeBuffer(tb, NULL, FALSE));
+  EXPECT_ERR(E_POINTER, "Buffer", LmqRawChannelReceiveBuffer(tb, 0, NULL));
+  EXPECT_ERR(TIMEOUT_HR, "timed out", LmqRawChannelReceiveBuffer(tb, 0, &rbuf));
+
+  /* And back. */
+  OK(LmqRawChannelGetBuffer(tb, WAIT_MS, &buf));
+  memcpy(buf->Buffer, "pong", 4);
+  buf->BufferSizeBytes = 4;
+  OK(LmqRawChannelSendBuffer(tb, &buf, FALSE));
+  OK(LmqRawChannelReceiveBuffer(ta, WAIT_MS, &rbuf));
+  EXPECT(rbuf->BufferSizeBytes == 4 && memcmp(rbuf->Buffer, "pong", 4) == 0);
+  OK(LmqRawChannelDisposeBuffer(ta, &rbuf, FALSE));
+  OK(LmqFlushChannel(b, WAIT_MS)); /* everything sent was taken */
+
+  OK(LmqCloseChannel(a, 1000));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqRawChannelGetBuffer(ta, 0, &buf));
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqFlushChannel(a, 0));
+  OK(LmqDestroyChannel(&a));
+  OK(LmqDestroyChannel(&b));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqRawChannelGetBuffer(tb, 0, &buf));
+}
+
+static void test_terminate_releases(void) {
+  LMQ_MESSAGE m = NULL;
+  LMQ_CHANNEL ch = NULL;
+  struct counts c = {0, 0, S_OK};
+  static char data[16];
+  /* Leftovers are destroyed by the last LmqTerminate. */
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendExternalFrame(m, data, sizeof data, LMQ_TIMESTAMP_NONE, on_frame, &c));
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  OK(LmqAddTransport(ch, wide(3, addr(3, "leftover")), 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  OK(LmqTerminate());
+  EXPECT(c.acquire == 0 && c.release == 1);
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqAppendFrame(m, "x", 1, LMQ_TIMESTAMP_NONE));
+  EXPECT_ERR(E_HANDLE, "destroyed", LmqFlushChannel(ch, 0));
+  EXPECT_ERR(STATE_HR, "without a matching", LmqTerminate());
+}
+
+int main(void) {
+  test_init();
+  test_limits_and_descriptors();
+  test_handles();
+  test_messages();
+  test_messaging();
+  test_raw();
+  test_terminate_releases();
+  printf("api_test: %d checks passed\n", checks);
+  return 0;
+}
