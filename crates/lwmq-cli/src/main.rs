@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod chat;
 mod check;
 mod demo;
 mod failure;
@@ -57,6 +58,8 @@ enum Command {
     Thr(thr::ThrArgs),
     /// One-way latency through a messaging channel (ping measures, pong echoes).
     Lat(lat::LatArgs),
+    /// Chat with a peer (the C samples minichat / rawchannels, or another `lwmq chat`).
+    Chat(chat::ChatArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::RawLat(args) => raw_lat::run(&args),
         Command::Thr(args) => thr::run(&args),
         Command::Lat(args) => lat::run(&args),
+        Command::Chat(args) => chat::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
