@@ -13,6 +13,7 @@
 //!
 //! Lines on stdout (flushed at once) tell the test what happened:
 //! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
+//! `BAD <what>` (at once, for a corrupt, duplicated or reordered payload),
 //! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
 //! `STATE <state>`, `DROPPED <reason>`.
 
@@ -212,11 +213,15 @@ fn recv(o: &Opts) {
             .unwrap_or_else(|e| fail(format!("receive: {e}")));
         received += 1;
         match check(&b) {
-            None => bad += 1,
+            None => {
+                bad += 1;
+                say(format!("BAD corrupt payload #{received}"));
+            }
             Some((run, seq)) => match current {
                 Some((r, last)) if r == run => {
                     if seq <= last {
                         dup += 1;
+                        say(format!("BAD duplicate or reordered seq {seq} after {last}"));
                     } else {
                         if seq != last + 1 {
                             gaps += 1;
