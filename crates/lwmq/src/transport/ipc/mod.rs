@@ -1009,11 +1009,11 @@ impl Service {
         Duration::from_millis(self.inner.retry_ms.load(Ordering::Relaxed))
     }
 
+    /// No server (or it vanished mid-handshake): back to `Connecting`. A
+    /// refusal seen earlier stays readable as `last_error`.
     fn set_connecting(&self) {
         let mut link = lock(&self.inner.link);
-        if matches!(link.state, ConnectionState::Listening)
-            || link.conn.is_none() && !matches!(link.state, ConnectionState::Refused(_))
-        {
+        if link.conn.is_none() {
             link.state = ConnectionState::Connecting;
         }
     }
@@ -1030,10 +1030,7 @@ impl Service {
                     let mut link = lock(&self.inner.link);
                     self.inner.note(&mut link, e.to_string());
                 }
-                let mut link = lock(&self.inner.link);
-                if !matches!(link.state, ConnectionState::Refused(_)) {
-                    link.state = ConnectionState::Connecting;
-                }
+                self.set_connecting();
                 return None;
             }
         };
