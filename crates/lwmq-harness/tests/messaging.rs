@@ -56,3 +56,29 @@ fn receiver_killed_then_restarted_delivery_resumes() {
     no_bad(&mut receiver2);
     sender.kill9();
 }
+
+/// A connected messaging pair whose applications block in `receive` uses
+/// under 2 % of a core per process.
+#[test]
+fn idle_messaging_pair_uses_almost_no_cpu() {
+    let uri = unique("msg-idle");
+    let mut a = spawn_msg(&["idle", &uri, "server", "30"]);
+    let mut b = spawn_msg(&["idle", &uri, "client", "30"]);
+    a.expect("CONNECTED", LIVENESS);
+    b.expect("CONNECTED", LIVENESS);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = (cpu_ticks(a.pid()), cpu_ticks(b.pid()));
+    let start = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let t1 = (cpu_ticks(a.pid()), cpu_ticks(b.pid()));
+    let secs = start.elapsed().as_secs_f64();
+    let hz = clock_ticks_per_sec() as f64;
+    for (name, d) in [("server", t1.0 - t0.0), ("client", t1.1 - t0.1)] {
+        let frac = d as f64 / hz / secs;
+        assert!(
+            frac < 0.02,
+            "{name} used {:.1}% of a core while idle",
+            frac * 100.0
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! lwmq-msg-peer send URI server|client COUNT SIZE   (COUNT 0 = forever)
 //! lwmq-msg-peer recv URI server|client COUNT        (COUNT 0 = forever)
+//! lwmq-msg-peer idle URI server|client SECONDS      (connect, then block in receive)
 //! ```
 //!
 //! Each message has one frame holding a checked payload
@@ -52,6 +53,7 @@ fn main() {
             send(&args[1], role, count, size.max(lwmq_harness::HEADER));
         }
         "recv" => recv(&args[1], role, count),
+        "idle" => idle(&args[1], role, count),
         c => fail(format!("unknown command {c}")),
     }
 }
@@ -149,5 +151,38 @@ fn recv(uri: &str, role: Role, count: u64) {
     say(format!(
         "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
     ));
+    let _ = ch.close(Timeout::ZERO);
+}
+
+/// Opens a send+receive channel, prints `CONNECTED` once the peer is there,
+/// then blocks in `receive` (as an idle application would) for `seconds`.
+fn idle(uri: &str, role: Role, seconds: u64) {
+    let mut ch = Channel::new();
+    let t = ch
+        .add_transport(uri, 64 * 1024, 4, 4, Directions::SendReceive)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let _q = ch
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let connected = (0..6000).any(|_| {
+        let up = ch
+            .transport(t)
+            .is_ok_and(|t| t.state() == lwmq::ConnectionState::Connected);
+        if !up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        up
+    });
+    if !connected {
+        fail("never connected");
+    }
+    say("CONNECTED".into());
+    let end = std::time::Instant::now() + Duration::from_secs(seconds);
+    while std::time::Instant::now() < end {
+        let _ = ch.receive(Timeout::after(Duration::from_secs(1)));
+    }
+    say("IDLE-DONE".into());
     let _ = ch.close(Timeout::ZERO);
 }
