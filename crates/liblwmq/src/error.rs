@@ -202,3 +202,45 @@ pub(crate) fn boundary(function: &'static str, body: impl FnOnce() -> Result<()>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        // SAFETY: `last_error_ptr` returns this thread's NUL-terminated text,
+        // valid until the next failure on this thread.
+        unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_e_unexpected_with_its_message() {
+        let hr = boundary("LmqTest", || panic!("boom {}", 42));
+        assert_eq!(hr, E_UNEXPECTED);
+        assert!(last().contains("LmqTest: internal error"), "{}", last());
+        assert!(last().contains("boom 42"), "{}", last());
+    }
+
+    #[test]
+    fn failures_set_the_text_successes_keep_it() {
+        let hr = boundary("LmqTest", || Err(Error::invalid("bad thing")));
+        assert_eq!(hr, E_INVALIDARG);
+        assert_eq!(last(), "LmqTest: bad thing");
+        assert_eq!(boundary("LmqTest", || Ok(())), S_OK);
+        assert_eq!(last(), "LmqTest: bad thing");
+        // Per thread: another thread's failure does not show here.
+        std::thread::spawn(|| boundary("Other", || Err(Error::null("X"))))
+            .join()
+            .unwrap();
+        assert_eq!(last(), "LmqTest: bad thing");
+    }
+
+    #[test]
+    fn hresult_from_win32_matches_windows() {
+        assert_eq!(from_win32(ERROR_TIMEOUT) as u32, 0x8007_05B4);
+        assert_eq!(from_win32(ERROR_ALREADY_EXISTS) as u32, 0x8007_00B7);
+        assert_eq!(from_win32(6), E_HANDLE);
+    }
+}
