@@ -9,7 +9,8 @@
 //! ctrl + 128  head      u32  written by the consumer: slots released
 //! ctrl + 256  c_sleep   u32  consumer is (about to be) asleep on `tail`
 //! ctrl + 384  p_sleep   u32  producer is (about to be) asleep on `head`
-//! slots + i * stride:  [len u32][flags u32][pad to 64][data: buffer_size]
+//! slots + i * stride:  [len u32][flags u32][seq u32][pad to 64][data]
+//!                      (stride a multiple of 128)
 //! ```
 //!
 //! Each control word has 128 bytes to itself so that the adjacent-line
@@ -20,9 +21,14 @@
 //!
 //! # Protocol
 //!
-//! Producer: write the slot's data and header, then publish `tail + 1`
-//! (SYNC POINT A, release). Consumer: load `tail` (SYNC POINT A, acquire),
-//! then read the slot. Consumer release: `head + 1` (SYNC POINT B, release);
+//! Producer: write the slot's data, length and flags, then its sequence
+//! word `position + 1` (SYNC POINT D, release), then `tail + 1` (SYNC POINT
+//! A, release). Consumer: load the next slot's sequence word (D, acquire);
+//! only when it is not there yet, load `tail` (A, acquire) to validate it
+//! and learn how much is published. Polling the slot header instead of
+//! `tail` means a waiting consumer touches one cache line per buffer, the
+//! one holding the length and, through the adjacent-line prefetcher, the
+//! start of the data. Consumer release: `head + 1` (SYNC POINT B, release);
 //! producer loads `head` (SYNC POINT B, acquire) before reusing the slot.
 //!
 //! Sleeping (no lost wake-up): the waiter stores its sleep flag, then
@@ -62,6 +68,9 @@ pub const TAIL: usize = 0;
 pub const HEAD: usize = 128;
 const C_SLEEP: usize = 256;
 const P_SLEEP: usize = 384;
+/// Offset of a slot's sequence word in its header: `position + 1` of the
+/// slot's latest publication.
+pub const SEQ: usize = 8;
 /// Slot flag: the consumer zeroes the data before releasing the slot.
 pub const FLAG_ERASE: u32 = 1;
 /// Longest single futex sleep: waiters re-check the connection this often.
@@ -93,7 +102,13 @@ pub struct RingLayout {
 impl RingLayout {
     /// Distance between consecutive slots.
     pub fn stride(buffer_size: usize) -> Option<usize> {
-        SLOT_HEADER.checked_add(buffer_size.checked_add(63)? & !63)
+        // A multiple of 128, so each slot header and the first line of its
+        // data form one 128-byte pair that the adjacent-line prefetcher
+        // fetches together.
+        SLOT_HEADER
+            .checked_add(buffer_size.checked_add(63)? & !63)?
+            .checked_add(127)
+            .map(|x| x & !127)
     }
 
     /// Bytes the slots occupy.
@@ -106,13 +121,13 @@ impl RingLayout {
         let slots_end = Self::slot_bytes(self.capacity, self.buffer_size)
             .and_then(|b| self.slots.checked_add(b));
         self.ctrl.is_multiple_of(128)
-            && self.slots.is_multiple_of(64)
+            && self.slots.is_multiple_of(128)
             && self.ctrl.checked_add(CTRL_SIZE).is_some_and(|e| e <= len)
             && slots_end.is_some_and(|e| e <= len)
     }
 
     fn slot_offset(&self, pos: u64) -> usize {
-        let stride = SLOT_HEADER + ((self.buffer_size + 63) & !63);
+        let stride = (SLOT_HEADER + ((self.buffer_size + 63) & !63) + 127) & !127;
         self.slots + (pos % u64::from(self.capacity)) as usize * stride
     }
 }
@@ -135,6 +150,14 @@ pub enum Violation {
         released: u32,
         /// Slots that were published and not yet released.
         outstanding: u64,
+    },
+    /// A published slot whose sequence word does not match its position.
+    #[error("peer published a slot with sequence {found}, expected {expected} (slot header out of step)")]
+    SequenceMismatch {
+        /// Sequence word read.
+        found: u32,
+        /// Sequence expected at this position.
+        expected: u32,
     },
     /// A slot length larger than the buffer.
     #[error("peer wrote slot length {len} into buffers of {size} bytes (length out of range)")]
@@ -383,6 +406,12 @@ impl Producer {
             .store(len as u32, Ordering::Relaxed);
         self.map.atomic_u32(off + 4).store(flags, Ordering::Relaxed);
         self.tail += 1;
+        // SYNC POINT D (release): the slot's own sequence word, which a
+        // polling consumer reads instead of `tail` (one cache line, shared
+        // with the slot's length, instead of two).
+        self.map
+            .atomic_u32(off + SEQ)
+            .store(self.tail as u32, Ordering::Release);
         let w = words(&self.map, &self.l);
         // SYNC POINT A (release) and C (store before reading c_sleep).
         publish_and_wake(w.tail, self.tail as u32, w.c_sleep, self.fences);
@@ -465,6 +494,14 @@ impl Consumer {
         // SYNC POINT A (acquire): slot contents written by the producer.
         let t = words(&self.map, &self.l).tail.load(Ordering::Acquire);
         let avail = t.wrapping_sub(self.head as u32);
+        // The producer stores a slot's sequence word before `tail`, so a
+        // consumer that found the slot by its sequence word may be ahead of
+        // `tail` for a moment: a `tail` up to one ring behind is "nothing
+        // more yet", not a violation.
+        if (self.head as u32).wrapping_sub(t) <= self.l.capacity {
+            self.tail = self.head;
+            return Ok(());
+        }
         if avail > self.l.capacity {
             return Err(Violation::TailOutOfRange {
                 avail,
@@ -480,8 +517,24 @@ impl Consumer {
         if self.tail > self.head {
             return Ok(true);
         }
+        let expected = (self.head + 1) as u32;
+        let seq_at = self.l.slot_offset(self.head) + SEQ;
+        // SYNC POINT D (acquire): the slot was published.
+        if self.map.atomic_u32(seq_at).load(Ordering::Acquire) == expected {
+            self.tail = self.head + 1;
+            return Ok(true);
+        }
         self.refresh_tail()?;
-        Ok(self.tail > self.head)
+        if self.tail == self.head {
+            return Ok(false);
+        }
+        // `tail` (acquired) says the slot is published, so its sequence
+        // word, stored before `tail`, must be there too.
+        let found = self.map.atomic_u32(seq_at).load(Ordering::Acquire);
+        if found != expected {
+            return Err(Violation::SequenceMismatch { found, expected });
+        }
+        Ok(true)
     }
 
     /// The next published slot's data and validated length. Only meaningful
@@ -611,6 +664,13 @@ mod tests {
             Err(Violation::TailOutOfRange { .. })
         ));
         m.atomic_u32(TAIL).store(1, Ordering::Release);
+        // Published by `tail` but not by the slot's sequence word.
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
+        assert!(matches!(
+            c.has_data(),
+            Err(Violation::SequenceMismatch { .. })
+        ));
+        m.atomic_u32(CTRL_SIZE + SEQ).store(1, Ordering::Release);
         m.atomic_u32(CTRL_SIZE).store(65, Ordering::Release);
         let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         assert!(c.has_data().unwrap());
