@@ -6,19 +6,25 @@
 //! lwmq-peer idle URI [opts]      connect, then sit idle --seconds S
 //! lwmq-peer hostile URI --mode tail|len|head
 //!                                handshake by hand, then corrupt the section
+//! lwmq-peer hostile URI --mode silent|garbage|oversize|version|storm
+//!                                misbehave during the handshake (see `misbehave`)
 //! opts: --role server|client|auto  --size S  --count N  --buffer-size B
 //!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
 //!       --retry-ms M  --seconds S
+//!       --get-timeout-ms M (send: finite get_buffer timeout, report TIMEOUT)
+//!       --pause-after N --pause-file F (recv: stop consuming after N
+//!                                payloads until file F exists)
 //! ```
 //!
 //! Lines on stdout (flushed at once) tell the test what happened:
 //! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
 //! `BAD <what>` (at once, for a corrupt, duplicated or reordered payload),
 //! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
-//! `STATE <state>`, `DROPPED <reason>`.
+//! `STATE <state>`, `DROPPED <reason>`, `TIMEOUT <n>`, `PAUSED`, `RESUMED`,
+//! `EOF after_ms=..`, `REFUSED code=.. reason=..`, `STORM attempts=.. ..`.
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -26,7 +32,7 @@ use lwmq::descriptor::IpcAddress;
 use lwmq::ring::{HEAD, TAIL};
 use lwmq::sys::{shm, socket};
 use lwmq::transport::ipc::proto::{Hello, Message, SectionLayout};
-use lwmq::transport::{ChannelKind, Directions};
+use lwmq::transport::{ChannelKind, Directions, RefusalReason, TransportError};
 use lwmq::{
     AccessPolicy, ConnectionState, RawChannel, Role, Timeout, TransportControl, TransportId,
 };
@@ -46,6 +52,9 @@ struct Opts {
     retry_ms: Option<u32>,
     seconds: u64,
     mode: String,
+    get_timeout_ms: Option<u64>,
+    pause_after: Option<u64>,
+    pause_file: Option<String>,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -79,6 +88,9 @@ fn parse() -> Opts {
         retry_ms: None,
         seconds: 2,
         mode: String::new(),
+        get_timeout_ms: None,
+        pause_after: None,
+        pause_file: None,
     };
     while let Some(a) = args.next() {
         let mut val = || {
@@ -107,6 +119,9 @@ fn parse() -> Opts {
             "--retry-ms" => o.retry_ms = Some(num(val()) as u32),
             "--seconds" => o.seconds = num(val()),
             "--mode" => o.mode = val(),
+            "--get-timeout-ms" => o.get_timeout_ms = Some(num(val())),
+            "--pause-after" => o.pause_after = Some(num(val())),
+            "--pause-file" => o.pause_file = Some(val()),
             other => fail(format!("unknown option {other}")),
         }
     }
@@ -185,10 +200,20 @@ fn send(o: &Opts) {
     let size = o.size.max(lwmq_harness::HEADER);
     let mut pattern = vec![0u8; size];
     let mut seq = 0u64;
+    let mut timeouts = 0u64;
+    let wait = o.get_timeout_ms.map_or(Timeout::INFINITE, |ms| {
+        Timeout::after(Duration::from_millis(ms))
+    });
     while o.count == 0 || seq < o.count {
-        let mut b = tx
-            .get_buffer(Timeout::INFINITE)
-            .unwrap_or_else(|e| fail(e.to_string()));
+        let mut b = match tx.get_buffer(wait) {
+            Ok(b) => b,
+            Err(TransportError::Timeout) => {
+                timeouts += 1;
+                say(format!("TIMEOUT {timeouts}"));
+                continue;
+            }
+            Err(e) => fail(e.to_string()),
+        };
         fill(&mut pattern, run, seq);
         b[..size].copy_from_slice(&pattern);
         b.send(size).unwrap_or_else(|e| fail(e.to_string()));
@@ -237,6 +262,17 @@ fn recv(o: &Opts) {
             },
         }
         drop(b);
+        if o.pause_after == Some(received) {
+            say("PAUSED");
+            let file = o
+                .pause_file
+                .as_deref()
+                .unwrap_or_else(|| fail("--pause-file"));
+            while !std::path::Path::new(file).exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            say("RESUMED");
+        }
         if !mapped {
             mapped = true;
             say("CONNECTED");
@@ -284,18 +320,23 @@ fn idle(o: &Opts) {
     say("IDLE-DONE");
 }
 
-/// Connects by hand, then breaks the ring protocol in the chosen way.
-fn hostile(o: &Opts) {
-    let addr = IpcAddress::parse(&o.uri).unwrap_or_else(|e| fail(e.to_string()));
-    // The server side must be SendReceive for every mode.
-    let fd = (0..200)
+fn connect_once(addr: &IpcAddress) -> Option<OwnedFd> {
+    socket::connect(&addr.rendezvous_name()).ok()
+}
+
+fn connect_retrying(addr: &IpcAddress) -> OwnedFd {
+    (0..200)
         .find_map(|_| {
-            socket::connect(&addr.rendezvous_name())
-                .map_err(|_| std::thread::sleep(Duration::from_millis(50)))
-                .ok()
+            connect_once(addr).or_else(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                None
+            })
         })
-        .unwrap_or_else(|| fail("no server"));
-    let hello = Hello {
+        .unwrap_or_else(|| fail("no server"))
+}
+
+fn hello_for(o: &Opts, addr: &IpcAddress) -> Hello {
+    Hello {
         kind: ChannelKind::Raw,
         directions: Directions::SendReceive,
         buffer_size: o.buffer_size as u64,
@@ -305,7 +346,148 @@ fn hostile(o: &Opts) {
         port: addr.port().unwrap_or(0),
         address: addr.address().to_owned(),
         features: 0,
-    };
+    }
+}
+
+/// What the server answered to a handshake attempt.
+enum Answer {
+    Eof,
+    Refused(RefusalReason, String),
+    Accepted,
+    Other(String),
+    Silence,
+}
+
+fn read_answer(fd: &OwnedFd, within: Duration) -> Answer {
+    let mut buf = [0u8; 2048];
+    if let Ok(socket::Readiness::TimedOut) = socket::wait(fd.as_fd(), Some(within)) {
+        return Answer::Silence;
+    }
+    let mut got = socket::recv(fd, &mut buf);
+    if matches!(&got, Err(e) if e.errno == rustix::io::Errno::CONNRESET) {
+        // Closed with our bytes unread: the reset is reported once, then
+        // what the server sent before closing is still readable.
+        got = socket::recv(fd, &mut buf);
+    }
+    match got {
+        Ok(r) if r.len == 0 => Answer::Eof,
+        Ok(r) => match Message::decode(&buf[..r.len]) {
+            Ok(Message::Refuse { reason, text }) => Answer::Refused(reason, text),
+            Ok(Message::Accept(_)) => Answer::Accepted,
+            other => Answer::Other(format!("{other:?}")),
+        },
+        Err(e) => Answer::Other(format!("recv: {e}")),
+    }
+}
+
+/// Handshake-level misbehaviour:
+/// - `silent`: connect and never speak; report when the server hangs up
+///   (`EOF after_ms=..`), reconnect, until `--seconds` have passed.
+/// - `garbage`, `oversize` (2000 bytes), `version` (a HELLO of version 9):
+///   send it once and report the answer (`REFUSED code=.. reason=..`).
+/// - `storm`: connect, HELLO, read the answer, close, in a tight loop for
+///   `--seconds`; report the tally (`STORM attempts=.. denied=.. ..`).
+fn misbehave(o: &Opts, addr: &IpcAddress) {
+    let hello = Message::Hello(hello_for(o, addr)).encode();
+    match o.mode.as_str() {
+        "silent" => {
+            let end = Instant::now() + Duration::from_secs(o.seconds);
+            while Instant::now() < end {
+                let fd = connect_retrying(addr);
+                let t0 = Instant::now();
+                say("SILENT connected");
+                match read_answer(&fd, Duration::from_secs(60)) {
+                    Answer::Eof => say(format!("EOF after_ms={}", t0.elapsed().as_millis())),
+                    Answer::Silence => fail("server never dropped the silent connection"),
+                    Answer::Refused(r, t) => say(format!("REFUSED code={} {t}", r.code())),
+                    Answer::Accepted => fail("accepted without a HELLO"),
+                    Answer::Other(x) => fail(format!("unexpected answer {x}")),
+                }
+            }
+        }
+        "garbage" | "oversize" | "version" => {
+            let bytes = match o.mode.as_str() {
+                "garbage" => {
+                    let mut b = hello.clone();
+                    b[8] = 77; // channel kind out of range
+                    b.truncate(20);
+                    b
+                }
+                "oversize" => {
+                    let mut b = hello.clone();
+                    b.resize(2000, 0xAB);
+                    b
+                }
+                _ => {
+                    let mut b = hello.clone();
+                    b[4..6].copy_from_slice(&9u16.to_le_bytes());
+                    b
+                }
+            };
+            let fd = connect_retrying(addr);
+            socket::send(&fd, &bytes, None).unwrap_or_else(|e| fail(e.to_string()));
+            match read_answer(&fd, Duration::from_secs(30)) {
+                Answer::Refused(r, t) => {
+                    say(format!("REFUSED code={} reason={r:?} text={t}", r.code()));
+                    // The server closes the socket after refusing.
+                    match read_answer(&fd, Duration::from_secs(30)) {
+                        Answer::Eof => say("EOF"),
+                        _ => fail("server kept the refused connection open"),
+                    }
+                }
+                Answer::Eof => fail("closed without a REFUSE"),
+                Answer::Silence => fail("no answer"),
+                Answer::Accepted => fail("malformed HELLO was accepted"),
+                Answer::Other(x) => fail(format!("unexpected answer {x}")),
+            }
+        }
+        "storm" => {
+            let end = Instant::now() + Duration::from_secs(o.seconds);
+            let (mut attempts, mut denied, mut accepted, mut other, mut connect_err) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
+            while Instant::now() < end {
+                let Some(fd) = connect_once(addr) else {
+                    connect_err += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                attempts += 1;
+                let _ = socket::send(&fd, &hello, None);
+                match read_answer(&fd, Duration::from_secs(30)) {
+                    Answer::Refused(RefusalReason::AccessDenied, _) => denied += 1,
+                    Answer::Accepted => accepted += 1,
+                    a => {
+                        other += 1;
+                        if other <= 3 {
+                            let what = match a {
+                                Answer::Eof => "EOF without a REFUSE".to_owned(),
+                                Answer::Silence => "no answer".to_owned(),
+                                Answer::Refused(r, t) => format!("refused {r:?}: {t}"),
+                                Answer::Other(x) => x,
+                                Answer::Accepted => unreachable!(),
+                            };
+                            say(format!("ODD {what}"));
+                        }
+                    }
+                }
+            }
+            say(format!(
+                "STORM attempts={attempts} denied={denied} accepted={accepted} other={other} connect_err={connect_err}"
+            ));
+        }
+        other => fail(format!("unknown mode {other}")),
+    }
+}
+
+/// Connects by hand, then breaks the ring protocol in the chosen way.
+fn hostile(o: &Opts) {
+    let addr = IpcAddress::parse(&o.uri).unwrap_or_else(|e| fail(e.to_string()));
+    if !matches!(o.mode.as_str(), "tail" | "len" | "head") {
+        return misbehave(o, &addr);
+    }
+    // The server side must be SendReceive for every mode.
+    let fd = connect_retrying(&addr);
+    let hello = hello_for(o, &addr);
     socket::send(&fd, &Message::Hello(hello).encode(), None)
         .unwrap_or_else(|e| fail(e.to_string()));
     let mut buf = [0u8; 1024];

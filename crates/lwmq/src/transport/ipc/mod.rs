@@ -431,21 +431,34 @@ impl Inner {
 
     /// Records and logs a problem, rate-limiting identical lines.
     fn note(&self, link: &mut Link, text: String) {
+        self.note_as(link, text.clone(), text);
+    }
+
+    /// Records `text` and logs it unless the last line logged had the same
+    /// `key` less than 10 s ago. The key leaves out details that change on
+    /// every repeat (a refused peer's pid), so that a peer reconnecting in a
+    /// loop cannot flood the log.
+    fn note_as(&self, link: &mut Link, key: String, text: String) {
         let now = Instant::now();
         let repeat = link
             .last_log
             .as_ref()
-            .is_some_and(|(t, at)| *t == text && now.duration_since(*at) < Duration::from_secs(10));
+            .is_some_and(|(k, at)| *k == key && now.duration_since(*at) < Duration::from_secs(10));
         if !repeat {
             log::warn!("lwmq {}: {}", self.descriptor, text);
-            link.last_log = Some((text.clone(), now));
+            link.last_log = Some((key, now));
         }
         link.last_error = Some(text);
     }
 
     fn refused(&self, link: &mut Link, refusal: Refusal) {
         self.stats.refusals.fetch_add(1, Ordering::Relaxed);
-        self.note(link, format!("connection refused: {refusal}"));
+        let key = format!(
+            "refusal {} by_peer={}",
+            refusal.reason.code(),
+            refusal.by_peer
+        );
+        self.note_as(link, key, format!("connection refused: {refusal}"));
         if link.conn.is_none() {
             link.state = ConnectionState::Refused(refusal);
         }
@@ -1078,7 +1091,10 @@ impl Service {
             );
             return Err(ours(RefusalReason::AccessDenied, detail));
         }
-        socket::send(fd, &Message::Hello(self.hello()).encode(), None).map_err(|_| None)?;
+        // A server that refuses before reading (access denied, busy) may
+        // already have sent its REFUSE and closed: the send then fails, but
+        // the REFUSE is still queued for us, so read on instead of giving up.
+        let _ = socket::send(fd, &Message::Hello(self.hello()).encode(), None);
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let mut buf = [0u8; proto::MAX_MESSAGE];
         let r = loop {
@@ -1100,6 +1116,10 @@ impl Service {
             match socket::recv(fd, &mut buf) {
                 Ok(r) => break r,
                 Err(e) if e.errno == Errno::AGAIN => continue,
+                // The server closed with our HELLO unread: the kernel reports
+                // the reset once (clearing it), and a REFUSE sent before the
+                // close is still queued behind it.
+                Err(e) if e.errno == Errno::CONNRESET => continue,
                 Err(_) => return Err(None),
             }
         };
