@@ -10,7 +10,7 @@
 //! mutex (a send queue is its own object).
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,9 +120,11 @@ pub(crate) fn timeout(ms: ULONG) -> Timeout {
 // ---------------------------------------------------------- initialisation
 
 static INIT: Mutex<u32> = Mutex::new(0);
+/// Mirror of `INIT > 0` for the per-message check (no lock on that path).
+static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn require_init() -> Result<()> {
-    if *INIT.lock() == 0 {
+    if !INITIALISED.load(Ordering::Acquire) {
         return Err(Error::state(
             "the library is not initialised (rule: call LmqInitialize(LMQ_CURRENT_API_VERSION) first)",
         ));
@@ -147,6 +149,7 @@ pub extern "C" fn LmqInitialize(VersionRequested: WORD) -> HRESULT {
         *n = n
             .checked_add(1)
             .ok_or_else(|| Error::invalid("LmqInitialize called 2^32 times"))?;
+        INITIALISED.store(true, Ordering::Release);
         Ok(())
     })
 }
@@ -167,6 +170,7 @@ pub extern "C" fn LmqTerminate() -> HRESULT {
         if *n > 0 {
             return Ok(());
         }
+        INITIALISED.store(false, Ordering::Release);
         drop(n);
         let objects = handle::clear();
         // Channels first, so that their queues drop before stray messages.

@@ -8,6 +8,7 @@
  * Exit status 0 when every check passed; otherwise the failed check is
  * printed with the library's last error message.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,6 +503,35 @@ static void test_raw(void) {
   EXPECT_ERR(E_HANDLE, "destroyed", LmqRawChannelGetBuffer(tb, 0, &buf));
 }
 
+/* A receive blocked on a channel without a peer ends when another thread
+ * closes the channel, whichever of the two comes first. */
+struct blocked {
+  HRESULT hr;
+  LMQ_CHANNEL ch;
+};
+
+static void *blocked_receive(void *arg) {
+  struct blocked *b = (struct blocked *)arg;
+  LMQ_MESSAGE m = NULL;
+  b->hr = LmqReceiveMessage(b->ch, INFINITE, NULL, NULL, &m);
+  return NULL;
+}
+
+static void test_close_wakes_receiver(void) {
+  struct blocked s = {S_OK, NULL};
+  LMQ_SENDQUEUE q = NULL;
+  pthread_t t;
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &s.ch));
+  OK(LmqAddTransport(s.ch, wide(3, addr(3, "blocked")), 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
+  OK(LmqAddSendQueue(s.ch, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &q));
+  OK(LmqOpenChannel(s.ch, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  EXPECT(pthread_create(&t, NULL, blocked_receive, &s) == 0);
+  OK(LmqCloseChannel(s.ch, 0));
+  EXPECT(pthread_join(t, NULL) == 0);
+  EXPECT(s.hr == HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED));
+  OK(LmqDestroyChannel(&s.ch));
+}
+
 static void test_terminate_releases(void) {
   LMQ_MESSAGE m = NULL;
   LMQ_CHANNEL ch = NULL;
@@ -526,6 +556,7 @@ int main(void) {
   test_messages();
   test_messaging();
   test_raw();
+  test_close_wakes_receiver();
   test_terminate_releases();
   printf("api_test: %d checks passed\n", checks);
   return 0;

@@ -10,20 +10,51 @@ pub fn repo() -> PathBuf {
 }
 
 /// The directory holding `liblwmq.so` and `liblwmq.a` for this test's
-/// profile: the test binary lives in `target/<profile>/deps/`.
+/// profile (the test binary lives in `target/<profile>/deps/`), freshly
+/// built: `cargo test` does not build a cdylib-only crate for its own
+/// tests, so the first call runs `cargo build -p liblwmq` (and the `lwmq`
+/// CLI, for the interoperability tests) into the same target directory
+/// and profile. Cargo has released its lock by the time tests run.
 pub fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
-    assert!(
-        dir.join("liblwmq.so").exists(),
-        "{} has no liblwmq.so (cargo builds it with the crate's tests)",
-        dir.display()
-    );
-    dir
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .to_path_buf();
+            let target = dir.parent().expect("target directory");
+            let profile = dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "liblwmq", "-p", "lwmq-cli", "--target-dir"])
+                .arg(target)
+                .current_dir(repo());
+            match profile {
+                "debug" => {}
+                "release" => {
+                    cmd.arg("--release");
+                }
+                other => {
+                    cmd.args(["--profile", other]);
+                }
+            }
+            let o = cmd.output().expect("cargo runs");
+            assert!(
+                o.status.success(),
+                "cargo build -p liblwmq failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(
+                dir.join("liblwmq.so").exists(),
+                "{} has no liblwmq.so",
+                dir.display()
+            );
+            dir
+        })
+        .clone()
 }
 
 /// A scratch directory for build outputs.
