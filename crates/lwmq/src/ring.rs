@@ -301,7 +301,13 @@ fn publish_and_wake(word: &AtomicU32, value: u32, sleep_flag: &AtomicU32, fences
             sleep_flag.load(Ordering::Relaxed) != 0
         }
     };
-    if asleep && sleep_flag.swap(0, Ordering::SeqCst) != 0 {
+    // Only the waiter clears its flag. Clearing it here (as a `swap(0)`
+    // once did, to wake only once per burst) could consume the waiter's
+    // *next* registration: the wake then lands before that sleep starts,
+    // and the next publication finds no flag (a lost wake-up, found by the
+    // loom model in tests/loom_ring.rs). A few redundant wakes while the
+    // waiter is on its way out of the futex are the price.
+    if asleep {
         futex::wake_all(word);
     }
 }
