@@ -49,6 +49,8 @@ fn raw_thr_pair_verifies_every_payload() {
                 &u,
                 size,
                 count,
+                "--role",
+                "client",
                 "--json",
                 "--buffers",
                 buffers,
@@ -152,7 +154,9 @@ fn raw_lat_ping_pong_reports_percentiles() {
         .spawn()
         .unwrap();
     let ping = lwmq()
-        .args(["raw-lat", "ping", &u, "64", "2000", "--json"])
+        .args([
+            "raw-lat", "ping", &u, "64", "2000", "--role", "client", "--json",
+        ])
         .output()
         .unwrap();
     assert!(
