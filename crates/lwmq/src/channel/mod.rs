@@ -61,7 +61,7 @@ const RECEIVE_POLLS: u32 = 256;
 
 /// Longest single sleep of a waiting `receive` in the transport, after
 /// which it re-checks the receive queue.
-const RECEIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+const RECEIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a waiting `receive` sleeps on the queue while another thread
 /// owns the transport, before it tries to own it again.

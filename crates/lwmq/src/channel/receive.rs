@@ -37,11 +37,11 @@ use super::send::Counters;
 /// How long the receive thread waits in the transport before it re-checks
 /// whether an application thread wants the receive side (closing also
 /// wakes it through the transport).
-const BG_WAIT: Duration = Duration::from_millis(10);
+const BG_WAIT: Duration = Duration::from_millis(50);
 
 /// How long the receive thread stays away after it saw an application
 /// thread receiving inline.
-const BG_BACKOFF: Duration = Duration::from_millis(2);
+const BG_BACKOFF: Duration = Duration::from_millis(20);
 
 /// A receive side and the messages of its held buffer not yet taken.
 struct SideState {
