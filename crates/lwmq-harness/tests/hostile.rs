@@ -113,23 +113,8 @@ fn other_user_reconnect_storm_is_refused_and_cannot_exhaust_the_server() {
         eprintln!("skipped: needs root to spawn a peer with another uid");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let nobody = 65534;
-    // Run a copy of the peer from a directory the other user can enter.
-    let dir = std::env::temp_dir().join(format!("lwmq-storm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.join("lwmq-peer");
-    std::fs::copy(env!("CARGO_BIN_EXE_lwmq-peer"), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir);
+    let copy = PeerCopy::new("storm");
 
     let uri = unique("storm");
     let mut server = server_recv(&uri);
@@ -139,11 +124,10 @@ fn other_user_reconnect_storm_is_refused_and_cannot_exhaust_the_server() {
 
     let storms: Vec<Peer> = (0..2)
         .map(|_| {
-            let mut c = std::process::Command::new(&exe);
-            c.args(["hostile", &uri, "--mode", "storm", "--seconds", "4"])
-                .uid(nobody)
-                .gid(nobody);
-            spawn_cmd(c)
+            spawn_cmd(copy.as_user(
+                nobody,
+                &["hostile", &uri, "--mode", "storm", "--seconds", "4"],
+            ))
         })
         .collect();
     // During the storm: two well-behaved clients in a row deliver.

@@ -31,6 +31,7 @@ pub mod sys;
 pub mod timeout;
 #[allow(unsafe_code)]
 pub mod transport;
+mod transports;
 pub mod wire;
 
 pub use channel::{Channel, ChannelStats, PostError, ReceiveError, Received, SendQueue};

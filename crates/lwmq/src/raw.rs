@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::channel_error::ChannelError;
 use crate::timeout::Timeout;
 use crate::transport::{
-    self, ChannelKind, Directions, ReceiveSide, Role, SendSide, Transport, TransportError,
+    ChannelKind, Directions, ReceiveSide, Role, SendSide, Transport, TransportError,
 };
 
 /// Index of a transport within its channel.
@@ -84,32 +84,19 @@ impl RawChannel {
         if self.phase != Phase::Created {
             return Err(ChannelError::AddTransportAfterOpen);
         }
-        if let Some(first) = self.transports.first() {
-            let size = first.config().buffer_size();
-            if size != buffer_size {
-                return Err(ChannelError::BufferSizeMismatch {
-                    existing: size,
-                    new: buffer_size,
-                });
-            }
-        }
-        let t = transport::create(
+        crate::transports::add(
+            &mut self.transports,
             descriptor,
             buffer_size,
             send_buffers,
             receive_buffers,
             directions,
-        )?;
-        self.transports.push(t);
-        Ok(TransportId(self.transports.len() - 1))
+        )
     }
 
     /// The transport with this id.
     pub fn transport(&self, id: TransportId) -> Result<&dyn Transport, ChannelError> {
-        self.transports
-            .get(id.0)
-            .map(|t| t.as_ref())
-            .ok_or(ChannelError::UnknownTransport(id.0))
+        crate::transports::get(&self.transports, id)
     }
 
     /// All transports, in the order added.

@@ -211,3 +211,59 @@ pub fn spawn_msg(args: &[&str]) -> Peer {
     c.args(args);
     spawn_cmd(c)
 }
+
+/// A copy of the `lwmq-peer` binary in a world-readable temporary
+/// directory, for running it as another user (the build tree may sit under
+/// a directory that user cannot enter). Removed on drop.
+pub struct PeerCopy {
+    dir: std::path::PathBuf,
+    pub exe: std::path::PathBuf,
+}
+
+impl PeerCopy {
+    pub fn new(tag: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lwmq-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.join("lwmq-peer");
+        std::fs::copy(env!("CARGO_BIN_EXE_lwmq-peer"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { dir, exe }
+    }
+
+    /// A command running the copy as `uid`/`gid`.
+    pub fn as_user(&self, uid: u32, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(&self.exe);
+        c.args(args).uid(uid).gid(uid);
+        c
+    }
+}
+
+impl Drop for PeerCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asserts that two connected, idle peers each use under 2 % of a core,
+/// measured over 4 s (10 ms clock ticks: 2 % is 8 ticks).
+pub fn assert_idle_pair(a: &Peer, b: &Peer) {
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = (cpu_ticks(a.pid()), cpu_ticks(b.pid()));
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let t1 = (cpu_ticks(a.pid()), cpu_ticks(b.pid()));
+    let secs = start.elapsed().as_secs_f64();
+    let hz = clock_ticks_per_sec() as f64;
+    for (name, d) in [("first", t1.0 - t0.0), ("second", t1.1 - t0.1)] {
+        let frac = d as f64 / hz / secs;
+        eprintln!("idle {name} peer: {:.2}% of a core", frac * 100.0);
+        assert!(
+            frac < 0.02,
+            "{name} peer used {:.1}% of a core while idle",
+            frac * 100.0
+        );
+    }
+}

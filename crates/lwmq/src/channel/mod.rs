@@ -46,7 +46,7 @@ use crate::message::Message;
 use crate::queue::{self, ReceiveConsumer, Scheduler};
 use crate::raw::TransportId;
 use crate::timeout::Timeout;
-use crate::transport::{self, ChannelKind, Directions, Role, Transport};
+use crate::transport::{ChannelKind, Directions, Role, Transport};
 
 pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
 pub use error::{PostError, ReceiveError};
@@ -183,32 +183,19 @@ impl Channel {
         if self.phase != Phase::Created {
             return Err(ChannelError::AddTransportAfterOpen);
         }
-        if let Some(first) = self.transports.first() {
-            let existing = first.config().buffer_size();
-            if existing != buffer_size {
-                return Err(ChannelError::BufferSizeMismatch {
-                    existing,
-                    new: buffer_size,
-                });
-            }
-        }
-        let t = transport::create(
+        crate::transports::add(
+            &mut self.transports,
             descriptor,
             buffer_size,
             send_buffers,
             receive_buffers,
             directions,
-        )?;
-        self.transports.push(t);
-        Ok(TransportId(self.transports.len() - 1))
+        )
     }
 
     /// The transport with this id, for its state, stats and control codes.
     pub fn transport(&self, id: TransportId) -> Result<&dyn Transport, ChannelError> {
-        self.transports
-            .get(id.0)
-            .map(|t| t.as_ref())
-            .ok_or(ChannelError::UnknownTransport(id.0))
+        crate::transports::get(&self.transports, id)
     }
 
     /// All transports, in the order added.
