@@ -422,6 +422,18 @@ impl Inner {
         Ok(())
     }
 
+    /// The current connection if it changed since generation `seen`
+    /// (which is updated); `None` if nothing changed. One atomic load on the
+    /// data path when nothing changed.
+    fn changed_since(&self, seen: &mut u64) -> Option<Option<Arc<Conn>>> {
+        if self.generation.load(Ordering::Acquire) == *seen {
+            return None;
+        }
+        let link = lock(&self.link);
+        *seen = self.generation.load(Ordering::Acquire);
+        Some(link.conn.clone())
+    }
+
     /// Keeps a sent buffer for the next connection.
     fn stage(&self, staged: Staged) {
         let mut link = lock(&self.link);
@@ -1266,17 +1278,13 @@ pub struct IpcSender {
 impl IpcSender {
     /// Picks up a connection change (only while nothing is held).
     fn sync(&mut self) {
-        let g = self.inner.generation.load(Ordering::Acquire);
-        if g == self.gen {
-            return;
+        if let Some(conn) = self.inner.changed_since(&mut self.gen) {
+            self.prod = conn.as_ref().and_then(|c| {
+                c.tx.map(|l| Producer::attach(Arc::clone(&c.map), l, c.fences))
+            });
+            self.conn = conn;
+            self.spin = self.inner.spin();
         }
-        let link = lock(&self.inner.link);
-        self.gen = self.inner.generation.load(Ordering::Acquire);
-        self.conn = link.conn.clone();
-        self.prod = self.conn.as_ref().and_then(|c| {
-            c.tx.map(|l| Producer::attach(Arc::clone(&c.map), l, c.fences))
-        });
-        self.spin = self.inner.spin();
     }
 
     fn live(&self) -> bool {
@@ -1576,17 +1584,13 @@ unsafe impl Send for IpcReceiver {}
 
 impl IpcReceiver {
     fn sync(&mut self) {
-        let g = self.inner.generation.load(Ordering::Acquire);
-        if g == self.gen {
-            return;
+        if let Some(conn) = self.inner.changed_since(&mut self.gen) {
+            self.cons = conn.as_ref().and_then(|c| {
+                c.rx.map(|l| Consumer::attach(Arc::clone(&c.map), l, c.fences))
+            });
+            self.conn = conn;
+            self.spin = self.inner.spin();
         }
-        let link = lock(&self.inner.link);
-        self.gen = self.inner.generation.load(Ordering::Acquire);
-        self.conn = link.conn.clone();
-        self.cons = self.conn.as_ref().and_then(|c| {
-            c.rx.map(|l| Consumer::attach(Arc::clone(&c.map), l, c.fences))
-        });
-        self.spin = self.inner.spin();
     }
 }
 
