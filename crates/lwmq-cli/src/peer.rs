@@ -25,11 +25,7 @@ pub fn open_channel(
     role: RoleArg,
     configure: impl Fn(&dyn Transport) -> Result<(), TransportError>,
 ) -> Result<RawChannel, Failure> {
-    let (s, r) = match dirs {
-        Directions::Send => (buffers, 0),
-        Directions::Receive => (0, buffers),
-        Directions::SendReceive => (buffers, buffers),
-    };
+    let (s, r) = dirs.buffer_counts(buffers);
     let mut ch = RawChannel::new();
     ch.add_transport(uri, buffer_size, s, r, dirs)
         .map_err(|e| match e {

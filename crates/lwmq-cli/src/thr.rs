@@ -50,11 +50,7 @@ pub fn open_msg_channel(
     dirs: Directions,
     role: RoleArg,
 ) -> Result<(Channel, Option<SendQueue>), Failure> {
-    let (s, r) = match dirs {
-        Directions::Send => (buffers, 0),
-        Directions::Receive => (0, buffers),
-        Directions::SendReceive => (buffers, buffers),
-    };
+    let (s, r) = dirs.buffer_counts(buffers);
     let build = || -> Result<(Channel, Option<SendQueue>), Failure> {
         let mut ch = Channel::new();
         ch.add_transport(uri, buffer_size, s, r, dirs)

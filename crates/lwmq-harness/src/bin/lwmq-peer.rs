@@ -130,11 +130,7 @@ fn parse() -> Opts {
 
 fn open(o: &Opts, default_dirs: Directions) -> RawChannel {
     let dirs = o.dirs.unwrap_or(default_dirs);
-    let (s, r) = match dirs {
-        Directions::Send => (o.buffers, 0),
-        Directions::Receive => (0, o.buffers),
-        Directions::SendReceive => (o.buffers, o.buffers),
-    };
+    let (s, r) = dirs.buffer_counts(o.buffers);
     let make = || {
         let mut ch = RawChannel::new();
         ch.add_transport(&o.uri, o.buffer_size, s, r, dirs)

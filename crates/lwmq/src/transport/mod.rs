@@ -44,6 +44,16 @@ impl Directions {
     pub fn receives(self) -> bool {
         matches!(self, Self::Receive | Self::SendReceive)
     }
+    /// `(MaxPendingSendBuffers, MaxPendingReceiveBuffers)` giving each
+    /// direction this side uses `n` buffers and the unused one zero, as the
+    /// configuration rules require.
+    pub fn buffer_counts(self, n: i64) -> (i64, i64) {
+        (
+            if self.sends() { n } else { 0 },
+            if self.receives() { n } else { 0 },
+        )
+    }
+
     /// From the two flags; `None` if neither is set.
     pub fn from_flags(send: bool, receive: bool) -> Option<Self> {
         match (send, receive) {
