@@ -227,6 +227,12 @@ fn frame_header(len: usize, has_timestamp: bool) -> u64 {
 /// The exact number of bytes `message` takes in a buffer (excluding the
 /// buffer header).
 pub fn encoded_len(message: &Message) -> usize {
+    if let Some((data, timestamp)) = message.single_frame() {
+        let has_ts = timestamp.is_some();
+        return (1 + varint_len(frame_header(data.len(), has_ts)))
+            .saturating_add(if has_ts { TIMESTAMP_LEN } else { 0 })
+            .saturating_add(data.len());
+    }
     let mut total = varint_len(message.frame_count() as u64);
     for frame in message.frames() {
         let len = frame.len();
@@ -260,8 +266,16 @@ pub fn max_message_payload(buffer_size: usize) -> usize {
 /// Checks at post time that `message` fits in an empty buffer of
 /// `buffer_size` bytes, so that it can ever be sent.
 pub fn fits_in_empty_buffer(message: &Message, buffer_size: usize) -> Result<(), TooLarge> {
-    let encoded = encoded_len(message);
     let limit = buffer_size.saturating_sub(BUFFER_HEADER_LEN);
+    // Upper bound without walking the frames: every varint takes at most
+    // MAX_VARINT_LEN bytes, every frame at most one timestamp. Only for
+    // messages without external frames, whose lengths are fixed.
+    if let Some(bound) = message.encoded_len_bound(MAX_VARINT_LEN + TIMESTAMP_LEN) {
+        if bound.saturating_add(MAX_VARINT_LEN) <= limit {
+            return Ok(());
+        }
+    }
+    let encoded = encoded_len(message);
     if encoded <= limit {
         Ok(())
     } else {
@@ -276,6 +290,12 @@ fn put_varint(buf: &mut [u8], pos: usize, mut v: u64) -> Option<usize> {
     if v < 0x80 {
         *buf.get_mut(pos)? = v as u8;
         return Some(pos + 1);
+    }
+    if v < 0x4000 {
+        let end = pos.checked_add(2)?;
+        buf.get_mut(pos..end)?
+            .copy_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
+        return Some(end);
     }
     let mut tmp = [0u8; MAX_VARINT_LEN];
     let mut n = 0;
@@ -333,6 +353,9 @@ impl<'a> BufferWriter<'a> {
     /// External frames must have been acquired
     /// ([`Message::acquire_external`]) before this is called.
     pub fn try_push(&mut self, message: &Message) -> Result<(), TryPushError> {
+        if let Some((data, None)) = message.single_frame() {
+            return self.push_simple(data);
+        }
         if message.is_empty() {
             return Err(TryPushError::EmptyMessage);
         }
@@ -345,6 +368,32 @@ impl<'a> BufferWriter<'a> {
         // length changed since `encoded_len` cannot cause a panic; the
         // message is then refused and `pos` does not move.
         match self.write_message(message) {
+            Some(end) => {
+                self.pos = end;
+                self.count += 1;
+                Ok(())
+            }
+            None => Err(TryPushError::Full { needed, available }),
+        }
+    }
+
+    /// [`Self::try_push`] for the common case: one frame, no timestamp.
+    #[inline]
+    fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
+        let header = frame_header(data.len(), false);
+        let needed = (1 + varint_len(header)).saturating_add(data.len());
+        let available = self.buf.len() - self.pos;
+        if needed > available || self.count == u32::MAX {
+            return Err(TryPushError::Full { needed, available });
+        }
+        let written = put_varint(self.buf, self.pos, 1)
+            .and_then(|pos| put_varint(self.buf, pos, header))
+            .and_then(|pos| {
+                let end = pos.checked_add(data.len())?;
+                self.buf.get_mut(pos..end)?.copy_from_slice(data);
+                Some(end)
+            });
+        match written {
             Some(end) => {
                 self.pos = end;
                 self.count += 1;
@@ -406,12 +455,28 @@ impl<'a> BufferWriter<'a> {
 }
 
 /// Reads the varint at `pos`: `(value, position after it)`.
-#[inline]
+#[inline(always)]
 fn get_varint(buf: &[u8], pos: usize, field: Field) -> Result<(u64, usize), WireError> {
-    match buf.get(pos) {
-        Some(&b) if b < 0x80 => return Ok((u64::from(b), pos + 1)),
-        Some(_) => {}
-        None => return Err(WireError::Truncated { offset: pos, field }),
+    if let Some(&b) = buf.get(pos) {
+        if b < 0x80 {
+            return Ok((u64::from(b), pos + 1));
+        }
+        if let Some(&b2) = buf.get(pos + 1) {
+            // Two bytes; a second byte of 0 would be non-canonical.
+            if b2.wrapping_sub(1) < 0x7f {
+                return Ok((u64::from(b & 0x7f) | (u64::from(b2) << 7), pos + 2));
+            }
+        }
+    }
+    get_varint_slow(buf, pos, field)
+}
+
+/// [`get_varint`] beyond two bytes, and every error.
+#[cold]
+#[inline(never)]
+fn get_varint_slow(buf: &[u8], pos: usize, field: Field) -> Result<(u64, usize), WireError> {
+    if buf.get(pos).is_none() {
+        return Err(WireError::Truncated { offset: pos, field });
     }
     let mut value = 0u64;
     for i in 0..MAX_VARINT_LEN {
@@ -443,6 +508,7 @@ pub struct RawFrame<'a> {
 }
 
 /// Reads the frame at `pos`: `(frame, position after it)`.
+#[inline(always)]
 fn read_frame(buf: &[u8], pos: usize) -> Result<(RawFrame<'_>, usize), WireError> {
     let (header, mut p) = get_varint(buf, pos, Field::FrameHeader)?;
     let len = header >> 1;
@@ -494,11 +560,35 @@ pub struct RawMessage<'a> {
     payload_size: usize,
     /// Payload bytes in frames too large to be stored inline.
     large_bytes: usize,
+    /// The first frame (decoding a one-frame message reads nothing again).
+    first: RawFrame<'a>,
 }
 
 impl<'a> RawMessage<'a> {
     /// Validates the message at `offset`: `(message, position after it)`.
+    #[inline]
     fn parse(buf: &'a [u8], offset: usize) -> Result<(Self, usize), WireError> {
+        if buf.get(offset) == Some(&1) {
+            // The common case: one frame.
+            let frames_start = offset + 1;
+            let (frame, next) = read_frame(buf, frames_start)?;
+            let len = frame.data.len();
+            let message = RawMessage {
+                buf,
+                offset,
+                frames_start,
+                frame_count: 1,
+                payload_size: len,
+                large_bytes: if len > MAX_INLINE_FRAME_SIZE { len } else { 0 },
+                first: frame,
+            };
+            return Ok((message, next));
+        }
+        Self::parse_slow(buf, offset)
+    }
+
+    /// [`Self::parse`] for any frame count.
+    fn parse_slow(buf: &'a [u8], offset: usize) -> Result<(Self, usize), WireError> {
         let (count, frames_start) = get_varint(buf, offset, Field::FrameCount)?;
         if count == 0 {
             return Err(WireError::NoFrames { offset });
@@ -514,8 +604,10 @@ impl<'a> RawMessage<'a> {
         let mut pos = frames_start;
         let mut payload_size = 0usize;
         let mut large_bytes = 0usize;
+        let mut first = None;
         for _ in 0..frame_count {
             let (frame, next) = read_frame(buf, pos)?;
+            first.get_or_insert(frame);
             let len = frame.data.len();
             // Lengths were checked against the buffer, so sums cannot
             // overflow; saturate anyway.
@@ -532,6 +624,11 @@ impl<'a> RawMessage<'a> {
             frame_count,
             payload_size,
             large_bytes,
+            // `count >= 1`, so the loop ran at least once.
+            first: first.unwrap_or(RawFrame {
+                data: &[],
+                timestamp: None,
+            }),
         };
         Ok((message, pos))
     }
@@ -564,6 +661,9 @@ impl<'a> RawMessage<'a> {
     /// frames of up to [`MAX_INLINE_FRAME_SIZE`] bytes inline, all larger
     /// frames of the message together in one allocation.
     pub fn to_message(&self) -> Message {
+        if self.frame_count == 1 {
+            return Message::from_single_decoded(self.first.data, self.first.timestamp);
+        }
         if self.large_bytes == 0 {
             let frames = self
                 .frames()
@@ -726,23 +826,65 @@ impl Iterator for BufferReader<'_> {
 
 impl std::iter::FusedIterator for BufferReader<'_> {}
 
-/// The message at `offset` of a received buffer (validated, borrowed) and
-/// the offset after it: lets a receiver that validated the whole buffer
-/// first take its messages one at a time. Never trusts the bytes: a buffer
-/// changed since it was validated yields an error, never a panic.
-pub(crate) fn message_at(buf: &[u8], offset: usize) -> Result<(RawMessage<'_>, usize), WireError> {
-    RawMessage::parse(buf, offset)
+/// The common message shape, read without building a [`RawMessage`]: one
+/// frame, no timestamp, a frame header of one or two bytes (data of up to
+/// 8,191 bytes). Returns the frame's data and the offset after the message,
+/// or `None` for any other shape *and* for anything invalid, which the
+/// general decoder then reports.
+#[inline(always)]
+fn simple_message_at(buf: &[u8], offset: usize) -> Option<(&[u8], usize)> {
+    let &[count, h0, h1] = buf.get(offset..offset.checked_add(3)?)? else {
+        return None;
+    };
+    if count != 1 {
+        return None;
+    }
+    let (header, start) = if h0 < 0x80 {
+        (usize::from(h0), offset + 2)
+    } else if h1.wrapping_sub(1) < 0x7f {
+        // A second byte of 0 would be non-canonical; >= 0x80 means longer.
+        (usize::from(h0 & 0x7f) | (usize::from(h1) << 7), offset + 3)
+    } else {
+        return None;
+    };
+    if header & 1 != 0 {
+        return None;
+    }
+    let end = start + (header >> 1);
+    Some((buf.get(start..end)?, end))
+}
+
+/// Decodes the message at `offset` of a received buffer into an owned
+/// [`Message`]; returns it and the offset after it. Never trusts the bytes.
+#[inline]
+pub(crate) fn decode_at(buf: &[u8], offset: usize) -> Result<(Message, usize), WireError> {
+    if let Some((data, end)) = simple_message_at(buf, offset) {
+        return Ok((Message::from_single_decoded(data, None), end));
+    }
+    let (raw, end) = RawMessage::parse(buf, offset)?;
+    Ok((raw.to_message(), end))
 }
 
 /// Validates a whole received buffer without allocating; returns its
 /// message count. A receiver that wants all-or-nothing delivery per buffer
 /// calls this before decoding.
 pub fn validate_buffer(buf: &[u8]) -> Result<u32, WireError> {
-    let mut reader = BufferReader::new(buf)?;
-    while let Some(message) = reader.next_raw() {
-        message?;
+    // The same checks as walking a `BufferReader`, in a tighter loop.
+    let declared = BufferReader::new(buf)?.declared;
+    let mut pos = BUFFER_HEADER_LEN;
+    for decoded in 0..declared {
+        if pos >= buf.len() {
+            return Err(WireError::MissingMessages { declared, decoded });
+        }
+        pos = match simple_message_at(buf, pos) {
+            Some((_, end)) => end,
+            None => RawMessage::parse(buf, pos)?.1,
+        };
     }
-    Ok(reader.declared)
+    match buf.len().saturating_sub(pos) {
+        0 => Ok(declared),
+        len => Err(WireError::TrailingBytes { offset: pos, len }),
+    }
 }
 
 #[cfg(test)]

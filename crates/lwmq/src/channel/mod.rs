@@ -37,6 +37,7 @@ mod error;
 mod receive;
 mod send;
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -116,6 +117,9 @@ pub struct Channel {
     shared: Arc<SendShared>,
     queue_count: usize,
     consumer: Option<ReceiveConsumer<Message>>,
+    /// Messages decoded ahead by an inline receive (one transport into a
+    /// mono-consumer queue), older than anything in the queue; taken first.
+    local: VecDeque<Message>,
     /// The receive path; `None` before `open`, after `close`, and when
     /// nothing receives. Dropping it closes the receive queue.
     rx: Option<Arc<RxShared>>,
@@ -164,6 +168,7 @@ impl Channel {
             shared: Arc::new(SendShared::new(Scheduler::new())),
             queue_count: 0,
             consumer: None,
+            local: VecDeque::new(),
             rx: None,
             threads: Vec::new(),
             affinity: Arc::default(),
@@ -402,10 +407,24 @@ impl Channel {
             (None, Phase::Closed) => return Err(ReceiveError::Closed),
             (None, Phase::Open) => return Err(ReceiveError::NoReceiveQueue),
         };
-        let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
-            (Err(queue::RecvError::Timeout), Some(rx)) => {
-                Self::receive_inline(consumer, rx, &self.shared.counters, timeout)
+        if let Some(message) = self.local.pop_front() {
+            if let Some(rx) = &self.rx {
+                rx.touch();
             }
+            return Ok(Received {
+                frame_count: message.frame_count(),
+                payload_size: message.payload_size(),
+                message,
+            });
+        }
+        let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
+            (Err(queue::RecvError::Timeout), Some(rx)) => Self::receive_inline(
+                consumer,
+                &mut self.local,
+                rx,
+                &self.shared.counters,
+                timeout,
+            ),
             (Err(queue::RecvError::Timeout), None) if !timeout.is_zero() => {
                 consumer.receive(timeout)
             }
@@ -432,6 +451,7 @@ impl Channel {
     /// (one receiving transport) or on the queue (several).
     fn receive_inline(
         consumer: &mut ReceiveConsumer<Message>,
+        local: &mut VecDeque<Message>,
         rx: &RxShared,
         c: &send::Counters,
         timeout: Timeout,
@@ -452,7 +472,7 @@ impl Channel {
         loop {
             let mut busy = false;
             if guard.is_some() && direct {
-                match rx.take_one(consumer, Timeout::ZERO, c) {
+                match rx.take_one(consumer, local, Timeout::ZERO, c) {
                     Ok(m) => return Ok(m),
                     Err(d) => busy = d == Drain::Busy,
                 }
@@ -483,7 +503,7 @@ impl Channel {
             let mut wait = slice;
             if rx.sides.len() == 1 && guard.is_some() {
                 if !busy && direct {
-                    match rx.take_one(consumer, Timeout::after(slice), c) {
+                    match rx.take_one(consumer, local, Timeout::after(slice), c) {
                         Ok(m) => return Ok(m),
                         Err(Drain::Got | Drain::Empty) => continue,
                         Err(Drain::Busy) => {}

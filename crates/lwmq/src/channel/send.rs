@@ -178,14 +178,47 @@ impl Sender {
         if !any_connected || self.sides.iter().any(|s| s.full) {
             return self.outcome();
         }
-        if self.sides.len() == 1 {
-            let mut w = [None];
-            self.fill(&mut w, c);
+        if let [side] = self.sides.as_mut_slice() {
+            Self::fill_one(&mut self.scheduler, side, c);
         } else {
             let mut w: Vec<_> = self.sides.iter().map(|_| None).collect();
             self.fill(&mut w, c);
         }
         self.outcome()
+    }
+
+    /// [`Self::fill`] for one connected transport: no sharing, no backlog
+    /// unless the ring fills.
+    fn fill_one(scheduler: &mut Scheduler<Message>, side: &mut TxSide, c: &Counters) {
+        let Some(mut w) = side.acquire_writer() else {
+            side.full = true;
+            return;
+        };
+        while let Some(m) = scheduler.take_next() {
+            match w.try_push(&m) {
+                Ok(()) => {}
+                Err(TryPushError::Full { .. }) if !w.is_empty() => {
+                    side.commit(w, c);
+                    match side.acquire_writer() {
+                        Some(fresh) => w = fresh,
+                        None => {
+                            side.full = true;
+                            side.backlog.push_back(m);
+                            return;
+                        }
+                    }
+                    if let Err(e) = w.try_push(&m) {
+                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
+                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
+                    c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        side.commit(w, c);
     }
 
     fn fill<'a>(&mut self, writers: &mut [Option<BufferWriter<'a>>], c: &Counters) {

@@ -136,10 +136,15 @@ struct Frame {
 }
 
 impl Frame {
+    #[inline]
     fn inline(data: &[u8], timestamp: Option<NtTime>) -> Option<Self> {
         let len = u8::try_from(data.len()).ok()?;
         let mut bytes = [0u8; MAX_INLINE_FRAME_SIZE];
-        bytes.get_mut(..data.len())?.copy_from_slice(data);
+        match <&[u8; MAX_INLINE_FRAME_SIZE]>::try_from(data) {
+            // A full inline frame: a fixed-size copy, no call.
+            Ok(full) => bytes = *full,
+            Err(_) => bytes.get_mut(..data.len())?.copy_from_slice(data),
+        }
         Some(Frame {
             timestamp,
             data: FrameData::Inline { len, bytes },
@@ -257,6 +262,19 @@ impl Message {
     /// Appends a copy of `data`: inline if it is at most
     /// [`MAX_INLINE_FRAME_SIZE`] bytes, else in one new allocation.
     pub fn push_copy(&mut self, data: &[u8], timestamp: Timestamp) -> Result<(), MessageError> {
+        // The common case (the first small frame of an unshared message,
+        // no timestamp) skips the general checks, which it cannot fail.
+        if let (Repr::Unique(inner), Timestamp::None) = (&mut self.repr, timestamp) {
+            if inner.first.is_none() {
+                if let Some(frame) = Frame::inline(data, None) {
+                    if data.len() <= MAX_INLINE_FRAME_SIZE {
+                        inner.payload_size = data.len();
+                        inner.first = Some(frame);
+                        return Ok(());
+                    }
+                }
+            }
+        }
         self.check_push(data.len())?;
         let timestamp = timestamp.resolve();
         let frame = match Frame::inline(data, timestamp) {
@@ -418,6 +436,46 @@ impl Message {
             inner.first = Some(frame);
         } else {
             inner.rest.push(frame);
+        }
+    }
+
+    /// The data and timestamp of a one-frame message; `None` otherwise.
+    #[inline]
+    pub(crate) fn single_frame(&self) -> Option<(&[u8], Option<NtTime>)> {
+        let inner = self.inner();
+        match (&inner.first, inner.rest.is_empty()) {
+            (Some(f), true) => Some((f.data(), f.timestamp)),
+            _ => None,
+        }
+    }
+
+    /// An upper bound of the encoded size, given the most bytes a frame's
+    /// header (and timestamp) can take; `None` with external frames, whose
+    /// lengths are read at encoding time.
+    #[inline]
+    pub(crate) fn encoded_len_bound(&self, per_frame: usize) -> Option<usize> {
+        let inner = self.inner();
+        (inner.external_frames == 0).then(|| {
+            inner
+                .payload_size
+                .saturating_add(inner.frame_count().saturating_mul(per_frame))
+        })
+    }
+
+    /// Builds a decoded one-frame message (copied: inline when small).
+    #[inline]
+    pub(crate) fn from_single_decoded(data: &[u8], timestamp: Option<NtTime>) -> Self {
+        let frame = Frame::inline(data, timestamp).unwrap_or_else(|| Frame {
+            timestamp,
+            data: FrameData::Bytes(Bytes::copy_from_slice(data)),
+        });
+        Message {
+            repr: Repr::Unique(Inner {
+                payload_size: data.len(),
+                external_frames: 0,
+                first: Some(frame),
+                rest: Vec::new(),
+            }),
         }
     }
 

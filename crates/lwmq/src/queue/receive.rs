@@ -267,6 +267,7 @@ pub enum ReceiveConsumer<T> {
 
 impl<T> ReceiveConsumer<T> {
     /// Waits up to `timeout` for an item; see [`Receiver::receive`].
+    #[inline]
     pub fn receive(&mut self, timeout: Timeout) -> Result<T, RecvError> {
         match self {
             ReceiveConsumer::Mono(r) => r.receive(timeout),
@@ -321,7 +322,19 @@ impl<T> MonoReceiver<T> {
     /// ([`Timeout::ZERO`] polls, [`Timeout::INFINITE`] waits until an item
     /// or `close`). Queued items are still returned after `close`; then
     /// [`RecvError::Closed`].
+    #[inline]
     pub fn receive(&mut self, timeout: Timeout) -> Result<T, RecvError> {
+        // The common case first, without the waiting machinery.
+        if let Some(item) = self.consumer.pop() {
+            return Ok(item);
+        }
+        if timeout.is_zero() && !self.consumer.is_closed() {
+            return Err(RecvError::Timeout);
+        }
+        self.receive_slow(timeout)
+    }
+
+    fn receive_slow(&mut self, timeout: Timeout) -> Result<T, RecvError> {
         let consumer = &mut self.consumer;
         self.common
             .notify

@@ -147,6 +147,10 @@ impl<T: Send> Scheduler<T> {
     /// Takes the next item according to the policy, or `None` if every
     /// queue is empty.
     pub fn take_next(&mut self) -> Option<T> {
+        if let &[(level, index)] = self.ids.as_slice() {
+            // One queue: nothing to schedule.
+            return self.levels[level].queues.get_mut(index)?.try_take();
+        }
         if let Some(item) = self.levels[Priority::TimeCritical as usize].take_round_robin() {
             return Some(item);
         }
@@ -192,6 +196,12 @@ impl<T: Send> Scheduler<T> {
     /// more queued: ship the buffer now", and rely on the doorbell for
     /// posts that land afterwards.
     pub fn is_empty(&self) -> bool {
+        if let &[(level, index)] = self.ids.as_slice() {
+            return self.levels[level]
+                .queues
+                .get(index)
+                .is_none_or(SendQueue::is_empty);
+        }
         self.levels.iter().all(Level::is_empty)
     }
 

@@ -429,9 +429,24 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
         return Ok(());
     };
     let decoded: Result<Vec<Message>, WireError> = reader.collect();
-    prop_assert_eq!(validated.is_ok(), decoded.is_ok());
+    // The whole-buffer check (fast path for one-frame messages) reports
+    // exactly what walking the reader reports.
+    match (&validated, &decoded) {
+        (Ok(n), Ok(messages)) => prop_assert_eq!(*n as usize, messages.len()),
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        _ => prop_assert!(false, "validate_buffer and BufferReader disagree"),
+    }
     if let Ok(messages) = decoded {
         prop_assert_eq!(encode(&messages, bytes.len()), bytes);
+        // The receive path's one-at-a-time decoder gives the same messages.
+        let mut pos = BUFFER_HEADER_LEN;
+        for want in &messages {
+            let (got, next) =
+                decode_at(bytes, pos).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(contents(&got), contents(want));
+            pos = next;
+        }
+        prop_assert_eq!(pos, bytes.len());
     }
     Ok(())
 }
