@@ -5,6 +5,9 @@
 //! lwmq-msg-peer send URI server|client COUNT SIZE   (COUNT 0 = forever)
 //! lwmq-msg-peer recv URI server|client COUNT        (COUNT 0 = forever)
 //! lwmq-msg-peer idle URI server|client SECONDS      (connect, then block in receive)
+//! lwmq-msg-peer lsend URI server|client SECONDS SIZE QCAP   (load soak sender)
+//! lwmq-msg-peer lrecv URI server|client QCAP EVERY SLEEP_US (load soak receiver)
+//! options for send and recv: --progress FILE, --watch
 //! ```
 //!
 //! Each message has one frame holding a checked payload
@@ -12,12 +15,36 @@
 //! receiver prints `RUN <run> <first seq>` when a new run starts, `BAD ...`
 //! for any corrupted payload, duplicate or reordering within a run, and
 //! after COUNT messages `DONE received=.. bad=.. dup=.. gaps=.. runs=..`.
-//! Both print `OPEN <role>` once the channel is open.
+//! Both print `OPEN <role>` once the channel is open. When a run ends
+//! (another sender's first message arrives), the receiver prints
+//! `ENDRUN <run> <last seq> <received in run>` before the new `RUN`.
+//!
+//! `--progress FILE` makes a sender store how many messages it has posted,
+//! and a receiver the `run` and `seq` of the last message it delivered, in
+//! FILE (little-endian u64s at offset 0, rewritten after every message), so
+//! a crash soak can read them after `kill -9`. `--watch` makes it print
+//! `CONN up` / `CONN down` when its transport's connection state changes
+//! (checked about every millisecond; a watching receiver waits in slices
+//! of 1 ms instead of blocking).
+//!
+//! The load-soak pair: `lsend` posts checked payloads as fast as it can for
+//! SECONDS into a send queue bounded to QCAP that discards the oldest,
+//! then posts a 3-byte `END` message, flushes and prints
+//! `LSENT posted=.. send_discards=.. messages_sent=.. buffers_sent=..`, and
+//! then waits to be killed (closing could drop what is still in the ring).
+//! `lrecv` receives into a receive queue bounded to QCAP that discards the
+//! oldest, and is slow: it sleeps SLEEP_US after every EVERY messages. It
+//! checks every payload and that sequence numbers only increase (discards
+//! make gaps, never reorderings). Every second it prints
+//! `STAT delivered=.. receive_discards=.. messages_received=.. bad=..`;
+//! on `END`, `LDONE` with the same fields plus `decode_errors`.
 
+use std::fs::File;
 use std::io::Write;
-use std::time::Duration;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
-use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueueKind};
+use lwmq::channel::{Channel, Priority, ReceiveError, ReceiveQueueKind, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
 use lwmq::{Directions, Role, Timeout};
 
@@ -34,7 +61,19 @@ fn say(line: String) {
 
 fn main() {
     lwmq_harness::init_logging();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let progress = args.iter().position(|a| a == "--progress").map(|i| {
+        let path = args
+            .get(i + 1)
+            .cloned()
+            .unwrap_or_else(|| fail("--progress FILE"));
+        args.drain(i..i + 2);
+        File::create(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")))
+    });
+    let watch = args.iter().position(|a| a == "--watch").map(|i| {
+        args.remove(i);
+    });
+    let watch = watch.is_some();
     if args.len() < 4 {
         fail("usage: send|recv URI server|client COUNT [SIZE]");
     }
@@ -50,40 +89,116 @@ fn main() {
                 .get(4)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| fail("bad SIZE"));
-            send(&args[1], role, count, size.max(lwmq_harness::HEADER));
+            send(
+                &args[1],
+                role,
+                count,
+                size.max(lwmq_harness::HEADER),
+                progress.as_ref(),
+                watch,
+            );
         }
-        "recv" => recv(&args[1], role, count),
+        "recv" => recv(&args[1], role, count, progress.as_ref(), watch),
         "idle" => idle(&args[1], role, count),
+        "lsend" => {
+            let num = |i: usize| -> usize {
+                args.get(i)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| fail("usage: lsend URI ROLE SECONDS SIZE QCAP"))
+            };
+            load_send(
+                &args[1],
+                role,
+                count,
+                num(4).max(lwmq_harness::HEADER),
+                num(5),
+            );
+        }
+        "lrecv" => {
+            let num = |i: usize| -> u64 {
+                args.get(i)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| fail("usage: lrecv URI ROLE QCAP EVERY SLEEP_US"))
+            };
+            load_recv(&args[1], role, count as usize, num(4).max(1), num(5));
+        }
         c => fail(format!("unknown command {c}")),
     }
 }
 
-fn send(uri: &str, role: Role, count: u64, size: usize) {
+/// Stores `words` at the start of `file` (the `--progress` record).
+fn record(file: Option<&File>, words: &[u64]) {
+    if let Some(f) = file {
+        let mut bytes = [0u8; 16];
+        for (i, w) in words.iter().take(2).enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let _ = f.write_at(&bytes[..words.len().min(2) * 8], 0);
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    if role == Role::Server {
+        "server"
+    } else {
+        "client"
+    }
+}
+
+/// A run identifier unique per sender process.
+fn new_run() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (u64::from(std::process::id()) << 32) ^ nanos
+}
+
+/// Prints `CONN up` / `CONN down` when the connection state changes.
+struct Watch {
+    on: bool,
+    up: bool,
+}
+
+impl Watch {
+    fn check(&mut self, ch: &Channel, t: lwmq::TransportId) {
+        if !self.on {
+            return;
+        }
+        let up = ch
+            .transport(t)
+            .is_ok_and(|t| t.state() == lwmq::ConnectionState::Connected);
+        if up != self.up {
+            self.up = up;
+            say(format!("CONN {}", if up { "up" } else { "down" }));
+        }
+    }
+}
+
+fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>, watch: bool) {
+    let mut watch = Watch {
+        on: watch,
+        up: false,
+    };
     let mut ch = Channel::new();
-    ch.add_transport(uri, 64 * 1024, 8, 0, Directions::Send)
+    let t = ch
+        .add_transport(uri, 64 * 1024, 8, 0, Directions::Send)
         .unwrap_or_else(|e| fail(e.to_string()));
     let q = ch
         .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
         .unwrap_or_else(|e| fail(e.to_string()));
     ch.open(role, None).unwrap_or_else(|e| fail(e.to_string()));
-    say(format!(
-        "OPEN {}",
-        if role == Role::Server {
-            "server"
-        } else {
-            "client"
-        }
-    ));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let run = (u64::from(std::process::id()) << 32) ^ nanos;
+    say(format!("OPEN {}", role_name(role)));
+    let run = new_run();
     let mut buf = vec![0u8; size];
     let mut seq = 0u64;
     while count == 0 || seq < count {
         // Keep the queue short: a stream, not a memory test.
         while q.len() > 10_000 {
+            watch.check(&ch, t);
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if seq.is_multiple_of(64) {
+            watch.check(&ch, t);
         }
         lwmq_harness::fill(&mut buf, run, seq);
         let mut m = Message::new();
@@ -92,6 +207,7 @@ fn send(uri: &str, role: Role, count: u64, size: usize) {
         q.post(m, Timeout::INFINITE)
             .unwrap_or_else(|e| fail(e.to_string()));
         seq += 1;
+        record(progress, &[seq]);
     }
     ch.flush(Timeout::after(Duration::from_secs(60)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));
@@ -99,25 +215,31 @@ fn send(uri: &str, role: Role, count: u64, size: usize) {
     let _ = ch.close(Timeout::after(Duration::from_secs(5)));
 }
 
-fn recv(uri: &str, role: Role, count: u64) {
+fn recv(uri: &str, role: Role, count: u64, progress: Option<&File>, watch: bool) {
+    let wait = if watch {
+        Timeout::after(Duration::from_millis(1))
+    } else {
+        Timeout::INFINITE
+    };
+    let mut watch = Watch {
+        on: watch,
+        up: false,
+    };
     let mut ch = Channel::new();
-    ch.add_transport(uri, 64 * 1024, 0, 8, Directions::Receive)
+    let t = ch
+        .add_transport(uri, 64 * 1024, 0, 8, Directions::Receive)
         .unwrap_or_else(|e| fail(e.to_string()));
     ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
         .unwrap_or_else(|e| fail(e.to_string()));
-    say(format!(
-        "OPEN {}",
-        if role == Role::Server {
-            "server"
-        } else {
-            "client"
-        }
-    ));
+    say(format!("OPEN {}", role_name(role)));
     let (mut received, mut bad, mut dup, mut gaps, mut runs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut current: Option<(u64, u64)> = None;
+    let mut in_run = 0u64;
     while count == 0 || received < count {
-        let r = match ch.receive(Timeout::INFINITE) {
+        watch.check(&ch, t);
+        let r = match ch.receive(wait) {
             Ok(r) => r,
+            Err(ReceiveError::Timeout) => continue,
             Err(e) => fail(e.to_string()),
         };
         received += 1;
@@ -140,13 +262,19 @@ fn recv(uri: &str, role: Role, count: u64) {
                     say(format!("BAD gap: seq {seq} after {last}"));
                 }
                 current = Some((run, seq.max(last)));
+                in_run += 1;
             }
             _ => {
+                if let Some((r0, last)) = current {
+                    say(format!("ENDRUN {r0} {last} {in_run}"));
+                }
                 runs += 1;
                 current = Some((run, seq));
+                in_run = 1;
                 say(format!("RUN {run} {seq}"));
             }
         }
+        record(progress, &[run, seq]);
     }
     say(format!(
         "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
@@ -184,5 +312,137 @@ fn idle(uri: &str, role: Role, seconds: u64) {
         let _ = ch.receive(Timeout::after(Duration::from_secs(1)));
     }
     say("IDLE-DONE".into());
+    let _ = ch.close(Timeout::ZERO);
+}
+
+/// The load soak's sender (see the module documentation).
+fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
+    let mut ch = Channel::new();
+    ch.add_transport(uri, 64 * 1024, 8, 0, Directions::Send)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let q = ch
+        .add_send_queue(
+            SendQueueKind::MultiProducerBoundedDiscardOldest(qcap),
+            Priority::Normal,
+        )
+        .unwrap_or_else(|e| fail(e.to_string()));
+    ch.open(role, None).unwrap_or_else(|e| fail(e.to_string()));
+    say(format!("OPEN {}", role_name(role)));
+    let run = new_run();
+    let mut buf = vec![0u8; size];
+    let mut posted = 0u64;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut next_stat = start + Duration::from_secs(1);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if now >= next_stat {
+            next_stat += Duration::from_secs(1);
+            let st = ch.stats();
+            say(format!(
+                "STAT posted={posted} send_discards={} messages_sent={}",
+                q.discarded(),
+                st.messages_sent
+            ));
+        }
+        for _ in 0..256 {
+            lwmq_harness::fill(&mut buf, run, posted);
+            let mut m = Message::new();
+            m.push_copy(&buf, Timestamp::None)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            // Discard-oldest never refuses: a full queue drops its oldest.
+            q.post(m, Timeout::ZERO)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            posted += 1;
+        }
+    }
+    let mut m = Message::new();
+    m.push_copy(b"END", Timestamp::None)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    q.post(m, Timeout::ZERO)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    posted += 1;
+    ch.flush(Timeout::after(Duration::from_secs(120)))
+        .unwrap_or_else(|e| fail(format!("flush: {e}")));
+    let st = ch.stats();
+    say(format!(
+        "LSENT posted={posted} send_discards={} messages_sent={} buffers_sent={} dropped_unencodable={}",
+        q.discarded(),
+        st.messages_sent,
+        st.buffers_sent,
+        st.dropped_unencodable
+    ));
+    // Closing could cut the connection before the receiver has emptied the
+    // ring; the soak kills this process once the receiver is done.
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The load soak's slow receiver (see the module documentation).
+fn load_recv(uri: &str, role: Role, qcap: usize, every: u64, sleep_us: u64) {
+    let mut ch = Channel::new();
+    ch.add_transport(uri, 64 * 1024, 0, 8, Directions::Receive)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    ch.open(
+        role,
+        Some(ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(qcap)),
+    )
+    .unwrap_or_else(|e| fail(e.to_string()));
+    say(format!("OPEN {}", role_name(role)));
+    let (mut delivered, mut bad) = (0u64, 0u64);
+    let mut last: Option<(u64, u64)> = None;
+    let mut next_stat = Instant::now() + Duration::from_secs(1);
+    let stat = |ch: &Channel, delivered: u64, bad: u64| {
+        let st = ch.stats();
+        format!(
+            "delivered={delivered} receive_discards={} messages_received={} decode_errors={} bad={bad}",
+            st.receive_discards, st.messages_received, st.decode_errors
+        )
+    };
+    loop {
+        if Instant::now() >= next_stat {
+            next_stat += Duration::from_secs(1);
+            say(format!("STAT {}", stat(&ch, delivered, bad)));
+        }
+        let r = match ch.receive(Timeout::after(Duration::from_millis(100))) {
+            Ok(r) => r,
+            Err(ReceiveError::Timeout) => continue,
+            Err(e) => fail(e.to_string()),
+        };
+        let data = (r.frame_count == 1)
+            .then(|| r.message.frame(0))
+            .flatten()
+            .map(|f| f.data().to_vec())
+            .unwrap_or_default();
+        if data == b"END" {
+            break;
+        }
+        delivered += 1;
+        match lwmq_harness::check(&data) {
+            None => {
+                bad += 1;
+                say(format!("BAD corrupt payload #{delivered}"));
+            }
+            Some((run, seq)) => {
+                match last {
+                    Some((r0, s0)) if r0 == run && seq <= s0 => {
+                        bad += 1;
+                        say(format!("BAD duplicate or reordered seq {seq} after {s0}"));
+                    }
+                    Some((r0, _)) if r0 == run => {}
+                    _ => say(format!("RUN {run} {seq}")),
+                }
+                last = Some((run, seq));
+            }
+        }
+        if delivered.is_multiple_of(every) && sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+        }
+    }
+    say(format!("LDONE {}", stat(&ch, delivered, bad)));
     let _ = ch.close(Timeout::ZERO);
 }
