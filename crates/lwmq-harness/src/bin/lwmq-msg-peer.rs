@@ -5,6 +5,7 @@
 //! lwmq-msg-peer send URI server|client COUNT SIZE   (COUNT 0 = forever)
 //! lwmq-msg-peer recv URI server|client COUNT        (COUNT 0 = forever)
 //! lwmq-msg-peer idle URI server|client SECONDS      (connect, then block in receive)
+//! lwmq-msg-peer duplex URI server|client 0 SIZE     (send and receive at once, forever)
 //! lwmq-msg-peer lsend URI server|client SECONDS SIZE QCAP   (load soak sender)
 //! lwmq-msg-peer lrecv URI server|client QCAP EVERY SLEEP_US (load soak receiver)
 //! options for send and recv: --progress FILE, --watch
@@ -44,7 +45,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use lwmq::channel::{Channel, Priority, ReceiveError, ReceiveQueueKind, SendQueueKind};
+use lwmq::channel::{Channel, Priority, ReceiveError, ReceiveQueueKind, SendQueue, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
 use lwmq::{Directions, Role, Timeout};
 
@@ -100,6 +101,13 @@ fn main() {
         }
         "recv" => recv(&args[1], role, count, progress.as_ref(), watch),
         "idle" => idle(&args[1], role, count),
+        "duplex" => {
+            let size: usize = args
+                .get(4)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| fail("bad SIZE"));
+            duplex(&args[1], role, size.max(lwmq_harness::HEADER));
+        }
         "lsend" => {
             let num = |i: usize| -> usize {
                 args.get(i)
@@ -232,54 +240,144 @@ fn recv(uri: &str, role: Role, count: u64, progress: Option<&File>, watch: bool)
     ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
         .unwrap_or_else(|e| fail(e.to_string()));
     say(format!("OPEN {}", role_name(role)));
-    let (mut received, mut bad, mut dup, mut gaps, mut runs) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut current: Option<(u64, u64)> = None;
-    let mut in_run = 0u64;
-    while count == 0 || received < count {
+    let mut c = Checker::default();
+    while count == 0 || c.received < count {
         watch.check(&ch, t);
         let r = match ch.receive(wait) {
             Ok(r) => r,
             Err(ReceiveError::Timeout) => continue,
             Err(e) => fail(e.to_string()),
         };
-        received += 1;
+        if let Some((run, seq)) = c.check(&r) {
+            record(progress, &[run, seq]);
+        }
+    }
+    say(c.done());
+    let _ = ch.close(Timeout::ZERO);
+}
+
+/// Checks received messages: one frame holding a checked payload, and
+/// within a run (one sender process) sequence numbers that follow each
+/// other. Prints `BAD`, `ENDRUN` and `RUN` lines.
+#[derive(Default)]
+struct Checker {
+    received: u64,
+    bad: u64,
+    dup: u64,
+    gaps: u64,
+    runs: u64,
+    current: Option<(u64, u64)>,
+    in_run: u64,
+}
+
+impl Checker {
+    /// Checks one message; returns its `(run, seq)` if intact.
+    fn check(&mut self, r: &lwmq::Received) -> Option<(u64, u64)> {
+        self.received += 1;
         let checked = (r.frame_count == 1)
             .then(|| r.message.frame(0))
             .flatten()
             .and_then(|f| lwmq_harness::check(f.data()));
         let Some((run, seq)) = checked else {
-            bad += 1;
-            say(format!("BAD corrupt payload #{received}"));
-            continue;
+            self.bad += 1;
+            say(format!("BAD corrupt payload #{}", self.received));
+            return None;
         };
-        match current {
+        match self.current {
             Some((r0, last)) if r0 == run => {
                 if seq <= last {
-                    dup += 1;
+                    self.dup += 1;
                     say(format!("BAD duplicate or reordered seq {seq} after {last}"));
                 } else if seq != last + 1 {
-                    gaps += 1;
+                    self.gaps += 1;
                     say(format!("BAD gap: seq {seq} after {last}"));
                 }
-                current = Some((run, seq.max(last)));
-                in_run += 1;
+                self.current = Some((run, seq.max(last)));
+                self.in_run += 1;
             }
             _ => {
-                if let Some((r0, last)) = current {
-                    say(format!("ENDRUN {r0} {last} {in_run}"));
+                if let Some((r0, last)) = self.current {
+                    say(format!("ENDRUN {r0} {last} {}", self.in_run));
                 }
-                runs += 1;
-                current = Some((run, seq));
-                in_run = 1;
+                self.runs += 1;
+                self.current = Some((run, seq));
+                self.in_run = 1;
                 say(format!("RUN {run} {seq}"));
             }
         }
-        record(progress, &[run, seq]);
+        Some((run, seq))
     }
-    say(format!(
-        "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
-    ));
-    let _ = ch.close(Timeout::ZERO);
+
+    fn done(&self) -> String {
+        format!(
+            "DONE received={} bad={} dup={} gaps={} runs={}",
+            self.received, self.bad, self.dup, self.gaps, self.runs
+        )
+    }
+}
+
+/// Both directions at once over one send+receive transport: a thread
+/// streams checked payloads (printing `SENDING <run>`), the main thread
+/// receives and checks like `recv` (with `CONN` lines), and prints
+/// `STAT decode_errors=.. messages_received=..` whenever the channel's
+/// count of corrupt buffers changes.
+fn duplex(uri: &str, role: Role, size: usize) {
+    let mut ch = Channel::new();
+    let t = ch
+        .add_transport(uri, 64 * 1024, 8, 8, Directions::SendReceive)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let q = ch
+        .add_send_queue(SendQueueKind::MultiProducerUnbounded, Priority::Normal)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let SendQueue::Multi(q) = q else {
+        fail("expected a multi-producer queue")
+    };
+    ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    say(format!("OPEN {}", role_name(role)));
+    std::thread::spawn(move || {
+        let run = new_run();
+        say(format!("SENDING {run}"));
+        let mut buf = vec![0u8; size];
+        for seq in 0u64.. {
+            while q.len() > 10_000 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            lwmq_harness::fill(&mut buf, run, seq);
+            let mut m = Message::new();
+            m.push_copy(&buf, Timestamp::None)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            q.post(m, Timeout::INFINITE)
+                .unwrap_or_else(|e| fail(e.to_string()));
+        }
+    });
+    let mut watch = Watch {
+        on: true,
+        up: false,
+    };
+    let mut c = Checker::default();
+    let mut decode_errors = 0;
+    loop {
+        watch.check(&ch, t);
+        let got = ch.receive(Timeout::after(Duration::from_millis(20)));
+        if got.is_err() || c.received.is_multiple_of(64) {
+            let st = ch.stats();
+            if st.decode_errors != decode_errors {
+                decode_errors = st.decode_errors;
+                say(format!(
+                    "STAT decode_errors={} messages_received={}",
+                    st.decode_errors, st.messages_received
+                ));
+            }
+        }
+        match got {
+            Ok(r) => {
+                c.check(&r);
+            }
+            Err(ReceiveError::Timeout) => {}
+            Err(e) => fail(e.to_string()),
+        }
+    }
 }
 
 /// Opens a send+receive channel, prints `CONNECTED` once the peer is there,

@@ -8,6 +8,9 @@
 //!                                handshake by hand, then corrupt the section
 //! lwmq-peer hostile URI --mode silent|garbage|oversize|version|storm
 //!                                misbehave during the handshake (see `misbehave`)
+//! lwmq-peer hostile URI --mode duplex-tail|duplex-len|duplex-head|wire
+//!                                a messaging peer streaming both ways by hand,
+//!                                then corrupting the section (see `hostile_stream`)
 //! opts: --role server|client|auto  --size S  --count N  --buffer-size B
 //!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
 //!       --retry-ms M  --seconds S
@@ -26,13 +29,15 @@
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lwmq::descriptor::IpcAddress;
-use lwmq::ring::{HEAD, TAIL};
+use lwmq::ring::{self, HEAD, TAIL};
 use lwmq::sys::{shm, socket};
 use lwmq::transport::ipc::proto::{Hello, Message, SectionLayout};
 use lwmq::transport::{ChannelKind, Directions, RefusalReason, TransportError};
+use lwmq::wire::BufferWriter;
 use lwmq::{
     AccessPolicy, ConnectionState, RawChannel, Role, Timeout, TransportControl, TransportId,
 };
@@ -478,6 +483,12 @@ fn misbehave(o: &Opts, addr: &IpcAddress) {
 /// Connects by hand, then breaks the ring protocol in the chosen way.
 fn hostile(o: &Opts) {
     let addr = IpcAddress::parse(&o.uri).unwrap_or_else(|e| fail(e.to_string()));
+    if matches!(
+        o.mode.as_str(),
+        "duplex-tail" | "duplex-len" | "duplex-head" | "wire"
+    ) {
+        return hostile_stream(o, &addr);
+    }
     if !matches!(o.mode.as_str(), "tail" | "len" | "head") {
         return misbehave(o, &addr);
     }
@@ -522,6 +533,238 @@ fn hostile(o: &Opts) {
         _ => {
             let n = socket::recv(&fd, &mut buf).map(|r| r.len).unwrap_or(0);
             say(format!("DROPPED eof={}", n == 0));
+        }
+    }
+}
+
+/// One end of a messaging connection driven by hand: publishes transport
+/// buffers of checked payloads on the client-to-server ring and consumes
+/// the server-to-client ring, with lwmq's own ring code, so the streams
+/// are valid until this peer decides otherwise.
+struct HandPeer {
+    map: Arc<shm::Mapping>,
+    layout: SectionLayout,
+    tx: ring::Producer,
+    rx: ring::Consumer,
+    run: u64,
+    seq: u64,
+    size: usize,
+    published: u64,
+    consumed: u64,
+}
+
+impl HandPeer {
+    /// A buffer of `n` messages of `run`, from `seq` on.
+    fn encode(&self, run: u64, seq: u64, n: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; self.layout.c2s.buffer_size];
+        let mut payload = vec![0u8; self.size];
+        let mut w = BufferWriter::new(&mut buf).unwrap_or_else(|e| fail(e.to_string()));
+        for s in seq..seq + n {
+            fill(&mut payload, run, s);
+            let mut m = lwmq::message::Message::new();
+            m.push_copy(&payload, lwmq::message::Timestamp::None)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            w.try_push(&m).unwrap_or_else(|_| fail("buffer full"));
+        }
+        let len = w.finish();
+        buf.truncate(len);
+        buf
+    }
+
+    /// Releases whatever the server published.
+    fn consume(&mut self) {
+        while let Ok(true) = self.rx.has_data() {
+            let len = self.rx.peek().map(|(_, l)| l).unwrap_or(0);
+            self.rx.release(len, false);
+            self.consumed += 1;
+        }
+    }
+
+    /// Publishes `data` as the next buffer, consuming meanwhile; fails
+    /// after 30 s without room (the server dropped us, or stalled).
+    fn publish(&mut self, data: &[u8]) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.consume();
+            if ring::prefill(&mut self.tx, data, 0) {
+                self.published += 1;
+                return;
+            }
+            if Instant::now() > end {
+                fail("no room in the ring for 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Publishes a good buffer of 20 messages of the stream.
+    fn good(&mut self) {
+        let data = self.encode(self.run, self.seq, 20);
+        self.seq += 20;
+        self.publish(&data);
+    }
+}
+
+/// A well-behaved messaging peer until it strikes (`--mode`):
+///
+/// * `duplex-tail`: stores an out-of-range `tail` on its own ring;
+/// * `duplex-len`: publishes a slot whose length exceeds the buffer size;
+/// * `duplex-head`: stores an out-of-range `head` on the server's ring;
+/// * `wire`: publishes 10 buffers with broken wire encodings (magic,
+///   version, message count, truncated frame, zero frames; each holding
+///   messages of another run, `RUN <bad run>` must never be seen), each
+///   followed by a good one, then 20 more good ones, and prints `WIRE
+///   corrupt=10 good=<n> run=<run> bad_run=<bad run> last_seq=<s>` once
+///   the server has released every buffer; it keeps consuming until
+///   killed.
+///
+/// Before striking, traffic flows both ways (`FLOWING tx=.. rx=..`). After
+/// an index strike it waits for the server to drop it (`DROPPED eof=..`).
+fn hostile_stream(o: &Opts, addr: &IpcAddress) {
+    let fd = connect_retrying(addr);
+    let mut hello = hello_for(o, addr);
+    hello.kind = ChannelKind::Messaging;
+    socket::send(&fd, &Message::Hello(hello).encode(), None)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut buf = [0u8; 1024];
+    let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10)));
+    let r = socket::recv(&fd, &mut buf).unwrap_or_else(|e| fail(e.to_string()));
+    let accept = match Message::decode(&buf[..r.len]) {
+        Ok(Message::Accept(a)) => a,
+        other => fail(format!("no ACCEPT: {other:?}")),
+    };
+    let layout =
+        SectionLayout::compute(accept.buffer_size, accept.c2s_capacity, accept.s2c_capacity)
+            .unwrap_or_else(|| fail("bad layout"));
+    let memfd = r.fd.unwrap_or_else(|| fail("no memfd"));
+    let map = Arc::new(shm::open(&memfd, layout.len).unwrap_or_else(|e| fail(e.to_string())));
+    socket::send(&fd, &Message::Ready.encode(), None).unwrap_or_else(|e| fail(e.to_string()));
+    say("CONNECTED");
+    let mut p = HandPeer {
+        tx: ring::Producer::attach(map.clone(), layout.c2s, ring::Fences::Symmetric),
+        rx: ring::Consumer::attach(map.clone(), layout.s2c, ring::Fences::Symmetric),
+        map,
+        layout,
+        run: 0x5eed_0000_0000_0000 | u64::from(std::process::id()),
+        seq: 0,
+        size: o.size.max(lwmq_harness::HEADER),
+        published: 0,
+        consumed: 0,
+    };
+    // Both directions flowing.
+    let end = Instant::now() + Duration::from_secs(30);
+    while p.published < 20 || p.consumed < 4 {
+        if Instant::now() > end {
+            fail(format!(
+                "traffic did not flow: tx={} rx={}",
+                p.published, p.consumed
+            ));
+        }
+        p.good();
+    }
+    say(format!("FLOWING tx={} rx={}", p.published, p.consumed));
+    let (c2s, s2c) = (p.layout.c2s, p.layout.s2c);
+    match o.mode.as_str() {
+        "duplex-tail" => p
+            .map
+            .atomic_u32(c2s.ctrl + TAIL)
+            .store(0xFFFF_0000, Ordering::Release),
+        "duplex-head" => p
+            .map
+            .atomic_u32(s2c.ctrl + HEAD)
+            .store(0x7FFF_FFFF, Ordering::Release),
+        "duplex-len" => {
+            // Publish the next slot by hand, correctly except its length.
+            let end = Instant::now() + Duration::from_secs(30);
+            while !matches!(p.tx.has_space(), Ok(true)) {
+                p.consume();
+                if Instant::now() > end {
+                    fail("no room to strike");
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let stride =
+                lwmq::ring::RingLayout::stride(c2s.buffer_size).unwrap_or_else(|| fail("stride"));
+            let pos = p.published;
+            let off = c2s.slots + (pos % u64::from(c2s.capacity)) as usize * stride;
+            p.map
+                .atomic_u32(off)
+                .store(c2s.buffer_size as u32 + 1, Ordering::Relaxed);
+            p.map.atomic_u32(off + 4).store(0, Ordering::Relaxed);
+            p.map
+                .atomic_u32(off + ring::SEQ)
+                .store((pos + 1) as u32, Ordering::Release);
+            p.map
+                .atomic_u32(c2s.ctrl + TAIL)
+                .store((pos + 1) as u32, Ordering::Release);
+        }
+        "wire" => {
+            let bad_run = p.run ^ 0xBAD0_0000;
+            for k in 0..10u64 {
+                let mut data = p.encode(bad_run, k * 20, 20);
+                match k % 5 {
+                    0 => data[0] ^= 0xFF,                   // magic
+                    1 => data[1] = data[1].wrapping_add(1), // version
+                    2 => {
+                        // One message more than the buffer holds.
+                        let n = u32::from_le_bytes(data[4..8].try_into().unwrap()) + 1;
+                        data[4..8].copy_from_slice(&n.to_le_bytes());
+                    }
+                    3 => {
+                        // The last frame cut short.
+                        let n = data.len() - 5;
+                        data.truncate(n);
+                    }
+                    _ => data[8] = 0, // a message with no frame
+                }
+                p.publish(&data);
+                p.good();
+            }
+            for _ in 0..20 {
+                p.good();
+            }
+            // Report once the server has taken every buffer out of the
+            // ring, so that killing this peer afterwards loses nothing.
+            let end = Instant::now() + Duration::from_secs(30);
+            while !matches!(p.tx.drained(), Ok(true)) {
+                p.consume();
+                if Instant::now() > end {
+                    fail("the server did not take every buffer");
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            say(format!(
+                "WIRE corrupt=10 good={} run={} bad_run={bad_run} last_seq={}",
+                p.published - 10,
+                p.run,
+                p.seq - 1
+            ));
+            // Keep the connection and keep consuming until killed.
+            let end = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < end {
+                p.consume();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return;
+        }
+        other => fail(format!("unknown mode {other}")),
+    }
+    say("STRUCK");
+    // Keep consuming (a duplex-head strike is only seen when the server's
+    // ring fills) until the server drops the connection.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        match socket::wait(fd.as_fd(), Some(Duration::from_millis(1))) {
+            Ok(socket::Readiness::TimedOut) => {
+                if Instant::now() > end {
+                    fail("server did not drop the connection");
+                }
+            }
+            _ => {
+                let n = socket::recv(&fd, &mut buf).map(|r| r.len).unwrap_or(0);
+                say(format!("DROPPED eof={}", n == 0));
+                return;
+            }
         }
     }
 }
