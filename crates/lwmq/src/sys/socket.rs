@@ -165,6 +165,9 @@ pub struct Received {
     pub len: usize,
     /// True if the message was longer than the buffer (the rest is lost).
     pub truncated: bool,
+    /// True if the kernel dropped attached descriptors (`MSG_CTRUNC`),
+    /// typically because this process has no free descriptor slot.
+    pub fds_dropped: bool,
     /// The first descriptor attached, if any. Any others are closed.
     pub fd: Option<OwnedFd>,
 }
@@ -195,6 +198,7 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> SysResult<Received> {
     Ok(Received {
         len: msg.bytes,
         truncated: msg.flags.contains(rustix::net::ReturnFlags::TRUNC),
+        fds_dropped: msg.flags.contains(rustix::net::ReturnFlags::CTRUNC),
         fd: first,
     })
 }

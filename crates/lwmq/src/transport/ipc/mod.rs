@@ -1191,9 +1191,37 @@ impl Service {
                         accept.section_len
                     ))
                 })?;
-        let memfd =
-            r.fd.ok_or_else(|| fail("server sent no section descriptor".into()))?;
-        let map = shm::open(&memfd, layout.len).map_err(|e| fail(e.to_string()))?;
+        // Running out of descriptors or memory here is this process's
+        // condition, not the server's fault: refuse with `Resources`.
+        let short_of_resources = |detail: String| {
+            let _ = socket::send(
+                fd,
+                &Message::Refuse {
+                    reason: RefusalReason::Resources,
+                    text: detail.clone(),
+                }
+                .encode(),
+                None,
+            );
+            ours(RefusalReason::Resources, detail)
+        };
+        let memfd = match r.fd {
+            Some(memfd) => memfd,
+            None if r.fds_dropped => {
+                return Err(short_of_resources(
+                    "the section descriptor could not be received: no free descriptor in this process (MSG_CTRUNC)".into(),
+                ))
+            }
+            None => return Err(fail("server sent no section descriptor".into())),
+        };
+        let map = shm::open(&memfd, layout.len).map_err(|e| match e {
+            shm::OpenSectionError::Sys(s)
+                if matches!(s.errno, Errno::NOMEM | Errno::MFILE | Errno::NFILE) =>
+            {
+                short_of_resources(s.to_string())
+            }
+            e => fail(e.to_string()),
+        })?;
         drop(memfd);
         if !check_section_header(&map, &layout) {
             return Err(fail("section header does not match the handshake".into()));
