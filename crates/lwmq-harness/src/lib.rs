@@ -57,6 +57,48 @@ pub fn check(buf: &[u8]) -> Option<(u64, u64)> {
     (expect == buf).then_some((run, seq))
 }
 
+/// A counting `SIGUSR1` handler for the signal-storm tests.
+#[allow(unsafe_code)]
+pub mod signals {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        SEEN.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// True if the environment asks for the handler (`LWMQ_TEST_SIGUSR1`).
+    pub fn requested() -> bool {
+        std::env::var_os("LWMQ_TEST_SIGUSR1").is_some()
+    }
+
+    /// If requested, installs a handler for `SIGUSR1` **without**
+    /// `SA_RESTART`, so that every blocking system call a signal lands in
+    /// fails with `EINTR` (the default action would kill the process).
+    pub fn install_if_requested() {
+        if !requested() {
+            return;
+        }
+        // SAFETY: an all-zero `sigaction` is a valid value to fill in; the
+        // handler only increments an atomic, which is async-signal-safe;
+        // the pointers passed live for the duration of the calls.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut())
+        };
+        assert_eq!(rc, 0, "sigaction(SIGUSR1) failed");
+    }
+
+    /// Signals handled so far.
+    pub fn seen() -> u64 {
+        SEEN.load(Ordering::Relaxed)
+    }
+}
+
 struct StderrLogger;
 
 impl log::Log for StderrLogger {

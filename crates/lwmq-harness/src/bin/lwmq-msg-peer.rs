@@ -62,6 +62,7 @@ fn say(line: String) {
 
 fn main() {
     lwmq_harness::init_logging();
+    lwmq_harness::signals::install_if_requested();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let progress = args.iter().position(|a| a == "--progress").map(|i| {
         let path = args
@@ -131,6 +132,13 @@ fn main() {
             load_recv(&args[1], role, count as usize, num(4).max(1), num(5));
         }
         c => fail(format!("unknown command {c}")),
+    }
+}
+
+/// With `LWMQ_TEST_SIGUSR1` set: `SIGNALS <n>`, the signals handled.
+fn say_signals() {
+    if lwmq_harness::signals::requested() {
+        say(format!("SIGNALS {}", lwmq_harness::signals::seen()));
     }
 }
 
@@ -220,6 +228,7 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
     ch.flush(Timeout::after(Duration::from_secs(60)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));
     say(format!("SENT {seq}"));
+    say_signals();
     let _ = ch.close(Timeout::after(Duration::from_secs(5)));
 }
 
@@ -253,6 +262,7 @@ fn recv(uri: &str, role: Role, count: u64, progress: Option<&File>, watch: bool)
         }
     }
     say(c.done());
+    say_signals();
     let _ = ch.close(Timeout::ZERO);
 }
 

@@ -223,6 +223,7 @@ fn send(o: &Opts) {
     tx.flush(Timeout::after(Duration::from_secs(120)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));
     say(format!("SENT {seq}"));
+    say_signals();
 }
 
 fn recv(o: &Opts) {
@@ -285,6 +286,14 @@ fn recv(o: &Opts) {
     say(format!(
         "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
     ));
+    say_signals();
+}
+
+/// With `LWMQ_TEST_SIGUSR1` set: `SIGNALS <n>`, the signals handled.
+fn say_signals() {
+    if lwmq_harness::signals::requested() {
+        say(format!("SIGNALS {}", lwmq_harness::signals::seen()));
+    }
 }
 
 fn idle(o: &Opts) {
@@ -771,6 +780,7 @@ fn hostile_stream(o: &Opts, addr: &IpcAddress) {
 
 fn main() {
     init_logging();
+    lwmq_harness::signals::install_if_requested();
     let o = parse();
     match o.cmd.as_str() {
         "send" => send(&o),
