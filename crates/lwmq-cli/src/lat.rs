@@ -2,11 +2,11 @@
 //! measured as half of each round trip (one-frame messages, mono-producer
 //! send queue, mono-consumer receive queue). Reports as `raw-lat` does.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lwmq::channel::{Channel, SendQueue};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{Directions, Timeout};
+use lwmq::{Directions, Timeout, TransportControl, TransportId};
 
 use crate::failure::{emit, Failure};
 use crate::peer::RoleArg;
@@ -28,6 +28,10 @@ pub struct LatArgs {
     /// Which role to open as; `auto` tries SERVER, then CLIENT.
     #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
     pub role: RoleArg,
+    /// Microseconds a waiting thread spins in the transport before it
+    /// sleeps on the futex (0 = futex only; default: the library's).
+    #[arg(long)]
+    pub spin_us: Option<u64>,
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
@@ -48,14 +52,20 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
     let buffer_size = (64 * 1024).max(a.size + 64);
     let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, 4, Directions::SendReceive, a.role)?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
+    if let Some(us) = a.spin_us {
+        ch.transport(TransportId(0))
+            .map_err(runtime)?
+            .control(TransportControl::SetSpinDuration(Duration::from_micros(us)))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+    }
     let total = a.count + warmup(a.count);
     if a.side == "pong" {
         pong(&mut ch, &q, total)?;
-        let _ = ch.close(Timeout::after(std::time::Duration::from_secs(10)));
+        let _ = ch.close(Timeout::after(Duration::from_secs(10)));
         return Ok(());
     }
     let r = ping(&mut ch, &q, a.size, a.count)?;
-    let _ = ch.close(Timeout::after(std::time::Duration::from_secs(1)));
+    let _ = ch.close(Timeout::after(Duration::from_secs(1)));
     emit(&if a.json {
         format!("{}\n", r.to_json(a.size))
     } else {

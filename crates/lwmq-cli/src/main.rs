@@ -8,22 +8,10 @@
 
 #![warn(missing_docs)]
 
-mod chat;
-mod check;
-mod demo;
-mod failure;
-mod lat;
-mod limits;
-mod ls;
-mod measure;
-mod peer;
-mod raw_lat;
-mod raw_thr;
-mod thr;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lwmq_cli::{chat, check, demo, lat, limits, ls, raw_lat, raw_thr, thr};
 
 /// The command line.
 #[derive(Debug, Parser)]

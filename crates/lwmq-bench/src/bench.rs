@@ -1,0 +1,514 @@
+//! The orchestrator: builds the list of runs, executes them interleaved
+//! (for each repetition, for each scenario, every library in turn), each in
+//! fresh child processes with a deadline, and collects every raw sample.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::child::{self, Group};
+use crate::cleanup::Iox2Files;
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Tiny counts, one repetition: only checks that everything works.
+    Smoke,
+    /// Short counts, 3 repetitions: under 2 minutes.
+    Quick,
+    /// The real thing: 5 repetitions, under 15 minutes.
+    Full,
+}
+
+impl Size {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Size::Smoke => "smoke",
+            Size::Quick => "quick",
+            Size::Full => "full",
+        }
+    }
+
+    fn default_reps(self) -> usize {
+        match self {
+            Size::Smoke => 1,
+            Size::Quick => 3,
+            Size::Full => 5,
+        }
+    }
+
+    /// Messages per throughput run; `slow` is the one-write-per-message
+    /// Unix socket, which needs a syscall per message.
+    fn thr_count(self, size: usize, slow: bool) -> u64 {
+        let full: u64 = match (size, slow) {
+            (64, false) => 4_000_000,
+            (64, true) => 1_000_000,
+            (6_400, false) => 400_000,
+            (6_400, true) => 200_000,
+            _ => 4_000,
+        };
+        match self {
+            Size::Full => full,
+            Size::Quick => full / 8,
+            Size::Smoke => (full / 200).max(20),
+        }
+    }
+
+    fn lat_count(self) -> u64 {
+        match self {
+            Size::Full => 50_000,
+            Size::Quick => 5_000,
+            Size::Smoke => 300,
+        }
+    }
+
+    /// (settle, measure) seconds of the idle measurement.
+    fn idle_times(self) -> (f64, f64) {
+        match self {
+            Size::Full => (1.0, 3.0),
+            Size::Quick => (0.7, 2.0),
+            Size::Smoke => (0.5, 1.0),
+        }
+    }
+
+    fn limit(self) -> Duration {
+        match self {
+            Size::Full => Duration::from_secs(90),
+            Size::Quick => Duration::from_secs(30),
+            Size::Smoke => Duration::from_secs(30),
+        }
+    }
+}
+
+/// The libraries (and variants) compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lib {
+    /// lwmq messaging channel (`lwmq thr` / `lwmq lat`).
+    Lwmq,
+    /// lwmq messaging latency, futex-only waiting (`lwmq lat --spin-us 0`).
+    LwmqFutex,
+    /// lwmq raw channel (`lwmq raw-thr` / `lwmq raw-lat`).
+    LwmqRaw,
+    /// Unix domain socket, one write per message.
+    Uds,
+    /// Unix domain socket, 64 KiB writes.
+    UdsBatch,
+    /// ZeroMQ `ipc://`.
+    Zmq,
+    /// iceoryx2 publish-subscribe.
+    Iceoryx2,
+}
+
+impl Lib {
+    /// Every library, in report order.
+    pub const ALL: [Lib; 7] = [
+        Lib::Lwmq,
+        Lib::LwmqFutex,
+        Lib::LwmqRaw,
+        Lib::Uds,
+        Lib::UdsBatch,
+        Lib::Zmq,
+        Lib::Iceoryx2,
+    ];
+
+    /// Its name in reports and in `--only`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lib::Lwmq => "lwmq",
+            Lib::LwmqFutex => "lwmq-futex",
+            Lib::LwmqRaw => "lwmq-raw",
+            Lib::Uds => "uds",
+            Lib::UdsBatch => "uds-batch",
+            Lib::Zmq => "zmq",
+            Lib::Iceoryx2 => "iceoryx2",
+        }
+    }
+
+    /// Whether this is lwmq itself (compared with limits and peers).
+    pub fn is_lwmq(self) -> bool {
+        matches!(self, Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqRaw)
+    }
+
+    fn does_thr(self) -> bool {
+        self != Lib::LwmqFutex
+    }
+
+    fn does_lat(self) -> bool {
+        self != Lib::UdsBatch
+    }
+}
+
+/// Parses `--only`: names of libraries or groups (`lwmq` = every lwmq
+/// variant, `uds` = both socket modes, `iox` = iceoryx2).
+pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
+    let mut out = Vec::new();
+    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let add: &[Lib] = match word.to_ascii_lowercase().as_str() {
+            "lwmq" => &[Lib::Lwmq, Lib::LwmqFutex, Lib::LwmqRaw],
+            "lwmq-msg" => &[Lib::Lwmq],
+            "lwmq-futex" => &[Lib::LwmqFutex],
+            "lwmq-raw" => &[Lib::LwmqRaw],
+            "uds" => &[Lib::Uds, Lib::UdsBatch],
+            "uds-batch" => &[Lib::UdsBatch],
+            "uds-single" => &[Lib::Uds],
+            "zmq" | "zeromq" => &[Lib::Zmq],
+            "iceoryx2" | "iox" | "iox2" => &[Lib::Iceoryx2],
+            other => {
+                return Err(format!(
+                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2)"
+                ))
+            }
+        };
+        out.extend_from_slice(add);
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err("--only names no library".into());
+    }
+    Ok(out)
+}
+
+/// What one run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Throughput, two processes.
+    Thr,
+    /// One-way latency (round trip / 2).
+    Lat,
+    /// CPU use of an idle lwmq messaging pair.
+    Idle,
+    /// The machine's limits (`lwmq limits`).
+    Limits,
+}
+
+impl Kind {
+    /// Its name in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Thr => "thr",
+            Kind::Lat => "lat",
+            Kind::Idle => "idle",
+            Kind::Limits => "limits",
+        }
+    }
+}
+
+/// Throughput payload sizes.
+pub const THR_SIZES: [usize; 3] = [64, 6_400, 640_000];
+/// Latency payload sizes.
+pub const LAT_SIZES: [usize; 2] = [64, 6_400];
+
+/// One measurement: a scenario for one library in one repetition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// What was measured.
+    pub kind: Kind,
+    /// Which library (`None` for limits).
+    pub lib: Option<Lib>,
+    /// Payload size (0 for idle and limits).
+    pub size: usize,
+    /// Repetition, from 0.
+    pub rep: usize,
+    /// The measuring side's JSON report, or why there is none.
+    pub result: Result<Value, String>,
+    /// Wall time of the run in seconds (start of children to their end).
+    pub wall: f64,
+}
+
+impl Sample {
+    /// The JSON object of this sample.
+    pub fn to_json(&self) -> Value {
+        let mut o = json!({
+            "kind": self.kind.name(),
+            "lib": self.lib.map(Lib::name),
+            "size": self.size,
+            "rep": self.rep,
+            "wall_seconds": self.wall,
+        });
+        match &self.result {
+            Ok(v) => o["result"] = v.clone(),
+            Err(e) => o["error"] = e.clone().into(),
+        }
+        o
+    }
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Counts and repetitions.
+    pub size: Size,
+    /// Repetitions.
+    pub reps: usize,
+    /// Libraries.
+    pub libs: Vec<Lib>,
+}
+
+impl Plan {
+    /// A plan with the size's default repetitions.
+    pub fn new(size: Size, reps: Option<usize>, libs: Vec<Lib>) -> Self {
+        Self {
+            size,
+            reps: reps.unwrap_or(size.default_reps()).max(1),
+            libs,
+        }
+    }
+
+    /// Every run, interleaved: for each repetition the limits, the idle
+    /// pair, then each scenario with every library in turn.
+    fn steps(&self) -> Vec<(Kind, Option<Lib>, usize, usize)> {
+        let mut v = Vec::new();
+        let lwmq_idle = self.libs.contains(&Lib::Lwmq);
+        for rep in 0..self.reps {
+            v.push((Kind::Limits, None, 0, rep));
+            if lwmq_idle {
+                v.push((Kind::Idle, Some(Lib::Lwmq), 0, rep));
+            }
+            for size in THR_SIZES {
+                for lib in self.libs.iter().filter(|l| l.does_thr()) {
+                    v.push((Kind::Thr, Some(*lib), size, rep));
+                }
+            }
+            for size in LAT_SIZES {
+                for lib in self.libs.iter().filter(|l| l.does_lat()) {
+                    v.push((Kind::Lat, Some(*lib), size, rep));
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Runs the plan, printing a progress line on stderr.
+pub fn run(plan: &Plan, iox: &Iox2Files) -> Vec<Sample> {
+    let steps = plan.steps();
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(steps.len());
+    let mut seq = 0u64;
+    let tty = std::io::stderr().is_terminal();
+    for (i, (kind, lib, size, rep)) in steps.iter().copied().enumerate() {
+        seq += 1;
+        let what = format!(
+            "{} {}{}",
+            kind.name(),
+            lib.map_or("machine", Lib::name),
+            if size > 0 {
+                format!(" {size} B")
+            } else {
+                String::new()
+            }
+        );
+        let line = format!(
+            "[{}/{}] rep {}/{} {what} ({:.0} s)",
+            i + 1,
+            steps.len(),
+            rep + 1,
+            plan.reps,
+            started.elapsed().as_secs_f64()
+        );
+        {
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\r\x1b[2K{line}");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+        }
+        let t0 = Instant::now();
+        let name = format!("lwmqbench{}x{seq}", std::process::id());
+        let result = match kind {
+            Kind::Limits => run_limits(plan.size),
+            Kind::Idle => run_idle(plan.size, &name),
+            Kind::Thr => run_pair(
+                plan.size,
+                Kind::Thr,
+                lib.unwrap_or(Lib::Lwmq),
+                size,
+                &name,
+                iox,
+            ),
+            Kind::Lat => run_pair(
+                plan.size,
+                Kind::Lat,
+                lib.unwrap_or(Lib::Lwmq),
+                size,
+                &name,
+                iox,
+            ),
+        };
+        if lib == Some(Lib::Iceoryx2) {
+            iox.remove_created();
+        }
+        if let Err(e) = &result {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "{}lwmq-bench: {what}: {e}",
+                if tty { "\r\x1b[2K" } else { "" }
+            );
+        }
+        samples.push(Sample {
+            kind,
+            lib,
+            size,
+            rep,
+            result,
+            wall: t0.elapsed().as_secs_f64(),
+        });
+    }
+    if tty {
+        eprintln!();
+    }
+    eprintln!(
+        "lwmq-bench: {} runs in {:.0} s",
+        steps.len(),
+        started.elapsed().as_secs_f64()
+    );
+    samples
+}
+
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+fn run_limits(size: Size) -> Result<Value, String> {
+    let mut g = Group::default();
+    let mut args = vec![s("limits"), s("--json")];
+    if size != Size::Full {
+        args.push(s("--quick"));
+    }
+    g.spawn("limits", &args)?;
+    let out = g.wait_all(Duration::from_secs(120))?;
+    out[0].json()
+}
+
+fn run_idle(size: Size, name: &str) -> Result<Value, String> {
+    let (settle, measure) = size.idle_times();
+    let total = settle + measure + 1.0;
+    let uri = format!("ipc://{name}");
+    let mut g = Group::default();
+    let a = g.spawn(
+        "idle server",
+        &[s("peer"), s("idle"), s("server"), uri.clone(), s(total)],
+    )?;
+    let b = g.spawn(
+        "idle client",
+        &[s("peer"), s("idle"), s("client"), uri, s(total)],
+    )?;
+    let pids = [g.children[a].pid, g.children[b].pid];
+    std::thread::sleep(Duration::from_secs_f64(settle));
+    child::check_stop();
+    let before: Result<Vec<f64>, String> = pids.iter().map(|p| child::cpu_seconds(*p)).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(measure));
+    let after: Result<Vec<f64>, String> = pids.iter().map(|p| child::cpu_seconds(*p)).collect();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let out = g.wait_all(Duration::from_secs_f64(total + 20.0));
+    let (before, after) = (before?, after?);
+    out?;
+    let used: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a - b).max(0.0))
+        .collect();
+    let pct: f64 = used.iter().sum::<f64>() / elapsed * 100.0;
+    Ok(json!({
+        "seconds": elapsed,
+        "cpu_seconds": used,
+        "cpu_percent_of_one_core": pct,
+    }))
+}
+
+/// The two children of a pair scenario: (label, args) of the side that
+/// waits (receiver / pong) and of the side that measures or sends.
+fn pair_args(
+    size_mode: Size,
+    kind: Kind,
+    lib: Lib,
+    size: usize,
+    name: &str,
+    iox: &Iox2Files,
+) -> [(String, Vec<String>); 2] {
+    let uri = format!("ipc://{name}");
+    let thr = kind == Kind::Thr;
+    let count = if thr {
+        size_mode.thr_count(size, lib == Lib::Uds)
+    } else {
+        size_mode.lat_count()
+    };
+    let (a_side, b_side) = if thr {
+        ("recv", "send")
+    } else {
+        ("pong", "ping")
+    };
+    let mk = |side: &str, server: bool| -> Vec<String> {
+        let mut v = vec![s("peer")];
+        match lib {
+            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqRaw => {
+                let cmd = match (lib == Lib::LwmqRaw, thr) {
+                    (false, true) => "thr",
+                    (false, false) => "lat",
+                    (true, true) => "raw-thr",
+                    (true, false) => "raw-lat",
+                };
+                v.extend([s(cmd), s(side), uri.clone(), s(size), s(count)]);
+                v.extend([
+                    s("--role"),
+                    s(if server { "server" } else { "client" }),
+                    s("--json"),
+                ]);
+                if lib == Lib::LwmqFutex {
+                    v.extend([s("--spin-us"), s(0)]);
+                }
+            }
+            Lib::Uds | Lib::UdsBatch => {
+                v.push(s(if thr { "uds-thr" } else { "uds-lat" }));
+                v.extend([s(side), name.to_string(), s(size), s(count)]);
+                if lib == Lib::UdsBatch {
+                    v.push(s("--batch"));
+                }
+            }
+            Lib::Zmq => {
+                v.push(s(if thr { "zmq-thr" } else { "zmq-lat" }));
+                v.extend([s(side), name.to_string(), s(size), s(count)]);
+            }
+            Lib::Iceoryx2 => {
+                v.push(s(if thr { "iox-thr" } else { "iox-lat" }));
+                v.extend([s(side), name.to_string(), s(size), s(count)]);
+                v.extend([s("--prefix"), iox.prefix().to_string()]);
+            }
+        }
+        v
+    };
+    [
+        (format!("{} {a_side}", lib.name()), mk(a_side, true)),
+        (format!("{} {b_side}", lib.name()), mk(b_side, false)),
+    ]
+}
+
+fn run_pair(
+    size_mode: Size,
+    kind: Kind,
+    lib: Lib,
+    size: usize,
+    name: &str,
+    iox: &Iox2Files,
+) -> Result<Value, String> {
+    let [(la, aa), (lb, ab)] = pair_args(size_mode, kind, lib, size, name, iox);
+    let mut g = Group::default();
+    g.spawn(&la, &aa)?;
+    g.spawn(&lb, &ab)?;
+    let out = g.wait_all(size_mode.limit())?;
+    // Throughput: the receiver's figure (first to last payload, verified);
+    // latency: the pinger's.
+    let measured = if kind == Kind::Thr { &out[0] } else { &out[1] };
+    let v = measured.json()?;
+    if v.get("verified") == Some(&Value::Bool(false)) {
+        return Err("payloads failed verification".into());
+    }
+    Ok(v)
+}

@@ -1,0 +1,715 @@
+//! The peer side of every non-lwmq scenario: Unix domain sockets, ZeroMQ and
+//! iceoryx2, plus the idle lwmq pair. Each runs in a child process started
+//! by the orchestrator as `lwmq-bench peer KIND ...` and prints one JSON
+//! object as its last stdout line (the same shapes as `lwmq thr --json` and
+//! `lwmq lat --json`, so the orchestrator parses every library alike).
+//!
+//! Payload checks are cheap on purpose: every payload carries its sequence
+//! number (little-endian u64) in its first 8 bytes and must have the right
+//! length; the receiver checks both, so no library can skip or merge data.
+
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use iceoryx2::port::update_connections::UpdateConnections as _;
+use iceoryx2::service::port_factory::PortFactory as _;
+use lwmq_cli::raw_lat::{warmup, LatReport};
+use lwmq_cli::raw_thr::ThrReport;
+
+/// Errors of a peer process.
+#[derive(Debug)]
+pub struct PeerError(pub String);
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+/// Wraps any displayable error with what was being done.
+fn ctx<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> PeerError {
+    move |e| PeerError(format!("{what}: {e}"))
+}
+
+/// Longest time a peer waits for its counterpart to appear.
+const CONNECT_LIMIT: Duration = Duration::from_secs(20);
+
+/// Writes the sequence number into the first 8 bytes of `buf`.
+fn stamp(buf: &mut [u8], seq: u64) {
+    buf[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// Whether `buf` is payload number `seq` of length `size`.
+fn stamped(buf: &[u8], size: usize, seq: u64) -> bool {
+    buf.len() == size && buf[..8] == seq.to_le_bytes()
+}
+
+/// A payload of `size` bytes filled with a non-zero pattern.
+fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8 + 1).collect()
+}
+
+/// Checks a byte stream of back-to-back fixed-size payloads, whatever the
+/// chunking: the 8 sequence bytes of each payload may straddle reads.
+#[derive(Debug)]
+pub struct StreamVerifier {
+    size: usize,
+    at: usize,
+    seq: u64,
+    head: [u8; 8],
+    ok: bool,
+}
+
+impl StreamVerifier {
+    /// A verifier for payloads of `size` (>= 8) bytes, starting at 0.
+    pub fn new(size: usize) -> Self {
+        Self {
+            size,
+            at: 0,
+            seq: 0,
+            head: [0; 8],
+            ok: true,
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.at < 8 {
+                let n = (8 - self.at).min(data.len());
+                self.head[self.at..self.at + n].copy_from_slice(&data[..n]);
+                self.at += n;
+                data = &data[n..];
+                if self.at == 8 {
+                    self.ok &= self.head == self.seq.to_le_bytes();
+                }
+            } else {
+                let n = (self.size - self.at).min(data.len());
+                self.at += n;
+                data = &data[n..];
+            }
+            if self.at == self.size {
+                self.at = 0;
+                self.seq += 1;
+            }
+        }
+    }
+
+    /// Whole payloads seen so far.
+    pub fn complete(&self) -> u64 {
+        self.seq
+    }
+
+    /// Every payload so far carried the right sequence number.
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+}
+
+/// Prints a throughput report as the JSON line the orchestrator reads.
+fn print_thr(r: &ThrReport, side: &str, size: usize) {
+    println!("{}", r.to_json(side, size));
+}
+
+/// Prints a latency report as the JSON line the orchestrator reads.
+fn print_lat(r: &LatReport, size: usize) {
+    println!("{}", r.to_json(size));
+}
+
+fn verify_done(ok: bool, what: &str) -> Result<(), PeerError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PeerError(format!("{what}: payloads failed verification")))
+    }
+}
+
+// ---------------------------------------------------------------- UDS ---
+
+fn uds_addr(name: &str) -> Result<SocketAddr, PeerError> {
+    SocketAddr::from_abstract_name(name.as_bytes()).map_err(ctx("abstract socket name"))
+}
+
+fn uds_connect(name: &str) -> Result<UnixStream, PeerError> {
+    let addr = uds_addr(name)?;
+    let start = Instant::now();
+    loop {
+        match UnixStream::connect_addr(&addr) {
+            Ok(s) => return Ok(s),
+            Err(e) if start.elapsed() > CONNECT_LIMIT => {
+                return Err(PeerError(format!("uds connect {name}: {e}")))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+fn uds_accept(name: &str) -> Result<UnixStream, PeerError> {
+    let l = UnixListener::bind_addr(&uds_addr(name)?).map_err(ctx("uds bind"))?;
+    let (s, _) = l.accept().map_err(ctx("uds accept"))?;
+    Ok(s)
+}
+
+/// Bytes per write (and read buffer) in batched mode.
+pub const UDS_BATCH: usize = 64 * 1024;
+
+/// UDS `SOCK_STREAM` throughput. The receiver binds an abstract name (no
+/// file); `batch` packs as many payloads as fit into 64 KiB per write and
+/// reads 64 KiB at a time, otherwise each payload is one write and one
+/// exact read.
+pub fn uds_thr(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    batch: bool,
+) -> Result<(), PeerError> {
+    if side == "recv" {
+        let mut s = uds_accept(name)?;
+        let mut v = StreamVerifier::new(size);
+        let mut buf = vec![0u8; if batch { UDS_BATCH.max(size) } else { size }];
+        let mut start = None;
+        while v.complete() < count {
+            let want = if batch {
+                let left = (count - v.complete()) as usize * size;
+                buf.len().min(left)
+            } else {
+                size
+            };
+            let n = if batch {
+                s.read(&mut buf[..want]).map_err(ctx("uds read"))?
+            } else {
+                s.read_exact(&mut buf[..want]).map_err(ctx("uds read"))?;
+                want
+            };
+            if n == 0 {
+                return Err(PeerError("uds: sender closed early".into()));
+            }
+            start.get_or_insert_with(Instant::now);
+            v.feed(&buf[..n]);
+        }
+        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        print_thr(
+            &ThrReport {
+                messages: count,
+                bytes: count * size as u64,
+                seconds,
+                verified: Some(v.ok()),
+            },
+            side,
+            size,
+        );
+        return verify_done(v.ok(), "uds recv");
+    }
+    let mut s = uds_connect(name)?;
+    let start = Instant::now();
+    if batch && size < UDS_BATCH {
+        let per = UDS_BATCH / size;
+        let template = payload(size);
+        let mut buf: Vec<u8> = Vec::with_capacity(per * size);
+        let mut seq = 0;
+        while seq < count {
+            buf.clear();
+            let n = per.min((count - seq) as usize);
+            for _ in 0..n {
+                let at = buf.len();
+                buf.extend_from_slice(&template);
+                stamp(&mut buf[at..], seq);
+                seq += 1;
+            }
+            s.write_all(&buf).map_err(ctx("uds write"))?;
+        }
+    } else {
+        let mut buf = payload(size);
+        for seq in 0..count {
+            stamp(&mut buf, seq);
+            s.write_all(&buf).map_err(ctx("uds write"))?;
+        }
+    }
+    s.flush().map_err(ctx("uds flush"))?;
+    // Wait for the receiver to close, so the process outlives the data.
+    let mut end = [0u8; 1];
+    let _ = s.read(&mut end);
+    print_thr(
+        &ThrReport {
+            messages: count,
+            bytes: count * size as u64,
+            seconds: start.elapsed().as_secs_f64(),
+            verified: None,
+        },
+        side,
+        size,
+    );
+    Ok(())
+}
+
+/// UDS latency: ping writes a payload and reads the echo; pong echoes.
+pub fn uds_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+    let total = count + warmup(count);
+    let mut buf = payload(size);
+    if side == "pong" {
+        let mut s = uds_accept(name)?;
+        for _ in 0..total {
+            s.read_exact(&mut buf).map_err(ctx("uds read"))?;
+            s.write_all(&buf).map_err(ctx("uds write"))?;
+        }
+        return Ok(());
+    }
+    let mut s = uds_connect(name)?;
+    let mut back = vec![0u8; size];
+    let mut samples = Vec::with_capacity(count as usize);
+    let w = warmup(count);
+    for i in 0..total {
+        let t0 = Instant::now();
+        stamp(&mut buf, i);
+        s.write_all(&buf).map_err(ctx("uds write"))?;
+        s.read_exact(&mut back).map_err(ctx("uds read"))?;
+        let rt = t0.elapsed();
+        if !stamped(&back, size, i) {
+            return Err(PeerError(format!("uds: echo {i} came back wrong")));
+        }
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    print_lat(&LatReport::from_round_trips(samples), size);
+    Ok(())
+}
+
+// ------------------------------------------------------------- ZeroMQ ---
+
+/// ZeroMQ `ipc://` endpoint on an abstract socket name (no file).
+fn zmq_endpoint(name: &str) -> String {
+    format!("ipc://@{name}")
+}
+
+/// ZeroMQ PUSH/PULL throughput with the library's defaults (high-water
+/// mark 1000, its own batching); the sender sets `ZMQ_IMMEDIATE` so that
+/// nothing is queued before the connection exists. The receiver binds.
+pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+    let ctx_ = zmq::Context::new();
+    let ep = zmq_endpoint(name);
+    if side == "recv" {
+        let s = ctx_.socket(zmq::PULL).map_err(ctx("zmq socket"))?;
+        s.bind(&ep).map_err(ctx("zmq bind"))?;
+        let mut buf = vec![0u8; size + 1];
+        let mut ok = true;
+        let mut start = None;
+        // A stall ends the run with a clear error instead of a hang.
+        s.set_rcvtimeo(CONNECT_LIMIT.as_millis() as i32)
+            .map_err(ctx("zmq rcvtimeo"))?;
+        for seq in 0..count {
+            let n = match s.recv_into(&mut buf, 0) {
+                Ok(n) => n,
+                Err(zmq::Error::EAGAIN) => {
+                    return Err(PeerError(format!(
+                        "zmq recv: got {seq} of {count} messages, then nothing for {} s",
+                        CONNECT_LIMIT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(PeerError(format!("zmq recv: {e}"))),
+            };
+            start.get_or_insert_with(Instant::now);
+            ok &= n == size && buf[..8] == seq.to_le_bytes();
+        }
+        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        print_thr(
+            &ThrReport {
+                messages: count,
+                bytes: count * size as u64,
+                seconds,
+                verified: Some(ok),
+            },
+            side,
+            size,
+        );
+        return verify_done(ok, "zmq recv");
+    }
+    let s = ctx_.socket(zmq::PUSH).map_err(ctx("zmq socket"))?;
+    // Queue only on a completed connection (send blocks until then).
+    s.set_immediate(true).map_err(ctx("zmq immediate"))?;
+    s.connect(&ep).map_err(ctx("zmq connect"))?;
+    let mut buf = payload(size);
+    let start = Instant::now();
+    for seq in 0..count {
+        stamp(&mut buf, seq);
+        s.send(&buf[..], 0).map_err(ctx("zmq send"))?;
+    }
+    print_thr(
+        &ThrReport {
+            messages: count,
+            bytes: count * size as u64,
+            seconds: start.elapsed().as_secs_f64(),
+            verified: None,
+        },
+        side,
+        size,
+    );
+    // Dropping the socket and context lingers until everything is sent.
+    Ok(())
+}
+
+/// ZeroMQ REQ/REP latency; the pong (REP) binds.
+pub fn zmq_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+    let ctx_ = zmq::Context::new();
+    let ep = zmq_endpoint(name);
+    let total = count + warmup(count);
+    let mut buf = payload(size);
+    let mut back = vec![0u8; size + 1];
+    if side == "pong" {
+        let s = ctx_.socket(zmq::REP).map_err(ctx("zmq socket"))?;
+        s.bind(&ep).map_err(ctx("zmq bind"))?;
+        for _ in 0..total {
+            let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
+            s.send(&back[..n.min(size)], 0).map_err(ctx("zmq send"))?;
+        }
+        return Ok(());
+    }
+    let s = ctx_.socket(zmq::REQ).map_err(ctx("zmq socket"))?;
+    s.connect(&ep).map_err(ctx("zmq connect"))?;
+    let w = warmup(count);
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..total {
+        let t0 = Instant::now();
+        stamp(&mut buf, i);
+        s.send(&buf[..], 0).map_err(ctx("zmq send"))?;
+        let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
+        let rt = t0.elapsed();
+        if !stamped(&back[..n.min(back.len())], size, i) {
+            return Err(PeerError(format!("zmq: echo {i} came back wrong")));
+        }
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    print_lat(&LatReport::from_round_trips(samples), size);
+    Ok(())
+}
+
+// ----------------------------------------------------------- iceoryx2 ---
+
+mod iox {
+    use super::*;
+    use iceoryx2::port::backpressure_strategy::BackpressureStrategy;
+    use iceoryx2::prelude::*;
+
+    /// Subscriber buffer (samples in flight) for throughput.
+    pub const THR_BUFFER: usize = 256;
+
+    /// A node with the run's own file prefix, so that the orchestrator can
+    /// find and remove exactly what this run created.
+    pub fn node(prefix: &str) -> Result<Node<ipc::Service>, PeerError> {
+        set_log_level(LogLevel::Error);
+        let mut config = Config::default();
+        config.global.prefix = FileName::new(prefix.as_bytes()).map_err(ctx("iceoryx2 prefix"))?;
+        NodeBuilder::new()
+            .config(&config)
+            .signal_handling_mode(SignalHandlingMode::Disabled)
+            .create::<ipc::Service>()
+            .map_err(ctx("iceoryx2 node"))
+    }
+
+    type PubSub =
+        iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
+
+    /// The service: one publisher, one subscriber, no history, a
+    /// subscriber buffer of `buffer` samples, and a publisher that waits
+    /// (instead of overwriting) when the buffer is full.
+    pub fn service(
+        node: &Node<ipc::Service>,
+        name: &str,
+        buffer: usize,
+    ) -> Result<PubSub, PeerError> {
+        let start = Instant::now();
+        loop {
+            let r = node
+                .service_builder(&ServiceName::new(name).map_err(ctx("iceoryx2 service name"))?)
+                .publish_subscribe::<[u8]>()
+                .max_publishers(1)
+                .max_subscribers(1)
+                .history_size(0)
+                .subscriber_max_buffer_size(buffer)
+                .subscriber_max_borrowed_samples(2)
+                .enable_safe_overflow(false)
+                .open_or_create();
+            match r {
+                Ok(s) => return Ok(s),
+                // Both sides race to create it: retry briefly.
+                Err(e) if start.elapsed() < CONNECT_LIMIT => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(PeerError(format!("iceoryx2 service {name}: {e:?}"))),
+            }
+        }
+    }
+
+    pub fn publisher(
+        s: &PubSub,
+        size: usize,
+    ) -> Result<iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>, PeerError> {
+        s.publisher_builder()
+            .initial_max_slice_len(size)
+            .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+            .max_loaned_samples(1)
+            .create()
+            .map_err(|e| PeerError(format!("iceoryx2 publisher: {e:?}")))
+    }
+
+    pub fn subscriber(
+        s: &PubSub,
+        buffer: usize,
+    ) -> Result<iceoryx2::port::subscriber::Subscriber<ipc::Service, [u8], ()>, PeerError> {
+        s.subscriber_builder()
+            .buffer_size(buffer)
+            .create()
+            .map_err(|e| PeerError(format!("iceoryx2 subscriber: {e:?}")))
+    }
+
+    /// Waits until the service has a subscriber.
+    pub fn await_subscriber(s: &PubSub) -> Result<(), PeerError> {
+        let start = Instant::now();
+        while s.dynamic_config().number_of_subscribers() == 0 {
+            if start.elapsed() > CONNECT_LIMIT {
+                return Err(PeerError("iceoryx2: no subscriber came".into()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Sends one payload through the zero-copy loan API.
+    pub fn send(
+        p: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>,
+        data: &[u8],
+    ) -> Result<(), PeerError> {
+        let sample = p
+            .loan_slice_uninit(data.len())
+            .map_err(|e| PeerError(format!("iceoryx2 loan: {e:?}")))?;
+        let sample = sample.write_from_slice(data);
+        sample
+            .send()
+            .map_err(|e| PeerError(format!("iceoryx2 send: {e:?}")))?;
+        Ok(())
+    }
+}
+
+/// iceoryx2 publish-subscribe throughput (`ipc::Service`, zero-copy loans,
+/// a 256-sample subscriber buffer, blocking backpressure). The receiver
+/// busy-polls.
+pub fn iox_thr(
+    side: &str,
+    name: &str,
+    prefix: &str,
+    size: usize,
+    count: u64,
+) -> Result<(), PeerError> {
+    let node = iox::node(prefix)?;
+    let svc = iox::service(&node, name, iox::THR_BUFFER)?;
+    if side == "recv" {
+        let sub = iox::subscriber(&svc, iox::THR_BUFFER)?;
+        let mut ok = true;
+        let mut start = None;
+        let mut seq = 0;
+        let deadline = Instant::now() + CONNECT_LIMIT * 3;
+        while seq < count {
+            match sub
+                .receive()
+                .map_err(|e| PeerError(format!("iceoryx2 receive: {e:?}")))?
+            {
+                Some(sample) => {
+                    start.get_or_insert_with(Instant::now);
+                    ok &= stamped(sample.payload(), size, seq);
+                    seq += 1;
+                }
+                None => {
+                    if start.is_none() && Instant::now() > deadline {
+                        return Err(PeerError("iceoryx2: nothing arrived".into()));
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        print_thr(
+            &ThrReport {
+                messages: count,
+                bytes: count * size as u64,
+                seconds,
+                verified: Some(ok),
+            },
+            side,
+            size,
+        );
+        // Let the publisher see we are done before the service goes.
+        drop(sub);
+        return verify_done(ok, "iceoryx2 recv");
+    }
+    let publ = iox::publisher(&svc, size)?;
+    iox::await_subscriber(&svc)?;
+    // The subscriber's connection is picked up on the next send.
+    let _ = publ.update_connections();
+    let mut buf = payload(size);
+    let start = Instant::now();
+    for seq in 0..count {
+        stamp(&mut buf, seq);
+        iox::send(&publ, &buf)?;
+    }
+    print_thr(
+        &ThrReport {
+            messages: count,
+            bytes: count * size as u64,
+            seconds: start.elapsed().as_secs_f64(),
+            verified: None,
+        },
+        side,
+        size,
+    );
+    // Keep the publisher until the subscriber has everything (it leaves).
+    let wait = Instant::now();
+    while svc.dynamic_config().number_of_subscribers() > 0 && wait.elapsed() < CONNECT_LIMIT {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// iceoryx2 latency: two services (`NAME.ping`, `NAME.pong`) with a
+/// one-sample buffer each; both sides busy-poll `receive`.
+pub fn iox_lat(
+    side: &str,
+    name: &str,
+    prefix: &str,
+    size: usize,
+    count: u64,
+) -> Result<(), PeerError> {
+    let node = iox::node(prefix)?;
+    let ping_svc = iox::service(&node, &format!("{name}.ping"), 1)?;
+    let pong_svc = iox::service(&node, &format!("{name}.pong"), 1)?;
+    let (out_svc, in_svc) = if side == "ping" {
+        (&ping_svc, &pong_svc)
+    } else {
+        (&pong_svc, &ping_svc)
+    };
+    let sub = iox::subscriber(in_svc, 1)?;
+    let publ = iox::publisher(out_svc, size)?;
+    iox::await_subscriber(out_svc)?;
+    let _ = publ.update_connections();
+    let total = count + warmup(count);
+    let recv_timeout = CONNECT_LIMIT;
+    let mut buf = payload(size);
+    let receive = |expect: u64| -> Result<(), PeerError> {
+        let t = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            if let Some(s) = sub
+                .receive()
+                .map_err(|e| PeerError(format!("iceoryx2 receive: {e:?}")))?
+            {
+                if !stamped(s.payload(), size, expect) {
+                    return Err(PeerError(format!("iceoryx2: message {expect} came wrong")));
+                }
+                return Ok(());
+            }
+            polls = polls.wrapping_add(1);
+            if polls % 4096 == 0 && t.elapsed() > recv_timeout {
+                return Err(PeerError(format!("iceoryx2: message {expect} never came")));
+            }
+            std::hint::spin_loop();
+        }
+    };
+    if side == "pong" {
+        for i in 0..total {
+            receive(i)?;
+            stamp(&mut buf, i);
+            iox::send(&publ, &buf)?;
+        }
+        // Let the last echo be read before the service goes.
+        let wait = Instant::now();
+        while out_svc.dynamic_config().number_of_subscribers() > 0 && wait.elapsed() < CONNECT_LIMIT
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        return Ok(());
+    }
+    let w = warmup(count);
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..total {
+        let t0 = Instant::now();
+        stamp(&mut buf, i);
+        iox::send(&publ, &buf)?;
+        receive(i)?;
+        let rt = t0.elapsed();
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    print_lat(&LatReport::from_round_trips(samples), size);
+    Ok(())
+}
+
+// --------------------------------------------------------- lwmq idle ---
+
+/// An lwmq messaging pair that connects and then sits idle in `receive`
+/// for `seconds`: what an idle channel costs.
+pub fn lwmq_idle(side: &str, uri: &str, seconds: f64) -> Result<(), PeerError> {
+    use lwmq::{Directions, Timeout};
+    use lwmq_cli::peer::RoleArg;
+    let role = if side == "server" {
+        RoleArg::Server
+    } else {
+        RoleArg::Client
+    };
+    let (mut ch, _q) =
+        lwmq_cli::thr::open_msg_channel(uri, 64 * 1024, 4, Directions::SendReceive, role)
+            .map_err(|f| PeerError(format!("lwmq idle: {}", f.message)))?;
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match ch.receive(Timeout::after(left)) {
+            Ok(_) => return Err(PeerError("lwmq idle: a message arrived".into())),
+            Err(lwmq::ReceiveError::Timeout) => {}
+            Err(e) => return Err(PeerError(format!("lwmq idle: {e}"))),
+        }
+    }
+    let _ = ch.close(Timeout::after(Duration::from_secs(2)));
+    println!(
+        "{}",
+        serde_json::json!({"side": side, "idle_seconds": seconds})
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_verifier_handles_any_chunking() {
+        let size = 20;
+        let mut stream = Vec::new();
+        for seq in 0..50u64 {
+            let mut p = payload(size);
+            stamp(&mut p, seq);
+            stream.extend_from_slice(&p);
+        }
+        for chunk in [1, 3, 7, 8, 20, 33, 1000] {
+            let mut v = StreamVerifier::new(size);
+            for c in stream.chunks(chunk) {
+                v.feed(c);
+            }
+            assert!(v.ok(), "chunk {chunk}");
+            assert_eq!(v.complete(), 50);
+        }
+        stream[20 * 7 + 3] ^= 1;
+        let mut v = StreamVerifier::new(size);
+        v.feed(&stream);
+        assert!(!v.ok());
+    }
+}

@@ -1,0 +1,186 @@
+//! Runs the built `lwmq-bench` at its smallest size so that it cannot rot:
+//! the tables, the JSON and the SVG must appear, every lwmq run must
+//! succeed, and an iceoryx2 run (also one interrupted by SIGINT) must leave
+//! nothing in /dev/shm or /tmp/iceoryx2. No speed is asserted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_lwmq-bench");
+
+/// The iceoryx2 tests run one at a time: each checks that the iceoryx2
+/// root directory is gone afterwards if it was not there before.
+static IOX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lwmq-bench-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Entries under `dir` (recursively) whose names contain `needle`.
+fn entries_with(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                out.push(p.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(entries_with(&p, needle));
+            }
+        }
+    }
+    out
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn assert_no_leftovers(pid: u32, root_existed: bool) {
+    let prefix = format!("lwmqb{pid}_");
+    let shm = entries_with(Path::new("/dev/shm"), &prefix);
+    assert!(shm.is_empty(), "left in /dev/shm: {shm:?}");
+    let tmp = entries_with(Path::new("/tmp/iceoryx2"), &prefix);
+    assert!(tmp.is_empty(), "left in /tmp/iceoryx2: {tmp:?}");
+    if !root_existed {
+        assert!(
+            !Path::new("/tmp/iceoryx2").exists(),
+            "/tmp/iceoryx2 was left behind"
+        );
+    }
+}
+
+#[test]
+fn smoke_lwmq_writes_table_json_and_svg() {
+    let dir = scratch("lwmq");
+    let json = dir.join("out.json");
+    let out = Command::new(BENCH)
+        .args(["--smoke", "--only", "lwmq", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run lwmq-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    for needle in [
+        "## Machine limits",
+        "## Throughput",
+        "## One-way latency",
+        "| 64 | lwmq |",
+        "| 640,000 | lwmq-raw |",
+        "| 6,400 | lwmq-futex |",
+        "## Idle lwmq messaging pair",
+        "## Targets of issue 5",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("error"),
+        "a run failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("[1/"), "no progress line: {stderr}");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("read JSON"))
+            .expect("parse JSON");
+    let samples = doc["samples"].as_array().expect("samples");
+    // 1 limits + 1 idle + 3 sizes x 2 (thr) + 2 sizes x 3 (lat).
+    assert_eq!(samples.len(), 14, "{samples:?}");
+    for s in samples {
+        assert!(s.get("result").is_some(), "failed sample: {s}");
+    }
+    assert!(doc["summary"]["thr"]
+        .as_array()
+        .is_some_and(|a| a.len() == 6));
+    assert!(doc["summary"]["lat"]
+        .as_array()
+        .is_some_and(|a| a.len() == 6));
+
+    let svg = std::fs::read_to_string(json.with_extension("svg")).expect("read SVG");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("Throughput") && svg.contains("latency"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn iceoryx2_runs_leave_nothing_behind() {
+    let _one = IOX.lock().unwrap_or_else(|p| p.into_inner());
+    let root_existed = Path::new("/tmp/iceoryx2").exists();
+    let dir = scratch("iox");
+    let child = Command::new(BENCH)
+        .args(["--smoke", "--only", "iceoryx2", "--svg"])
+        .arg(dir.join("iox.svg"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lwmq-bench");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| 64 | iceoryx2 |"), "{stdout}");
+    assert!(!stdout.contains("error"), "a run failed:\n{stdout}");
+    assert_no_leftovers(pid, root_existed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigint_kills_children_and_cleans_up() {
+    let _one = IOX.lock().unwrap_or_else(|p| p.into_inner());
+    let root_existed = Path::new("/tmp/iceoryx2").exists();
+    let dir = scratch("sigint");
+    let mut child = Command::new(BENCH)
+        .args(["--smoke", "--only", "iceoryx2", "--reps", "100", "--svg"])
+        .arg(dir.join("int.svg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lwmq-bench");
+    let pid = child.id();
+    let marker = format!("lwmqbench{pid}x");
+    // Wait until an iceoryx2 peer runs, then interrupt the bench only.
+    let start = Instant::now();
+    while processes_with(&marker).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let p = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process(p, rustix::process::Signal::INT).expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{status}");
+    // Killed children are reaped by init once the bench is gone.
+    let start = Instant::now();
+    while !processes_with(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        processes_with(&marker).is_empty(),
+        "children left: {:?}",
+        processes_with(&marker)
+    );
+    assert_no_leftovers(pid, root_existed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
