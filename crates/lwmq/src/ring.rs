@@ -373,6 +373,12 @@ impl Producer {
         Ok(())
     }
 
+    /// Published slots the consumer has not released, re-reading `head`.
+    pub fn outstanding_now(&mut self) -> Result<u64, Violation> {
+        self.refresh_head()?;
+        Ok(self.tail - self.head)
+    }
+
     /// True if a slot is free, re-reading `head` only when needed.
     pub fn has_space(&mut self) -> Result<bool, Violation> {
         if self.tail - self.head < u64::from(self.l.capacity) {

@@ -348,6 +348,20 @@ impl<'a> BufferWriter<'a> {
         })
     }
 
+    /// Continues filling `buf`, of which a writer already used `pos` bytes
+    /// for `count` messages (see [`Self::state`]); `None` if `pos` does not
+    /// fit the buffer.
+    pub fn resume(buf: &'a mut [u8], pos: usize, count: u32) -> Option<Self> {
+        (BUFFER_HEADER_LEN..=buf.len())
+            .contains(&pos)
+            .then_some(BufferWriter { buf, pos, count })
+    }
+
+    /// `(bytes used, messages)`, to [`resume`](Self::resume) later.
+    pub fn state(&self) -> (usize, u32) {
+        (self.pos, self.count)
+    }
+
     /// Appends `message` whole, or leaves the buffer's content unchanged.
     ///
     /// External frames must have been acquired

@@ -222,6 +222,39 @@ fn clubbing_packs_queued_messages_and_a_lone_message_leaves_at_once() {
 }
 
 #[test]
+fn a_buffer_kept_open_for_a_busy_peer_is_sent_when_posting_stops() {
+    // Bursts posted faster than the peer takes them: the sender finds its
+    // peer busy (buffers outstanding) and keeps its last buffer open for
+    // more posts. When a burst ends, that buffer must still go out by
+    // itself: no flush, no further post.
+    let uri = unique("open");
+    let mut a = sender(&uri);
+    let q = a
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    a.open(Role::Server, None).unwrap();
+    let mut b = receiver(&uri, RQ);
+    let total = 20_000u64;
+    for round in 0..4u64 {
+        for v in 0..total / 4 {
+            q.post(numbered(round * (total / 4) + v), Timeout::ZERO)
+                .unwrap();
+        }
+        // A pause between bursts: whatever is open must not wait for the
+        // next burst.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for v in 0..total {
+        assert_eq!(number(&recv(&mut b)), v);
+    }
+    // Everything was sent without a flush.
+    assert_eq!(a.stats().messages_sent, total);
+    // And a lone message after the bursts still leaves at once.
+    q.post(numbered(7), Timeout::ZERO).unwrap();
+    assert_eq!(number(&recv(&mut b)), 7);
+}
+
+#[test]
 fn flush_returns_once_everything_is_sent() {
     let uri = unique("flush");
     let mut a = sender(&uri);

@@ -557,7 +557,7 @@ impl Channel {
     fn flush_inner(&self, timeout: Timeout) -> Result<(), ChannelError> {
         let deadline = timeout.deadline();
         let r = self.shared.with_owner(deadline, |s| loop {
-            if s.pump(&self.shared.counters) == send::Pump::Idle {
+            if s.pump(&self.shared.counters, true) == send::Pump::Idle {
                 return s.flush_sides(deadline).map_err(|e| match e {
                     crate::transport::TransportError::Timeout => ChannelError::Timeout,
                     e => e.into(),

@@ -146,7 +146,7 @@ impl RxShared {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Drain::Busy,
         };
-        let buf = match Self::next_buffer(rx, &mut st, wait, c) {
+        let buf = match Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1) {
             Ok(buf) => buf,
             Err(d) => return d,
         };
@@ -183,6 +183,7 @@ impl RxShared {
         st: &mut SideState,
         wait: Timeout,
         c: &Counters,
+        single: bool,
     ) -> Result<&'b [u8], Drain> {
         if st.left > 0 {
             // SAFETY: as below, when the buffer was received: it is still
@@ -214,7 +215,16 @@ impl RxShared {
         // values but not the mapping's bounds, and the decoder validates
         // every value.
         let buf = unsafe { std::slice::from_raw_parts(raw.ptr.cast_const(), raw.len) };
-        c.buffers_received.fetch_add(1, Ordering::Relaxed);
+        // With one receiving transport, its lock (held) makes this thread
+        // the counters' only writer.
+        let count = |counter: &std::sync::atomic::AtomicU64, n: u32| {
+            if single {
+                Counters::bump_single_writer(counter, u64::from(n));
+            } else {
+                counter.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        };
+        count(&c.buffers_received, 1);
         match wire::validate_buffer(buf) {
             Err(e) => {
                 c.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -231,8 +241,7 @@ impl RxShared {
                 Err(Drain::Got)
             }
             Ok(n) => {
-                c.messages_received
-                    .fetch_add(u64::from(n), Ordering::Relaxed);
+                count(&c.messages_received, n);
                 st.pos = wire::BUFFER_HEADER_LEN;
                 st.left = n;
                 st.held = (raw.ptr.cast_const(), raw.len);
@@ -262,7 +271,7 @@ impl RxShared {
         if let Ok(m) = consumer.receive(Timeout::ZERO) {
             return Ok(m);
         }
-        let buf = Self::next_buffer(rx, &mut st, wait, c)?;
+        let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
         let got = match wire::decode_at(buf, st.pos) {
             Ok((m, next)) => {
                 st.pos = next;

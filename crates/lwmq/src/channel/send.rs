@@ -54,6 +54,20 @@ pub(crate) struct Counters {
     pub(crate) dropped_unencodable: AtomicU64,
 }
 
+impl Counters {
+    /// Adds `n` to a counter written by one thread at a time (the sender's
+    /// owner, or the holder of the only receive side's lock): a plain load
+    /// and store instead of a locked read-modify-write. The hand-over of
+    /// ownership (or of the lock) orders successive writers.
+    #[inline]
+    pub(crate) fn bump_single_writer(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// The result of one pump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pump {
@@ -61,7 +75,16 @@ pub(crate) enum Pump {
     Idle,
     /// Something is left that needs a peer or room in a ring.
     Blocked,
+    /// Only partly filled buffers are left, kept open while their peers
+    /// are busy; the service thread sends them ([`Sender::pump`] with
+    /// `force`).
+    Open,
 }
+
+/// A buffer is kept open (not sent yet) only while the peer still has at
+/// least this many sent buffers to work through, so that it never waits
+/// for one.
+const KEEP_OPEN_OUTSTANDING: u64 = 2;
 
 /// One claimed send side of a sending transport.
 pub(crate) struct TxSide {
@@ -72,6 +95,9 @@ pub(crate) struct TxSide {
     pub(crate) backlog: VecDeque<Message>,
     connected: bool,
     full: bool,
+    /// An acquired buffer kept open to take more messages:
+    /// `(bytes used, messages)`.
+    open: Option<(usize, u32)>,
 }
 
 impl TxSide {
@@ -81,16 +107,33 @@ impl TxSide {
             backlog: VecDeque::new(),
             connected: false,
             full: false,
+            open: None,
         }
     }
 
+    /// A writer over the open buffer (acquiring it again returns the same
+    /// one), or over a fresh buffer.
     fn acquire_writer<'a>(&mut self) -> Option<BufferWriter<'a>> {
         let raw = self.side.acquire(Timeout::ZERO).ok()?;
-        let w = writer(raw);
+        let w = match self.open.take() {
+            Some((pos, count)) => resume(raw, pos, count),
+            None => writer(raw),
+        };
         if w.is_none() {
             self.side.abort();
         }
         w
+    }
+
+    /// Sends the buffer of `w`, or keeps it open if it has messages, `force`
+    /// is off and the peer is busy enough not to miss it. True if kept.
+    fn finish_writer(&mut self, w: BufferWriter<'_>, c: &Counters, force: bool) -> bool {
+        if !force && !w.is_empty() && self.side.outstanding() >= KEEP_OPEN_OUTSTANDING {
+            self.open = Some(w.state());
+            return true;
+        }
+        self.commit(w, c);
+        false
     }
 
     fn commit(&mut self, w: BufferWriter<'_>, c: &Counters) {
@@ -102,8 +145,9 @@ impl TxSide {
         let len = w.finish();
         match self.side.commit(len, false) {
             Ok(()) => {
-                c.messages_sent.fetch_add(n, Ordering::Relaxed);
-                c.buffers_sent.fetch_add(1, Ordering::Relaxed);
+                // Only the sender's owner commits.
+                Counters::bump_single_writer(&c.messages_sent, n);
+                Counters::bump_single_writer(&c.buffers_sent, 1);
             }
             Err(e) => log::warn!("lwmq: committing a buffer of {n} messages failed: {e}"),
         }
@@ -145,6 +189,16 @@ fn writer<'a>(raw: RawBuf) -> Option<BufferWriter<'a>> {
     BufferWriter::new(buf).ok()
 }
 
+/// A writer resuming a buffer that a writer filled up to `pos` with
+/// `count` messages.
+fn resume<'a>(raw: RawBuf, pos: usize, count: u32) -> Option<BufferWriter<'a>> {
+    // SAFETY: as in `writer`: the buffer is still acquired (an open buffer
+    // is never committed or aborted behind the writer's back), and only the
+    // owner of the sender state touches it.
+    let buf = unsafe { std::slice::from_raw_parts_mut(raw.ptr, raw.len) };
+    BufferWriter::resume(buf, pos, count)
+}
+
 /// The sender state, owned by one thread at a time.
 pub(crate) struct Sender {
     pub(crate) scheduler: Scheduler<Message>,
@@ -153,21 +207,61 @@ pub(crate) struct Sender {
 
 impl Sender {
     fn outcome(&self) -> Pump {
-        if self.scheduler.is_empty() && self.sides.iter().all(|s| s.backlog.is_empty()) {
-            Pump::Idle
-        } else {
+        if !self.scheduler.is_empty() || self.sides.iter().any(|s| !s.backlog.is_empty()) {
             Pump::Blocked
+        } else if self.sides.iter().any(|s| s.open.is_some()) {
+            Pump::Open
+        } else {
+            Pump::Idle
         }
     }
 
+    /// Sends `m` at once, bypassing the queues, if that is what a pump would
+    /// do with it: one transport, connected, with room, nothing queued or
+    /// held back anywhere (so no order or priority is skipped). Gives the
+    /// message back otherwise.
+    ///
+    /// `Ok(true)`: sent into a buffer kept open ([`Pump::Open`]).
+    fn send_now(&mut self, m: Message, c: &Counters) -> Result<bool, Message> {
+        let [side] = self.sides.as_mut_slice() else {
+            return Err(m);
+        };
+        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
+            return Err(m);
+        }
+        let Some(mut w) = side.acquire_writer() else {
+            return Err(m);
+        };
+        if w.try_push(&m).is_err() {
+            // No room left in the open buffer (or not encodable): the pump
+            // deals with it.
+            if w.is_empty() {
+                side.side.abort();
+            } else {
+                side.open = Some(w.state());
+            }
+            return Err(m);
+        }
+        Ok(side.finish_writer(w, c, false))
+    }
+
     /// Encodes queued messages into every connected sending transport and
-    /// commits each buffer when it is full or nothing more is queued.
-    pub(crate) fn pump(&mut self, c: &Counters) -> Pump {
+    /// commits each buffer when it is full or nothing more is queued; with
+    /// one transport whose peer is busy, the last buffer may be kept open
+    /// for the next posts instead ([`Pump::Open`]) unless `force`.
+    pub(crate) fn pump(&mut self, c: &Counters, force: bool) -> Pump {
         let mut any_connected = false;
         for s in &mut self.sides {
             s.connected = s.side.is_connected();
             s.full = false;
             any_connected |= s.connected;
+            if s.open.is_some() && !s.connected {
+                // Its peer went away (the commit reports the loss) or it
+                // is not the only transport: send it now.
+                if let Some(w) = s.acquire_writer() {
+                    s.commit(w, c);
+                }
+            }
             if s.connected && !s.backlog.is_empty() {
                 s.ship_backlog(c);
             }
@@ -179,7 +273,7 @@ impl Sender {
             return self.outcome();
         }
         if let [side] = self.sides.as_mut_slice() {
-            Self::fill_one(&mut self.scheduler, side, c);
+            Self::fill_one(&mut self.scheduler, side, c, force);
         } else {
             let mut w: Vec<_> = self.sides.iter().map(|_| None).collect();
             self.fill(&mut w, c);
@@ -189,7 +283,7 @@ impl Sender {
 
     /// [`Self::fill`] for one connected transport: no sharing, no backlog
     /// unless the ring fills.
-    fn fill_one(scheduler: &mut Scheduler<Message>, side: &mut TxSide, c: &Counters) {
+    fn fill_one(scheduler: &mut Scheduler<Message>, side: &mut TxSide, c: &Counters, force: bool) {
         let Some(mut w) = side.acquire_writer() else {
             side.full = true;
             return;
@@ -218,7 +312,7 @@ impl Sender {
                 }
             }
         }
-        side.commit(w, c);
+        side.finish_writer(w, c, force);
     }
 
     fn fill<'a>(&mut self, writers: &mut [Option<BufferWriter<'a>>], c: &Counters) {
@@ -346,6 +440,9 @@ impl Sender {
         self.scheduler.drain_and_drop();
         for s in &mut self.sides {
             s.backlog.clear();
+            if s.open.take().is_some() {
+                s.side.abort();
+            }
         }
     }
 }
@@ -398,18 +495,18 @@ impl SendShared {
     /// Called by the owner: pumps until it can let go with nothing new
     /// (`DIRTY` clear), then lets go; wakes the service thread if work is
     /// left that needs a peer or room.
-    fn pump_and_release(&self, mut guard: MutexGuard<'_, Sender>) {
+    fn pump_and_release(&self, mut guard: MutexGuard<'_, Sender>, force: bool) {
         loop {
             // SYNC POINT (acq_rel): pairs with `try_own`'s fetch_or.
             self.state.fetch_and(!DIRTY, Ordering::AcqRel);
-            let out = guard.pump(&self.counters);
+            let out = guard.pump(&self.counters, force);
             if self
                 .state
                 .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 drop(guard);
-                if out == Pump::Blocked {
+                if out != Pump::Idle {
                     self.wake_service();
                 }
                 return;
@@ -419,19 +516,76 @@ impl SendShared {
 
     /// Lets go without pumping again only if nothing arrived meanwhile.
     fn release(&self, guard: MutexGuard<'_, Sender>) {
-        self.pump_and_release(guard);
+        self.pump_and_release(guard, true);
     }
 
     pub(crate) fn wake_service(&self) {
+        // Already pending: the service thread has not taken the work yet
+        // and will see the caller's state once it owns the sender.
+        if self.pending.load(Ordering::Acquire) {
+            return;
+        }
         self.pending.store(true, Ordering::Release);
         self.service.notify_one();
+    }
+
+    /// Posts `message`: straight into the transport if this thread can own
+    /// the sender and nothing is queued ([`Sender::send_now`]), else through
+    /// `enqueue` and a pump (or the current owner's next pass).
+    ///
+    /// Owning here sets only `RUNNING`, so a poster that queued meanwhile
+    /// (and saw `RUNNING`) leaves `DIRTY` behind, and the release
+    /// (`RUNNING -> 0`, failing while `DIRTY` is set) pumps for it.
+    #[inline]
+    pub(crate) fn post_direct(
+        &self,
+        message: Message,
+        enqueue: impl FnOnce(Message) -> Result<(), PostError>,
+    ) -> Result<(), PostError> {
+        // SYNC POINT (acquire): the previous owner's work, as in `try_own`.
+        if self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING != 0 {
+            enqueue(message)?;
+            self.kick();
+            return Ok(());
+        }
+        let mut guard = self.lock();
+        match guard.send_now(message, &self.counters) {
+            Ok(open) => {
+                self.release_if_clean(guard, open);
+                Ok(())
+            }
+            Err(m) => {
+                let queued = enqueue(m);
+                // Pumps at least once: ours, and whatever others queued.
+                self.pump_and_release(guard, false);
+                queued
+            }
+        }
+    }
+
+    /// Lets go of the sender if no post arrived since it was taken; pumps
+    /// first otherwise.
+    /// `open`: a buffer was kept open, so the service thread must look.
+    fn release_if_clean(&self, guard: MutexGuard<'_, Sender>, open: bool) {
+        if self
+            .state
+            .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            drop(guard);
+            if open {
+                self.wake_service();
+            }
+        } else {
+            self.pump_and_release(guard, false);
+        }
     }
 
     /// After a post: pump on this thread if nobody else is.
     #[inline]
     pub(crate) fn kick(&self) {
         if self.try_own() {
-            self.pump_and_release(self.lock());
+            self.pump_and_release(self.lock(), false);
         }
     }
 
@@ -486,10 +640,14 @@ impl SendShared {
                 continue;
             }
             let mut guard = self.lock();
-            if guard.pump(&self.counters) == Pump::Blocked && !self.stop.load(Ordering::Acquire) {
+            // The service thread sends open buffers: it runs when a poster
+            // left one, some time after (a wake-up), not in a poster's way.
+            if guard.pump(&self.counters, true) == Pump::Blocked
+                && !self.stop.load(Ordering::Acquire)
+            {
                 guard.wait_progress(WAIT_SLICE);
             }
-            self.pump_and_release(guard);
+            self.pump_and_release(guard, true);
         }
     }
 }
@@ -606,9 +764,13 @@ impl MonoSendQueue {
     #[inline]
     pub fn post(&self, message: Message) -> Result<(), PostError> {
         let message = check(&self.shared, message)?;
-        self.producer.post(message).map_err(PostError::from_queue)?;
-        self.shared.kick();
-        Ok(())
+        if self.producer.is_closed() {
+            // The queue refuses it (and says why), as it would when queued.
+            return self.producer.post(message).map_err(PostError::from_queue);
+        }
+        self.shared.post_direct(message, |m| {
+            self.producer.post(m).map_err(PostError::from_queue)
+        })
     }
 
     /// Messages queued (approximate).

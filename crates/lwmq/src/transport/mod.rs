@@ -597,6 +597,12 @@ pub trait SendSide: Send {
     fn flush(&mut self, timeout: Timeout) -> Result<(), TransportError>;
     /// True if a peer is connected right now.
     fn is_connected(&mut self) -> bool;
+    /// Committed buffers the peer has not taken yet (0 without a peer).
+    /// A sender that sees the peer busy may keep filling its next buffer
+    /// instead of sending it half empty.
+    fn outstanding(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The receive side of a transport (see the module docs).

@@ -1584,6 +1584,18 @@ impl SendSide for IpcSender {
         }
         self.live()
     }
+
+    fn outstanding(&mut self) -> u64 {
+        match (&self.conn, &mut self.prod) {
+            (Some(c), Some(p)) if !c.dead.load(Ordering::Acquire) => {
+                // A `head` that breaks the ring's rules is caught (and the
+                // connection dropped) by the next acquire; here it only
+                // means "not busy".
+                p.outstanding_now().unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
 }
 
 impl Drop for IpcSender {
