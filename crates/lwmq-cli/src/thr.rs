@@ -95,8 +95,27 @@ fn runtime(e: impl std::fmt::Display) -> Failure {
     Failure::runtime(e.to_string())
 }
 
+/// Keeps glibc's allocator from handing freed memory back to the kernel
+/// after every large message: by default a freed block of 640,000 bytes at
+/// the top of the heap is trimmed, so the next message's allocation faults
+/// its pages in again (measured: about 30 page faults per 640,000-byte
+/// message, and a third of the throughput). An application that sends large
+/// copied frames would do the same (or use external frames); see
+/// docs/performance.md. Process-wide; harmless for small messages.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only changes the allocator's thresholds; it is called
+    // before this process's messaging threads start, and glibc serialises
+    // it with allocations anyway. A refused value (returns 0) changes
+    // nothing.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Runs `lwmq thr`.
 pub fn run(a: &ThrArgs) -> Result<(), Failure> {
+    tune_allocator();
     if a.size < 16 {
         return Err(Failure::usage(format!(
             "SIZE {} is too small (rule: SIZE >= 16)",
@@ -114,7 +133,10 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     };
     let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, a.buffers, dirs, a.role)?;
     let report = match q {
-        Some(q) => send(&ch, &q, a.size, a.count)?,
+        Some(q) => {
+            let window = queue_window(buffer_size, a.buffers, a.size);
+            send(&ch, &q, a.size, a.count, window)?
+        }
         None => recv(&mut ch, a.size, a.count)?,
     };
     let text = if a.json {
@@ -142,8 +164,25 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Posts `count` messages; times from the first post to the flush.
-pub fn send(ch: &Channel, q: &SendQueue, size: usize, count: u64) -> Result<ThrReport, Failure> {
+/// How many messages the sender lets wait in its queue: about one ring's
+/// worth (at least 4). Posting never blocks, so without such a window
+/// a sender that outruns its peer queues the whole run in memory, and the
+/// figure measures the allocator and page faults instead of the channel.
+pub fn queue_window(buffer_size: usize, buffers: i64, size: usize) -> usize {
+    let ring = buffer_size.saturating_mul(usize::try_from(buffers.max(1)).unwrap_or(1));
+    (ring / size.max(1)).max(4)
+}
+
+/// Posts `count` messages, keeping at most about `window` queued (checked
+/// every 256 posts; the thread yields while the queue is over it); times
+/// from the first post to the flush.
+pub fn send(
+    ch: &Channel,
+    q: &SendQueue,
+    size: usize,
+    count: u64,
+    window: usize,
+) -> Result<ThrReport, Failure> {
     let pat = pattern(size);
     let mut payload = pat.clone();
     // Wait for the peer so that the time measured is the transfer.
@@ -157,6 +196,11 @@ pub fn send(ch: &Channel, q: &SendQueue, size: usize, count: u64) -> Result<ThrR
     }
     let start = Instant::now();
     for seq in 0..count {
+        if seq % 256 == 0 || size > 4096 {
+            while q.len() > window {
+                std::thread::yield_now();
+            }
+        }
         let s = seq.to_le_bytes();
         payload[..8].copy_from_slice(&s);
         payload[size - 8..].copy_from_slice(&s);
