@@ -323,22 +323,9 @@ pub fn run(plan: &Plan, iox: &Iox2Files) -> Vec<Sample> {
         let result = match kind {
             Kind::Limits => run_limits(plan.size),
             Kind::Idle => run_idle(plan.size, &name),
-            Kind::Thr => run_pair(
-                plan.size,
-                Kind::Thr,
-                lib.unwrap_or(Lib::Lwmq),
-                size,
-                &name,
-                iox,
-            ),
-            Kind::Lat => run_pair(
-                plan.size,
-                Kind::Lat,
-                lib.unwrap_or(Lib::Lwmq),
-                size,
-                &name,
-                iox,
-            ),
+            Kind::Thr | Kind::Lat => {
+                run_pair(plan.size, kind, lib.unwrap_or(Lib::Lwmq), size, &name, iox)
+            }
         };
         if lib == Some(Lib::Iceoryx2) {
             iox.remove_created();
@@ -465,21 +452,20 @@ fn pair_args(
                     v.extend([s("--spin-us"), s(0)]);
                 }
             }
-            Lib::Uds | Lib::UdsBatch => {
-                v.push(s(if thr { "uds-thr" } else { "uds-lat" }));
+            Lib::Uds | Lib::UdsBatch | Lib::Zmq | Lib::Iceoryx2 => {
+                let tag = match lib {
+                    Lib::Zmq => "zmq",
+                    Lib::Iceoryx2 => "iox",
+                    _ => "uds",
+                };
+                v.push(format!("{tag}-{}", if thr { "thr" } else { "lat" }));
                 v.extend([s(side), name.to_string(), s(size), s(count)]);
                 if lib == Lib::UdsBatch {
                     v.push(s("--batch"));
                 }
-            }
-            Lib::Zmq => {
-                v.push(s(if thr { "zmq-thr" } else { "zmq-lat" }));
-                v.extend([s(side), name.to_string(), s(size), s(count)]);
-            }
-            Lib::Iceoryx2 => {
-                v.push(s(if thr { "iox-thr" } else { "iox-lat" }));
-                v.extend([s(side), name.to_string(), s(size), s(count)]);
-                v.extend([s("--prefix"), iox.prefix().to_string()]);
+                if lib == Lib::Iceoryx2 {
+                    v.extend([s("--prefix"), iox.prefix().to_string()]);
+                }
             }
         }
         v

@@ -111,8 +111,38 @@ impl StreamVerifier {
 }
 
 /// Prints a throughput report as the JSON line the orchestrator reads.
-fn print_thr(r: &ThrReport, side: &str, size: usize) {
+fn print_thr(side: &str, size: usize, count: u64, seconds: f64, verified: Option<bool>) {
+    let r = ThrReport {
+        messages: count,
+        bytes: count * size as u64,
+        seconds,
+        verified,
+    };
     println!("{}", r.to_json(side, size));
+}
+
+/// The pinger's loop shared by the peers: stamps payload `i` with its
+/// sequence number, lets `round_trip` send it and wait for the echo
+/// (which it checks), times each round trip and prints the report.
+fn ping_loop(
+    size: usize,
+    count: u64,
+    mut round_trip: impl FnMut(&[u8], u64) -> Result<(), PeerError>,
+) -> Result<(), PeerError> {
+    let w = warmup(count);
+    let mut buf = payload(size);
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..w + count {
+        let t0 = Instant::now();
+        stamp(&mut buf, i);
+        round_trip(&buf, i)?;
+        let rt = t0.elapsed();
+        if i >= w {
+            samples.push(rt.as_nanos() as u64);
+        }
+    }
+    print_lat(&LatReport::from_round_trips(samples), size);
+    Ok(())
 }
 
 /// Prints a latency report as the JSON line the orchestrator reads.
@@ -193,16 +223,7 @@ pub fn uds_thr(
             v.feed(&buf[..n]);
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        print_thr(
-            &ThrReport {
-                messages: count,
-                bytes: count * size as u64,
-                seconds,
-                verified: Some(v.ok()),
-            },
-            side,
-            size,
-        );
+        print_thr(side, size, count, seconds, Some(v.ok()));
         return verify_done(v.ok(), "uds recv");
     }
     let mut s = uds_connect(name)?;
@@ -234,16 +255,7 @@ pub fn uds_thr(
     // Wait for the receiver to close, so the process outlives the data.
     let mut end = [0u8; 1];
     let _ = s.read(&mut end);
-    print_thr(
-        &ThrReport {
-            messages: count,
-            bytes: count * size as u64,
-            seconds: start.elapsed().as_secs_f64(),
-            verified: None,
-        },
-        side,
-        size,
-    );
+    print_thr(side, size, count, start.elapsed().as_secs_f64(), None);
     Ok(())
 }
 
@@ -261,23 +273,14 @@ pub fn uds_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
     }
     let mut s = uds_connect(name)?;
     let mut back = vec![0u8; size];
-    let mut samples = Vec::with_capacity(count as usize);
-    let w = warmup(count);
-    for i in 0..total {
-        let t0 = Instant::now();
-        stamp(&mut buf, i);
-        s.write_all(&buf).map_err(ctx("uds write"))?;
+    ping_loop(size, count, |out, i| {
+        s.write_all(out).map_err(ctx("uds write"))?;
         s.read_exact(&mut back).map_err(ctx("uds read"))?;
-        let rt = t0.elapsed();
         if !stamped(&back, size, i) {
             return Err(PeerError(format!("uds: echo {i} came back wrong")));
         }
-        if i >= w {
-            samples.push(rt.as_nanos() as u64);
-        }
-    }
-    print_lat(&LatReport::from_round_trips(samples), size);
-    Ok(())
+        Ok(())
+    })
 }
 
 // ------------------------------------------------------------- ZeroMQ ---
@@ -317,16 +320,7 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
             ok &= n == size && buf[..8] == seq.to_le_bytes();
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        print_thr(
-            &ThrReport {
-                messages: count,
-                bytes: count * size as u64,
-                seconds,
-                verified: Some(ok),
-            },
-            side,
-            size,
-        );
+        print_thr(side, size, count, seconds, Some(ok));
         return verify_done(ok, "zmq recv");
     }
     let s = ctx_.socket(zmq::PUSH).map_err(ctx("zmq socket"))?;
@@ -339,16 +333,7 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
         stamp(&mut buf, seq);
         s.send(&buf[..], 0).map_err(ctx("zmq send"))?;
     }
-    print_thr(
-        &ThrReport {
-            messages: count,
-            bytes: count * size as u64,
-            seconds: start.elapsed().as_secs_f64(),
-            verified: None,
-        },
-        side,
-        size,
-    );
+    print_thr(side, size, count, start.elapsed().as_secs_f64(), None);
     // Dropping the socket and context lingers until everything is sent.
     Ok(())
 }
@@ -358,7 +343,6 @@ pub fn zmq_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name);
     let total = count + warmup(count);
-    let mut buf = payload(size);
     let mut back = vec![0u8; size + 1];
     if side == "pong" {
         let s = ctx_.socket(zmq::REP).map_err(ctx("zmq socket"))?;
@@ -371,23 +355,14 @@ pub fn zmq_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
     }
     let s = ctx_.socket(zmq::REQ).map_err(ctx("zmq socket"))?;
     s.connect(&ep).map_err(ctx("zmq connect"))?;
-    let w = warmup(count);
-    let mut samples = Vec::with_capacity(count as usize);
-    for i in 0..total {
-        let t0 = Instant::now();
-        stamp(&mut buf, i);
-        s.send(&buf[..], 0).map_err(ctx("zmq send"))?;
+    ping_loop(size, count, |out, i| {
+        s.send(out, 0).map_err(ctx("zmq send"))?;
         let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
-        let rt = t0.elapsed();
         if !stamped(&back[..n.min(back.len())], size, i) {
             return Err(PeerError(format!("zmq: echo {i} came back wrong")));
         }
-        if i >= w {
-            samples.push(rt.as_nanos() as u64);
-        }
-    }
-    print_lat(&LatReport::from_round_trips(samples), size);
-    Ok(())
+        Ok(())
+    })
 }
 
 // ----------------------------------------------------------- iceoryx2 ---
@@ -444,6 +419,29 @@ mod iox {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => return Err(PeerError(format!("iceoryx2 service {name}: {e:?}"))),
+            }
+        }
+    }
+
+    type Event = iceoryx2::service::port_factory::event::PortFactory<ipc::Service>;
+
+    /// The throughput run's start signal (`NAME.ready`): the receiver
+    /// notifies once its side of the connection exists, because iceoryx2
+    /// drops samples sent into a full buffer of a half-made connection.
+    pub fn ready_event(node: &Node<ipc::Service>, name: &str) -> Result<Event, PeerError> {
+        let name = format!("{name}.ready");
+        let start = Instant::now();
+        loop {
+            let r = node
+                .service_builder(&ServiceName::new(&name).map_err(ctx("iceoryx2 service name"))?)
+                .event()
+                .open_or_create();
+            match r {
+                Ok(s) => return Ok(s),
+                Err(_) if start.elapsed() < CONNECT_LIMIT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(PeerError(format!("iceoryx2 event {name}: {e:?}"))),
             }
         }
     }
@@ -510,8 +508,30 @@ pub fn iox_thr(
 ) -> Result<(), PeerError> {
     let node = iox::node(prefix)?;
     let svc = iox::service(&node, name, iox::THR_BUFFER)?;
+    let ready = iox::ready_event(&node, name)?;
     if side == "recv" {
         let sub = iox::subscriber(&svc, iox::THR_BUFFER)?;
+        let notifier = ready
+            .notifier_builder()
+            .create()
+            .map_err(|e| PeerError(format!("iceoryx2 notifier: {e:?}")))?;
+        // Connect to the publisher, then tell it (until a listener heard).
+        let wait = Instant::now();
+        loop {
+            if svc.dynamic_config().number_of_publishers() > 0 {
+                let _ = sub.update_connections();
+                let heard = notifier
+                    .notify()
+                    .map_err(|e| PeerError(format!("iceoryx2 notify: {e:?}")))?;
+                if heard > 0 {
+                    break;
+                }
+            }
+            if wait.elapsed() > CONNECT_LIMIT {
+                return Err(PeerError("iceoryx2: no publisher came".into()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut ok = true;
         let mut start = None;
         let mut seq = 0;
@@ -535,23 +555,26 @@ pub fn iox_thr(
             }
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        print_thr(
-            &ThrReport {
-                messages: count,
-                bytes: count * size as u64,
-                seconds,
-                verified: Some(ok),
-            },
-            side,
-            size,
-        );
+        print_thr(side, size, count, seconds, Some(ok));
         // Let the publisher see we are done before the service goes.
         drop(sub);
         return verify_done(ok, "iceoryx2 recv");
     }
+    let listener = ready
+        .listener_builder()
+        .create()
+        .map_err(|e| PeerError(format!("iceoryx2 listener: {e:?}")))?;
     let publ = iox::publisher(&svc, size)?;
     iox::await_subscriber(&svc)?;
-    // The subscriber's connection is picked up on the next send.
+    let _ = publ.update_connections();
+    let heard = listener
+        .timed_wait(|_| {}, CONNECT_LIMIT)
+        .map_err(|e| PeerError(format!("iceoryx2 wait: {e:?}")))?;
+    if heard == 0 {
+        return Err(PeerError(
+            "iceoryx2: the subscriber never said ready".into(),
+        ));
+    }
     let _ = publ.update_connections();
     let mut buf = payload(size);
     let start = Instant::now();
@@ -559,16 +582,7 @@ pub fn iox_thr(
         stamp(&mut buf, seq);
         iox::send(&publ, &buf)?;
     }
-    print_thr(
-        &ThrReport {
-            messages: count,
-            bytes: count * size as u64,
-            seconds: start.elapsed().as_secs_f64(),
-            verified: None,
-        },
-        side,
-        size,
-    );
+    print_thr(side, size, count, start.elapsed().as_secs_f64(), None);
     // Keep the publisher until the subscriber has everything (it leaves).
     let wait = Instant::now();
     while svc.dynamic_config().number_of_subscribers() > 0 && wait.elapsed() < CONNECT_LIMIT {
@@ -615,7 +629,7 @@ pub fn iox_lat(
                 return Ok(());
             }
             polls = polls.wrapping_add(1);
-            if polls % 4096 == 0 && t.elapsed() > recv_timeout {
+            if polls.is_multiple_of(4096) && t.elapsed() > recv_timeout {
                 return Err(PeerError(format!("iceoryx2: message {expect} never came")));
             }
             std::hint::spin_loop();
@@ -635,20 +649,10 @@ pub fn iox_lat(
         }
         return Ok(());
     }
-    let w = warmup(count);
-    let mut samples = Vec::with_capacity(count as usize);
-    for i in 0..total {
-        let t0 = Instant::now();
-        stamp(&mut buf, i);
-        iox::send(&publ, &buf)?;
-        receive(i)?;
-        let rt = t0.elapsed();
-        if i >= w {
-            samples.push(rt.as_nanos() as u64);
-        }
-    }
-    print_lat(&LatReport::from_round_trips(samples), size);
-    Ok(())
+    ping_loop(size, count, |out, i| {
+        iox::send(&publ, out)?;
+        receive(i)
+    })
 }
 
 // --------------------------------------------------------- lwmq idle ---
