@@ -542,8 +542,13 @@ impl SendShared {
         message: Message,
         enqueue: impl FnOnce(Message) -> Result<(), PostError>,
     ) -> Result<(), PostError> {
+        // Owned by another thread (the service thread waiting for room, say):
+        // queue without trying, one locked instruction (in `kick`) instead
+        // of two.
         // SYNC POINT (acquire): the previous owner's work, as in `try_own`.
-        if self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING != 0 {
+        if self.state.load(Ordering::Relaxed) & RUNNING != 0
+            || self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING != 0
+        {
             enqueue(message)?;
             self.kick();
             return Ok(());
@@ -652,28 +657,49 @@ impl SendShared {
     }
 }
 
+/// Why [`check`] refused a message (the message itself stays with the
+/// caller until it is put into the [`PostError`]).
+enum Refused {
+    NotOpen,
+    NoFrames,
+    TooLarge { encoded: usize, limit: usize },
+    Acquire(crate::message::MessageError),
+}
+
+impl Refused {
+    #[cold]
+    fn into_error(self, message: Message) -> PostError {
+        match self {
+            Refused::NotOpen => PostError::NotOpen(message),
+            Refused::NoFrames => PostError::NoFrames(message),
+            Refused::TooLarge { encoded, limit } => PostError::TooLarge {
+                message,
+                encoded,
+                limit,
+            },
+            Refused::Acquire(error) => PostError::Acquire { message, error },
+        }
+    }
+}
+
 /// Checks a message at post time: frames, size after encoding, external
-/// acquire. Gives it back on failure.
+/// acquire. Borrows it, so that the common case moves nothing.
 #[inline]
-fn check(shared: &SendShared, message: Message) -> Result<Message, PostError> {
+fn check(shared: &SendShared, message: &Message) -> Result<(), Refused> {
     let size = shared.buffer_size.load(Ordering::Acquire);
     if size == 0 {
-        return Err(PostError::NotOpen(message));
+        return Err(Refused::NotOpen);
     }
     if message.is_empty() {
-        return Err(PostError::NoFrames(message));
+        return Err(Refused::NoFrames);
     }
-    if let Err(e) = wire::fits_in_empty_buffer(&message, size) {
-        return Err(PostError::TooLarge {
-            message,
+    if let Err(e) = wire::fits_in_empty_buffer(message, size) {
+        return Err(Refused::TooLarge {
             encoded: e.encoded,
             limit: e.limit,
         });
     }
-    if let Err(error) = message.acquire_external() {
-        return Err(PostError::Acquire { message, error });
-    }
-    Ok(message)
+    message.acquire_external().map_err(Refused::Acquire)
 }
 
 /// Posting handle of a send queue, as returned by
@@ -763,7 +789,9 @@ impl MonoSendQueue {
     /// in the error.
     #[inline]
     pub fn post(&self, message: Message) -> Result<(), PostError> {
-        let message = check(&self.shared, message)?;
+        if let Err(refused) = check(&self.shared, &message) {
+            return Err(refused.into_error(message));
+        }
         if self.producer.is_closed() {
             // The queue refuses it (and says why), as it would when queued.
             return self.producer.post(message).map_err(PostError::from_queue);
@@ -822,7 +850,9 @@ impl MultiSendQueue {
         tag: u64,
         timeout: Timeout,
     ) -> Result<(), PostError> {
-        let message = check(&self.shared, message)?;
+        if let Err(refused) = check(&self.shared, &message) {
+            return Err(refused.into_error(message));
+        }
         self.producer
             .post_tagged(message, tag, timeout)
             .map_err(PostError::from_queue)?;

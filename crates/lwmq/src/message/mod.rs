@@ -375,10 +375,15 @@ impl Message {
     /// however many times this is called and however many sharers post the
     /// message. Returns the first failure (the remaining frames are not
     /// acquired then).
+    #[inline]
     pub fn acquire_external(&self) -> Result<(), MessageError> {
         if self.inner().external_frames == 0 {
             return Ok(());
         }
+        self.acquire_external_frames()
+    }
+
+    fn acquire_external_frames(&self) -> Result<(), MessageError> {
         for (index, frame) in self.frames().enumerate() {
             if let FrameData::External(cell) = &frame.frame.data {
                 cell.acquire().map_err(|source| MessageError::Acquire {

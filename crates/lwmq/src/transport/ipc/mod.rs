@@ -1588,6 +1588,12 @@ impl SendSide for IpcSender {
     fn outstanding(&mut self) -> u64 {
         match (&self.conn, &mut self.prod) {
             (Some(c), Some(p)) if !c.dead.load(Ordering::Acquire) => {
+                // The count as last seen can only be too high: below 2 it
+                // answers without reading the consumer's cache line (the
+                // common case when the peer keeps up, e.g. ping-pong).
+                if p.outstanding() < 2 {
+                    return p.outstanding();
+                }
                 // A `head` that breaks the ring's rules is caught (and the
                 // connection dropped) by the next acquire; here it only
                 // means "not busy".
