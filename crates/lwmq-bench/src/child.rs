@@ -197,10 +197,18 @@ impl Group {
     }
 
     /// Waits for every child until `limit` has passed; a child that fails
-    /// makes the others be killed (they would wait for it in vain). Returns
+    /// makes the others be killed (they would wait for it in vain). Once
+    /// the `primary` child (the one that measures) has succeeded, the others
+    /// get a short grace and are then ended without that counting as a
+    /// failure (a pinger may stop early; its pong would wait on). Returns
     /// each child's outcome, or an error naming the first failure.
-    pub fn wait_all(self, limit: Duration) -> Result<Vec<Finished>, String> {
-        let deadline = Instant::now() + limit;
+    pub fn wait_all(
+        self,
+        limit: Duration,
+        primary: Option<usize>,
+    ) -> Result<Vec<Finished>, String> {
+        let mut deadline = Instant::now() + limit;
+        let mut ended_by_us = false;
         let n = self.children.len();
         let mut done: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
         let mut first_error: Option<String> = None;
@@ -215,7 +223,11 @@ impl Group {
             match self.rx.recv_timeout(slice.max(Duration::from_millis(1))) {
                 Ok((i, f)) => {
                     left -= 1;
-                    if !f.success && first_error.is_none() {
+                    if Some(i) == primary && f.success {
+                        deadline = deadline.min(Instant::now() + Duration::from_secs(3));
+                        ended_by_us = true;
+                    }
+                    if !f.success && first_error.is_none() && !ended_by_us {
                         first_error =
                             Some(format!("{} failed ({})", self.children[i].label, f.why()));
                         if !killed {
@@ -230,7 +242,14 @@ impl Group {
                     done[i] = Some(f);
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= deadline && !killed {
+                    if Instant::now() >= deadline && !killed && ended_by_us {
+                        killed = true;
+                        for (j, c) in self.children.iter().enumerate() {
+                            if done[j].is_none() {
+                                kill(c.pid);
+                            }
+                        }
+                    } else if Instant::now() >= deadline && !killed {
                         killed = true;
                         let late: Vec<&str> = self
                             .children

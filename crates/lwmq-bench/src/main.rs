@@ -21,7 +21,7 @@ mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -100,6 +100,15 @@ struct PairArgs {
     /// iceoryx2: file prefix of this run.
     #[arg(long, default_value = "iox2_")]
     prefix: String,
+    /// Latency: stop timing after this many seconds (0 = never).
+    #[arg(long, default_value_t = 0.0)]
+    max_seconds: f64,
+}
+
+impl PairArgs {
+    fn cap(&self) -> Duration {
+        Duration::try_from_secs_f64(self.max_seconds).unwrap_or_default()
+    }
 }
 
 /// The peer kinds.
@@ -152,30 +161,30 @@ fn run_peer(p: Peer) -> ExitCode {
             Ok(())
         }
     };
-    let r =
-        match p {
-            Peer::Thr(a) => return lwmq(lwmq_cli::thr::run(&a)),
-            Peer::RawThr(a) => return lwmq(lwmq_cli::raw_thr::run(&a)),
-            Peer::Lat(a) => return lwmq(lwmq_cli::lat::run(&a)),
-            Peer::RawLat(a) => return lwmq(lwmq_cli::raw_lat::run(&a)),
-            Peer::UdsThr(a) => {
-                check(&a).and_then(|()| peers::uds_thr(&a.side, &a.name, a.size, a.count, a.batch))
-            }
-            Peer::UdsLat(a) => {
-                check(&a).and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count))
-            }
-            Peer::ZmqThr(a) => {
-                check(&a).and_then(|()| peers::zmq_thr(&a.side, &a.name, a.size, a.count))
-            }
-            Peer::ZmqLat(a) => {
-                check(&a).and_then(|()| peers::zmq_lat(&a.side, &a.name, a.size, a.count))
-            }
-            Peer::IoxThr(a) => check(&a)
-                .and_then(|()| peers::iox_thr(&a.side, &a.name, &a.prefix, a.size, a.count)),
-            Peer::IoxLat(a) => check(&a)
-                .and_then(|()| peers::iox_lat(&a.side, &a.name, &a.prefix, a.size, a.count)),
-            Peer::Idle { side, uri, seconds } => peers::lwmq_idle(&side, &uri, seconds),
-        };
+    let r = match p {
+        Peer::Thr(a) => return lwmq(lwmq_cli::thr::run(&a)),
+        Peer::RawThr(a) => return lwmq(lwmq_cli::raw_thr::run(&a)),
+        Peer::Lat(a) => return lwmq(lwmq_cli::lat::run(&a)),
+        Peer::RawLat(a) => return lwmq(lwmq_cli::raw_lat::run(&a)),
+        Peer::UdsThr(a) => {
+            check(&a).and_then(|()| peers::uds_thr(&a.side, &a.name, a.size, a.count, a.batch))
+        }
+        Peer::UdsLat(a) => {
+            check(&a).and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count, a.cap()))
+        }
+        Peer::ZmqThr(a) => {
+            check(&a).and_then(|()| peers::zmq_thr(&a.side, &a.name, a.size, a.count))
+        }
+        Peer::ZmqLat(a) => {
+            check(&a).and_then(|()| peers::zmq_lat(&a.side, &a.name, a.size, a.count, a.cap()))
+        }
+        Peer::IoxThr(a) => {
+            check(&a).and_then(|()| peers::iox_thr(&a.side, &a.name, &a.prefix, a.size, a.count))
+        }
+        Peer::IoxLat(a) => check(&a)
+            .and_then(|()| peers::iox_lat(&a.side, &a.name, &a.prefix, a.size, a.count, a.cap())),
+        Peer::Idle { side, uri, seconds } => peers::lwmq_idle(&side, &uri, seconds),
+    };
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -123,23 +123,40 @@ fn print_thr(side: &str, size: usize, count: u64, seconds: f64, verified: Option
 
 /// The pinger's loop shared by the peers: stamps payload `i` with its
 /// sequence number, lets `round_trip` send it and wait for the echo
-/// (which it checks), times each round trip and prints the report.
+/// (which it checks), times each round trip and prints the report. After
+/// `cap` (if not zero) it stops early: the report says how many round trips
+/// were timed, and the orchestrator ends the waiting pong.
 fn ping_loop(
     size: usize,
     count: u64,
+    cap: Duration,
     mut round_trip: impl FnMut(&[u8], u64) -> Result<(), PeerError>,
 ) -> Result<(), PeerError> {
     let w = warmup(count);
     let mut buf = payload(size);
-    let mut samples = Vec::with_capacity(count as usize);
+    let mut samples = Vec::with_capacity(count.min(10_000_000) as usize);
+    let started = Instant::now();
+    // With a cap, the warm-up also ends after a tenth of it.
+    let mut warm = false;
     for i in 0..w + count {
+        if !cap.is_zero() && i % 64 == 63 {
+            let t = started.elapsed();
+            if t > cap {
+                break;
+            }
+            warm |= t > cap / 10;
+        }
+        warm |= i >= w;
         let t0 = Instant::now();
         stamp(&mut buf, i);
         round_trip(&buf, i)?;
         let rt = t0.elapsed();
-        if i >= w {
+        if warm {
             samples.push(rt.as_nanos() as u64);
         }
+    }
+    if samples.is_empty() {
+        return Err(PeerError("no round trip was timed".into()));
     }
     print_lat(&LatReport::from_round_trips(samples), size);
     Ok(())
@@ -260,7 +277,13 @@ pub fn uds_thr(
 }
 
 /// UDS latency: ping writes a payload and reads the echo; pong echoes.
-pub fn uds_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+pub fn uds_lat(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+) -> Result<(), PeerError> {
     let total = count + warmup(count);
     let mut buf = payload(size);
     if side == "pong" {
@@ -273,7 +296,7 @@ pub fn uds_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
     }
     let mut s = uds_connect(name)?;
     let mut back = vec![0u8; size];
-    ping_loop(size, count, |out, i| {
+    ping_loop(size, count, cap, |out, i| {
         s.write_all(out).map_err(ctx("uds write"))?;
         s.read_exact(&mut back).map_err(ctx("uds read"))?;
         if !stamped(&back, size, i) {
@@ -339,7 +362,13 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
 }
 
 /// ZeroMQ REQ/REP latency; the pong (REP) binds.
-pub fn zmq_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+pub fn zmq_lat(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name);
     let total = count + warmup(count);
@@ -355,7 +384,7 @@ pub fn zmq_lat(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
     }
     let s = ctx_.socket(zmq::REQ).map_err(ctx("zmq socket"))?;
     s.connect(&ep).map_err(ctx("zmq connect"))?;
-    ping_loop(size, count, |out, i| {
+    ping_loop(size, count, cap, |out, i| {
         s.send(out, 0).map_err(ctx("zmq send"))?;
         let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
         if !stamped(&back[..n.min(back.len())], size, i) {
@@ -599,6 +628,7 @@ pub fn iox_lat(
     prefix: &str,
     size: usize,
     count: u64,
+    cap: Duration,
 ) -> Result<(), PeerError> {
     let node = iox::node(prefix)?;
     let ping_svc = iox::service(&node, &format!("{name}.ping"), 1)?;
@@ -649,7 +679,7 @@ pub fn iox_lat(
         }
         return Ok(());
     }
-    ping_loop(size, count, |out, i| {
+    ping_loop(size, count, cap, |out, i| {
         iox::send(&publ, out)?;
         receive(i)
     })
