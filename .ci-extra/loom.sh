@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Loom model checks (not part of .ci/run): the ring's publication and
+# Loom model checks (run by .ci/run): the ring's publication and
 # sleep/wake handshake (crates/lwmq/tests/loom_ring.rs) and the lock-free
 # queues' models (crates/lwmq/src/queue/*, `loom_tests` modules).
 # A separate target directory keeps the --cfg loom build from invalidating
@@ -7,6 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 cargo test --release -p lwmq --test loom_ring
 cargo test --release -p lwmq --lib loom
