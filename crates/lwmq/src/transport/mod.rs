@@ -597,8 +597,9 @@ pub trait SendSide: Send {
     fn flush(&mut self, timeout: Timeout) -> Result<(), TransportError>;
     /// True if a peer is connected right now.
     fn is_connected(&mut self) -> bool;
-    /// Committed buffers the peer has not taken yet (0 without a peer).
-    /// A sender that sees the peer busy may keep filling its next buffer
+    /// Committed buffers the peer has not taken yet (0 without a peer);
+    /// below 2 it may be a cached upper bound, from 2 up it is re-read. A
+    /// sender that sees the peer busy may keep filling its next buffer
     /// instead of sending it half empty.
     fn outstanding(&mut self) -> u64 {
         0
