@@ -15,7 +15,7 @@ use crate::cleanup::Iox2Files;
 pub enum Size {
     /// Tiny counts, one repetition: only checks that everything works.
     Smoke,
-    /// A quarter of the full counts, 3 repetitions: under 2 minutes.
+    /// An eighth of the full counts, 3 repetitions: under 2 minutes.
     Quick,
     /// The real thing: 5 repetitions, under 15 minutes.
     Full,
@@ -51,7 +51,7 @@ impl Size {
         };
         match self {
             Size::Full => full,
-            Size::Quick => full / 4,
+            Size::Quick => full / 8,
             Size::Smoke => (full / 100).max(20),
         }
     }
@@ -59,7 +59,7 @@ impl Size {
     fn lat_count(self) -> u64 {
         match self {
             Size::Full => 20_000,
-            Size::Quick => 5_000,
+            Size::Quick => 2_000,
             Size::Smoke => 300,
         }
     }
