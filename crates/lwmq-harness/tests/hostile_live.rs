@@ -8,6 +8,22 @@ mod common;
 
 use common::*;
 
+/// The attacker, with the server's buffer geometry.
+fn hostile(uri: &str, mode: &str) -> Peer {
+    spawn(&[
+        "hostile",
+        uri,
+        "--mode",
+        mode,
+        "--buffers",
+        "8",
+        "--buffer-size",
+        "65536",
+        "--size",
+        "100",
+    ])
+}
+
 fn bad_lines(p: &mut Peer) -> Vec<String> {
     p.drain();
     p.seen
@@ -42,18 +58,7 @@ fn index_and_length_corruption_during_two_way_traffic_drops_only_that_connection
         let uri = unique(mode);
         let mut server = spawn_msg(&["duplex", &uri, "server", "0", "100"]);
         server.expect("OPEN server", LIVENESS);
-        let mut h = spawn(&[
-            "hostile",
-            &uri,
-            "--mode",
-            mode,
-            "--buffers",
-            "8",
-            "--buffer-size",
-            "65536",
-            "--size",
-            "100",
-        ]);
+        let mut h = hostile(&uri, mode);
         h.expect("CONNECTED", LIVENESS);
         let flowing = h.expect("FLOWING", LIVENESS);
         // The attacker's stream reached the server before the strike.
@@ -89,18 +94,7 @@ fn corrupt_wire_bytes_in_a_live_stream_are_dropped_whole_and_counted() {
     let uri = unique("wire");
     let mut server = spawn_msg(&["duplex", &uri, "server", "0", "100"]);
     server.expect("OPEN server", LIVENESS);
-    let mut h = spawn(&[
-        "hostile",
-        &uri,
-        "--mode",
-        "wire",
-        "--buffers",
-        "8",
-        "--buffer-size",
-        "65536",
-        "--size",
-        "100",
-    ]);
+    let mut h = hostile(&uri, "wire");
     h.expect("FLOWING", LIVENESS);
     let wire = h.expect("WIRE", LIVENESS);
     let f = |k: &str| done_field(&wire, k);

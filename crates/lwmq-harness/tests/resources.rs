@@ -44,6 +44,22 @@ impl Drop for Ctl {
     }
 }
 
+/// An `lwmq-peer` server receiving checked payloads forever.
+fn raw_server(uri: &str) -> Peer {
+    let mut server = spawn(&[
+        "recv",
+        uri,
+        "--role",
+        "server",
+        "--count",
+        "0",
+        "--buffer-size",
+        "4096",
+    ]);
+    server.expect("OPEN server", LIVENESS);
+    server
+}
+
 fn no_bad(p: &mut Peer) {
     p.drain();
     let bad: Vec<_> = p.seen.iter().filter(|l| l.starts_with("BAD")).collect();
@@ -56,17 +72,7 @@ fn no_bad(p: &mut Peer) {
 #[test]
 fn descriptor_exhaustion_when_adding_a_transport_is_a_typed_error_and_recoverable() {
     let uri = unique("fd-add");
-    let mut server = spawn(&[
-        "recv",
-        &uri,
-        "--role",
-        "server",
-        "--count",
-        "0",
-        "--buffer-size",
-        "4096",
-    ]);
-    server.expect("OPEN server", LIVENESS);
+    let mut server = raw_server(&uri);
     let mut c = limits_peer(&["client", &uri, "--hog-first", "--count", "100"]);
     let hogged = c.expect("HOGGED", LIVENESS);
     let add = c.expect("ADD", LIVENESS);
@@ -95,17 +101,7 @@ fn client_without_a_descriptor_for_the_section_refuses_with_resources_then_recov
     c.expect("OPEN ok", LIVENESS);
     // Exactly one free slot: enough for the socket, none for the memfd.
     ctl.act(&mut c, "hog-but-one", "HOGGED");
-    let mut server = spawn(&[
-        "recv",
-        &uri,
-        "--role",
-        "server",
-        "--count",
-        "0",
-        "--buffer-size",
-        "4096",
-    ]);
-    server.expect("OPEN server", LIVENESS);
+    let mut server = raw_server(&uri);
     let err = c.expect("LASTERROR", LIVENESS);
     assert!(
         err.contains("shared section could not be set up") && err.contains("MSG_CTRUNC"),

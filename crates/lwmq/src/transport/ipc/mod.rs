@@ -1156,18 +1156,20 @@ impl Service {
             }
             Err(e) => return Err(ours(RefusalReason::Protocol, e.to_string())),
         };
-        let fail = |detail: String| {
+        // Tell the server why we give up, and report it here too.
+        let refuse = |reason: RefusalReason, detail: String| {
             let _ = socket::send(
                 fd,
                 &Message::Refuse {
-                    reason: RefusalReason::Protocol,
+                    reason,
                     text: detail.clone(),
                 }
                 .encode(),
                 None,
             );
-            ours(RefusalReason::Protocol, detail)
+            ours(reason, detail)
         };
+        let fail = |detail: String| refuse(RefusalReason::Protocol, detail);
         let c = &self.inner.config;
         let d = c.directions();
         let max_cap = LIMITS.max_total_buffers * 2;
@@ -1193,18 +1195,7 @@ impl Service {
                 })?;
         // Running out of descriptors or memory here is this process's
         // condition, not the server's fault: refuse with `Resources`.
-        let short_of_resources = |detail: String| {
-            let _ = socket::send(
-                fd,
-                &Message::Refuse {
-                    reason: RefusalReason::Resources,
-                    text: detail.clone(),
-                }
-                .encode(),
-                None,
-            );
-            ours(RefusalReason::Resources, detail)
-        };
+        let short_of_resources = |detail: String| refuse(RefusalReason::Resources, detail);
         let memfd = match r.fd {
             Some(memfd) => memfd,
             None if r.fds_dropped => {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Miri over the tests of lwmq's unsafe code that make no system call Miri
+# lacks. Miri has no memfd, no mmap of a shared file, no futex on shared
+# memory, no sockets and no membarrier, so the ring, the ipc transport, raw
+# channels and the messaging channel's receive path cannot run under it.
+# What runs:
+#   - queue::mono: the lock-free SPSC block queue (raw pointers, Box
+#     handover, MaybeUninit slots);
+#   - message: external frames (user memory with release callbacks, an
+#     unsafe Send/Sync contract), shared and copy-on-write frames;
+#   - wire and descriptor decoding (safe code; a check that nothing below
+#     them is undefined).
+#
+#   .ci-extra/miri.sh          # the CI subset (about 1-2 minutes)
+#   .ci-extra/miri.sh --full   # also the slow tests: the threaded SPSC
+#                              # test and the large property tests
+#                              # (about 10 minutes here)
+#
+# Needs the nightly toolchain with the miri component; prints a SKIP line
+# and succeeds without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+  echo "SKIP miri: no nightly toolchain with miri (rustup +nightly component add miri)"
+  exit 0
+fi
+export PROPTEST_CASES="${PROPTEST_CASES:-4}"
+# Isolation off: tests read the clock (timeouts, NT time).
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
+lib_tests=(queue::mono::tests message::tests::external message::tests::share
+  message::tests::bytes_frame message::tests::static_frame message::tests::with_hooks
+  message::tests::timestamps descriptor::tests wire::tests::)
+# Minutes each under Miri: fine natively, too slow for CI.
+slow=(spsc_threads round_trip_clubbed decoding_mutated_buffers_never_panics
+  many_messages_club_in_order encoded_len_is_exact_and_push_is_all_or_nothing
+  round_trip_one_thousand_frames)
+if [ "${1:-}" = "--full" ]; then
+  cargo +nightly miri test -q -p lwmq --lib -- "${lib_tests[@]}"
+else
+  skips=()
+  for t in "${slow[@]}"; do skips+=(--skip "$t"); done
+  cargo +nightly miri test -q -p lwmq --lib -- "${lib_tests[@]}" "${skips[@]}"
+fi
