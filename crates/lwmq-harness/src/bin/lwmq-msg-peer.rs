@@ -135,6 +135,33 @@ fn main() {
     }
 }
 
+/// A channel with one transport of 64 KiB buffers (`(send, receive)`
+/// buffer counts; the directions follow from them) and, if given, one
+/// send queue of `send` kind, opened in `role` with receive queue `recv`.
+fn open_channel(
+    uri: &str,
+    role: Role,
+    (sends, receives): (i64, i64),
+    send: Option<SendQueueKind>,
+    recv: Option<ReceiveQueueKind>,
+) -> (Channel, lwmq::TransportId, Option<SendQueue>) {
+    let dirs = match (sends > 0, receives > 0) {
+        (true, true) => Directions::SendReceive,
+        (true, false) => Directions::Send,
+        _ => Directions::Receive,
+    };
+    let mut ch = Channel::new();
+    let t = ch
+        .add_transport(uri, 64 * 1024, sends, receives, dirs)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let q = send.map(|kind| {
+        ch.add_send_queue(kind, Priority::Normal)
+            .unwrap_or_else(|e| fail(e.to_string()))
+    });
+    ch.open(role, recv).unwrap_or_else(|e| fail(e.to_string()));
+    (ch, t, q)
+}
+
 /// With `LWMQ_TEST_SIGUSR1` set: `SIGNALS <n>`, the signals handled.
 fn say_signals() {
     if lwmq_harness::signals::requested() {
@@ -195,14 +222,14 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         on: watch,
         up: false,
     };
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(uri, 64 * 1024, 8, 0, Directions::Send)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let q = ch
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(role, None).unwrap_or_else(|e| fail(e.to_string()));
+    let (mut ch, t, q) = open_channel(
+        uri,
+        role,
+        (8, 0),
+        Some(SendQueueKind::MonoProducerUnbounded),
+        None,
+    );
+    let q = q.expect("send queue");
     say(format!("OPEN {}", role_name(role)));
     let run = new_run();
     let mut buf = vec![0u8; size];
@@ -242,12 +269,13 @@ fn recv(uri: &str, role: Role, count: u64, progress: Option<&File>, watch: bool)
         on: watch,
         up: false,
     };
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(uri, 64 * 1024, 0, 8, Directions::Receive)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
-        .unwrap_or_else(|e| fail(e.to_string()));
+    let (mut ch, t, _) = open_channel(
+        uri,
+        role,
+        (0, 8),
+        None,
+        Some(ReceiveQueueKind::MonoConsumerUnbounded),
+    );
     say(format!("OPEN {}", role_name(role)));
     let mut c = Checker::default();
     while count == 0 || c.received < count {
@@ -332,18 +360,16 @@ impl Checker {
 /// `STAT decode_errors=.. messages_received=..` whenever the channel's
 /// count of corrupt buffers changes.
 fn duplex(uri: &str, role: Role, size: usize) {
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(uri, 64 * 1024, 8, 8, Directions::SendReceive)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let q = ch
-        .add_send_queue(SendQueueKind::MultiProducerUnbounded, Priority::Normal)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let SendQueue::Multi(q) = q else {
+    let (mut ch, t, q) = open_channel(
+        uri,
+        role,
+        (8, 8),
+        Some(SendQueueKind::MultiProducerUnbounded),
+        Some(ReceiveQueueKind::MonoConsumerUnbounded),
+    );
+    let Some(SendQueue::Multi(q)) = q else {
         fail("expected a multi-producer queue")
     };
-    ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
-        .unwrap_or_else(|e| fail(e.to_string()));
     say(format!("OPEN {}", role_name(role)));
     std::thread::spawn(move || {
         let run = new_run();
@@ -393,15 +419,13 @@ fn duplex(uri: &str, role: Role, size: usize) {
 /// Opens a send+receive channel, prints `CONNECTED` once the peer is there,
 /// then blocks in `receive` (as an idle application would) for `seconds`.
 fn idle(uri: &str, role: Role, seconds: u64) {
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(uri, 64 * 1024, 4, 4, Directions::SendReceive)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let _q = ch
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(role, Some(ReceiveQueueKind::MonoConsumerUnbounded))
-        .unwrap_or_else(|e| fail(e.to_string()));
+    let (mut ch, t, _q) = open_channel(
+        uri,
+        role,
+        (4, 4),
+        Some(SendQueueKind::MonoProducerUnbounded),
+        Some(ReceiveQueueKind::MonoConsumerUnbounded),
+    );
     let connected = (0..6000).any(|_| {
         let up = ch
             .transport(t)
@@ -425,16 +449,14 @@ fn idle(uri: &str, role: Role, seconds: u64) {
 
 /// The load soak's sender (see the module documentation).
 fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
-    let mut ch = Channel::new();
-    ch.add_transport(uri, 64 * 1024, 8, 0, Directions::Send)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let q = ch
-        .add_send_queue(
-            SendQueueKind::MultiProducerBoundedDiscardOldest(qcap),
-            Priority::Normal,
-        )
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(role, None).unwrap_or_else(|e| fail(e.to_string()));
+    let (ch, _, q) = open_channel(
+        uri,
+        role,
+        (8, 0),
+        Some(SendQueueKind::MultiProducerBoundedDiscardOldest(qcap)),
+        None,
+    );
+    let q = q.expect("send queue");
     say(format!("OPEN {}", role_name(role)));
     let run = new_run();
     let mut buf = vec![0u8; size];
@@ -492,14 +514,13 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
 
 /// The load soak's slow receiver (see the module documentation).
 fn load_recv(uri: &str, role: Role, qcap: usize, every: u64, sleep_us: u64) {
-    let mut ch = Channel::new();
-    ch.add_transport(uri, 64 * 1024, 0, 8, Directions::Receive)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(
+    let (mut ch, _, _) = open_channel(
+        uri,
         role,
+        (0, 8),
+        None,
         Some(ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(qcap)),
-    )
-    .unwrap_or_else(|e| fail(e.to_string()));
+    );
     say(format!("OPEN {}", role_name(role)));
     let (mut delivered, mut bad) = (0u64, 0u64);
     let mut last: Option<(u64, u64)> = None;
