@@ -193,6 +193,13 @@ impl Proc {
         self.conn_up.take()
     }
 
+    /// The last `n` lines it wrote to stderr, joined with " | ".
+    fn stderr_tail(&self, n: usize) -> String {
+        let s = self.stderr.lock().unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join(" | ")
+    }
+
     fn bad(&self) -> impl Iterator<Item = &String> {
         self.seen.iter().filter(|l| l.starts_with("BAD"))
     }
@@ -330,7 +337,8 @@ fn crash(args: &Args) -> Result<(), String> {
 }
 
 /// Prints the cycles that missed the reconnect target (one retry interval,
-/// 100 ms, plus 50 ms), with the replacement's start-up time.
+/// 100 ms, plus 50 ms), with the replacement's start-up time; true if it
+/// did (the caller then adds what the two processes logged).
 fn note(
     cycle: u64,
     victim: &str,
@@ -338,9 +346,10 @@ fn note(
     t_open: Instant,
     t_up: Option<Instant>,
     t_run: Instant,
-) {
+) -> bool {
     let reconnect = t_run.duration_since(t_open);
-    if reconnect > Duration::from_millis(150) {
+    let slow = reconnect > Duration::from_millis(150);
+    if slow {
         println!(
             "SLOW cycle={cycle} victim={victim} startup_ms={:.1} connected_ms={} flowing_ms={:.1}",
             ms(t_open.duration_since(t_kill)),
@@ -351,6 +360,7 @@ fn note(
             ms(reconnect)
         );
     }
+    slow
 }
 
 fn ms(d: Duration) -> f64 {
@@ -440,7 +450,10 @@ fn crash_in(cycles: u64, size: &str, id: u32, dir: &Path) -> Result<(), String> 
             }
             lost_sender.push(posted.saturating_sub(delivered));
             let t_up = rp.connected_at();
-            note(cycle, "sender", t_kill, t_open, t_up, t_run);
+            if note(cycle, "sender", t_kill, t_open, t_up, t_run) {
+                println!("  survivor said: {}", rp.stderr_tail(6));
+                println!("  replacement said: {}", sp.stderr_tail(6));
+            }
             connect_ms.push(t_up.map(|t| ms(t.saturating_duration_since(t_open))));
             reconnect_ms.push(t_run.duration_since(t_open).as_secs_f64() * 1e3);
             kill_to_flow_ms.push(t_run.duration_since(t_kill).as_secs_f64() * 1e3);
@@ -470,7 +483,10 @@ fn crash_in(cycles: u64, size: &str, id: u32, dir: &Path) -> Result<(), String> 
                 _ => errors.push(format!("cycle {cycle}: no progress record ({rec:?})")),
             }
             let t_up = sq.connected_at();
-            note(cycle, "receiver", t_kill, t_open, t_up, t_run);
+            if note(cycle, "receiver", t_kill, t_open, t_up, t_run) {
+                println!("  survivor said: {}", sq.stderr_tail(6));
+                println!("  replacement said: {}", rq.stderr_tail(6));
+            }
             connect_ms.push(t_up.map(|t| ms(t.saturating_duration_since(t_open))));
             reconnect_ms.push(t_run.duration_since(t_open).as_secs_f64() * 1e3);
             kill_to_flow_ms.push(t_run.duration_since(t_kill).as_secs_f64() * 1e3);
