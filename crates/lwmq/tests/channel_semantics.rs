@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use channel_common::*;
-use lwmq::channel::{Channel, PostError, Priority, ReceiveError, ReceiveQueueKind, SendQueueKind};
+use lwmq::channel::{
+    Channel, PostError, Priority, ReceiveError, ReceiveQueueKind, SendQueue, SendQueueKind,
+};
 use lwmq::message::{Message, Timestamp};
 use lwmq::{Directions, Role, Timeout};
 
@@ -29,6 +31,16 @@ fn sender(uri: &str) -> Channel {
     ch.add_transport(uri, 65536, 8, 0, Directions::Send)
         .unwrap();
     ch
+}
+
+/// [`sender`], opened as SERVER, with one mono-producer NORMAL queue.
+fn open_sender(uri: &str) -> (Channel, SendQueue) {
+    let mut ch = sender(uri);
+    let q = ch
+        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+        .unwrap();
+    ch.open(Role::Server, None).unwrap();
+    (ch, q)
 }
 
 fn msg2(a: u64, b: u64) -> Message {
@@ -162,11 +174,7 @@ fn bounded_send_queues_discard_oldest_or_newest() {
 
 fn receive_discards(rq: ReceiveQueueKind, keep: std::ops::Range<u64>) {
     let uri = unique("rdisc");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (a, q) = open_sender(&uri);
     let mut b = receiver(&uri, rq);
     for v in 0..10 {
         q.post(numbered(v), Timeout::ZERO).unwrap();
@@ -198,11 +206,7 @@ fn bounded_receive_queue_discard_newest_keeps_the_oldest() {
 #[test]
 fn clubbing_packs_queued_messages_and_a_lone_message_leaves_at_once() {
     let uri = unique("club");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (a, q) = open_sender(&uri);
     // Load: 10,000 messages waiting when the peer arrives.
     for v in 0..10_000 {
         q.post(numbered(v), Timeout::ZERO).unwrap();
@@ -228,11 +232,7 @@ fn a_buffer_kept_open_for_a_busy_peer_is_sent_when_posting_stops() {
     // more posts. When a burst ends, that buffer must still go out by
     // itself: no flush, no further post.
     let uri = unique("open");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (a, q) = open_sender(&uri);
     let mut b = receiver(&uri, RQ);
     let total = 20_000u64;
     for round in 0..4u64 {
@@ -257,11 +257,7 @@ fn a_buffer_kept_open_for_a_busy_peer_is_sent_when_posting_stops() {
 #[test]
 fn flush_returns_once_everything_is_sent() {
     let uri = unique("flush");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (a, q) = open_sender(&uri);
     let mut b = receiver(&uri, RQ);
     for v in 0..5000 {
         q.post(numbered(v), Timeout::ZERO).unwrap();
@@ -284,11 +280,7 @@ fn flush_returns_once_everything_is_sent() {
 #[test]
 fn flush_without_a_peer_times_out_and_sending_goes_on() {
     let uri = unique("flusht");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (a, q) = open_sender(&uri);
     q.post(numbered(5), Timeout::ZERO).unwrap();
     let e = a
         .flush(Timeout::after(Duration::from_millis(50)))
@@ -301,11 +293,7 @@ fn flush_without_a_peer_times_out_and_sending_goes_on() {
 #[test]
 fn close_with_linger_delivers_pending_messages() {
     let uri = unique("linger");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (mut a, q) = open_sender(&uri);
     for v in 0..100 {
         q.post(numbered(v), Timeout::ZERO).unwrap();
     }
@@ -324,11 +312,7 @@ fn close_with_linger_delivers_pending_messages() {
 #[test]
 fn close_with_zero_linger_does_not_hang() {
     let uri = unique("zero");
-    let mut a = sender(&uri);
-    let q = a
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-        .unwrap();
-    a.open(Role::Server, None).unwrap();
+    let (mut a, q) = open_sender(&uri);
     for v in 0..1000 {
         q.post(numbered(v), Timeout::ZERO).unwrap();
     }
