@@ -87,6 +87,16 @@ pub struct Received {
     pub payload_size: usize,
 }
 
+impl Received {
+    fn new(message: Message) -> Self {
+        Received {
+            frame_count: message.frame_count(),
+            payload_size: message.payload_size(),
+            message,
+        }
+    }
+}
+
 /// Counters of a channel, cumulative since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ChannelStats {
@@ -411,11 +421,7 @@ impl Channel {
             if let Some(rx) = &self.rx {
                 rx.touch();
             }
-            return Ok(Received {
-                frame_count: message.frame_count(),
-                payload_size: message.payload_size(),
-                message,
-            });
+            return Ok(Received::new(message));
         }
         let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
             (Err(queue::RecvError::Timeout), Some(rx)) => Self::receive_inline(
@@ -436,11 +442,7 @@ impl Channel {
             }
         };
         match got {
-            Ok(message) => Ok(Received {
-                frame_count: message.frame_count(),
-                payload_size: message.payload_size(),
-                message,
-            }),
+            Ok(message) => Ok(Received::new(message)),
             Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
             Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
         }

@@ -59,6 +59,15 @@ impl Counters {
     /// owner, or the holder of the only receive side's lock): a plain load
     /// and store instead of a locked read-modify-write. The hand-over of
     /// ownership (or of the lock) orders successive writers.
+    /// Logs and counts a message dropped because it cannot be encoded. It
+    /// was checked at post time, so only an external frame whose owner
+    /// changed its length gets here.
+    #[cold]
+    fn drop_unencodable(&self, e: TryPushError) {
+        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
+        self.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+    }
+
     #[inline]
     pub(crate) fn bump_single_writer(counter: &AtomicU64, n: u64) {
         counter.store(
@@ -153,6 +162,29 @@ impl TxSide {
         }
     }
 
+    /// The buffer of `full` (if any) has no room for `m`: sends it and
+    /// puts `m` into a fresh buffer, returned; if the ring has no free
+    /// buffer, keeps `m` in the backlog and marks the side full.
+    fn roll_over<'a>(
+        &mut self,
+        full: Option<BufferWriter<'_>>,
+        m: Message,
+        c: &Counters,
+    ) -> Option<BufferWriter<'a>> {
+        if let Some(w) = full {
+            self.commit(w, c);
+        }
+        let Some(mut fresh) = self.acquire_writer() else {
+            self.full = true;
+            self.backlog.push_back(m);
+            return None;
+        };
+        if let Err(e) = fresh.try_push(&m) {
+            c.drop_unencodable(e);
+        }
+        Some(fresh)
+    }
+
     /// Encodes the backlog into as many buffers as the ring takes now.
     fn ship_backlog(&mut self, c: &Counters) {
         while !self.backlog.is_empty() {
@@ -165,10 +197,7 @@ impl TxSide {
                     Ok(()) => drop(self.backlog.pop_front()),
                     Err(TryPushError::Full { .. }) if !w.is_empty() => break,
                     Err(e) => {
-                        // Checked at post time; cannot happen unless an
-                        // external owner changed its length.
-                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
-                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                        c.drop_unencodable(e);
                         drop(self.backlog.pop_front());
                     }
                 }
@@ -292,24 +321,12 @@ impl Sender {
             match w.try_push(&m) {
                 Ok(()) => {}
                 Err(TryPushError::Full { .. }) if !w.is_empty() => {
-                    side.commit(w, c);
-                    match side.acquire_writer() {
+                    match side.roll_over(Some(w), m, c) {
                         Some(fresh) => w = fresh,
-                        None => {
-                            side.full = true;
-                            side.backlog.push_back(m);
-                            return;
-                        }
-                    }
-                    if let Err(e) = w.try_push(&m) {
-                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
-                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
+                        None => return,
                     }
                 }
-                Err(e) => {
-                    log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
-                    c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(e) => c.drop_unencodable(e),
             }
         }
         side.finish_writer(w, c, force);
@@ -348,29 +365,9 @@ impl Sender {
                 match w.try_push(&m) {
                     Ok(()) => {}
                     Err(TryPushError::Full { .. }) => {
-                        if let Some(full) = writers[i].take() {
-                            side.commit(full, c);
-                        }
-                        match side.acquire_writer() {
-                            Some(mut fresh) => {
-                                if let Err(e) = fresh.try_push(&m) {
-                                    log::warn!(
-                                        "lwmq: dropping a message that cannot be encoded: {e}"
-                                    );
-                                    c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
-                                }
-                                writers[i] = Some(fresh);
-                            }
-                            None => {
-                                side.full = true;
-                                side.backlog.push_back(m);
-                            }
-                        }
+                        writers[i] = side.roll_over(writers[i].take(), m, c);
                     }
-                    Err(e @ TryPushError::EmptyMessage) => {
-                        log::warn!("lwmq: dropping a message that cannot be encoded: {e}");
-                        c.dropped_unencodable.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Err(e @ TryPushError::EmptyMessage) => c.drop_unencodable(e),
                 }
             }
             if self.sides.iter().any(|s| s.full) {
