@@ -7,7 +7,10 @@
 //! [`SendSide`](lwmq::transport::SendSide) and
 //! [`ReceiveSide`](lwmq::transport::ReceiveSide), claimed on first use.
 
-use crate::api::{raw_transport, read_handle, timeout, write_out};
+use lwmq::transport::RawBuf;
+use lwmq::TransportError;
+
+use crate::api::{raw_transport, read_handle, timeout, write_out, SideState};
 use crate::error::{boundary, Error, Result};
 use crate::types::*;
 
@@ -21,6 +24,37 @@ fn check_buffer(given: usize, ours: *mut LMQ_TRANSPORTBUFFER, held: bool, get: &
         )));
     }
     Ok(())
+}
+
+/// The half of `Get` and `Receive` that both directions share: claims the
+/// side on first use, takes a buffer with `take`, and hands the transport's
+/// own `LMQ_TRANSPORTBUFFER` describing it out through `Buffer` (checked
+/// non-null by the caller).
+///
+/// # Safety
+/// `Buffer` is non-null and valid for a write.
+unsafe fn hand_out<S>(
+    st: &mut SideState<S>,
+    claim: impl FnOnce() -> std::result::Result<S, TransportError>,
+    take: impl FnOnce(&mut S) -> std::result::Result<RawBuf, TransportError>,
+    Buffer: *mut *mut LMQ_TRANSPORTBUFFER,
+) -> Result<()> {
+    if st.side.is_none() {
+        st.side = Some(claim()?);
+    }
+    let side = st.side.as_mut().expect("claimed above");
+    let raw = take(side)?;
+    // SAFETY: `st.buffer` is the side's own allocation, and the caller
+    // holds the side's mutex (`st`).
+    unsafe {
+        st.buffer.write(LMQ_TRANSPORTBUFFER {
+            BufferSizeBytes: raw.len,
+            Buffer: raw.ptr,
+        })
+    };
+    st.held = true;
+    // SAFETY: non-null and valid for writes by this function's contract.
+    unsafe { write_out(Buffer, "Buffer", st.buffer) }
 }
 
 /// Takes the next free send buffer, waiting up to `TimeoutMs`. Before a
@@ -42,22 +76,15 @@ pub unsafe extern "C" fn LmqRawChannelGetBuffer(
         let t = raw_transport(Transport)?;
         t.require_open()?;
         let mut st = t.send.lock();
-        if st.side.is_none() {
-            st.side = Some(t.transport.claim_sender()?);
-        }
-        let side = st.side.as_mut().expect("claimed above");
-        let raw = side.acquire(timeout(TimeoutMs))?;
-        // SAFETY: `st.buffer` is the side's own allocation, accessed under
-        // its mutex.
-        unsafe {
-            st.buffer.write(LMQ_TRANSPORTBUFFER {
-                BufferSizeBytes: raw.len,
-                Buffer: raw.ptr,
-            })
-        };
-        st.held = true;
         // SAFETY: checked non-null; valid for writes by contract.
-        unsafe { write_out(Buffer, "Buffer", st.buffer) }
+        unsafe {
+            hand_out(
+                &mut st,
+                || t.transport.claim_sender(),
+                |side| side.acquire(timeout(TimeoutMs)),
+                Buffer,
+            )
+        }
     })
 }
 
@@ -113,21 +140,15 @@ pub unsafe extern "C" fn LmqRawChannelReceiveBuffer(
         let t = raw_transport(Transport)?;
         t.require_open()?;
         let mut st = t.recv.lock();
-        if st.side.is_none() {
-            st.side = Some(t.transport.claim_receiver()?);
-        }
-        let side = st.side.as_mut().expect("claimed above");
-        let raw = side.receive(timeout(TimeoutMs))?;
-        // SAFETY: the side's own allocation, under its mutex.
-        unsafe {
-            st.buffer.write(LMQ_TRANSPORTBUFFER {
-                BufferSizeBytes: raw.len,
-                Buffer: raw.ptr,
-            })
-        };
-        st.held = true;
         // SAFETY: checked non-null; valid for writes by contract.
-        unsafe { write_out(Buffer, "Buffer", st.buffer) }
+        unsafe {
+            hand_out(
+                &mut st,
+                || t.transport.claim_receiver(),
+                |side| side.receive(timeout(TimeoutMs)),
+                Buffer,
+            )
+        }
     })
 }
 

@@ -77,11 +77,7 @@ impl<T> Bounded<T> {
             }
             Discard::Newest => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
-                Err(if timeout.is_zero() {
-                    PostError::Full(item)
-                } else {
-                    PostError::Timeout(item)
-                })
+                Err(PostError::refused_newest(item, timeout))
             }
         }
     }

@@ -35,6 +35,16 @@ pub enum PostError<T> {
 }
 
 impl<T> PostError<T> {
+    /// A full discard-newest queue's refusal of `item`: `Full` if the post
+    /// did not wait, `Timeout` if it waited in vain.
+    pub(crate) fn refused_newest(item: T, timeout: crate::timeout::Timeout) -> Self {
+        if timeout.is_zero() {
+            PostError::Full(item)
+        } else {
+            PostError::Timeout(item)
+        }
+    }
+
     /// The item that was not queued.
     pub fn into_inner(self) -> T {
         match self {
