@@ -22,14 +22,38 @@
 //! An owner that ends with work it cannot do now (no peer, or the ring is
 //! full) wakes the service thread, which waits on the transport and pumps
 //! again; see `docs/messaging.md`.
+//!
+//! # The bias
+//!
+//! Any locked instruction on a post waits for the previous post's stores
+//! into the ring to reach the other core (x86 drains the store buffer
+//! first): a cross-core round trip per message when the peer keeps up. So
+//! a mono queue whose direct post found everything clean may keep the
+//! sender *biased* to it: `RUNNING | BIASED` stay set on its behalf, and
+//! its next posts own the sender with plain loads and stores (its slot's
+//! `busy` flag, a compiler fence, and a re-check of `bias_holder`).
+//!
+//! Anybody else who wants the sender (another queue's post, the service
+//! thread, flush, close) revokes the bias: it clears `bias_holder`, runs
+//! the heavy side of the asymmetric barrier ([`barrier::heavy`], a
+//! `membarrier` that makes every running thread of the process execute a
+//! full fence), then waits for the holder's `busy` flag to drop. After the
+//! barrier either the holder sees the cleared `bias_holder` (and posts the
+//! ordinary way), or the revoker sees `busy` (and waits for that post to
+//! end): the two can never both go on. The revoker then owns the sender as
+//! if it had won `RUNNING` itself. Grants and revocations happen under the
+//! `bias` mutex; the holder never waits on it while `busy`.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::message::Message;
 use crate::queue::{MonoProducer, MultiProducer, Notify, Producer, Scheduler};
+use crate::sys::barrier;
 use crate::timeout::{Deadline, Timeout};
 use crate::transport::{RawBuf, SendSide, TransportError};
 use crate::wire::{self, BufferWriter, TryPushError};
@@ -38,6 +62,8 @@ use super::error::PostError;
 
 const RUNNING: usize = 1;
 const DIRTY: usize = 2;
+/// `RUNNING` is held on behalf of the bias holder (a mono queue).
+const BIASED: usize = 4;
 
 /// How long the service thread waits on a transport before it lets go of
 /// the sender, so that `flush` and `close` can take it.
@@ -52,6 +78,8 @@ pub(crate) struct Counters {
     pub(crate) buffers_received: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) dropped_unencodable: AtomicU64,
+    pub(crate) bias_grants: AtomicU64,
+    pub(crate) bias_revocations: AtomicU64,
 }
 
 impl Counters {
@@ -444,10 +472,50 @@ impl Sender {
     }
 }
 
+/// A mono queue's claim on the bias (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct BiasSlot {
+    /// Non-zero, unique within the channel.
+    id: u64,
+    /// Set by the queue's posting thread while it uses the sender through
+    /// the bias; only that thread writes it.
+    busy: AtomicBool,
+}
+
+/// The sender, borrowed by the thread that owns it (`RUNNING`, or the bias
+/// holder inside its post).
+pub(crate) struct Owned<'a> {
+    shared: &'a SendShared,
+}
+
+impl Deref for Owned<'_> {
+    type Target = Sender;
+    fn deref(&self) -> &Sender {
+        // SAFETY: an `Owned` exists only in the thread that owns the sender
+        // (see `SendShared::owned`), so no other reference to it is live.
+        unsafe { &*self.shared.sender.get() }
+    }
+}
+
+impl DerefMut for Owned<'_> {
+    fn deref_mut(&mut self) -> &mut Sender {
+        // SAFETY: as in `deref`; `&mut self` makes this borrow unique
+        // within the owning thread too.
+        unsafe { &mut *self.shared.sender.get() }
+    }
+}
+
 /// State shared by the channel, its send queues and its helper threads.
 pub(crate) struct SendShared {
     state: AtomicUsize,
-    pub(crate) sender: Mutex<Sender>,
+    /// Touched only by the owner of the sender: whoever set `RUNNING`, or
+    /// the bias holder while its `busy` flag is up.
+    sender: UnsafeCell<Sender>,
+    /// Id of the [`BiasSlot`] holding the bias; 0: none.
+    bias_holder: AtomicU64,
+    /// The holder's slot; `Some` exactly while `BIASED` is set.
+    bias: Mutex<Option<Arc<BiasSlot>>>,
+    next_bias_id: AtomicU64,
     /// 0 until the channel opens; then the transports' buffer size.
     pub(crate) buffer_size: AtomicUsize,
     /// Set when the service thread has work; with `service` to sleep on.
@@ -460,14 +528,22 @@ pub(crate) struct SendShared {
     pub(crate) counters: Counters,
 }
 
+// SAFETY: the only field that is not `Sync` is `sender`, and it is touched
+// only by the thread that owns it (module documentation): `RUNNING` and
+// the bias hand it from thread to thread with release/acquire pairs.
+unsafe impl Sync for SendShared {}
+
 impl SendShared {
     pub(crate) fn new(scheduler: Scheduler<Message>) -> Self {
         SendShared {
             state: AtomicUsize::new(0),
-            sender: Mutex::new(Sender {
+            sender: UnsafeCell::new(Sender {
                 scheduler,
                 sides: Vec::new(),
             }),
+            bias_holder: AtomicU64::new(0),
+            bias: Mutex::new(None),
+            next_bias_id: AtomicU64::new(1),
             buffer_size: AtomicUsize::new(0),
             pending: AtomicBool::new(false),
             service: Notify::new(),
@@ -477,22 +553,174 @@ impl SendShared {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Sender> {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner())
+    /// The sender, for the thread that owns it.
+    ///
+    /// # Safety
+    /// The caller owns the sender (it set `RUNNING`, or took it over from
+    /// the bias) and keeps owning it while the result lives.
+    unsafe fn owned(&self) -> Owned<'_> {
+        Owned { shared: self }
     }
 
     /// Tries to become the owner; true on success. Either way `DIRTY` is set,
-    /// so a current owner pumps once more before it lets go.
+    /// so a current owner pumps once more before it lets go. A bias is
+    /// revoked and its ownership taken over.
     fn try_own(&self) -> bool {
         // SYNC POINT (acq_rel): publishes the caller's queue push to the
         // owner that clears DIRTY; acquires the previous owner's work.
-        self.state.fetch_or(RUNNING | DIRTY, Ordering::AcqRel) & RUNNING == 0
+        let prev = self.state.fetch_or(RUNNING | DIRTY, Ordering::AcqRel);
+        prev & RUNNING == 0 || (prev & BIASED != 0 && self.revoke_bias())
+    }
+
+    /// A new mono queue's bias slot.
+    pub(crate) fn new_bias_slot(&self) -> Arc<BiasSlot> {
+        Arc::new(BiasSlot {
+            id: self.next_bias_id.fetch_add(1, Ordering::Relaxed),
+            busy: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the bias, if one is still held, and takes its `RUNNING` over;
+    /// true if the caller now owns the sender. Otherwise somebody revoked
+    /// it first and owns the sender (and will see the caller's `DIRTY`).
+    #[cold]
+    fn revoke_bias(&self) -> bool {
+        let mut holder = self.bias.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = holder.take() else {
+            return false;
+        };
+        self.bias_holder.store(0, Ordering::Relaxed);
+        // SYNC POINT (asymmetric, heavy side): after this, a post by the
+        // holder either sees `bias_holder == 0` or has its `busy` visible.
+        barrier::heavy();
+        let mut spins = 0u32;
+        // SYNC POINT (acquire): pairs with the holder's release of `busy`;
+        // its last post's work on the sender is visible from here.
+        while slot.busy.load(Ordering::Acquire) {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.state.fetch_and(!BIASED, Ordering::AcqRel);
+        // Written under the `bias` lock only.
+        Counters::bump_single_writer(&self.counters.bias_revocations, 1);
+        true
+    }
+
+    /// Called by the holder of `slot` while it owns the sender through the
+    /// bias: turns the bias into plain ownership (`RUNNING` stays set).
+    /// False if a revoker is at work, which then owns the sender once
+    /// `busy` drops.
+    fn unbias_self(&self, slot: &BiasSlot) -> bool {
+        // Never wait for the lock here: a revoker holds it while it waits
+        // for our `busy` to drop.
+        let mut holder = match self.bias.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if holder.as_ref().is_none_or(|s| s.id != slot.id) {
+            return false;
+        }
+        *holder = None;
+        self.bias_holder.store(0, Ordering::Relaxed);
+        self.state.fetch_and(!BIASED, Ordering::AcqRel);
+        true
+    }
+
+    /// Called by an owner whose direct post left everything clean: keeps
+    /// the sender biased to `slot` instead of letting go. False if a post
+    /// arrived meanwhile (`DIRTY`); the caller then releases as usual.
+    fn grant_bias(&self, slot: &Arc<BiasSlot>) -> bool {
+        if !barrier::register() {
+            // Without the asymmetric barrier a revoker could not stop the
+            // holder safely.
+            return false;
+        }
+        let mut holder = self.bias.lock().unwrap_or_else(|e| e.into_inner());
+        self.bias_holder.store(slot.id, Ordering::Relaxed);
+        // SYNC POINT (acq_rel): a revoker's `fetch_or` that sees `BIASED`
+        // also sees the slot (it takes the `bias` lock after us).
+        if self
+            .state
+            .compare_exchange(
+                RUNNING,
+                RUNNING | BIASED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            *holder = Some(Arc::clone(slot));
+            // Written under the `bias` lock only.
+            Counters::bump_single_writer(&self.counters.bias_grants, 1);
+            return true;
+        }
+        self.bias_holder.store(0, Ordering::Relaxed);
+        false
+    }
+
+    /// A post through the bias held by `slot`: `Ok` if sent. `Err` gives
+    /// the message back for the ordinary path; `Some(owned)` with it if the
+    /// caller now owns the sender (the bias is over).
+    #[inline]
+    fn post_biased(
+        &self,
+        slot: &BiasSlot,
+        message: Message,
+    ) -> Result<(), (Message, Option<Owned<'_>>)> {
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            return Err((message, None));
+        }
+        slot.busy.store(true, Ordering::Relaxed);
+        // SYNC POINT (asymmetric, light side): see `revoke_bias`.
+        barrier::light();
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            slot.busy.store(false, Ordering::Release);
+            return Err((message, None));
+        }
+        // SAFETY: the bias is ours and no revoker can proceed while `busy`
+        // is up (the barrier above), so this thread owns the sender until
+        // `busy` drops or `unbias_self` makes the ownership plain.
+        let mut owned = unsafe { self.owned() };
+        let result = owned.send_now(message, &self.counters);
+        match result {
+            Ok(open) => {
+                slot.busy.store(false, Ordering::Release);
+                if open {
+                    self.wake_service();
+                }
+                Ok(())
+            }
+            Err(m) => {
+                let plain = self.unbias_self(slot);
+                slot.busy.store(false, Ordering::Release);
+                Err((m, plain.then_some(owned)))
+            }
+        }
+    }
+
+    /// Gives the bias up if `slot` holds it (its queue is going away), and
+    /// lets go of the sender.
+    pub(crate) fn drop_bias(&self, slot: &BiasSlot) {
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            return;
+        }
+        // Only this thread raises `busy` for `slot`, so no barrier is
+        // needed: nobody can be inside a post through this bias.
+        if self.unbias_self(slot) {
+            // SAFETY: `unbias_self` turned the bias into our ownership.
+            self.pump_and_release(unsafe { self.owned() }, false);
+        }
     }
 
     /// Called by the owner: pumps until it can let go with nothing new
     /// (`DIRTY` clear), then lets go; wakes the service thread if work is
     /// left that needs a peer or room.
-    fn pump_and_release(&self, mut guard: MutexGuard<'_, Sender>, force: bool) {
+    fn pump_and_release(&self, mut guard: Owned<'_>, force: bool) {
         loop {
             // SYNC POINT (acq_rel): pairs with `try_own`'s fetch_or.
             self.state.fetch_and(!DIRTY, Ordering::AcqRel);
@@ -502,7 +730,7 @@ impl SendShared {
                 .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                drop(guard);
+                // `guard` is not used again: the sender is no longer ours.
                 if out != Pump::Idle {
                     self.wake_service();
                 }
@@ -512,7 +740,7 @@ impl SendShared {
     }
 
     /// Lets go without pumping again only if nothing arrived meanwhile.
-    fn release(&self, guard: MutexGuard<'_, Sender>) {
+    fn release(&self, guard: Owned<'_>) {
         self.pump_and_release(guard, true);
     }
 
@@ -533,12 +761,29 @@ impl SendShared {
     /// Owning here sets only `RUNNING`, so a poster that queued meanwhile
     /// (and saw `RUNNING`) leaves `DIRTY` behind, and the release
     /// (`RUNNING -> 0`, failing while `DIRTY` is set) pumps for it.
+    ///
+    /// With `bias` (a mono queue's slot), a clean direct post keeps the
+    /// sender biased to that queue, and the queue's next posts go through
+    /// [`Self::post_biased`] first.
     #[inline]
     pub(crate) fn post_direct(
         &self,
         message: Message,
+        bias: Option<&Arc<BiasSlot>>,
         enqueue: impl FnOnce(Message) -> Result<(), PostError>,
     ) -> Result<(), PostError> {
+        let message = match bias {
+            None => message,
+            Some(slot) => match self.post_biased(slot, message) {
+                Ok(()) => return Ok(()),
+                Err((m, None)) => m,
+                Err((m, Some(owned))) => {
+                    let queued = enqueue(m);
+                    self.pump_and_release(owned, false);
+                    return queued;
+                }
+            },
+        };
         // Owned by another thread (the service thread waiting for room, say):
         // queue without trying, one locked instruction (in `kick`) instead
         // of two.
@@ -550,8 +795,10 @@ impl SendShared {
             self.kick();
             return Ok(());
         }
-        let mut guard = self.lock();
+        // SAFETY: the fetch_or above set RUNNING for this thread.
+        let mut guard = unsafe { self.owned() };
         match guard.send_now(message, &self.counters) {
+            Ok(false) if bias.is_some_and(|slot| self.grant_bias(slot)) => Ok(()),
             Ok(open) => {
                 self.release_if_clean(guard, open);
                 Ok(())
@@ -568,13 +815,13 @@ impl SendShared {
     /// Lets go of the sender if no post arrived since it was taken; pumps
     /// first otherwise.
     /// `open`: a buffer was kept open, so the service thread must look.
-    fn release_if_clean(&self, guard: MutexGuard<'_, Sender>, open: bool) {
+    fn release_if_clean(&self, guard: Owned<'_>, open: bool) {
         if self
             .state
             .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            drop(guard);
+            // `guard` is not used again: the sender is no longer ours.
             if open {
                 self.wake_service();
             }
@@ -587,7 +834,8 @@ impl SendShared {
     #[inline]
     pub(crate) fn kick(&self) {
         if self.try_own() {
-            self.pump_and_release(self.lock(), false);
+            // SAFETY: `try_own` made this thread the owner.
+            self.pump_and_release(unsafe { self.owned() }, false);
         }
     }
 
@@ -612,7 +860,8 @@ impl SendShared {
         if !owned {
             return None;
         }
-        let mut guard = self.lock();
+        // SAFETY: `try_own` made this thread the owner.
+        let mut guard = unsafe { self.owned() };
         let r = f(&mut guard);
         self.release(guard);
         Some(r)
@@ -641,7 +890,8 @@ impl SendShared {
                 // The owner wakes us again if it leaves work behind.
                 continue;
             }
-            let mut guard = self.lock();
+            // SAFETY: `try_own` made this thread the owner.
+            let mut guard = unsafe { self.owned() };
             // The service thread sends open buffers: it runs when a poster
             // left one, some time after (a wake-up), not in a poster's way.
             if guard.pump(&self.counters, true) == Pump::Blocked
@@ -718,7 +968,11 @@ pub enum SendQueue {
 impl SendQueue {
     pub(crate) fn new(producer: Producer<Message>, shared: Arc<SendShared>) -> Self {
         match producer {
-            Producer::Mono(producer) => SendQueue::Mono(MonoSendQueue { producer, shared }),
+            Producer::Mono(producer) => SendQueue::Mono(MonoSendQueue {
+                producer,
+                bias: shared.new_bias_slot(),
+                shared,
+            }),
             Producer::Multi(producer) => SendQueue::Multi(MultiSendQueue { producer, shared }),
         }
     }
@@ -772,7 +1026,14 @@ impl SendQueue {
 /// ```
 pub struct MonoSendQueue {
     producer: MonoProducer<Message>,
+    bias: Arc<BiasSlot>,
     shared: Arc<SendShared>,
+}
+
+impl Drop for MonoSendQueue {
+    fn drop(&mut self) {
+        self.shared.drop_bias(&self.bias);
+    }
 }
 
 impl std::fmt::Debug for MonoSendQueue {
@@ -793,7 +1054,7 @@ impl MonoSendQueue {
             // The queue refuses it (and says why), as it would when queued.
             return self.producer.post(message).map_err(PostError::from_queue);
         }
-        self.shared.post_direct(message, |m| {
+        self.shared.post_direct(message, Some(&self.bias), |m| {
             self.producer.post(m).map_err(PostError::from_queue)
         })
     }
