@@ -9,4 +9,5 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 cargo test --release -p lwmq --test loom_ring
+cargo test --release -p lwmq --test loom_bias
 cargo test --release -p lwmq --lib loom
