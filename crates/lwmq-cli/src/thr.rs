@@ -145,8 +145,8 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
         let s = ch.stats();
         let club = if sending {
             format!(
-                "thr send: {} buffers, {:.1} messages per buffer\n",
-                s.buffers_sent, s.messages_per_buffer
+                "thr send: {} buffers, {:.1} messages per buffer, bias granted {} and revoked {} times\n",
+                s.buffers_sent, s.messages_per_buffer, s.bias_grants, s.bias_revocations
             )
         } else {
             String::new()
