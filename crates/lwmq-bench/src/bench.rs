@@ -98,6 +98,9 @@ pub enum Lib {
     Lwmq,
     /// lwmq messaging latency, futex-only waiting (`lwmq lat --spin-us 0`).
     LwmqFutex,
+    /// lwmq messaging, received in place with `Channel::receive_with`
+    /// (`lwmq thr --lend`; throughput only).
+    LwmqLend,
     /// lwmq raw channel (`lwmq raw-thr` / `lwmq raw-lat`).
     LwmqRaw,
     /// Unix domain socket, one write per message.
@@ -112,9 +115,10 @@ pub enum Lib {
 
 impl Lib {
     /// Every library, in report order.
-    pub const ALL: [Lib; 7] = [
+    pub const ALL: [Lib; 8] = [
         Lib::Lwmq,
         Lib::LwmqFutex,
+        Lib::LwmqLend,
         Lib::LwmqRaw,
         Lib::Uds,
         Lib::UdsBatch,
@@ -127,6 +131,7 @@ impl Lib {
         match self {
             Lib::Lwmq => "lwmq",
             Lib::LwmqFutex => "lwmq-futex",
+            Lib::LwmqLend => "lwmq-lend",
             Lib::LwmqRaw => "lwmq-raw",
             Lib::Uds => "uds",
             Lib::UdsBatch => "uds-batch",
@@ -137,7 +142,10 @@ impl Lib {
 
     /// Whether this is lwmq itself (compared with limits and peers).
     pub fn is_lwmq(self) -> bool {
-        matches!(self, Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqRaw)
+        matches!(
+            self,
+            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqLend | Lib::LwmqRaw
+        )
     }
 
     fn does_thr(self) -> bool {
@@ -145,7 +153,7 @@ impl Lib {
     }
 
     fn does_lat(self) -> bool {
-        self != Lib::UdsBatch
+        !matches!(self, Lib::UdsBatch | Lib::LwmqLend)
     }
 }
 
@@ -155,9 +163,10 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
     let mut out = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let add: &[Lib] = match word.to_ascii_lowercase().as_str() {
-            "lwmq" => &[Lib::Lwmq, Lib::LwmqFutex, Lib::LwmqRaw],
+            "lwmq" => &[Lib::Lwmq, Lib::LwmqFutex, Lib::LwmqLend, Lib::LwmqRaw],
             "lwmq-msg" => &[Lib::Lwmq],
             "lwmq-futex" => &[Lib::LwmqFutex],
+            "lwmq-lend" => &[Lib::LwmqLend],
             "lwmq-raw" => &[Lib::LwmqRaw],
             "uds" => &[Lib::Uds, Lib::UdsBatch],
             "uds-batch" => &[Lib::UdsBatch],
@@ -166,7 +175,7 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
             "iceoryx2" | "iox" | "iox2" => &[Lib::Iceoryx2],
             other => {
                 return Err(format!(
-                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2)"
+                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2)"
                 ))
             }
         };
@@ -444,7 +453,7 @@ fn pair_args(
     let mk = |side: &str, server: bool| -> Vec<String> {
         let mut v = vec![s("peer")];
         match lib {
-            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqRaw => {
+            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqLend | Lib::LwmqRaw => {
                 let cmd = match (lib == Lib::LwmqRaw, thr) {
                     (false, true) => "thr",
                     (false, false) => "lat",
@@ -459,6 +468,9 @@ fn pair_args(
                 ]);
                 if lib == Lib::LwmqFutex {
                     v.extend([s("--spin-us"), s(0)]);
+                }
+                if lib == Lib::LwmqLend && side == "recv" {
+                    v.push(s("--lend"));
                 }
             }
             Lib::Uds | Lib::UdsBatch | Lib::Zmq | Lib::Iceoryx2 => {

@@ -50,7 +50,7 @@ struct RunArgs {
     #[arg(long)]
     smoke: bool,
     /// Libraries to run, comma-separated: lwmq (all lwmq variants),
-    /// lwmq-msg, lwmq-futex, lwmq-raw, uds (both modes), uds-single,
+    /// lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds (both modes), uds-single,
     /// uds-batch, zmq, iceoryx2. Default: all.
     #[arg(long, value_name = "LIST")]
     only: Option<String>,

@@ -298,6 +298,46 @@ impl Summary {
             5.0,
             "x",
         ));
+        // The same throughput targets for messages received in place
+        // (`Channel::receive_with`), when that variant ran.
+        let m64 = self.thr_median(Lib::LwmqLend, 64);
+        let lend_big = self.thr_median(Lib::LwmqLend, big);
+        if m64.is_some() || lend_big.is_some() {
+            t.push(Target::at_least(
+                "64 B messaging, received in place, >= 20 M msg/s",
+                m64.map(|v| v / 1e6),
+                20.0,
+                "M msg/s",
+            ));
+            t.push(Target::at_least(
+                "64 B messaging, received in place, >= 3x ZeroMQ",
+                ratio(m64, self.thr_median(Lib::Zmq, 64)),
+                3.0,
+                "x",
+            ));
+            t.push(Target::at_least(
+                "64 B messaging, received in place, >= 4x iceoryx2",
+                ratio(m64, self.thr_median(Lib::Iceoryx2, 64)),
+                4.0,
+                "x",
+            ));
+            t.push(Target::at_least(
+                "640,000 B messaging, received in place, >= 40% of copy bandwidth",
+                ratio(
+                    lend_big.map(|m| m * big as f64),
+                    self.copy.get(&big).map(|s| s.median),
+                )
+                .map(|r| r * 100.0),
+                40.0,
+                "%",
+            ));
+            t.push(Target::at_least(
+                "640,000 B messaging, received in place, >= 5x Unix socket",
+                ratio(lend_big, self.thr_median(Lib::Uds, big)),
+                5.0,
+                "x",
+            ));
+        }
         t.push(Target::at_most(
             "idle messaging pair < 2% of one core",
             self.idle.map(|s| s.median),
@@ -646,6 +686,7 @@ fn color(lib: Lib) -> &'static str {
     match lib {
         Lib::Lwmq => "#1f77b4",
         Lib::LwmqFutex => "#6baed6",
+        Lib::LwmqLend => "#3182bd",
         Lib::LwmqRaw => "#08306b",
         Lib::Uds => "#ff7f0e",
         Lib::UdsBatch => "#fdae6b",

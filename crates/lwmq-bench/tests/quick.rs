@@ -87,6 +87,8 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 64 | lwmq |",
         "| 640,000 | lwmq-raw |",
         "| 6,400 | lwmq-futex |",
+        "| 640,000 | lwmq-lend |",
+        "received in place, >= 40% of copy bandwidth",
         "## Idle lwmq messaging pair",
         "## Targets of issue 5",
     ] {
@@ -102,14 +104,14 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("read JSON"))
             .expect("parse JSON");
     let samples = doc["samples"].as_array().expect("samples");
-    // 1 limits + 1 idle + 3 sizes x 2 (thr) + 2 sizes x 3 (lat).
-    assert_eq!(samples.len(), 14, "{samples:?}");
+    // 1 limits + 1 idle + 3 sizes x 3 (thr) + 2 sizes x 3 (lat).
+    assert_eq!(samples.len(), 17, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
     assert!(doc["summary"]["thr"]
         .as_array()
-        .is_some_and(|a| a.len() == 6));
+        .is_some_and(|a| a.len() == 9));
     assert!(doc["summary"]["lat"]
         .as_array()
         .is_some_and(|a| a.len() == 6));

@@ -39,6 +39,10 @@ pub struct ThrArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
+    /// recv: read each message in place with `Channel::receive_with`
+    /// (no copy out of the transport buffer) instead of `receive`.
+    #[arg(long)]
+    pub lend: bool,
 }
 
 /// A messaging channel with one transport and, if it sends, one
@@ -137,6 +141,7 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
             let window = queue_window(buffer_size, a.buffers, a.size);
             send(&ch, &q, a.size, a.count, window)?
         }
+        None if a.lend => recv_lent(&mut ch, a.size, a.count)?,
         None => recv(&mut ch, a.size, a.count)?,
     };
     let text = if a.json {
@@ -217,6 +222,15 @@ pub fn send(
     })
 }
 
+/// Whether `frame` is payload number `seq` of `size` bytes.
+fn is_payload(frame: &[u8], seq: u64, size: usize, pat: &[u8]) -> bool {
+    let s = seq.to_le_bytes();
+    frame.len() == size
+        && frame[..8] == s
+        && frame[size - 8..] == s
+        && frame[8..size - 8] == pat[8..size - 8]
+}
+
 /// Receives and verifies `count` messages; times first to last.
 pub fn recv(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Failure> {
     let pat = pattern(size);
@@ -225,22 +239,38 @@ pub fn recv(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Fail
     for seq in 0..count {
         let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
-        let s = seq.to_le_bytes();
-        let f = r.message.frame(0);
         ok &= r.frame_count == 1
-            && f.is_some_and(|f| {
-                let b = f.data();
-                b.len() == size
-                    && b[..8] == s
-                    && b[size - 8..] == s
-                    && b[8..size - 8] == pat[8..size - 8]
-            });
+            && r.message
+                .frame(0)
+                .is_some_and(|f| is_payload(f.data(), seq, size, &pat));
     }
+    Ok(finish(start, count, size, ok))
+}
+
+/// [`recv`] with [`Channel::receive_with`]: each payload is verified where
+/// the peer wrote it.
+pub fn recv_lent(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Failure> {
+    let pat = pattern(size);
+    let mut ok = true;
+    let mut start = None;
+    for seq in 0..count {
+        ok &= ch
+            .receive_with(Timeout::INFINITE, |m| {
+                m.frame_count() == 1 && m.frame(0).is_some_and(|f| is_payload(f, seq, size, &pat))
+            })
+            .map_err(runtime)?;
+        start.get_or_insert_with(Instant::now);
+    }
+    Ok(finish(start, count, size, ok))
+}
+
+/// The receiver's report: first to last payload.
+fn finish(start: Option<Instant>, count: u64, size: usize, ok: bool) -> ThrReport {
     let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    Ok(ThrReport {
+    ThrReport {
         messages: count,
         bytes: count * size as u64,
         seconds,
         verified: Some(ok),
-    })
+    }
 }

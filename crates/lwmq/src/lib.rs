@@ -34,7 +34,7 @@ pub mod transport;
 mod transports;
 pub mod wire;
 
-pub use channel::{Channel, ChannelStats, PostError, ReceiveError, Received, SendQueue};
+pub use channel::{Channel, ChannelStats, Lent, PostError, ReceiveError, Received, SendQueue};
 pub use channel_error::ChannelError;
 pub use descriptor::{DescriptorError, IpcAddress};
 pub use raw::{RawChannel, RawReceiver, RawSender, ReceivedBuffer, SendBuffer, TransportId};

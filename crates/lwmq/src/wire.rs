@@ -625,6 +625,39 @@ impl<'a> RawMessage<'a> {
         Ok((message, pos))
     }
 
+    /// The message at `offset` of a buffer that [`validate_buffer`]
+    /// accepted (every value is checked again anyway): `(message, position
+    /// after it)`. One frame without a timestamp takes the fast path.
+    #[inline]
+    pub(crate) fn at(buf: &'a [u8], offset: usize) -> Result<(Self, usize), WireError> {
+        let Some((data, end)) = simple_message_at(buf, offset) else {
+            return Self::parse(buf, offset);
+        };
+        let message = RawMessage {
+            buf,
+            offset,
+            // The frame count (1) is one byte.
+            frames_start: offset + 1,
+            frame_count: 1,
+            payload_size: data.len(),
+            large_bytes: if data.len() > MAX_INLINE_FRAME_SIZE {
+                data.len()
+            } else {
+                0
+            },
+            first: RawFrame {
+                data,
+                timestamp: None,
+            },
+        };
+        Ok((message, end))
+    }
+
+    /// The first frame.
+    pub fn first_frame(&self) -> RawFrame<'a> {
+        self.first
+    }
+
     /// Offset of the message in the buffer.
     pub fn offset(&self) -> usize {
         self.offset

@@ -34,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 mod error;
+mod lent;
 mod receive;
 mod send;
 
@@ -51,9 +52,10 @@ use crate::transport::{ChannelKind, Directions, Role, Transport};
 
 pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
 pub use error::{PostError, ReceiveError};
+pub use lent::Lent;
 pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
 
-use receive::{Drain, RxShared};
+use receive::{Drain, Lending, RxShared};
 use send::{SendShared, TxSide};
 
 /// Polls of the receive queue and the transports before a waiting
@@ -433,13 +435,17 @@ impl Channel {
             return Ok(Received::new(message));
         }
         let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
-            (Err(queue::RecvError::Timeout), Some(rx)) => Self::receive_inline(
-                consumer,
-                &mut self.local,
-                rx,
-                &self.shared.counters,
-                timeout,
-            ),
+            (Err(queue::RecvError::Timeout), Some(rx)) => {
+                let (local, c) = (&mut self.local, &self.shared.counters);
+                Self::receive_inline(
+                    consumer,
+                    rx,
+                    c,
+                    timeout,
+                    &mut |consumer, wait| rx.take_one(consumer, local, wait, c),
+                    |m| m,
+                )
+            }
             (Err(queue::RecvError::Timeout), None) if !timeout.is_zero() => {
                 consumer.receive(timeout)
             }
@@ -457,16 +463,73 @@ impl Channel {
         }
     }
 
+    /// Receives one message and lends it to `f`, without copying it out of
+    /// the transport buffer when it can: with one receiving transport and a
+    /// mono-consumer receive queue, `f` reads the frames where the peer
+    /// wrote them (no allocation, no copy; the buffer goes back to the peer
+    /// once all its messages were taken). Otherwise, and for messages that
+    /// were already queued or decoded, `f` sees an owned message. Returns
+    /// what `f` returns; errors and waiting as [`Self::receive`].
+    ///
+    /// `f` runs while this channel holds its transport's receive side, so
+    /// it should be quick; [`Lent::to_message`] copies a message out to
+    /// keep it. A message lent this way is as trustworthy as a received
+    /// one (its buffer was validated whole first), but a hostile peer can
+    /// still change the bytes while `f` reads them (never the bounds).
+    pub fn receive_with<R>(
+        &mut self,
+        timeout: Timeout,
+        f: impl FnOnce(Lent<'_>) -> R,
+    ) -> Result<R, ReceiveError> {
+        let direct = matches!(
+            (&self.consumer, &self.rx),
+            (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
+        );
+        let (Some(consumer), Some(rx), true) = (&mut self.consumer, &self.rx, direct) else {
+            return self.receive(timeout).map(|r| f(Lent::owned(&r.message)));
+        };
+        // Older messages first: decoded ahead, then queued.
+        if let Some(message) = self.local.pop_front() {
+            rx.touch();
+            return Ok(f(Lent::owned(&message)));
+        }
+        let mut f = Some(f);
+        let c = &self.shared.counters;
+        rx.touch();
+        let got = Self::receive_inline(
+            consumer,
+            rx,
+            c,
+            timeout,
+            &mut |consumer, wait| rx.lend_one(consumer, wait, c, &mut f),
+            Lending::Queued,
+        );
+        match got {
+            Ok(Lending::Lent(r)) => Ok(r),
+            Ok(Lending::Queued(m)) => match f.take() {
+                Some(f) => Ok(f(Lent::owned(&m))),
+                None => unreachable!("`f` runs only when a message is lent"),
+            },
+            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
+            Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
+        }
+    }
+
     /// The receive queue is empty: drain the transports on this thread
     /// (see `receive.rs`), polling briefly, then sleeping in the transport
     /// (one receiving transport) or on the queue (several).
-    fn receive_inline(
+    ///
+    /// `take` takes one message straight from the transport (one receiving
+    /// transport, mono-consumer queue); `queued` turns a message from the
+    /// receive queue into the same result.
+    fn receive_inline<T>(
         consumer: &mut ReceiveConsumer<Message>,
-        local: &mut VecDeque<Message>,
         rx: &RxShared,
         c: &send::Counters,
         timeout: Timeout,
-    ) -> Result<Message, queue::RecvError> {
+        take: &mut impl FnMut(&mut ReceiveConsumer<Message>, Timeout) -> Result<T, Drain>,
+        queued: impl Fn(Message) -> T,
+    ) -> Result<T, queue::RecvError> {
         let deadline = timeout.deadline();
         let mut polls = 0u32;
         // One transport into a mono-consumer queue: take messages straight
@@ -483,7 +546,7 @@ impl Channel {
         loop {
             let mut busy = false;
             if guard.is_some() && direct {
-                match rx.take_one(consumer, local, Timeout::ZERO, c) {
+                match take(consumer, Timeout::ZERO) {
                     Ok(m) => return Ok(m),
                     Err(d) => busy = d == Drain::Busy,
                 }
@@ -494,7 +557,7 @@ impl Channel {
             }
             match consumer.receive(Timeout::ZERO) {
                 Err(queue::RecvError::Timeout) => {}
-                got => return got,
+                got => return got.map(&queued),
             }
             if timeout.is_zero() {
                 return Err(queue::RecvError::Timeout);
@@ -514,7 +577,7 @@ impl Channel {
             let mut wait = slice;
             if rx.sides.len() == 1 && guard.is_some() {
                 if !busy && direct {
-                    match rx.take_one(consumer, local, Timeout::after(slice), c) {
+                    match take(consumer, Timeout::after(slice)) {
                         Ok(m) => return Ok(m),
                         Err(Drain::Got | Drain::Empty) => continue,
                         Err(Drain::Busy) => {}
@@ -537,7 +600,7 @@ impl Channel {
             }
             match consumer.receive(Timeout::after(wait)) {
                 Err(queue::RecvError::Timeout) => {}
-                got => return got,
+                got => return got.map(&queued),
             }
         }
     }

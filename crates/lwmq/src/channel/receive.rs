@@ -33,6 +33,7 @@ use crate::timeout::Timeout;
 use crate::transport::{ReceiveSide, TransportError};
 use crate::wire;
 
+use super::lent::Lent;
 use super::send::Counters;
 
 /// How long the receive thread waits in the transport before it re-checks
@@ -304,6 +305,45 @@ impl RxShared {
         got
     }
 
+    /// [`Self::take_one`] without copying: lends the next message of the
+    /// held buffer (or of the next one, waiting up to `wait`) to `f`, read
+    /// in place while this thread holds the side. A message already in the
+    /// queue is older: it is returned instead, and `f` is left unused.
+    pub(crate) fn lend_one<R, F: FnOnce(Lent<'_>) -> R>(
+        &self,
+        consumer: &mut ReceiveConsumer<Message>,
+        wait: Timeout,
+        c: &Counters,
+        f: &mut Option<F>,
+    ) -> Result<Lending<R>, Drain> {
+        let rx = &self.sides[0];
+        let mut st = match rx.side.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(Drain::Busy),
+        };
+        if let Ok(m) = consumer.receive(Timeout::ZERO) {
+            return Ok(Lending::Queued(m));
+        }
+        let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
+        // Hands the buffer back once its last message was taken, also if
+        // `f` panics (else the same buffer would be delivered again).
+        let st = DisposeWhenDone(&mut st);
+        match wire::RawMessage::at(buf, st.0.pos) {
+            Ok((message, next)) => {
+                st.0.pos = next;
+                st.0.left -= 1;
+                let f = f.take().ok_or(Drain::Got)?;
+                Ok(Lending::Lent(f(Lent::wire(message))))
+            }
+            // Changed since validation: drop the rest.
+            Err(_) => {
+                st.0.left = 0;
+                Err(Drain::Got)
+            }
+        }
+    }
+
     /// The loop of the receive thread of side `i`.
     pub(crate) fn receive_loop(&self, i: usize, c: &Counters) {
         let mut seen = self.epoch.load(Ordering::Relaxed);
@@ -319,6 +359,25 @@ impl RxShared {
                 Drain::Busy => std::thread::sleep(BG_BACKOFF),
                 Drain::Got | Drain::Empty => {}
             }
+        }
+    }
+}
+
+/// What [`RxShared::lend_one`] got.
+pub(crate) enum Lending<R> {
+    /// The closure's result for a message lent in place.
+    Lent(R),
+    /// An older message from the receive queue (the closure did not run).
+    Queued(Message),
+}
+
+/// Disposes the held buffer on drop if none of its messages are left.
+struct DisposeWhenDone<'a>(&'a mut SideState);
+
+impl Drop for DisposeWhenDone<'_> {
+    fn drop(&mut self) {
+        if self.0.left == 0 {
+            self.0.side.dispose(false);
         }
     }
 }

@@ -1,0 +1,154 @@
+//! `Channel::receive_with`: messages lent in place from the transport
+//! buffer, interleaved with ordinary receives, in every shape the wire
+//! format has (one small frame, a large frame, several frames with
+//! timestamps); the owned fallback; a closure that panics; a poll.
+
+mod channel_common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use channel_common::*;
+use lwmq::channel::{ReceiveError, ReceiveQueueKind, SendQueueKind};
+use lwmq::message::{Message, NtTime, Timestamp};
+use lwmq::{Lent, Role, Timeout};
+
+/// Message `n`: shapes rotate through one small frame, one large frame
+/// (past the inline size) and three frames, the middle one timestamped.
+fn shaped(n: u64) -> Message {
+    let tag = n.to_le_bytes();
+    let mut m = Message::new();
+    match n % 3 {
+        0 => m.push_copy(&tag, Timestamp::None).unwrap(),
+        1 => {
+            let mut big = vec![(n % 251) as u8; 300];
+            big[..8].copy_from_slice(&tag);
+            m.push_copy(&big, Timestamp::None).unwrap();
+        }
+        _ => {
+            m.push_copy(&tag, Timestamp::None).unwrap();
+            m.push_copy(b"middle", Timestamp::At(NtTime::from_ticks(n)))
+                .unwrap();
+            m.push_copy(&[7u8; 100], Timestamp::None).unwrap();
+        }
+    }
+    m
+}
+
+type Frames = Vec<(Vec<u8>, Option<NtTime>)>;
+
+fn frames_of(m: &Message) -> Frames {
+    m.frames()
+        .map(|f| (f.data().to_vec(), f.timestamp()))
+        .collect()
+}
+
+fn lent_frames(m: &Lent<'_>) -> Frames {
+    m.frames().map(|(d, t)| (d.to_vec(), t)).collect()
+}
+
+/// Checks everything a `Lent` says against the message that was posted.
+fn check_lent(m: &Lent<'_>, n: u64) {
+    let expected = frames_of(&shaped(n));
+    assert_eq!(lent_frames(m), expected, "message {n}");
+    assert_eq!(m.frame_count(), expected.len());
+    assert_eq!(
+        m.payload_size(),
+        expected.iter().map(|(d, _)| d.len()).sum::<usize>()
+    );
+    for (i, (data, _)) in expected.iter().enumerate() {
+        assert_eq!(m.frame(i), Some(&data[..]));
+    }
+    assert_eq!(m.frame(expected.len()), None);
+    assert_eq!(frames_of(&m.to_message()), expected);
+}
+
+fn pair(rq: ReceiveQueueKind) -> (lwmq::Channel, lwmq::SendQueue, lwmq::Channel) {
+    let uri = unique("lend");
+    let (a, q) = endpoint(
+        &uri,
+        Role::Server,
+        4096,
+        SendQueueKind::MonoProducerUnbounded,
+        rq,
+    );
+    let (b, _) = endpoint(
+        &uri,
+        Role::Client,
+        4096,
+        SendQueueKind::MonoProducerUnbounded,
+        rq,
+    );
+    (a, q, b)
+}
+
+#[test]
+fn lent_and_received_messages_interleave_in_order() {
+    const N: u64 = 3_000;
+    let (_a, q, mut b) = pair(ReceiveQueueKind::MonoConsumerUnbounded);
+    let poster = std::thread::spawn(move || {
+        for n in 0..N {
+            q.post(shaped(n), Timeout::ZERO).unwrap();
+        }
+        q
+    });
+    let mut in_place = [0u64; 2];
+    for n in 0..N {
+        // Runs of lent and received messages, so that lending starts both
+        // on a fresh buffer and in the middle of one decoded ahead.
+        if (n / 7) % 2 == 0 {
+            let lent_in_place = b
+                .receive_with(LIVENESS, |m| {
+                    check_lent(&m, n);
+                    m.is_in_place()
+                })
+                .unwrap();
+            in_place[usize::from(lent_in_place)] += 1;
+        } else {
+            assert_eq!(frames_of(&recv(&mut b)), frames_of(&shaped(n)));
+        }
+    }
+    let _q = poster.join().unwrap();
+    assert_eq!(b.stats().decode_errors, 0);
+    // Both kinds were lent: decoded-ahead messages first, then in place.
+    assert!(in_place[0] > 0 && in_place[1] > 0, "{in_place:?}");
+}
+
+#[test]
+fn a_multi_consumer_queue_lends_owned_messages() {
+    let (_a, q, mut b) = pair(ReceiveQueueKind::MultiConsumerUnbounded);
+    for n in 0..30 {
+        q.post(shaped(n), Timeout::ZERO).unwrap();
+    }
+    for n in 0..30 {
+        b.receive_with(LIVENESS, |m| check_lent(&m, n)).unwrap();
+    }
+}
+
+#[test]
+fn a_closure_that_panics_loses_only_its_own_message() {
+    let (_a, q, mut b) = pair(ReceiveQueueKind::MonoConsumerUnbounded);
+    for n in 0..3 {
+        q.post(shaped(3 * n), Timeout::ZERO).unwrap();
+    }
+    b.receive_with(LIVENESS, |m| check_lent(&m, 0)).unwrap();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        b.receive_with(LIVENESS, |_| panic!("the application's bug"))
+    }));
+    assert!(r.is_err());
+    // The message after the one whose closure panicked, neither lost nor
+    // repeated.
+    b.receive_with(LIVENESS, |m| check_lent(&m, 6)).unwrap();
+    assert!(matches!(
+        b.receive_with(Timeout::ZERO, |_| unreachable!("nothing was sent")),
+        Err(ReceiveError::Timeout)
+    ));
+}
+
+#[test]
+fn receive_with_before_open_says_not_open() {
+    let mut ch = lwmq::Channel::new();
+    let mut called = false;
+    let r = ch.receive_with(Timeout::ZERO, |_| called = true);
+    assert!(matches!(r, Err(ReceiveError::NotOpen)), "{r:?}");
+    assert!(!called);
+}
