@@ -71,6 +71,17 @@ pub(crate) struct RxSide {
     descriptor: String,
 }
 
+impl RxSide {
+    /// The side, if no other thread holds it.
+    fn try_own(&self) -> Result<std::sync::MutexGuard<'_, SideState>, Drain> {
+        match self.side.try_lock() {
+            Ok(g) => Ok(g),
+            Err(TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Drain::Busy),
+        }
+    }
+}
+
 /// The result of one drain attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Drain {
@@ -142,10 +153,9 @@ impl RxShared {
     /// buffer first, if a receiver took some of it already).
     pub(crate) fn drain(&self, i: usize, wait: Timeout, c: &Counters) -> Drain {
         let rx = &self.sides[i];
-        let mut st = match rx.side.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Drain::Busy,
+        let mut st = match rx.try_own() {
+            Ok(st) => st,
+            Err(busy) => return busy,
         };
         let buf = match Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1) {
             Ok(buf) => buf,
@@ -264,11 +274,7 @@ impl RxShared {
         c: &Counters,
     ) -> Result<Message, Drain> {
         let rx = &self.sides[0];
-        let mut st = match rx.side.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(Drain::Busy),
-        };
+        let mut st = rx.try_own()?;
         if let Ok(m) = consumer.receive(Timeout::ZERO) {
             return Ok(m);
         }
@@ -317,11 +323,7 @@ impl RxShared {
         f: &mut Option<F>,
     ) -> Result<Lending<R>, Drain> {
         let rx = &self.sides[0];
-        let mut st = match rx.side.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(Drain::Busy),
-        };
+        let mut st = rx.try_own()?;
         if let Ok(m) = consumer.receive(Timeout::ZERO) {
             return Ok(Lending::Queued(m));
         }
