@@ -62,6 +62,8 @@ use crate::timeout::Deadline;
 pub const CTRL_SIZE: usize = 512;
 /// Bytes of header before each slot's data.
 pub const SLOT_HEADER: usize = 64;
+/// Lines of a received buffer that `Consumer::peek` prefetches.
+const PREFETCH_LINES: usize = 4;
 /// Offset of `tail` in the control block.
 pub const TAIL: usize = 0;
 /// Offset of `head` in the control block.
@@ -427,6 +429,20 @@ impl Producer {
         let w = words(&self.map, &self.l);
         // SYNC POINT A (release) and C (store before reading c_sleep).
         publish_and_wake(w.tail, self.tail as u32, w.c_sleep, self.fences);
+        // The next slot's first data lines, if the consumer released it
+        // (as last seen), were last read a lap ago and nobody reads them
+        // before they are published: ask for them writable now, so that
+        // the next buffer's stores do not wait for the consumer's copies
+        // to be invalidated. (Its header line is left alone: a waiting
+        // consumer polls it.) Measured: 64 B one-way latency 570-592 ns ->
+        // 414-430 ns messaging, 266-284 ns -> 211-222 ns raw, together
+        // with the consumer's prefetch in `peek`.
+        if self.tail - self.head < u64::from(self.l.capacity) {
+            let next = self.next_buf();
+            for line in 0..PREFETCH_LINES.min(self.l.buffer_size.div_ceil(64)) {
+                crate::sys::prefetch_write(next.wrapping_add(line * 64));
+            }
+        }
     }
 
     /// Waits until a slot is free (or deadline / dead).
@@ -563,6 +579,13 @@ impl Consumer {
         // SAFETY: the slot lies inside the mapping (`fits` checked in
         // `attach`), and `len <= buffer_size` was just checked.
         let ptr = unsafe { self.map.base().add(off + SLOT_HEADER) };
+        // The data was just written by the other core: ask for its first
+        // lines now, so that their transfers overlap with each other and
+        // with the bookkeeping before the reader touches them (a small
+        // message with its header spans two lines).
+        for line in 0..PREFETCH_LINES.min((len as usize).div_ceil(64)) {
+            crate::sys::prefetch(ptr.wrapping_add(line * 64));
+        }
         Ok((ptr, len as usize))
     }
 
