@@ -386,17 +386,9 @@ impl Target {
     }
 }
 
-/// `1,234,567`.
+/// `1,234,567` (the CLI's formatting).
 fn grouped(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    lwmq_cli::measure::grouped(n as u64)
 }
 
 /// Messages per second, short.

@@ -469,7 +469,7 @@ pub fn serve_pong(fd: BorrowedFd<'_>, parent_pid: u32) -> Result<(), MeasureErro
 }
 
 /// `1234567` → `1,234,567`.
-fn grouped(n: u64) -> String {
+pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -883,6 +883,9 @@ fn simple_message_at(buf: &[u8], offset: usize) -> Option<(&[u8], usize)> {
 
 /// Decodes the message at `offset` of a received buffer into an owned
 /// [`Message`]; returns it and the offset after it. Never trusts the bytes.
+/// (`RawMessage::at` + `to_message` computes the same, but costs the
+/// receive path 22 more instructions per 64-byte message: 423 → 445,
+/// callgrind on `lwmq thr recv`.)
 #[inline]
 pub(crate) fn decode_at(buf: &[u8], offset: usize) -> Result<(Message, usize), WireError> {
     if let Some((data, end)) = simple_message_at(buf, offset) {

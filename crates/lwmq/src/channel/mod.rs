@@ -47,7 +47,7 @@ use crate::channel_error::ChannelError;
 use crate::message::Message;
 use crate::queue::{self, ReceiveConsumer, Scheduler};
 use crate::raw::TransportId;
-use crate::timeout::{Deadline, Timeout};
+use crate::timeout::Timeout;
 use crate::transport::{ChannelKind, Directions, Role, Transport};
 
 pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
@@ -240,8 +240,7 @@ impl Channel {
         }
         let (_, producer) = self
             .shared
-            .with_owner(Deadline::NEVER, |s| s.scheduler.add_queue(kind, priority))
-            .expect("no deadline")
+            .exclusive(|s| s.scheduler.add_queue(kind, priority))
             .map_err(|_| ChannelError::ZeroCapacity { which: "send" })?;
         self.queue_count += 1;
         Ok(SendQueue::new(producer, Arc::clone(&self.shared)))
@@ -336,9 +335,7 @@ impl Channel {
             }
         }
         let sending = !sides.is_empty();
-        self.shared
-            .with_owner(Deadline::NEVER, |s| s.sides = sides)
-            .expect("no deadline");
+        self.shared.exclusive(|s| s.sides = sides);
         if sending {
             let shared = Arc::clone(&self.shared);
             self.spawn("lwmq-send", move || shared.service_loop())?;
@@ -659,9 +656,7 @@ impl Channel {
             return Ok(());
         }
         self.shared.buffer_size.store(0, Ordering::Release);
-        self.shared
-            .with_owner(Deadline::NEVER, |s| s.scheduler.close())
-            .expect("no deadline");
+        self.shared.exclusive(|s| s.scheduler.close());
         let r = if linger.is_zero() {
             Ok(())
         } else {
@@ -686,13 +681,11 @@ impl Channel {
         }
         // Closes the receive queue: what is queued stays receivable.
         self.rx = None;
-        self.shared
-            .with_owner(Deadline::NEVER, |s| {
-                s.drop_all();
-                // The sides' claims end here; the transports are stopped.
-                s.sides.clear();
-            })
-            .expect("no deadline");
+        self.shared.exclusive(|s| {
+            s.drop_all();
+            // The sides' claims end here; the transports are stopped.
+            s.sides.clear();
+        });
         self.phase = Phase::Closed;
     }
 

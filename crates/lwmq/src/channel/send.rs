@@ -48,7 +48,7 @@ use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::message::Message;
@@ -599,6 +599,11 @@ impl SendShared {
         prev & RUNNING == 0 || (prev & BIASED != 0 && self.revoke_bias())
     }
 
+    /// The holder's slot, locked (grants and revocations happen under it).
+    fn bias_slot(&self) -> MutexGuard<'_, Option<Arc<BiasSlot>>> {
+        self.bias.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A new mono queue's bias slot.
     pub(crate) fn new_bias_slot(&self) -> Arc<BiasSlot> {
         Arc::new(BiasSlot {
@@ -613,7 +618,7 @@ impl SendShared {
     /// it first and owns the sender (and will see the caller's `DIRTY`).
     #[cold]
     fn revoke_bias(&self) -> bool {
-        let mut holder = self.bias.lock().unwrap_or_else(|e| e.into_inner());
+        let mut holder = self.bias_slot();
         let Some(slot) = holder.take() else {
             return false;
         };
@@ -668,7 +673,7 @@ impl SendShared {
             // holder safely.
             return false;
         }
-        let mut holder = self.bias.lock().unwrap_or_else(|e| e.into_inner());
+        let mut holder = self.bias_slot();
         self.bias_holder.store(slot.id, Ordering::Relaxed);
         // SYNC POINT (acq_rel): a revoker's `fetch_or` that sees `BIASED`
         // also sees the slot (it takes the `bias` lock after us).
@@ -873,6 +878,14 @@ impl SendShared {
         }
     }
 
+    /// [`Self::with_owner`] without a deadline: for the channel's own
+    /// set-up and tear-down (adding queues, opening, closing).
+    pub(crate) fn exclusive<R>(&self, f: impl FnOnce(&mut Sender) -> R) -> R {
+        // A deadline that never passes: this returns only once owning.
+        while !self.wait_to_own(Deadline::NEVER) {}
+        self.run_owned(f)
+    }
+
     /// Runs `f` as the owner of the sender, waiting for the current owner
     /// to let go. Returns `None` if the deadline passed first.
     pub(crate) fn with_owner<R>(
@@ -880,6 +893,12 @@ impl SendShared {
         deadline: Deadline,
         f: impl FnOnce(&mut Sender) -> R,
     ) -> Option<R> {
+        self.wait_to_own(deadline).then(|| self.run_owned(f))
+    }
+
+    /// Waits until this thread owns the sender (the service thread stands
+    /// back meanwhile); false if `deadline` passed first.
+    fn wait_to_own(&self, deadline: Deadline) -> bool {
         self.wanted.fetch_add(1, Ordering::AcqRel);
         let owned = loop {
             if self.try_own() {
@@ -891,14 +910,17 @@ impl SendShared {
             std::thread::sleep(Duration::from_micros(200));
         };
         self.wanted.fetch_sub(1, Ordering::AcqRel);
-        if !owned {
-            return None;
-        }
-        // SAFETY: `try_own` made this thread the owner.
+        owned
+    }
+
+    /// Runs `f` on the sender and lets go. The caller owns the sender
+    /// ([`Self::wait_to_own`] returned true).
+    fn run_owned<R>(&self, f: impl FnOnce(&mut Sender) -> R) -> R {
+        // SAFETY: the caller owns the sender (see above).
         let mut guard = unsafe { self.owned() };
         let r = f(&mut guard);
         self.release(guard);
-        Some(r)
+        r
     }
 
     /// Waits while the bias holder keeps posting: looks at its count of
@@ -915,7 +937,7 @@ impl SendShared {
         let max = Duration::from_nanos(bytes).clamp(low, high);
         loop {
             let posts = {
-                let holder = self.bias.lock().unwrap_or_else(|e| e.into_inner());
+                let holder = self.bias_slot();
                 match holder.as_ref() {
                     Some(slot) => slot.posts.load(Ordering::Relaxed),
                     None => return,
