@@ -1,0 +1,690 @@
+//! The service thread of an `ipc://` transport: the server's listening
+//! socket and handshakes in progress, or the client's retry timer, and the
+//! connected socket of the current peer (whose hang-up is the crash signal).
+//! It sleeps in `poll` and never touches the rings.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+
+use super::proto::{self, Accept, Hello, Message, SectionLayout};
+use super::section::{check_section_header, fences_for, own_features, write_section_header};
+use super::{lock, Conn, Inner, HANDSHAKE_TIMEOUT, LIMITS, MAX_PENDING};
+use crate::sys::shm;
+use crate::sys::socket::{self, PeerCred};
+use crate::transport::{ChannelKind, ConnectionState, Refusal, RefusalReason, Role};
+
+pub(super) struct Service {
+    inner: Arc<Inner>,
+    kind: ChannelKind,
+    own_uid: u32,
+}
+
+enum Stage {
+    AwaitHello,
+    AwaitReady(Arc<Conn>),
+}
+
+struct Pending {
+    fd: OwnedFd,
+    cred: PeerCred,
+    deadline: Instant,
+    stage: Stage,
+}
+
+/// What happened on a connected socket.
+enum SocketEvent {
+    Nothing,
+    Closed(String),
+}
+
+fn check_connected_socket(fd: &OwnedFd, revents: PollFlags) -> SocketEvent {
+    if revents.is_empty() {
+        return SocketEvent::Nothing;
+    }
+    let mut buf = [0u8; 64];
+    match socket::recv(fd, &mut buf) {
+        Ok(r) if r.len == 0 => SocketEvent::Closed("peer closed the connection or exited".into()),
+        Ok(_) => SocketEvent::Closed("peer sent data after the handshake (protocol error)".into()),
+        Err(e) if e.errno == Errno::AGAIN => {
+            if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+                SocketEvent::Closed("peer hung up".into())
+            } else {
+                SocketEvent::Nothing
+            }
+        }
+        Err(e) => SocketEvent::Closed(format!("peer connection failed: {e}")),
+    }
+}
+
+impl Service {
+    pub(super) fn new(inner: Arc<Inner>, kind: ChannelKind) -> Self {
+        Self {
+            inner,
+            kind,
+            own_uid: socket::own_ids().0,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+
+    fn drain_wake(&self) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.inner.wake_fd, &mut b);
+    }
+
+    fn hello(&self) -> Hello {
+        let c = &self.inner.config;
+        Hello {
+            kind: self.kind,
+            directions: c.directions(),
+            buffer_size: c.buffer_size() as u64,
+            send_buffers: c.send_buffers(),
+            receive_buffers: c.receive_buffers(),
+            pid: std::process::id(),
+            port: self.inner.addr.port().unwrap_or(0),
+            address: self.inner.addr.address().to_owned(),
+            features: own_features(),
+        }
+    }
+
+    fn policy_allows(&self, cred: &PeerCred) -> bool {
+        lock(&self.inner.link)
+            .policy
+            .allows(self.own_uid, cred.uid, cred.gid)
+    }
+
+    fn refuse(&self, fd: &OwnedFd, reason: RefusalReason, detail: String) {
+        let msg = Message::Refuse {
+            reason,
+            text: detail.clone(),
+        };
+        let _ = socket::send(fd, &msg.encode(), None);
+        let mut link = lock(&self.inner.link);
+        self.inner.refused(
+            &mut link,
+            Refusal {
+                reason,
+                detail,
+                by_peer: false,
+            },
+        );
+    }
+
+    // ----- server -----
+
+    pub(super) fn run_server(self, listener: OwnedFd) {
+        let mut active: Option<(OwnedFd, Arc<Conn>)> = None;
+        let mut pending: Vec<Pending> = Vec::new();
+        while !self.stopping() {
+            if let Some((_, c)) = &active {
+                if c.dead.load(Ordering::Acquire) {
+                    let (fd, c) = active.take().expect("checked");
+                    socket::shutdown(&fd);
+                    self.inner
+                        .disconnect(&c, "connection dropped locally", Role::Server);
+                }
+            }
+            let now = Instant::now();
+            let timeout = pending
+                .iter()
+                .map(|p| p.deadline.saturating_duration_since(now))
+                .min();
+            let (wake_ev, listen_ev, active_ev, pend_ev) = {
+                let mut fds = Vec::with_capacity(3 + pending.len());
+                fds.push(PollFd::new(&self.inner.wake_fd, PollFlags::IN));
+                fds.push(PollFd::new(&listener, PollFlags::IN));
+                if let Some((fd, _)) = &active {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                }
+                for p in &pending {
+                    fds.push(PollFd::new(&p.fd, PollFlags::IN));
+                }
+                if let Err(e) = socket::poll(&mut fds, timeout) {
+                    log::error!("lwmq {}: {e}", self.inner.descriptor);
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let ev: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+                let a = usize::from(active.is_some());
+                (
+                    ev[0],
+                    ev[1],
+                    if a == 1 { ev[2] } else { PollFlags::empty() },
+                    ev[2 + a..].to_vec(),
+                )
+            };
+            if !wake_ev.is_empty() {
+                self.drain_wake();
+            }
+            if let Some((fd, _)) = &active {
+                if let SocketEvent::Closed(why) = check_connected_socket(fd, active_ev) {
+                    let (_fd, c) = active.take().expect("checked");
+                    self.inner.disconnect(&c, &why, Role::Server);
+                }
+            }
+            // Progress handshakes (in reverse so removal keeps indices).
+            for i in (0..pending.len()).rev() {
+                if pend_ev[i].is_empty() {
+                    continue;
+                }
+                let p = pending.swap_remove(i);
+                if let Some(p) = self.server_step(p, &mut active, &pending) {
+                    pending.push(p);
+                }
+            }
+            let now = Instant::now();
+            pending.retain(|p| {
+                let keep = p.deadline > now;
+                if !keep {
+                    let mut link = lock(&self.inner.link);
+                    self.inner.note(
+                        &mut link,
+                        format!(
+                            "handshake with pid {} timed out; connection closed",
+                            p.cred.pid
+                        ),
+                    );
+                }
+                keep
+            });
+            if !listen_ev.is_empty() {
+                self.accept_all(&listener, &mut pending, active.is_some());
+            }
+        }
+        if let Some((fd, c)) = active {
+            socket::shutdown(&fd);
+            self.inner.disconnect(&c, "transport closed", Role::Server);
+        }
+    }
+
+    fn accept_all(&self, listener: &OwnedFd, pending: &mut Vec<Pending>, busy: bool) {
+        loop {
+            let fd = match socket::accept(listener) {
+                Ok(Some(fd)) => fd,
+                Ok(None) => return,
+                Err(e) => {
+                    let mut link = lock(&self.inner.link);
+                    self.inner.note(&mut link, e.to_string());
+                    // EMFILE and friends: back off instead of spinning.
+                    std::thread::sleep(Duration::from_millis(10));
+                    return;
+                }
+            };
+            let cred = match socket::peer_cred(&fd) {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            if !self.policy_allows(&cred) {
+                self.refuse(
+                    &fd,
+                    RefusalReason::AccessDenied,
+                    format!(
+                        "server (uid {}) does not accept uid {} gid {} (pid {}); set an access policy that allows it",
+                        self.own_uid, cred.uid, cred.gid, cred.pid
+                    ),
+                );
+                continue;
+            }
+            if busy && pending.len() >= MAX_PENDING {
+                self.refuse(
+                    &fd,
+                    RefusalReason::Busy,
+                    "too many handshakes in progress".into(),
+                );
+                continue;
+            }
+            if pending.len() >= MAX_PENDING {
+                // Drop the oldest half-open handshake to make room.
+                pending.remove(0);
+            }
+            pending.push(Pending {
+                fd,
+                cred,
+                deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                stage: Stage::AwaitHello,
+            });
+        }
+    }
+
+    /// Advances one handshake; returns it if it is still in progress.
+    fn server_step(
+        &self,
+        p: Pending,
+        active: &mut Option<(OwnedFd, Arc<Conn>)>,
+        others: &[Pending],
+    ) -> Option<Pending> {
+        let mut buf = [0u8; proto::MAX_MESSAGE];
+        let r = match socket::recv(&p.fd, &mut buf) {
+            Ok(r) => r,
+            Err(e) if e.errno == Errno::AGAIN => return Some(p),
+            Err(_) => return None,
+        };
+        if r.len == 0 {
+            return None; // the peer went away mid-handshake
+        }
+        let msg = if r.truncated {
+            Err(proto::ProtoError::BadField("message length"))
+        } else {
+            Message::decode(&buf[..r.len])
+        };
+        let Pending {
+            fd,
+            cred,
+            deadline,
+            stage,
+        } = p;
+        match (stage, msg) {
+            (Stage::AwaitHello, Ok(Message::Hello(h))) => {
+                let busy = active.is_some()
+                    || others
+                        .iter()
+                        .any(|o| matches!(o.stage, Stage::AwaitReady(_)));
+                if busy {
+                    self.refuse(
+                        &fd,
+                        RefusalReason::Busy,
+                        format!("server already has a peer; pid {} refused", cred.pid),
+                    );
+                    return None;
+                }
+                if let Err((reason, detail)) = self.check_hello(&h) {
+                    self.refuse(&fd, reason, detail);
+                    return None;
+                }
+                match self.create_section(&h, &fd, cred) {
+                    Ok(conn) => Some(Pending {
+                        fd,
+                        cred,
+                        deadline,
+                        stage: Stage::AwaitReady(conn),
+                    }),
+                    Err(detail) => {
+                        self.refuse(&fd, RefusalReason::Resources, detail);
+                        None
+                    }
+                }
+            }
+            (Stage::AwaitReady(conn), Ok(Message::Ready)) => {
+                self.inner.establish(Arc::clone(&conn));
+                *active = Some((fd, conn));
+                None
+            }
+            (_, Ok(Message::Refuse { reason, text })) => {
+                let mut link = lock(&self.inner.link);
+                self.inner.refused(
+                    &mut link,
+                    Refusal {
+                        reason,
+                        detail: text,
+                        by_peer: true,
+                    },
+                );
+                None
+            }
+            (_, Ok(other)) => {
+                self.refuse(
+                    &fd,
+                    RefusalReason::Protocol,
+                    format!("unexpected handshake message {other:?}"),
+                );
+                None
+            }
+            (_, Err(e)) => {
+                let reason = match e {
+                    proto::ProtoError::Version(_) => RefusalReason::Version,
+                    _ => RefusalReason::Protocol,
+                };
+                self.refuse(&fd, reason, format!("pid {}: {e}", cred.pid));
+                None
+            }
+        }
+    }
+
+    fn check_hello(&self, h: &Hello) -> Result<(), (RefusalReason, String)> {
+        let c = &self.inner.config;
+        if h.kind != self.kind {
+            return Err((
+                RefusalReason::ChannelKind,
+                format!(
+                    "server channel is {:?}, client channel is {:?}",
+                    self.kind, h.kind
+                ),
+            ));
+        }
+        let port = self.inner.addr.port().unwrap_or(0);
+        if h.address != self.inner.addr.address() || h.port != port {
+            return Err((
+                RefusalReason::Address,
+                format!(
+                    "server serves {}, client asked for another address",
+                    self.inner.addr
+                ),
+            ));
+        }
+        if h.buffer_size != c.buffer_size() as u64 {
+            return Err((
+                RefusalReason::BufferSize,
+                format!(
+                    "server BufferSizeBytes {}, client BufferSizeBytes {} (rule: both sides use the same buffer size)",
+                    c.buffer_size(),
+                    h.buffer_size
+                ),
+            ));
+        }
+        let d = c.directions();
+        if h.directions.sends() != d.receives() || h.directions.receives() != d.sends() {
+            return Err((
+                RefusalReason::Directions,
+                format!(
+                    "server {}, client {} (rule: what one side sends the other must receive)",
+                    d, h.directions
+                ),
+            ));
+        }
+        let max = LIMITS.max_send_buffers;
+        if h.send_buffers > max || h.receive_buffers > max {
+            return Err((RefusalReason::Protocol, "buffer counts out of range".into()));
+        }
+        Ok(())
+    }
+
+    fn create_section(&self, h: &Hello, fd: &OwnedFd, cred: PeerCred) -> Result<Arc<Conn>, String> {
+        let c = &self.inner.config;
+        let c2s = h.send_buffers + c.receive_buffers();
+        let s2c = c.send_buffers() + h.receive_buffers;
+        let layout = SectionLayout::compute(h.buffer_size, c2s, s2c).ok_or_else(|| {
+            format!(
+                "section for {c2s}+{s2c} buffers of {} bytes is too large",
+                h.buffer_size
+            )
+        })?;
+        let name = format!("lwmq:{}", self.inner.descriptor);
+        let (memfd, map) = shm::create(&name, layout.len).map_err(|e| e.to_string())?;
+        write_section_header(&map, &layout);
+        let features = h.features & own_features();
+        let accept = Message::Accept(Accept {
+            section_len: layout.len as u64,
+            c2s_capacity: c2s,
+            s2c_capacity: s2c,
+            buffer_size: h.buffer_size,
+            features,
+        });
+        socket::send(fd, &accept.encode(), Some(memfd.as_fd())).map_err(|e| e.to_string())?;
+        let d = c.directions();
+        Ok(Arc::new(Conn {
+            map: Arc::new(map),
+            tx: d.sends().then_some(layout.s2c),
+            rx: d.receives().then_some(layout.c2s),
+            dead: AtomicBool::new(false),
+            peer: cred,
+            fences: fences_for(features),
+        }))
+    }
+
+    // ----- client -----
+
+    pub(super) fn run_client(self) {
+        let mut active: Option<(OwnedFd, Arc<Conn>)> = None;
+        let mut next_attempt = Instant::now();
+        while !self.stopping() {
+            if let Some((_, c)) = &active {
+                if c.dead.load(Ordering::Acquire) {
+                    let (fd, c) = active.take().expect("checked");
+                    socket::shutdown(&fd);
+                    self.inner
+                        .disconnect(&c, "connection dropped locally", Role::Client);
+                    next_attempt = Instant::now() + self.retry();
+                }
+            }
+            if active.is_none() && Instant::now() >= next_attempt {
+                active = self.try_connect();
+                next_attempt = Instant::now() + self.retry();
+                continue;
+            }
+            let timeout = match active {
+                Some(_) => None,
+                None => Some(next_attempt.saturating_duration_since(Instant::now())),
+            };
+            let (wake_ev, active_ev) = {
+                let mut fds = Vec::with_capacity(2);
+                fds.push(PollFd::new(&self.inner.wake_fd, PollFlags::IN));
+                if let Some((fd, _)) = &active {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                }
+                if let Err(e) = socket::poll(&mut fds, timeout) {
+                    log::error!("lwmq {}: {e}", self.inner.descriptor);
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                (
+                    fds[0].revents(),
+                    fds.get(1).map_or(PollFlags::empty(), |f| f.revents()),
+                )
+            };
+            if !wake_ev.is_empty() {
+                self.drain_wake();
+                // The retry interval may have changed.
+                if active.is_none() {
+                    next_attempt = next_attempt.min(Instant::now() + self.retry());
+                }
+            }
+            if let Some((fd, _)) = &active {
+                if let SocketEvent::Closed(why) = check_connected_socket(fd, active_ev) {
+                    let (_fd, c) = active.take().expect("checked");
+                    self.inner.disconnect(&c, &why, Role::Client);
+                    // The server may be restarting: try again at once.
+                    next_attempt = Instant::now();
+                }
+            }
+        }
+        if let Some((fd, c)) = active {
+            socket::shutdown(&fd);
+            self.inner.disconnect(&c, "transport closed", Role::Client);
+        }
+    }
+
+    fn retry(&self) -> Duration {
+        Duration::from_millis(self.inner.retry_ms.load(Ordering::Relaxed))
+    }
+
+    /// No server (or it vanished mid-handshake): back to `Connecting`. A
+    /// refusal seen earlier stays readable as `last_error`.
+    fn set_connecting(&self) {
+        let mut link = lock(&self.inner.link);
+        if link.conn.is_none() {
+            link.state = ConnectionState::Connecting;
+        }
+    }
+
+    /// One connection attempt; `Some` on success.
+    fn try_connect(&self) -> Option<(OwnedFd, Arc<Conn>)> {
+        self.inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let fd = match socket::connect(&self.inner.name) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Nobody listening (yet): the normal case before the server
+                // starts. Anything else is worth a log line.
+                if !matches!(e.errno, Errno::CONNREFUSED | Errno::NOENT | Errno::AGAIN) {
+                    let mut link = lock(&self.inner.link);
+                    self.inner.note(&mut link, e.to_string());
+                }
+                self.set_connecting();
+                return None;
+            }
+        };
+        match self.client_handshake(&fd) {
+            Ok(conn) => {
+                self.inner.establish(Arc::clone(&conn));
+                Some((fd, conn))
+            }
+            Err(Some(refusal)) => {
+                let mut link = lock(&self.inner.link);
+                self.inner.refused(&mut link, refusal);
+                None
+            }
+            Err(None) => {
+                self.set_connecting();
+                None
+            }
+        }
+    }
+
+    /// The client half of the handshake. `Err(None)`: the server went away
+    /// (not worth reporting); `Err(Some)`: refused by either side.
+    fn client_handshake(&self, fd: &OwnedFd) -> Result<Arc<Conn>, Option<Refusal>> {
+        let ours = |reason, detail| {
+            Some(Refusal {
+                reason,
+                detail,
+                by_peer: false,
+            })
+        };
+        let cred = socket::peer_cred(fd).map_err(|_| None)?;
+        if !self.policy_allows(&cred) {
+            let detail = format!(
+                "client (uid {}) does not accept a server of uid {} gid {} (pid {}); set an access policy that allows it",
+                self.own_uid, cred.uid, cred.gid, cred.pid
+            );
+            let _ = socket::send(
+                fd,
+                &Message::Refuse {
+                    reason: RefusalReason::AccessDenied,
+                    text: detail.clone(),
+                }
+                .encode(),
+                None,
+            );
+            return Err(ours(RefusalReason::AccessDenied, detail));
+        }
+        // A server that refuses before reading (access denied, busy) may
+        // already have sent its REFUSE and closed: the send then fails, but
+        // the REFUSE is still queued for us, so read on instead of giving up.
+        let _ = socket::send(fd, &Message::Hello(self.hello()).encode(), None);
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let mut buf = [0u8; proto::MAX_MESSAGE];
+        let r = loop {
+            if self.stopping() {
+                return Err(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ours(
+                    RefusalReason::Protocol,
+                    format!("server pid {} did not answer the handshake", cred.pid),
+                ));
+            }
+            match socket::wait(fd.as_fd(), Some(left.min(Duration::from_millis(100)))) {
+                Ok(socket::Readiness::TimedOut) => continue,
+                Ok(_) => {}
+                Err(_) => return Err(None),
+            }
+            match socket::recv(fd, &mut buf) {
+                Ok(r) => break r,
+                Err(e) if e.errno == Errno::AGAIN => continue,
+                // The server closed with our HELLO unread: the kernel reports
+                // the reset once (clearing it), and a REFUSE sent before the
+                // close is still queued behind it.
+                Err(e) if e.errno == Errno::CONNRESET => continue,
+                Err(_) => return Err(None),
+            }
+        };
+        if r.len == 0 {
+            return Err(None);
+        }
+        let msg = Message::decode(&buf[..r.len]);
+        let accept = match msg {
+            Ok(Message::Accept(a)) => a,
+            Ok(Message::Refuse { reason, text }) => {
+                return Err(Some(Refusal {
+                    reason,
+                    detail: text,
+                    by_peer: true,
+                }))
+            }
+            Ok(other) => {
+                return Err(ours(
+                    RefusalReason::Protocol,
+                    format!("unexpected handshake message {other:?}"),
+                ))
+            }
+            Err(e) => return Err(ours(RefusalReason::Protocol, e.to_string())),
+        };
+        // Tell the server why we give up, and report it here too.
+        let refuse = |reason: RefusalReason, detail: String| {
+            let _ = socket::send(
+                fd,
+                &Message::Refuse {
+                    reason,
+                    text: detail.clone(),
+                }
+                .encode(),
+                None,
+            );
+            ours(reason, detail)
+        };
+        let fail = |detail: String| refuse(RefusalReason::Protocol, detail);
+        let c = &self.inner.config;
+        let d = c.directions();
+        let max_cap = LIMITS.max_total_buffers * 2;
+        if accept.features & !own_features() != 0
+            || accept.buffer_size != c.buffer_size() as u64
+            || accept.c2s_capacity > max_cap
+            || accept.s2c_capacity > max_cap
+            || (d.sends() && accept.c2s_capacity < c.send_buffers())
+            || (d.receives() && accept.s2c_capacity < c.receive_buffers())
+        {
+            return Err(fail(format!(
+                "server sent inconsistent section parameters {accept:?}"
+            )));
+        }
+        let layout =
+            SectionLayout::compute(accept.buffer_size, accept.c2s_capacity, accept.s2c_capacity)
+                .filter(|l| l.len as u64 == accept.section_len)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "server announced a section of {} bytes that does not match its parameters",
+                        accept.section_len
+                    ))
+                })?;
+        // Running out of descriptors or memory here is this process's
+        // condition, not the server's fault: refuse with `Resources`.
+        let short_of_resources = |detail: String| refuse(RefusalReason::Resources, detail);
+        let memfd = match r.fd {
+            Some(memfd) => memfd,
+            None if r.fds_dropped => {
+                return Err(short_of_resources(
+                    "the section descriptor could not be received: no free descriptor in this process (MSG_CTRUNC)".into(),
+                ))
+            }
+            None => return Err(fail("server sent no section descriptor".into())),
+        };
+        let map = shm::open(&memfd, layout.len).map_err(|e| match e {
+            shm::OpenSectionError::Sys(s)
+                if matches!(s.errno, Errno::NOMEM | Errno::MFILE | Errno::NFILE) =>
+            {
+                short_of_resources(s.to_string())
+            }
+            e => fail(e.to_string()),
+        })?;
+        drop(memfd);
+        if !check_section_header(&map, &layout) {
+            return Err(fail("section header does not match the handshake".into()));
+        }
+        socket::send(fd, &Message::Ready.encode(), None).map_err(|_| None)?;
+        Ok(Arc::new(Conn {
+            map: Arc::new(map),
+            tx: d.sends().then_some(layout.c2s),
+            rx: d.receives().then_some(layout.s2c),
+            dead: AtomicBool::new(false),
+            peer: cred,
+            fences: fences_for(accept.features),
+        }))
+    }
+}
