@@ -75,8 +75,9 @@ mod tests {
     #[test]
     fn filetimes_subtract_to_nanoseconds() {
         let then = ft(0x1_0000_0000 - 3);
-        let now = ft(0x1_0000_0000 + 7); // carries across the two halves
-                                         // SAFETY: both point to live FILETIMEs.
+        // Carries across the two halves.
+        let now = ft(0x1_0000_0000 + 7);
+        // SAFETY: both point to live FILETIMEs.
         assert_eq!(unsafe { LmqTimeElapsed(&then, &now) }, 1000);
         // SAFETY: as above.
         assert_eq!(unsafe { LmqTimeElapsed(&now, &then) }, 0);

@@ -194,7 +194,9 @@ static void test_handles(void) {
   EXPECT_ERR(E_HANDLE, "NULL", LmqOpenChannel(NULL, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
   EXPECT_ERR(E_HANDLE, "forged", LmqFlushChannel((LMQ_CHANNEL)(ULONG_PTR)0x1234, 0));
   EXPECT_ERR(E_HANDLE, "not a handle", LmqCloseChannel((LMQ_CHANNEL)(ULONG_PTR)0xdeadbeef00000f0fULL, 0));
+  m = (LMQ_MESSAGE)&ch;
   EXPECT_ERR(E_HANDLE, "forged", LmqReceiveMessage((LMQ_CHANNEL)&ch, 0, NULL, NULL, &m));
+  EXPECT(m == NULL); /* zeroed on failure */
 
   OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
   OK(LmqCreateMessage(LMQ_MESSAGEFRAMECOUNT_DEFAULT, &m));
@@ -427,7 +429,10 @@ static void test_messaging(void) {
   OK(LmqFlushChannel(p.server, WAIT_MS));
   OK(LmqCloseChannel(p.server, 1000));
   EXPECT(c.release == 1); /* both sharers were sent and dropped */
-  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqReceiveMessage(p.server, INFINITE, NULL, NULL, &got));
+  got = (LMQ_MESSAGE)&count;
+  count = 5;
+  EXPECT_ERR(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), "closed", LmqReceiveMessage(p.server, INFINITE, &count, NULL, &got));
+  EXPECT(got == NULL && count == 0); /* zeroed on failure */
   OK(LmqCreateMessage(1, &m));
   OK(LmqAppendFrame(m, "late", 4, LMQ_TIMESTAMP_NONE));
   /* Every call on a closed channel says "closed", posts included. */
