@@ -1,20 +1,27 @@
 /*
- * minichat: a two-person chat over an LwMQ messaging channel.
+ * MiniChat: a two-person chat over an LwMQ messaging channel.
  *
  *   minichat [ipc://address]        (default ipc://MiniChat-v1)
  *
- * Start two copies. Each tries to open the channel as SERVER and falls
- * back to CLIENT when the address is taken; each posts a "Hello" and waits
- * for the peer's. Then a thread posts every line read from stdin as a
- * one-frame message while the main thread prints every message received
- * ("peer: <text>"). At the end of stdin an empty message says goodbye;
- * the program exits once it has said goodbye and heard the peer's.
+ * Start two copies. Each adds an IPC transport (64 KiB buffers, 4 to send,
+ * 4 to receive, both directions) and one mono-producer unbounded NORMAL
+ * send queue, tries to open the channel as SERVER and falls back to CLIENT
+ * when that fails (the address is taken: the other copy is the server).
+ * Each posts "Hello" and waits for the peer's. Then a thread posts every
+ * line read from stdin as a one-frame message while the main thread prints
+ * every message received ("peer: <text>"). At the end of stdin an empty
+ * message says goodbye; the program exits once it has said goodbye and
+ * heard the peer's.
  *
- * Channel: 64 KiB buffers, 4 send and 4 receive, one mono-producer
- * unbounded NORMAL send queue, a mono-consumer receive queue.
- * minichat_ex (MINICHAT_LATENCY) stamps each frame with the precise system
- * time and prints the one-way latency beside each line.
+ * MiniChatEx (minichat_ex.c, MINICHAT_LATENCY) stamps each frame with the
+ * precise system time and prints the one-way latency beside each line.
+ *
+ * Written against LwMQ's own headers and names: the LwMQ calls are those of
+ * the Windows sample; threads and stdin use POSIX instead of Windows calls.
  */
+#include <api-lwmq-time.h>
+#include <api-lwmq-messaging.h>
+
 #include <pthread.h>
 
 #include "common.h"
@@ -23,99 +30,106 @@
 #define MINICHAT_LATENCY 0
 #endif
 
-#define STAMP (MINICHAT_LATENCY ? LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE : LMQ_TIMESTAMP_NONE)
+#if MINICHAT_LATENCY
+#define FRAME_TIMESTAMP LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE
+#else
+#define FRAME_TIMESTAMP LMQ_TIMESTAMP_NONE
+#endif
 
-static LMQ_CHANNEL channel;
-static LMQ_SENDQUEUE queue;
+static LMQ_CHANNEL Channel;
+static LMQ_SENDQUEUE SendQueue;
 
-static void post_text(const char *text, size_t len) {
-  LMQ_MESSAGE m = NULL;
-  CHECK(LmqCreateMessage(1, &m));
-  CHECK(LmqAppendFrame(m, text, len, STAMP));
-  CHECK(LmqPostMessage(queue, &m, INFINITE)); /* sets m to NULL */
+static void PostText(const char *Text, size_t Length) {
+  LMQ_MESSAGE Message = NULL;
+  CHECK(LmqCreateMessage(1, &Message));
+  CHECK(LmqAppendFrame(Message, Text, Length, FRAME_TIMESTAMP));
+  /* An unbounded queue never waits: the timeout is 0. On success the
+   * library owns the message and sets Message to NULL. */
+  CHECK(LmqPostMessage(SendQueue, &Message, 0));
 }
 
-/* Posts stdin line by line, then the goodbye (an empty message). */
-static void *read_stdin(void *arg) {
-  char line[4096];
-  (void)arg;
-  while (fgets(line, sizeof line, stdin) != NULL) {
-    size_t len = strcspn(line, "\r\n");
-    if (len > 0)
-      post_text(line, len);
+/* The stdin thread: posts each line, then the goodbye (an empty message). */
+static void *ReadStdin(void *Unused) {
+  char Line[4096];
+  (void)Unused;
+  while (fgets(Line, sizeof Line, stdin) != NULL) {
+    size_t Length = strcspn(Line, "\r\n");
+    if (Length > 0)
+      PostText(Line, Length);
   }
-  post_text("", 0);
-  CHECK(LmqFlushChannel(channel, INFINITE));
+  PostText("", 0);
+  CHECK(LmqFlushChannel(Channel, INFINITE));
   return NULL;
 }
 
-/* Receives one message; returns its first frame's bytes (NUL-terminated
- * copy in `out`) and length. */
-static UINT64 receive_text(char *out, size_t cap, UINT64 *stamp) {
-  LMQ_MESSAGE m = NULL;
-  const void *data = NULL;
-  UINT64 size = 0;
-  ULONG frames = 0;
-  CHECK(LmqReceiveMessage(channel, INFINITE, &frames, NULL, &m));
-  CHECK(LmqGetFrameData(m, 0, &data, &size, stamp, NULL));
-  if (size >= cap)
-    size = cap - 1;
-  memcpy(out, data, (size_t)size);
-  out[size] = 0;
-  CHECK(LmqDisposeReceivedMessage(&m)); /* sets m to NULL */
-  return size;
+/* Receives one message: copies its first frame's text to Text (NUL
+ * terminated) and returns its length; Timestamp gets the frame's stamp. */
+static UINT64 ReceiveText(char *Text, size_t Capacity, ULONG64 *Timestamp) {
+  LMQ_MESSAGE Message = NULL;
+  USHORT FrameCount = 0;
+  UINT64 PayloadSize = 0;
+  PCVOID Data = NULL;
+  UINT64 DataSize = 0;
+  CHECK(LmqReceiveMessage(Channel, INFINITE, &FrameCount, &PayloadSize, &Message));
+  CHECK(LmqGetFrameData(Message, 0, &Data, &DataSize, Timestamp, NULL));
+  if (DataSize >= Capacity)
+    DataSize = Capacity - 1;
+  memcpy(Text, Data, (size_t)DataSize);
+  Text[DataSize] = 0;
+  CHECK(LmqDisposeReceivedMessage(&Message)); /* sets Message to NULL */
+  return DataSize;
 }
 
 int main(int argc, char **argv) {
-  const char *address = argc > 1 ? argv[1] : "ipc://MiniChat-v1";
-  const char *role = "SERVER";
-  char text[4096];
-  UINT64 stamp = 0;
-  pthread_t reader;
+  PCWSTR Descriptor = argc > 1 ? SampleWide(argv[1]) : SAMPLE_TEXT("ipc://MiniChat-v1");
+  const char *Role = "SERVER";
+  char Text[4096];
+  ULONG64 Timestamp = 0;
+  pthread_t Reader;
   HRESULT hr;
 
-  CHECK(LmqInitialize(LMQ_CURRENT_API_VERSION));
-  CHECK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &channel));
-  CHECK(LmqAddTransport(channel, sample_utf16(address), 64 * 1024, 4, 4,
+  /* No LmqInitialize: the library initialises on first use. */
+  CHECK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &Channel));
+  CHECK(LmqAddTransport(Channel, Descriptor, 64 * 1024, 4, 4,
                         LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
-  CHECK(LmqAddSendQueue(channel, LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED,
-                        LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &queue));
-  hr = LmqOpenChannel(channel, LMQ_CHANNELROLE_SERVER,
-                      LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED);
-  if (hr == HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)) {
-    role = "CLIENT"; /* the address is taken: the peer is the server */
-    hr = LmqOpenChannel(channel, LMQ_CHANNELROLE_CLIENT,
-                        LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED);
+  CHECK(LmqAddSendQueue(Channel, LMQ_SENDQUEUETYPE_MONOPRODUCER_UNBOUNDED,
+                        LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, &SendQueue));
+  hr = LmqOpenChannel(Channel, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED,
+                      LMQ_QUEUECAPACITY_UNBOUNDED);
+  if (FAILED(hr)) {
+    Role = "CLIENT"; /* the address is taken: the peer is the server */
+    hr = LmqOpenChannel(Channel, LMQ_CHANNELROLE_CLIENT,
+                        LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED);
   }
   CHECK(hr);
-  fprintf(stderr, "minichat: %s on %s, waiting for the peer...\n", role, address);
+  fprintf(stderr, "minichat: %s on %s, waiting for the peer...\n", Role,
+          argc > 1 ? argv[1] : "ipc://MiniChat-v1");
 
-  post_text("Hello", 5);
-  receive_text(text, sizeof text, &stamp);
-  if (strcmp(text, "Hello") != 0) {
-    fprintf(stderr, "minichat: unexpected handshake \"%s\"\n", text);
+  PostText("Hello", 5);
+  ReceiveText(Text, sizeof Text, &Timestamp);
+  if (strcmp(Text, "Hello") != 0) {
+    fprintf(stderr, "minichat: unexpected handshake \"%s\"\n", Text);
     return 1;
   }
   printf("* peer joined\n");
   fflush(stdout);
 
-  if (pthread_create(&reader, NULL, read_stdin, NULL) != 0) {
+  if (pthread_create(&Reader, NULL, ReadStdin, NULL) != 0) {
     perror("pthread_create");
     return 1;
   }
-  while (receive_text(text, sizeof text, &stamp) > 0) {
-    if (MINICHAT_LATENCY && stamp != LMQ_TIMESTAMP_NONE)
-      printf("peer: %s (%.1f us)\n", text, sample_latency_us(stamp));
+  while (ReceiveText(Text, sizeof Text, &Timestamp) > 0) {
+    if (MINICHAT_LATENCY && Timestamp != LMQ_TIMESTAMP_NONE)
+      printf("peer: %s (%.1f us)\n", Text, SampleLatencyUs(Timestamp));
     else
-      printf("peer: %s\n", text);
+      printf("peer: %s\n", Text);
     fflush(stdout);
   }
   printf("* peer left\n");
   fflush(stdout);
-  pthread_join(reader, NULL);
+  pthread_join(Reader, NULL);
 
-  CHECK(LmqCloseChannel(channel, 1000));
-  CHECK(LmqDestroyChannel(&channel));
-  CHECK(LmqTerminate());
+  CHECK(LmqCloseChannel(Channel, 1000));
+  CHECK(LmqDestroyChannel(&Channel));
   return 0;
 }

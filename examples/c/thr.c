@@ -13,7 +13,8 @@
  * prints the one-way latency of the timing message and posts "done" with
  * its count. Both print elapsed time, messages/s and Gbit/s.
  */
-#include <stdint.h>
+#include <api-lwmq-time.h>
+#include <api-lwmq-messaging.h>
 
 #include "common.h"
 
@@ -21,6 +22,9 @@
 
 static LMQ_CHANNEL channel;
 static LMQ_SENDQUEUE queue;
+
+/* Seconds on the monotonic clock. */
+static double Seconds(void) { return (double)LmqGetTickCountNs() / 1e9; }
 
 static void post_bytes(const void *data, UINT64 size, UINT64 stamp) {
   LMQ_MESSAGE m = NULL;
@@ -30,7 +34,7 @@ static void post_bytes(const void *data, UINT64 size, UINT64 stamp) {
 }
 
 /* Receives a message; copies up to `cap` bytes of its first frame. */
-static UINT64 receive(void *out, size_t cap, UINT64 *stamp, ULONG *frames) {
+static UINT64 receive(void *out, size_t cap, ULONG64 *stamp, USHORT *frames) {
   LMQ_MESSAGE m = NULL;
   const void *data;
   UINT64 size = 0;
@@ -56,7 +60,7 @@ int main(int argc, char **argv) {
   SIZE_T buffer_size;
   unsigned char *payload;
   char small[64];
-  ULONG frames = 0;
+  USHORT frames = 0;
   double t0, t1;
 
   if (argc != 5 || (strcmp(argv[1], "send") != 0 && strcmp(argv[1], "recv") != 0)) {
@@ -73,31 +77,31 @@ int main(int argc, char **argv) {
   /* Room for at least one message plus the encoding overhead; 1 MiB lets
    * small messages be clubbed many to a buffer. */
   buffer_size = size + 4096 > 1024 * 1024 ? size + 4096 : 1024 * 1024;
-  payload = calloc(1, size);
+  payload = (unsigned char *)calloc(1, (size_t)size);
   if (payload == NULL)
     return 1;
 
   CHECK(LmqInitialize(LMQ_CURRENT_API_VERSION));
   CHECK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &channel));
-  CHECK(LmqAddTransport(channel, sample_utf16(argv[2]), buffer_size, 4, 4,
+  CHECK(LmqAddTransport(channel, SampleWide(argv[2]), buffer_size, 4, 4,
                         LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, NULL));
   /* Bounded: a sender faster than the receiver waits instead of queueing
    * COUNT messages in memory. */
-  CHECK(LmqAddSendQueue(channel, LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST,
+  CHECK(LmqAddSendQueue(channel, LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_DISCARD_NEWEST,
                         LMQ_SENDQUEUEPRIORITY_NORMAL, 4096, &queue));
   CHECK(LmqOpenChannel(channel, sending ? LMQ_CHANNELROLE_CLIENT : LMQ_CHANNELROLE_SERVER,
-                       LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+                       LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
 
   if (sending) {
     receive(small, sizeof small, &stamp, &frames); /* "ready" */
-    t0 = sample_seconds();
+    t0 = Seconds();
     for (i = 0; i < count; i++) {
       if (size >= SEQ_BYTES)
         memcpy(payload, &i, SEQ_BYTES);
       post_bytes(payload, size, LMQ_TIMESTAMP_NONE);
     }
     CHECK(LmqFlushChannel(channel, INFINITE));
-    t1 = sample_seconds();
+    t1 = Seconds();
     post_bytes("timing", 6, LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE);
     report("sent", size, count, t1 - t0);
     memset(small, 0, sizeof small);
@@ -109,7 +113,7 @@ int main(int argc, char **argv) {
     for (i = 0; i < count; i++) {
       UINT64 got = receive(payload, size, &stamp, &frames);
       if (i == 0)
-        t0 = sample_seconds();
+        t0 = Seconds();
       if (got != size || frames != 1) {
         fprintf(stderr, "thr: message %llu has %llu B in %lu frames, expected %llu B in 1\n",
                 (unsigned long long)i, (unsigned long long)got, (unsigned long)frames,
@@ -125,10 +129,10 @@ int main(int argc, char **argv) {
         }
       }
     }
-    t1 = sample_seconds();
+    t1 = Seconds();
     receive(small, sizeof small, &stamp, &frames); /* the timing message */
     report("received", size, count, t1 - t0);
-    printf("latency: %.2f us (one way, timing message)\n", sample_latency_us(stamp));
+    printf("latency: %.2f us (one way, timing message)\n", SampleLatencyUs(stamp));
     snprintf(small, sizeof small, "done %llu", (unsigned long long)count);
     post_bytes(small, strlen(small), LMQ_TIMESTAMP_NONE);
     CHECK(LmqFlushChannel(channel, INFINITE));

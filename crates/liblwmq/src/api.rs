@@ -19,10 +19,12 @@ use lwmq::channel::{
 };
 use lwmq::message::Message;
 use lwmq::transport::{self, ReceiveSide, SendSide};
-use lwmq::{ChannelError, Directions, Role, Timeout, Transport, TransportControl, TransportId};
+use lwmq::{
+    AccessPolicy, ChannelError, Directions, Role, Timeout, Transport, TransportControl, TransportId,
+};
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::error::{boundary, Error, Result, ERROR_NOT_SUPPORTED};
+use crate::error::{boundary, Error, Result};
 use crate::handle::{self, Kind, Object};
 use crate::types::*;
 
@@ -113,28 +115,21 @@ pub(crate) unsafe fn utf8_arg(p: PCSTR) -> Result<String> {
     })
 }
 
-pub(crate) fn timeout(ms: ULONG) -> Timeout {
+pub(crate) fn timeout(ms: UINT32) -> Timeout {
     Timeout::from_millis(ms)
 }
 
 // ---------------------------------------------------------- initialisation
 
+/// Count of `LmqInitialize` calls not yet matched by `LmqTerminate`.
+/// Nothing else depends on it: every function works without
+/// `LmqInitialize` (the library initialises on first use).
 static INIT: Mutex<u32> = Mutex::new(0);
-/// Mirror of `INIT > 0` for the per-message check (no lock on that path).
-static INITIALISED: AtomicBool = AtomicBool::new(false);
 
-pub(crate) fn require_init() -> Result<()> {
-    if !INITIALISED.load(Ordering::Acquire) {
-        return Err(Error::state(
-            "the library is not initialised (rule: call LmqInitialize(LMQ_CURRENT_API_VERSION) first)",
-        ));
-    }
-    Ok(())
-}
-
-/// Initialises the library; refcounted: every successful call needs one
-/// `LmqTerminate`. `VersionRequested` is `MAKEWORD(major, minor)`; this
-/// library implements 1.0 (`LMQ_CURRENT_API_VERSION`).
+/// Counts one use of the library. Optional: every function works without
+/// it (LwMQ's samples never call it). `VersionRequested` is
+/// `MAKEWORD(major, minor)`; this library implements 1.0
+/// (`LMQ_CURRENT_API_VERSION`). Each success needs one `LmqTerminate`.
 #[no_mangle]
 pub extern "C" fn LmqInitialize(VersionRequested: WORD) -> HRESULT {
     boundary("LmqInitialize", || {
@@ -149,30 +144,30 @@ pub extern "C" fn LmqInitialize(VersionRequested: WORD) -> HRESULT {
         *n = n
             .checked_add(1)
             .ok_or_else(|| Error::invalid("LmqInitialize called 2^32 times"))?;
-        INITIALISED.store(true, Ordering::Release);
         Ok(())
     })
 }
 
-/// Undoes one `LmqInitialize`. The last one destroys every handle still
-/// alive (channels are closed with zero linger, messages destroyed); call
-/// it when no other thread uses the library any more.
+/// Undoes one `LmqInitialize`. The one that brings the count to zero
+/// destroys every handle still alive in the process, including handles
+/// created without `LmqInitialize` (channels are closed with zero linger,
+/// messages destroyed, external frames released); call it when no other
+/// thread uses the library any more. The library stays usable afterwards.
 #[no_mangle]
 pub extern "C" fn LmqTerminate() -> HRESULT {
     boundary("LmqTerminate", || {
         let mut n = INIT.lock();
         if *n == 0 {
             return Err(Error::state(
-                "LmqTerminate without a matching LmqInitialize",
+                "LmqTerminate without a matching LmqInitialize (rule: call it once per successful LmqInitialize, or not at all)",
             ));
         }
         *n -= 1;
         if *n > 0 {
             return Ok(());
         }
-        INITIALISED.store(false, Ordering::Release);
-        drop(n);
         let objects = handle::clear();
+        drop(n);
         // Channels first, so that their queues drop before stray messages.
         for o in &objects {
             if let Object::Channel(c) = o {
@@ -207,6 +202,13 @@ pub(crate) struct ChannelObj {
     variant: Variant,
     /// Send queue and transport handles, invalidated with the channel.
     children: Mutex<Vec<(Kind, usize)>>,
+    /// Set when a close starts (shared with the channel's send queues), so
+    /// that a post refused during or after close reports "closed", as every
+    /// other call on a closed channel does.
+    closed: Arc<AtomicBool>,
+    /// Set by a successful open (messaging channels; raw ones keep their
+    /// phase), for the rules that hold "before open" only.
+    opened: AtomicBool,
 }
 
 enum Variant {
@@ -222,6 +224,7 @@ struct RawChannelObj {
 impl ChannelObj {
     /// Closes with zero linger (destroy, terminate).
     pub(crate) fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
         match &self.variant {
             Variant::Messaging(ch) => {
                 let _ = ch.lock().close(Timeout::ZERO);
@@ -256,7 +259,16 @@ impl RawChannelObj {
 }
 
 /// The object behind an `LMQ_SENDQUEUE`.
-pub(crate) enum QueueObj {
+pub(crate) struct QueueObj {
+    queue: QueueKind,
+    /// Bounded queue types wait for room; unbounded ones never wait, so
+    /// their posts take a timeout of 0.
+    pub(crate) bounded: bool,
+    /// The channel's flag: a close has started.
+    closed: Arc<AtomicBool>,
+}
+
+enum QueueKind {
     /// Mono-producer: the mutex keeps a second posting thread safe (it is
     /// uncontended when the application keeps the one-thread rule).
     Mono(Mutex<SendQueue>),
@@ -273,10 +285,15 @@ impl QueueObj {
         tag: u64,
         timeout: Timeout,
     ) -> std::result::Result<(), lwmq::PostError> {
-        match self {
-            QueueObj::Mono(q) => q.lock().post_with_tag(message, tag, timeout),
-            QueueObj::Multi(q) => q.post_with_tag(message, tag, timeout),
+        match &self.queue {
+            QueueKind::Mono(q) => q.lock().post_with_tag(message, tag, timeout),
+            QueueKind::Multi(q) => q.post_with_tag(message, tag, timeout),
         }
+    }
+
+    /// Whether the channel of this queue is closing or closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -404,15 +421,14 @@ fn messaging<'c>(c: &'c ChannelObj, what: &str) -> Result<MutexGuard<'c, Channel
 /// `Channel` is null or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn LmqCreateChannel(
-    Type: LMQ_CHANNELTYPE,
-    Channel: *mut LMQ_CHANNEL,
+    ChannelType: LMQ_CHANNELTYPE,
+    Channel: PLMQ_CHANNEL,
 ) -> HRESULT {
     boundary("LmqCreateChannel", || {
         if Channel.is_null() {
             return Err(Error::null("Channel"));
         }
-        require_init()?;
-        let variant = match Type {
+        let variant = match ChannelType {
             LMQ_CHANNELTYPE_ONE_TO_ONE => Variant::Messaging(Mutex::new(lwmq::Channel::new())),
             LMQ_CHANNELTYPE_RAW_ONE_TO_ONE => Variant::Raw(RawChannelObj {
                 phase: Arc::new(AtomicU8::new(Phase::Created as u8)),
@@ -420,13 +436,15 @@ pub unsafe extern "C" fn LmqCreateChannel(
             }),
             t => {
                 return Err(Error::invalid(format!(
-                    "Type {t} is not a LMQ_CHANNELTYPE (ONE_TO_ONE = 1, RAW_ONE_TO_ONE = 2)"
+                    "ChannelType {t} is not a LMQ_CHANNELTYPE (ONE_TO_ONE = 1, RAW_ONE_TO_ONE = 2)"
                 )))
             }
         };
         let obj = Arc::new(ChannelObj {
             variant,
             children: Mutex::new(Vec::new()),
+            closed: Arc::new(AtomicBool::new(false)),
+            opened: AtomicBool::new(false),
         });
         let h = handle::insert(Object::Channel(obj))?;
         // SAFETY: checked non-null above; valid for writes by contract.
@@ -444,47 +462,47 @@ fn role(r: LMQ_CHANNELROLE) -> Result<Role> {
     }
 }
 
-fn bounded_capacity(what: &str, capacity: ULONG) -> Result<usize> {
-    match capacity {
-        LMQ_QUEUECAPACITY_NA | LMQ_QUEUECAPACITY_UNBOUNDED => Err(Error::invalid(format!(
-            "{what} {capacity:#x} is not valid for a bounded queue type (rule: 1 ..= 0xFFFFFFFE messages)"
+fn bounded_capacity(what: &str, capacity: LONG) -> Result<usize> {
+    match usize::try_from(capacity) {
+        Ok(c) if c >= 1 => Ok(c),
+        _ => Err(Error::invalid(format!(
+            "{what} {capacity} is not valid for a bounded queue type (rule: 1 ..= 2147483647 messages)"
         ))),
-        c => Ok(c as usize),
     }
 }
 
-fn require_unbounded(what: &str, capacity: ULONG) -> Result<()> {
+fn require_unbounded(what: &str, capacity: LONG) -> Result<()> {
     if capacity != LMQ_QUEUECAPACITY_UNBOUNDED {
         return Err(Error::invalid(format!(
-            "{what} is {capacity:#x} but the queue type is unbounded (rule: pass LMQ_QUEUECAPACITY_UNBOUNDED)"
+            "{what} is {capacity} but the queue type is unbounded (rule: pass LMQ_QUEUECAPACITY_UNBOUNDED)"
         )));
     }
     Ok(())
 }
 
-fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: ULONG) -> Result<Option<ReceiveQueueKind>> {
+fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: LONG) -> Result<Option<ReceiveQueueKind>> {
     const CAP: &str = "ReceiveQueueCapacity";
     Ok(Some(match t {
         LMQ_RECEIVEQUEUETYPE_NA => {
             if capacity != LMQ_QUEUECAPACITY_NA {
                 return Err(Error::invalid(format!(
-                    "{CAP} is {capacity:#x} but the receive queue type is NA (rule: pass LMQ_QUEUECAPACITY_NA)"
+                    "{CAP} is {capacity} but the receive queue type is NA (rule: pass LMQ_QUEUECAPACITY_NA)"
                 )));
             }
             return Ok(None);
         }
-        LMQ_RECEIVEQUEUETYPE_MONO_CONSUMER_UNBOUNDED => {
+        LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
             ReceiveQueueKind::MonoConsumerUnbounded
         }
-        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_UNBOUNDED => {
+        LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
             ReceiveQueueKind::MultiConsumerUnbounded
         }
-        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_OLDEST => {
+        LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_BOUNDED_DISCARD_OLDEST => {
             ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(bounded_capacity(CAP, capacity)?)
         }
-        LMQ_RECEIVEQUEUETYPE_MULTI_CONSUMER_BOUNDED_DISCARD_NEWEST => {
+        LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_BOUNDED_DISCARD_NEWEST => {
             ReceiveQueueKind::MultiConsumerBoundedDiscardNewest(bounded_capacity(CAP, capacity)?)
         }
         t => {
@@ -504,14 +522,18 @@ pub extern "C" fn LmqOpenChannel(
     Channel: LMQ_CHANNEL,
     Role: LMQ_CHANNELROLE,
     ReceiveQueueType: LMQ_RECEIVEQUEUETYPE,
-    ReceiveQueueCapacity: ULONG,
+    ReceiveQueueCapacity: LONG,
 ) -> HRESULT {
     boundary("LmqOpenChannel", || {
         let c = channel(Channel)?;
         let role = role(Role)?;
         let kind = receive_kind(ReceiveQueueType, ReceiveQueueCapacity)?;
         match &c.variant {
-            Variant::Messaging(ch) => Ok(ch.lock().open(role, kind)?),
+            Variant::Messaging(ch) => {
+                ch.lock().open(role, kind)?;
+                c.opened.store(true, Ordering::Release);
+                Ok(())
+            }
             Variant::Raw(raw) => {
                 if kind.is_some() {
                     return Err(Error::invalid(
@@ -545,9 +567,96 @@ pub extern "C" fn LmqOpenChannel(
     })
 }
 
-/// Applies a channel control code (`LMQ_CHANNELCONTROLCODE_*`). Both codes
-/// set the CPU affinity of the channel's service threads (messaging
-/// channels only; raw channels have none).
+/// The CPU a `PROCESSOR_NUMBER` names (Linux: group 0, CPUs 0 ..= 63).
+fn processor(p: PROCESSOR_NUMBER) -> Result<usize> {
+    if p.Group != 0 {
+        return Err(Error::invalid(format!(
+            "PROCESSOR_NUMBER.Group is {} but Linux has no processor groups (rule: Group 0, Number = the CPU number 0 ..= 63)",
+            p.Group
+        )));
+    }
+    if p.Number >= 64 {
+        return Err(Error::invalid(format!(
+            "PROCESSOR_NUMBER.Number is {} but a processor group holds CPUs 0 ..= 63",
+            p.Number
+        )));
+    }
+    if p.Reserved != 0 {
+        return Err(Error::invalid("PROCESSOR_NUMBER.Reserved must be zero"));
+    }
+    Ok(usize::from(p.Number))
+}
+
+/// The CPUs a `GROUP_AFFINITY` names (Linux: group 0, bit `n` = CPU `n`).
+fn group_affinity(a: GROUP_AFFINITY) -> Result<Vec<usize>> {
+    if a.Group != 0 {
+        return Err(Error::invalid(format!(
+            "GROUP_AFFINITY.Group is {} but Linux has no processor groups (rule: Group 0, Mask bit n = CPU n)",
+            a.Group
+        )));
+    }
+    if a.Reserved != [0; 3] {
+        return Err(Error::invalid("GROUP_AFFINITY.Reserved must be zero"));
+    }
+    if a.Mask == 0 {
+        return Err(Error::invalid(
+            "GROUP_AFFINITY.Mask is 0 (rule: at least one CPU)",
+        ));
+    }
+    Ok((0..64).filter(|b| a.Mask & (1u64 << b) != 0).collect())
+}
+
+/// A CPU set as a `PROCESSOR_NUMBER`: its lowest CPU, group `cpu / 64`.
+fn to_processor(cpus: &[usize]) -> PROCESSOR_NUMBER {
+    let cpu = cpus.iter().copied().min().unwrap_or(0);
+    PROCESSOR_NUMBER {
+        Group: (cpu / 64).min(usize::from(WORD::MAX)) as WORD,
+        Number: (cpu % 64) as BYTE,
+        Reserved: 0,
+    }
+}
+
+/// A CPU set as a `GROUP_AFFINITY`: the group of its lowest CPU and the
+/// set's CPUs in that group.
+fn to_group_affinity(cpus: &[usize]) -> GROUP_AFFINITY {
+    let group = cpus.iter().copied().min().unwrap_or(0) / 64;
+    let mask = cpus
+        .iter()
+        .filter(|&&c| c / 64 == group)
+        .fold(0u64, |m, &c| m | 1u64 << (c % 64));
+    GROUP_AFFINITY {
+        Mask: mask,
+        Group: group.min(usize::from(WORD::MAX)) as WORD,
+        Reserved: [0; 3],
+    }
+}
+
+/// Checks an optional output buffer for a value of `need` bytes (named
+/// `what`): `Ok(false)` when none is given, `Ok(true)` when it is large
+/// enough.
+fn output_buffer(out: PVOID, len: ULONG, need: usize, what: &str) -> Result<bool> {
+    match (out.is_null(), len) {
+        (true, 0) => Ok(false),
+        (true, _) => Err(Error::null(
+            "OutputBuffer (with a non-zero OutputBufferLengthBytes)",
+        )),
+        (false, l) if (l as usize) < need => Err(Error::win32(
+            ERROR_INSUFFICIENT_BUFFER,
+            format!("OutputBufferLengthBytes is {l} but the previous value is a {what} of {need} bytes (rule: pass sizeof({what}))"),
+        )),
+        (false, _) => Ok(true),
+    }
+}
+
+/// Applies a channel control code. Both codes set the CPU affinity of the
+/// channel's service threads (messaging channels only; raw channels have
+/// none): `SERVICETHREADIDEALPROCESSOR` takes a `PROCESSOR_NUMBER` (pins to
+/// that CPU), `SERVICETHREADGROUPAFFINITY` a `GROUP_AFFINITY` (pins to the
+/// CPUs of `Mask`); Linux has one processor group, 0. With an output
+/// buffer of the same type, the value in force before the call is written
+/// there and `*BytesReturned` set to its size; an input of NULL and 0
+/// bytes only reads it. A too-small output buffer is
+/// `HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER)` and changes nothing.
 ///
 /// # Safety
 /// `InputBuffer` is null or valid for `InputBufferLengthBytes` bytes;
@@ -556,7 +665,7 @@ pub extern "C" fn LmqOpenChannel(
 #[no_mangle]
 pub unsafe extern "C" fn LmqChannelControl(
     Channel: LMQ_CHANNEL,
-    ControlCode: ULONG,
+    ControlCode: LMQ_CHANNELCONTROLCODE,
     InputBuffer: PVOID,
     InputBufferLengthBytes: ULONG,
     OutputBuffer: PVOID,
@@ -564,40 +673,71 @@ pub unsafe extern "C" fn LmqChannelControl(
     BytesReturned: PULONG,
 ) -> HRESULT {
     boundary("LmqChannelControl", || {
-        let c = channel(Channel)?;
         // SAFETY: forwarded caller contract.
         unsafe { write_opt(BytesReturned, 0) };
-        no_output(OutputBuffer, OutputBufferLengthBytes)?;
-        let cpus: Vec<usize> = match ControlCode {
+        let c = channel(Channel)?;
+        let query = InputBuffer.is_null() && InputBufferLengthBytes == 0;
+        let (cpus, size, what) = match ControlCode {
             LMQ_CHANNELCONTROLCODE_SERVICETHREADIDEALPROCESSOR => {
-                // SAFETY: forwarded caller contract.
-                let cpu: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
-                vec![cpu as usize]
+                let cpus = if query {
+                    None
+                } else {
+                    // SAFETY: forwarded caller contract.
+                    let p = unsafe { input::<PROCESSOR_NUMBER>(InputBuffer, InputBufferLengthBytes) }?;
+                    Some(vec![processor(p)?])
+                };
+                (cpus, size_of::<PROCESSOR_NUMBER>(), "PROCESSOR_NUMBER")
             }
             LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY => {
-                // SAFETY: forwarded caller contract.
-                let a: LMQ_GROUP_AFFINITY = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
-                if a.Reserved != [0; 3] {
-                    return Err(Error::invalid("LMQ_GROUP_AFFINITY.Reserved must be zero"));
-                }
-                (0..64)
-                    .filter(|b| a.Mask & (1u64 << b) != 0)
-                    .map(|b| usize::from(a.Group) * 64 + b)
-                    .collect()
+                let cpus = if query {
+                    None
+                } else {
+                    // SAFETY: forwarded caller contract.
+                    let a = unsafe { input::<GROUP_AFFINITY>(InputBuffer, InputBufferLengthBytes) }?;
+                    Some(group_affinity(a)?)
+                };
+                (cpus, size_of::<GROUP_AFFINITY>(), "GROUP_AFFINITY")
             }
             code => {
                 return Err(Error::invalid(format!(
-                    "ControlCode {code} is not a LMQ_CHANNELCONTROLCODE (1 ..= 2)"
+                    "ControlCode {code} is not a LMQ_CHANNELCONTROLCODE (SERVICETHREADIDEALPROCESSOR = 0, SERVICETHREADGROUPAFFINITY = 1)"
                 )))
             }
         };
-        match &c.variant {
-            Variant::Messaging(ch) => Ok(ch.lock().set_service_thread_affinity(&cpus)?),
-            Variant::Raw(_) => Err(Error::win32(
+        let output = output_buffer(OutputBuffer, OutputBufferLengthBytes, size, what)?;
+        if cpus.is_none() && !output {
+            return Err(Error::invalid(
+                "no InputBuffer and no OutputBuffer: nothing to set or read (rule: give the new value, a buffer for the previous one, or both)",
+            ));
+        }
+        let Variant::Messaging(ch) = &c.variant else {
+            return Err(Error::win32(
                 ERROR_NOT_SUPPORTED,
                 "raw channels have no service thread (the application's threads move the buffers)",
-            )),
+            ));
+        };
+        let ch = ch.lock();
+        let previous = match cpus {
+            Some(cpus) => ch.set_service_thread_affinity(&cpus)?,
+            None => ch.service_thread_affinity(),
+        };
+        if output {
+            // SAFETY: `OutputBuffer` is non-null and valid for at least
+            // `size` bytes (checked above against the caller's length);
+            // unaligned writes of plain data.
+            unsafe {
+                match ControlCode {
+                    LMQ_CHANNELCONTROLCODE_SERVICETHREADIDEALPROCESSOR => OutputBuffer
+                        .cast::<PROCESSOR_NUMBER>()
+                        .write_unaligned(to_processor(&previous)),
+                    _ => OutputBuffer
+                        .cast::<GROUP_AFFINITY>()
+                        .write_unaligned(to_group_affinity(&previous)),
+                }
+                write_opt(BytesReturned, size as ULONG);
+            }
         }
+        Ok(())
     })
 }
 
@@ -631,10 +771,73 @@ unsafe fn input<T: Copy>(p: PVOID, len: ULONG) -> Result<T> {
     Ok(unsafe { p.cast::<T>().read_unaligned() })
 }
 
+/// Reads a control code's input of 1 ..= `max` values of type `T`, given
+/// with a length that is a multiple of `size_of::<T>()`.
+///
+/// # Safety
+/// `p` is null or valid for `len` bytes; `T` is plain data (any bytes are a
+/// valid value).
+unsafe fn input_array<T: Copy>(p: PVOID, len: ULONG, max: usize, what: &str) -> Result<Vec<T>> {
+    if p.is_null() {
+        return Err(Error::null("InputBuffer"));
+    }
+    let size = size_of::<T>();
+    let n = len as usize / size;
+    if !(len as usize).is_multiple_of(size) || n == 0 || n > max {
+        return Err(Error::invalid(format!(
+            "InputBufferLengthBytes is {len} but this control code takes 1 ..= {max} {what}s of {size} bytes each"
+        )));
+    }
+    Ok((0..n)
+        // SAFETY: `n * size <= len` bytes are readable; each read is of
+        // plain data, unaligned-safe.
+        .map(|i| unsafe { p.cast::<T>().add(i).read_unaligned() })
+        .collect())
+}
+
+/// Most rules one `LMQ_TRANSPORTCONTROL_SETPEERACCESSPOLICY` takes.
+const MAX_ACCESS_RULES: usize = 1024;
+
+/// The policy a list of `LMQ_PEERACCESSRULE`s describes.
+fn access_policy(rules: &[LMQ_PEERACCESSRULE]) -> Result<AccessPolicy> {
+    let mut policy = AccessPolicy::same_user();
+    let mut any = false;
+    for (i, r) in rules.iter().enumerate() {
+        let no_id = |name: &str| {
+            if r.Id != 0 {
+                return Err(Error::invalid(format!(
+                    "rule {i}: LMQ_PEERACCESS_{name} takes Id 0, not {}",
+                    r.Id
+                )));
+            }
+            Ok(())
+        };
+        match r.Access {
+            LMQ_PEERACCESS_SAMEUSER => no_id("SAMEUSER")?,
+            LMQ_PEERACCESS_USER => policy = policy.allow_uid(r.Id),
+            LMQ_PEERACCESS_GROUP => policy = policy.allow_gid(r.Id),
+            LMQ_PEERACCESS_ANYUSER => {
+                no_id("ANYUSER")?;
+                any = true;
+            }
+            a => {
+                return Err(Error::invalid(format!(
+                    "rule {i}: Access {a} is not a LMQ_PEERACCESS (SAMEUSER = 0, USER = 1, GROUP = 2, ANYUSER = 3)"
+                )))
+            }
+        }
+    }
+    Ok(if any {
+        AccessPolicy::any_user()
+    } else {
+        policy
+    })
+}
+
 /// Waits until everything queued was sent and taken by the peer, or until
 /// `TimeoutMs` (`HRESULT_FROM_WIN32(ERROR_TIMEOUT)`; sending goes on).
 #[no_mangle]
-pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: ULONG) -> HRESULT {
+pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: UINT32) -> HRESULT {
     boundary("LmqFlushChannel", || {
         let c = channel(Channel)?;
         let deadline = timeout(TimeoutMs).deadline();
@@ -669,14 +872,17 @@ pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: ULONG) -> HRE
     })
 }
 
-/// Closes a channel: waits up to `LingerTimeoutMs` for queued messages to
-/// be sent, then closes regardless (returning
-/// `HRESULT_FROM_WIN32(ERROR_TIMEOUT)` if some were left). Closing a
-/// channel that is not open just marks it closed.
+/// Closes a channel: posts fail from now on; waits up to
+/// `LingerTimeoutMs` for queued messages to be sent, then closes regardless
+/// (returning `HRESULT_FROM_WIN32(ERROR_TIMEOUT)` if some were left).
+/// Closing a channel that is not open, or again, just marks it closed
+/// (`S_OK`). Waiting calls on it return
+/// `HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED)`.
 #[no_mangle]
-pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: ULONG) -> HRESULT {
+pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: UINT32) -> HRESULT {
     boundary("LmqCloseChannel", || {
         let c = channel(Channel)?;
+        c.closed.store(true, Ordering::Release);
         match &c.variant {
             Variant::Messaging(ch) => Ok(ch.lock().close(timeout(LingerTimeoutMs))?),
             Variant::Raw(raw) => {
@@ -693,7 +899,7 @@ pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: ULONG) 
 /// # Safety
 /// `Channel` is null or valid for a read and a write.
 #[no_mangle]
-pub unsafe extern "C" fn LmqDestroyChannel(Channel: *mut LMQ_CHANNEL) -> HRESULT {
+pub unsafe extern "C" fn LmqDestroyChannel(Channel: PLMQ_CHANNEL) -> HRESULT {
     boundary("LmqDestroyChannel", || {
         // SAFETY: forwarded caller contract.
         let h = unsafe { read_handle(Channel, "Channel") }?;
@@ -715,37 +921,37 @@ pub unsafe extern "C" fn LmqDestroyChannel(Channel: *mut LMQ_CHANNEL) -> HRESULT
 
 // ------------------------------------------------------------ send queues
 
-fn send_kind(t: LMQ_SENDQUEUETYPE, capacity: ULONG) -> Result<SendQueueKind> {
+fn send_kind(t: LMQ_SENDQUEUETYPE, capacity: LONG) -> Result<SendQueueKind> {
     const CAP: &str = "Capacity";
     let bounded = || bounded_capacity(CAP, capacity);
     Ok(match t {
-        LMQ_SENDQUEUETYPE_MONO_PRODUCER_UNBOUNDED => {
+        LMQ_SENDQUEUETYPE_MONOPRODUCER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
             SendQueueKind::MonoProducerUnbounded
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
             SendQueueKind::MultiProducerUnbounded
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_UNBOUNDED_TAGGED => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_UNBOUNDED_TAGGED => {
             require_unbounded(CAP, capacity)?;
             SendQueueKind::MultiProducerUnboundedTagged
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_OLDEST => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_DISCARD_OLDEST => {
             SendQueueKind::MultiProducerBoundedDiscardOldest(bounded()?)
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_DISCARD_NEWEST => {
             SendQueueKind::MultiProducerBoundedDiscardNewest(bounded()?)
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_OLDEST_TAGGED => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_TAGGED_DISCARD_OLDEST => {
             SendQueueKind::MultiProducerBoundedDiscardOldestTagged(bounded()?)
         }
-        LMQ_SENDQUEUETYPE_MULTI_PRODUCER_BOUNDED_DISCARD_NEWEST_TAGGED => {
+        LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_TAGGED_DISCARD_NEWEST => {
             SendQueueKind::MultiProducerBoundedDiscardNewestTagged(bounded()?)
         }
         t => {
             return Err(Error::invalid(format!(
-                "QueueType {t} is not a LMQ_SENDQUEUETYPE (1 ..= 7)"
+                "QueueType {t} is not a LMQ_SENDQUEUETYPE (MONOPRODUCER_UNBOUNDED = 1 ..= MULTIPRODUCER_BOUNDED_TAGGED_DISCARD_NEWEST = 7; NA = 0 is no queue)"
             )))
         }
     })
@@ -762,7 +968,7 @@ fn priority(p: LMQ_SENDQUEUEPRIORITY) -> Result<Priority> {
         LMQ_SENDQUEUEPRIORITY_IDLE => Priority::Idle,
         p => {
             return Err(Error::invalid(format!(
-                "Priority {p} is not a LMQ_SENDQUEUEPRIORITY (15, 2, 1, 0, -1, -2, -15)"
+                "Priority {p} is not a LMQ_SENDQUEUEPRIORITY (TIME_CRITICAL = 0 ..= IDLE = 6)"
             )))
         }
     })
@@ -778,8 +984,8 @@ pub unsafe extern "C" fn LmqAddSendQueue(
     Channel: LMQ_CHANNEL,
     QueueType: LMQ_SENDQUEUETYPE,
     Priority: LMQ_SENDQUEUEPRIORITY,
-    Capacity: ULONG,
-    SendQueue: *mut LMQ_SENDQUEUE,
+    Capacity: LONG,
+    SendQueue: PLMQ_SENDQUEUE,
 ) -> HRESULT {
     boundary("LmqAddSendQueue", || {
         if SendQueue.is_null() {
@@ -787,11 +993,17 @@ pub unsafe extern "C" fn LmqAddSendQueue(
         }
         let c = channel(Channel)?;
         let kind = send_kind(QueueType, Capacity)?;
+        let bounded = Capacity != LMQ_QUEUECAPACITY_UNBOUNDED;
         let priority = priority(Priority)?;
         let q = messaging(&c, "send queues")?.add_send_queue(kind, priority)?;
-        let obj = match q {
-            lwmq::SendQueue::Multi(m) => QueueObj::Multi(m),
-            mono => QueueObj::Mono(Mutex::new(mono)),
+        let queue = match q {
+            lwmq::SendQueue::Multi(m) => QueueKind::Multi(m),
+            mono => QueueKind::Mono(Mutex::new(mono)),
+        };
+        let obj = QueueObj {
+            queue,
+            bounded,
+            closed: Arc::clone(&c.closed),
         };
         let h = handle::insert(Object::SendQueue(Arc::new(obj)))?;
         c.children.lock().push((Kind::SendQueue, h));
@@ -802,7 +1014,7 @@ pub unsafe extern "C" fn LmqAddSendQueue(
 
 // ------------------------------------------------------------- transports
 
-fn directions(flags: LMQ_TRANSPORTCREATIONFLAGS) -> Result<Directions> {
+fn directions(flags: UINT32) -> Result<Directions> {
     match flags {
         LMQ_TRANSPORTCREATIONFLAGS_SEND => Ok(Directions::Send),
         LMQ_TRANSPORTCREATIONFLAGS_RECEIVE => Ok(Directions::Receive),
@@ -819,7 +1031,7 @@ fn add_transport(
     buffer_size: SIZE_T,
     send: LONG,
     receive: LONG,
-    flags: LMQ_TRANSPORTCREATIONFLAGS,
+    flags: UINT32,
 ) -> Result<usize> {
     let c = channel(channel_h)?;
     let dirs = directions(flags)?;
@@ -888,8 +1100,8 @@ pub unsafe extern "C" fn LmqAddTransport(
     BufferSizeBytes: SIZE_T,
     MaxPendingSendBuffers: LONG,
     MaxPendingReceiveBuffers: LONG,
-    CreationFlags: LMQ_TRANSPORTCREATIONFLAGS,
-    Transport: *mut LMQ_TRANSPORT,
+    CreationFlags: UINT32,
+    Transport: PLMQ_TRANSPORT,
 ) -> HRESULT {
     boundary("LmqAddTransport", || {
         // SAFETY: forwarded caller contract.
@@ -919,8 +1131,8 @@ pub unsafe extern "C" fn LmqAddTransportA(
     BufferSizeBytes: SIZE_T,
     MaxPendingSendBuffers: LONG,
     MaxPendingReceiveBuffers: LONG,
-    CreationFlags: LMQ_TRANSPORTCREATIONFLAGS,
-    Transport: *mut LMQ_TRANSPORT,
+    CreationFlags: UINT32,
+    Transport: PLMQ_TRANSPORT,
 ) -> HRESULT {
     boundary("LmqAddTransportA", || {
         // SAFETY: forwarded caller contract.
@@ -939,7 +1151,7 @@ pub unsafe extern "C" fn LmqAddTransportA(
     })
 }
 
-fn query_limits(d: &str, limits: *mut LMQ_TRANSPORTBUFFERLIMITS, size: ULONG) -> Result<()> {
+fn query_limits(d: &str, limits: PLMQ_TRANSPORTBUFFERLIMITS, size: ULONG) -> Result<()> {
     if limits.is_null() {
         return Err(Error::null("Limits"));
     }
@@ -976,7 +1188,7 @@ fn query_limits(d: &str, limits: *mut LMQ_TRANSPORTBUFFERLIMITS, size: ULONG) ->
 #[no_mangle]
 pub unsafe extern "C" fn LmqQueryTransportBufferLimits(
     Descriptor: PCWSTR,
-    Limits: *mut LMQ_TRANSPORTBUFFERLIMITS,
+    Limits: PLMQ_TRANSPORTBUFFERLIMITS,
     LimitsSize: ULONG,
 ) -> HRESULT {
     boundary("LmqQueryTransportBufferLimits", || {
@@ -993,7 +1205,7 @@ pub unsafe extern "C" fn LmqQueryTransportBufferLimits(
 #[no_mangle]
 pub unsafe extern "C" fn LmqQueryTransportBufferLimitsA(
     Descriptor: PCSTR,
-    Limits: *mut LMQ_TRANSPORTBUFFERLIMITS,
+    Limits: PLMQ_TRANSPORTBUFFERLIMITS,
     LimitsSize: ULONG,
 ) -> HRESULT {
     boundary("LmqQueryTransportBufferLimitsA", || {
@@ -1003,10 +1215,14 @@ pub unsafe extern "C" fn LmqQueryTransportBufferLimitsA(
     })
 }
 
-/// Applies a transport control code. IPC:
-/// `LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS` with a
-/// `ULONG` input (no output: `OutputBuffer` NULL, length 0;
-/// `*BytesReturned`, if given, is set to 0).
+/// Applies a transport control code (none has an output: `OutputBuffer`
+/// NULL, length 0; `*BytesReturned`, if given, is set to 0). IPC:
+/// `LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS` with a `ULONG`
+/// input in milliseconds; lwmq's own `LMQ_TRANSPORTCONTROL_SETPEERACCESSPOLICY`
+/// with 1 or more `LMQ_PEERACCESSRULE`s (before open only; the peers of
+/// the same user are always accepted, each rule adds a user id, a group id
+/// or any user) and `LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS` with a `ULONG`
+/// number of nanoseconds (0 ..= 100,000,000).
 ///
 /// # Safety
 /// As `LmqChannelControl`.
@@ -1021,9 +1237,9 @@ pub unsafe extern "C" fn LmqTransportControl(
     BytesReturned: PULONG,
 ) -> HRESULT {
     boundary("LmqTransportControl", || {
-        let t = transport_obj(Transport)?;
         // SAFETY: forwarded caller contract.
         unsafe { write_opt(BytesReturned, 0) };
+        let t = transport_obj(Transport)?;
         no_output(OutputBuffer, OutputBufferLengthBytes)?;
         let control = match ControlCode {
             LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS => {
@@ -1033,9 +1249,38 @@ pub unsafe extern "C" fn LmqTransportControl(
                     u64::from(ms),
                 ))
             }
+            LMQ_TRANSPORTCONTROL_SETPEERACCESSPOLICY => {
+                // SAFETY: forwarded caller contract.
+                let rules = unsafe {
+                    input_array::<LMQ_PEERACCESSRULE>(
+                        InputBuffer,
+                        InputBufferLengthBytes,
+                        MAX_ACCESS_RULES,
+                        "LMQ_PEERACCESSRULE",
+                    )
+                }?;
+                let opened = match &*t {
+                    TransportObj::Raw(rt) => rt.phase.load(Ordering::Acquire) != Phase::Created as u8,
+                    TransportObj::Messaging { channel, .. } => {
+                        channel.opened.load(Ordering::Acquire)
+                            || channel.closed.load(Ordering::Acquire)
+                    }
+                };
+                if opened {
+                    return Err(Error::state(
+                        "the peer access policy can only be set before the channel opens (rule: LmqTransportControl between LmqAddTransport and LmqOpenChannel)",
+                    ));
+                }
+                TransportControl::SetAccessPolicy(access_policy(&rules)?)
+            }
+            LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS => {
+                // SAFETY: forwarded caller contract.
+                let ns: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
+                TransportControl::SetSpinDuration(Duration::from_nanos(u64::from(ns)))
+            }
             code => {
                 return Err(Error::invalid(format!(
-                    "ControlCode {code} is not a LMQ_TRANSPORTCONTROL code (1)"
+                    "ControlCode {code:#x} is not a LMQ_TRANSPORTCONTROL code (SETCLIENTCONNECTIONRETRYINTERVALMS = 0x1, SETPEERACCESSPOLICY = 0x10001, SETSPINDURATIONNS = 0x10002)"
                 )))
             }
         };
@@ -1053,7 +1298,7 @@ pub unsafe extern "C" fn LmqTransportControl(
 
 /// Waits for a message for up to `TimeoutMs` (0 polls, `INFINITE` waits),
 /// holding the channel's mutex one slice at a time.
-pub(crate) fn receive(c: &ChannelObj, ms: ULONG) -> Result<Received> {
+pub(crate) fn receive(c: &ChannelObj, ms: UINT32) -> Result<Received> {
     let deadline = timeout(ms).deadline();
     let Variant::Messaging(ch) = &c.variant else {
         return Err(Error::invalid(

@@ -14,34 +14,18 @@ use lwmq::channel::{PostError, ReceiveError};
 use lwmq::message::MessageError;
 use lwmq::{ChannelError, DescriptorError, TransportError};
 
-use crate::types::HRESULT;
-
-const fn hr(v: u32) -> HRESULT {
-    v as HRESULT
-}
+use crate::types::{DWORD, FACILITY_WIN32, HRESULT};
+// The codes, under the names the modules of this crate have always used.
+pub(crate) use crate::types::{
+    ERROR_ALREADY_EXISTS, ERROR_BUSY, ERROR_CONNECTION_ABORTED, ERROR_INSUFFICIENT_BUFFER,
+    ERROR_INVALID_STATE, ERROR_NOT_FOUND, ERROR_OPERATION_ABORTED, ERROR_TIMEOUT, E_ACCESSDENIED,
+    E_FAIL, E_HANDLE, E_INVALIDARG, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED, S_OK,
+};
 
 /// `HRESULT_FROM_WIN32`.
-pub(crate) const fn from_win32(code: u32) -> HRESULT {
-    hr((code & 0xFFFF) | (7 << 16) | 0x8000_0000)
+pub(crate) const fn from_win32(code: DWORD) -> HRESULT {
+    ((code & 0xFFFF) | (FACILITY_WIN32 << 16) | 0x8000_0000) as HRESULT
 }
-
-pub(crate) const S_OK: HRESULT = 0;
-pub(crate) const E_UNEXPECTED: HRESULT = hr(0x8000_FFFF);
-pub(crate) const E_POINTER: HRESULT = hr(0x8000_4003);
-pub(crate) const E_FAIL: HRESULT = hr(0x8000_4005);
-pub(crate) const E_HANDLE: HRESULT = hr(0x8007_0006);
-pub(crate) const E_OUTOFMEMORY: HRESULT = hr(0x8007_000E);
-pub(crate) const E_INVALIDARG: HRESULT = hr(0x8007_0057);
-pub(crate) const E_ACCESSDENIED: HRESULT = hr(0x8007_0005);
-pub(crate) const ERROR_NOT_SUPPORTED: u32 = 50;
-pub(crate) const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
-pub(crate) const ERROR_BUSY: u32 = 170;
-pub(crate) const ERROR_ALREADY_EXISTS: u32 = 183;
-pub(crate) const ERROR_OPERATION_ABORTED: u32 = 995;
-pub(crate) const ERROR_NOT_FOUND: u32 = 1168;
-pub(crate) const ERROR_CONNECTION_ABORTED: u32 = 1236;
-pub(crate) const ERROR_TIMEOUT: u32 = 1460;
-pub(crate) const ERROR_INVALID_STATE: u32 = 5023;
 
 /// A failure: its code and its text.
 #[derive(Debug)]
@@ -66,7 +50,7 @@ impl Error {
     pub(crate) fn state(text: impl Into<String>) -> Self {
         Self::new(from_win32(ERROR_INVALID_STATE), text)
     }
-    pub(crate) fn win32(code: u32, text: impl Into<String>) -> Self {
+    pub(crate) fn win32(code: DWORD, text: impl Into<String>) -> Self {
         Self::new(from_win32(code), text)
     }
 }

@@ -18,8 +18,8 @@ use lwmq::message::{
 };
 use parking_lot::Mutex;
 
-use crate::api::{self, read_handle, require_init, timeout, write_opt, write_out, MessageObj};
-use crate::error::{boundary, post_error, Error, Result, ERROR_NOT_FOUND};
+use crate::api::{self, read_handle, timeout, write_opt, write_out, MessageObj};
+use crate::error::{boundary, post_error, Error, Result, ERROR_NOT_FOUND, ERROR_OPERATION_ABORTED};
 use crate::handle::{self, Kind, Object};
 use crate::types::*;
 
@@ -38,7 +38,7 @@ fn insert(message: Message, received: bool) -> Result<LMQ_MESSAGE> {
     Ok(handle::insert(Object::Message(Arc::new(obj)))? as LMQ_MESSAGE)
 }
 
-fn timestamp(t: UINT64) -> Timestamp {
+fn timestamp(t: ULONG64) -> Timestamp {
     match t {
         LMQ_TIMESTAMP_NONE => Timestamp::None,
         LMQ_TIMESTAMP_USE_SYSTEMTIME => Timestamp::SystemTime,
@@ -48,13 +48,13 @@ fn timestamp(t: UINT64) -> Timestamp {
 }
 
 /// Checks a frame about to be appended; returns its length.
-fn check_frame(m: &Message, data: *const c_void, size: UINT64) -> Result<usize> {
+fn check_frame(m: &Message, data: PCVOID, size: UINT64) -> Result<usize> {
     if data.is_null() && size != 0 {
-        return Err(Error::null("Data (with a non-zero Size)"));
+        return Err(Error::null("Data (with a non-zero DataSize)"));
     }
     if size > MAX_FRAME_SIZE as u64 {
         return Err(Error::invalid(format!(
-            "Size {size} exceeds the largest frame ({MAX_FRAME_SIZE} bytes)"
+            "DataSize {size} exceeds the largest frame ({MAX_FRAME_SIZE} bytes)"
         )));
     }
     if m.frame_count() >= MAX_FRAMES {
@@ -79,27 +79,21 @@ unsafe fn bytes<'a>(data: *const c_void, len: usize) -> &'a [u8] {
 }
 
 /// Creates an empty message. `FrameCountHint` (0 = `LMQ_MESSAGEFRAMECOUNT_DEFAULT`)
-/// reserves room for that many frames (at most 65535).
+/// reserves room for that many frames.
 ///
 /// # Safety
 /// `Message` is null or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn LmqCreateMessage(
-    FrameCountHint: ULONG,
-    Message: *mut LMQ_MESSAGE,
+    FrameCountHint: USHORT,
+    Message: PLMQ_MESSAGE,
 ) -> HRESULT {
     boundary("LmqCreateMessage", || {
         if Message.is_null() {
             return Err(Error::null("Message"));
         }
-        require_init()?;
-        if FrameCountHint as usize > MAX_FRAMES {
-            return Err(Error::invalid(format!(
-                "FrameCountHint {FrameCountHint} exceeds {MAX_FRAMES} (the most frames a message holds)"
-            )));
-        }
         let m = insert(
-            lwmq::message::Message::with_capacity(FrameCountHint as usize),
+            lwmq::message::Message::with_capacity(usize::from(FrameCountHint)),
             false,
         )?;
         // SAFETY: checked non-null; valid for writes by contract.
@@ -113,66 +107,63 @@ pub unsafe extern "C" fn LmqCreateMessage(
 /// the last one is gone.
 ///
 /// # Safety
-/// `Ref` is null or valid for a write.
+/// `Clone` is null or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn LmqCreateMessageRef(
-    Message: LMQ_MESSAGE,
-    Ref: *mut LMQ_MESSAGE,
-) -> HRESULT {
+pub unsafe extern "C" fn LmqCreateMessageRef(Message: LMQ_MESSAGE, Clone: PLMQ_MESSAGE) -> HRESULT {
     boundary("LmqCreateMessageRef", || {
-        if Ref.is_null() {
-            return Err(Error::null("Ref"));
+        if Clone.is_null() {
+            return Err(Error::null("Clone"));
         }
         let m = message(Message)?;
         let shared = m.message.lock().share();
         let r = insert(shared, false)?;
         // SAFETY: checked non-null; valid for writes by contract.
-        unsafe { write_out(Ref, "Ref", r) }
+        unsafe { write_out(Clone, "Clone", r) }
     })
 }
 
-/// Appends a copy of `Size` bytes at `Data` (stored inline up to
+/// Appends a copy of `DataSize` bytes at `Data` (stored inline up to
 /// `LmqQueryMaxInlineFrameSize` bytes). `Timestamp` is `LMQ_TIMESTAMP_*` or
 /// an NT time.
 ///
 /// # Safety
-/// `Data` is valid for `Size` bytes (or `Size` is 0).
+/// `Data` is valid for `DataSize` bytes (or `DataSize` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn LmqAppendFrame(
     Message: LMQ_MESSAGE,
-    Data: *const c_void,
-    Size: UINT64,
-    Timestamp: UINT64,
+    Data: PCVOID,
+    DataSize: UINT64,
+    Timestamp: ULONG64,
 ) -> HRESULT {
     boundary("LmqAppendFrame", || {
         let m = message(Message)?;
         let mut msg = m.message.lock();
-        let len = check_frame(&msg, Data, Size)?;
+        let len = check_frame(&msg, Data, DataSize)?;
         // SAFETY: valid for `len` bytes during this call by contract; copied.
         let data = unsafe { bytes(Data, len) };
         Ok(msg.push_copy(data, timestamp(Timestamp))?)
     })
 }
 
-/// Appends `Size` bytes at `Data` without copying them: the memory must
-/// stay valid and unchanged until every message holding the frame (posted
-/// copies included) is gone; in practice until the channels it was posted
-/// on are destroyed, or for the life of the process.
+/// Appends `DataSize` bytes at `Data` without copying them: the memory
+/// must stay valid and unchanged until every message holding the frame
+/// (posted copies included) is gone; in practice until the channels it was
+/// posted on are destroyed, or for the life of the process.
 ///
 /// # Safety
-/// `Data` is valid for `Size` bytes (or `Size` is 0) for as long as any
-/// message holds the frame.
+/// `Data` is valid for `DataSize` bytes (or `DataSize` is 0) for as long as
+/// any message holds the frame.
 #[no_mangle]
 pub unsafe extern "C" fn LmqAppendStaticFrame(
     Message: LMQ_MESSAGE,
-    Data: *const c_void,
-    Size: UINT64,
-    Timestamp: UINT64,
+    Data: PCVOID,
+    DataSize: UINT64,
+    Timestamp: ULONG64,
 ) -> HRESULT {
     boundary("LmqAppendStaticFrame", || {
         let m = message(Message)?;
         let mut msg = m.message.lock();
-        let len = check_frame(&msg, Data, Size)?;
+        let len = check_frame(&msg, Data, DataSize)?;
         // SAFETY: the caller guarantees the bytes outlive every message
         // holding the frame, which is what `'static` stands for here.
         let data: &'static [u8] = unsafe { bytes(Data, len) };
@@ -184,8 +175,7 @@ pub unsafe extern "C" fn LmqAppendStaticFrame(
 struct CExternal {
     data: *const u8,
     len: usize,
-    callback:
-        unsafe extern "C" fn(LMQ_MESSAGECALLBACKREASON, *const c_void, UINT64, PVOID) -> HRESULT,
+    callback: unsafe extern "C" fn(LQM_MESSAGECALLBACKREASON, PCVOID, UINT64, PVOID) -> HRESULT,
     context: PVOID,
     /// Cleared if the frame could not be appended after all: the caller
     /// keeps the data and no callback runs.
@@ -240,7 +230,7 @@ impl ExternalData for CExternal {
     }
 }
 
-/// Appends `Size` bytes at `Data` without copying: `Callback` is called
+/// Appends `DataSize` bytes at `Data` without copying: `Callback` is called
 /// with `LMQ_MESSAGECALLBACKREASON_ACQUIRE_DATA` at most once, when a
 /// message holding the frame is first prepared for sending (a failure code
 /// fails that post with that code), and with
@@ -249,14 +239,14 @@ impl ExternalData for CExternal {
 /// reference. If this function fails, neither is called.
 ///
 /// # Safety
-/// `Data` is valid for `Size` bytes until `RELEASE_DATA`; `Callback` may be
-/// called from any thread with `Context`.
+/// `Data` is valid for `DataSize` bytes until `RELEASE_DATA`; `Callback`
+/// may be called from any thread with `Context`.
 #[no_mangle]
 pub unsafe extern "C" fn LmqAppendExternalFrame(
     Message: LMQ_MESSAGE,
-    Data: *const c_void,
-    Size: UINT64,
-    Timestamp: UINT64,
+    Data: PVOID,
+    DataSize: UINT64,
+    Timestamp: ULONG64,
     Callback: PLMQ_MESSAGECALLBACK,
     Context: PVOID,
 ) -> HRESULT {
@@ -266,7 +256,7 @@ pub unsafe extern "C" fn LmqAppendExternalFrame(
             return Err(Error::null("Callback"));
         };
         let mut msg = m.message.lock();
-        let len = check_frame(&msg, Data, Size)?;
+        let len = check_frame(&msg, Data, DataSize)?;
         let armed = Arc::new(AtomicBool::new(true));
         let frame = ExternalFrame::new(CExternal {
             data: Data.cast(),
@@ -285,12 +275,12 @@ pub unsafe extern "C" fn LmqAppendExternalFrame(
 /// The number of frames and (optional) the total payload size.
 ///
 /// # Safety
-/// `FrameCount` is null or valid for a write; `PayloadSize` likewise.
+/// `FrameCount` is null or valid for a write; `PayloadSizeBytes` likewise.
 #[no_mangle]
 pub unsafe extern "C" fn LmqGetFrameCount(
     Message: LMQ_MESSAGE,
-    FrameCount: *mut ULONG,
-    PayloadSize: *mut UINT64,
+    FrameCount: PUSHORT,
+    PayloadSizeBytes: PUINT64,
 ) -> HRESULT {
     boundary("LmqGetFrameCount", || {
         if FrameCount.is_null() {
@@ -300,8 +290,8 @@ pub unsafe extern "C" fn LmqGetFrameCount(
         let msg = m.message.lock();
         // SAFETY: forwarded caller contract.
         unsafe {
-            write_opt(PayloadSize, msg.payload_size() as u64);
-            write_out(FrameCount, "FrameCount", msg.frame_count() as ULONG)
+            write_opt(PayloadSizeBytes, msg.payload_size() as UINT64);
+            write_out(FrameCount, "FrameCount", frame_count(&msg))
         }
     })
 }
@@ -323,11 +313,11 @@ pub unsafe extern "C" fn LmqInitFrameEnumHint(Hint: *mut LMQ_MESSAGEFRAMEENUMHIN
     })
 }
 
-/// Frame `Index` (0-based) of a message: its bytes (valid until the
+/// Frame `FrameIndex` (0-based) of a message: its bytes (valid until the
 /// message is destroyed, disposed or posted, or a frame is appended), size
 /// and timestamp (`LMQ_TIMESTAMP_NONE` if none). `EnumHint` is optional;
 /// when given it must have been initialised with `LmqInitFrameEnumHint`.
-/// An `Index` past the last frame returns
+/// A `FrameIndex` past the last frame returns
 /// `HRESULT_FROM_WIN32(ERROR_NOT_FOUND)`.
 ///
 /// # Safety
@@ -335,18 +325,18 @@ pub unsafe extern "C" fn LmqInitFrameEnumHint(Hint: *mut LMQ_MESSAGEFRAMEENUMHIN
 #[no_mangle]
 pub unsafe extern "C" fn LmqGetFrameData(
     Message: LMQ_MESSAGE,
-    Index: ULONG,
-    Data: *mut *const c_void,
-    Size: *mut UINT64,
-    Timestamp: *mut UINT64,
-    EnumHint: *mut LMQ_MESSAGEFRAMEENUMHINT,
+    FrameIndex: USHORT,
+    Data: PPCVOID,
+    DataSize: PUINT64,
+    Timestamp: PULONG64,
+    EnumHint: PLMQ_MESSAGEFRAMEENUMHINT,
 ) -> HRESULT {
     boundary("LmqGetFrameData", || {
         if Data.is_null() {
             return Err(Error::null("Data"));
         }
-        if Size.is_null() {
-            return Err(Error::null("Size"));
+        if DataSize.is_null() {
+            return Err(Error::null("DataSize"));
         }
         let m = message(Message)?;
         if !EnumHint.is_null() {
@@ -360,24 +350,24 @@ pub unsafe extern "C" fn LmqGetFrameData(
         }
         let msg = m.message.lock();
         let count = msg.frame_count();
-        let frame = msg.frame(Index as usize).ok_or_else(|| {
+        let frame = msg.frame(usize::from(FrameIndex)).ok_or_else(|| {
             Error::win32(
                 ERROR_NOT_FOUND,
-                format!("Index {Index} is past the last frame (the message has {count})"),
+                format!("FrameIndex {FrameIndex} is past the last frame (the message has {count})"),
             )
         })?;
         let data = frame.data();
         // SAFETY: forwarded caller contract; all checked non-null or optional.
         unsafe {
             Data.write(api::c_void_ptr(data.as_ptr()));
-            Size.write(data.len() as u64);
+            DataSize.write(data.len() as UINT64);
             write_opt(
                 Timestamp,
                 frame.timestamp().map_or(LMQ_TIMESTAMP_NONE, NtTime::ticks),
             );
             if !EnumHint.is_null() {
                 EnumHint.write_unaligned(LMQ_MESSAGEFRAMEENUMHINT {
-                    Reserved: [HINT_MAGIC, Message as u64, u64::from(Index) + 1, 0],
+                    Reserved: [HINT_MAGIC, Message as u64, u64::from(FrameIndex) + 1, 0],
                 });
             }
         }
@@ -389,16 +379,23 @@ pub unsafe extern "C" fn LmqGetFrameData(
 /// allocation of its own).
 ///
 /// # Safety
-/// `Size` is null or valid for a write.
+/// `MaxInlineFrameSize` is null or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn LmqQueryMaxInlineFrameSize(Size: *mut ULONG) -> HRESULT {
+pub unsafe extern "C" fn LmqQueryMaxInlineFrameSize(MaxInlineFrameSize: PUSHORT) -> HRESULT {
     boundary("LmqQueryMaxInlineFrameSize", || {
+        const SIZE: USHORT = MAX_INLINE_FRAME_SIZE as USHORT;
         // SAFETY: forwarded caller contract.
-        unsafe { write_out(Size, "Size", MAX_INLINE_FRAME_SIZE as ULONG) }
+        unsafe { write_out(MaxInlineFrameSize, "MaxInlineFrameSize", SIZE) }
     })
 }
 
-fn destroy(function_rule: &str, p: *mut LMQ_MESSAGE, received: bool) -> Result<()> {
+/// A message's frame count as the API's `USHORT` (a message holds at most
+/// `MAX_FRAMES` = 65535 frames, so it always fits).
+fn frame_count(m: &Message) -> USHORT {
+    USHORT::try_from(m.frame_count()).unwrap_or(USHORT::MAX)
+}
+
+fn destroy(function_rule: &str, p: PLMQ_MESSAGE, received: bool) -> Result<()> {
     // SAFETY: forwarded caller contract of the two destroy functions.
     let h = unsafe { read_handle(p, "Message") }?;
     let m = message(h as LMQ_MESSAGE)?;
@@ -420,7 +417,7 @@ fn destroy(function_rule: &str, p: *mut LMQ_MESSAGE, received: bool) -> Result<(
 /// # Safety
 /// `Message` is null or valid for a read and a write.
 #[no_mangle]
-pub unsafe extern "C" fn LmqDestroyUnpostedMessage(Message: *mut LMQ_MESSAGE) -> HRESULT {
+pub unsafe extern "C" fn LmqDestroyUnpostedMessage(Message: PLMQ_MESSAGE) -> HRESULT {
     boundary("LmqDestroyUnpostedMessage", || {
         destroy(
             "the message came from LmqReceiveMessage (rule: dispose received messages with LmqDisposeReceivedMessage)",
@@ -435,7 +432,7 @@ pub unsafe extern "C" fn LmqDestroyUnpostedMessage(Message: *mut LMQ_MESSAGE) ->
 /// # Safety
 /// `Message` is null or valid for a read and a write.
 #[no_mangle]
-pub unsafe extern "C" fn LmqDisposeReceivedMessage(Message: *mut LMQ_MESSAGE) -> HRESULT {
+pub unsafe extern "C" fn LmqDisposeReceivedMessage(Message: PLMQ_MESSAGE) -> HRESULT {
     boundary("LmqDisposeReceivedMessage", || {
         destroy(
             "the message was created, not received (rule: destroy it with LmqDestroyUnpostedMessage)",
@@ -445,15 +442,27 @@ pub unsafe extern "C" fn LmqDisposeReceivedMessage(Message: *mut LMQ_MESSAGE) ->
     })
 }
 
-fn post(queue: LMQ_SENDQUEUE, p: *mut LMQ_MESSAGE, tag: UINT64, ms: ULONG) -> Result<()> {
+fn post(queue: LMQ_SENDQUEUE, p: PLMQ_MESSAGE, tag: LONG_PTR, ms: UINT32) -> Result<()> {
     // SAFETY: forwarded caller contract of the post functions.
     let h = unsafe { read_handle(p, "Message") }?;
     let q = api::queue(queue)?;
+    if !q.bounded && ms != 0 {
+        return Err(Error::invalid(format!(
+            "TimeoutMs is {ms} but the send queue is unbounded and never waits (rule: pass 0; only bounded queue types take a timeout)"
+        )));
+    }
     let m = message(h as LMQ_MESSAGE)?;
     let mut slot = m.message.lock();
     let msg = std::mem::take(&mut *slot);
-    if let Err(e) = q.post(msg, tag, timeout(ms)) {
-        let err = post_error(&e);
+    // The tag's bits are the key: negative tags are as good as positive ones.
+    if let Err(e) = q.post(msg, tag as u64, timeout(ms)) {
+        let err = match e {
+            lwmq::PostError::NotOpen(_) if q.is_closed() => Error::win32(
+                ERROR_OPERATION_ABORTED,
+                "the channel is closed (rule: nothing can be posted once LmqCloseChannel has started)",
+            ),
+            ref e => post_error(e),
+        };
         *slot = e.into_message();
         return Err(err);
     }
@@ -468,15 +477,16 @@ fn post(queue: LMQ_SENDQUEUE, p: *mut LMQ_MESSAGE, tag: UINT64, ms: ULONG) -> Re
 
 /// Posts a message; on success the library owns it and `*Message` is set
 /// to NULL. On failure the caller still owns it (and `*Message` is
-/// unchanged). `TimeoutMs` bounds the wait of a full bounded queue.
+/// unchanged). `TimeoutMs` bounds the wait of a full bounded queue; it
+/// must be 0 for an unbounded queue, which never waits.
 ///
 /// # Safety
 /// `Message` is null or valid for a read and a write.
 #[no_mangle]
 pub unsafe extern "C" fn LmqPostMessage(
     SendQueue: LMQ_SENDQUEUE,
-    Message: *mut LMQ_MESSAGE,
-    TimeoutMs: ULONG,
+    Message: PLMQ_MESSAGE,
+    TimeoutMs: UINT32,
 ) -> HRESULT {
     boundary("LmqPostMessage", || post(SendQueue, Message, 0, TimeoutMs))
 }
@@ -489,9 +499,9 @@ pub unsafe extern "C" fn LmqPostMessage(
 #[no_mangle]
 pub unsafe extern "C" fn LmqPostMessageWithTag(
     SendQueue: LMQ_SENDQUEUE,
-    Message: *mut LMQ_MESSAGE,
-    Tag: UINT64,
-    TimeoutMs: ULONG,
+    Message: PLMQ_MESSAGE,
+    Tag: LONG_PTR,
+    TimeoutMs: UINT32,
 ) -> HRESULT {
     boundary("LmqPostMessageWithTag", || {
         post(SendQueue, Message, Tag, TimeoutMs)
@@ -501,30 +511,40 @@ pub unsafe extern "C" fn LmqPostMessageWithTag(
 /// Takes the next received message, waiting up to `TimeoutMs` (0 polls,
 /// `INFINITE` waits until a message arrives or the channel is closed:
 /// `HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED)`). `FrameCount` and
-/// `PayloadSize` are optional.
+/// `PayloadSizeBytes` are optional. On failure every output given is
+/// zeroed (`*Message` NULL, counts 0).
 ///
 /// # Safety
 /// Each pointer is null or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn LmqReceiveMessage(
     Channel: LMQ_CHANNEL,
-    TimeoutMs: ULONG,
-    FrameCount: *mut ULONG,
-    PayloadSize: *mut UINT64,
-    Message: *mut LMQ_MESSAGE,
+    TimeoutMs: UINT32,
+    FrameCount: PUSHORT,
+    PayloadSizeBytes: PUINT64,
+    Message: PLMQ_MESSAGE,
 ) -> HRESULT {
     boundary("LmqReceiveMessage", || {
+        // Zeroed first, so that every failure (a panic included) leaves
+        // them zero; a success overwrites them.
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            write_opt(FrameCount, 0);
+            write_opt(PayloadSizeBytes, 0);
+            write_opt(Message, std::ptr::null_mut());
+        }
         if Message.is_null() {
             return Err(Error::null("Message"));
         }
         let c = api::channel(Channel)?;
         let r = api::receive(&c, TimeoutMs)?;
-        let (count, size) = (r.frame_count, r.payload_size);
+        let count = frame_count(&r.message);
+        let size = r.payload_size as UINT64;
         let h = insert(r.message, true)?;
         // SAFETY: forwarded caller contract.
         unsafe {
-            write_opt(FrameCount, count as ULONG);
-            write_opt(PayloadSize, size as u64);
+            write_opt(FrameCount, count);
+            write_opt(PayloadSizeBytes, size);
             write_out(Message, "Message", h)
         }
     })

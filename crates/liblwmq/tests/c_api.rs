@@ -1,4 +1,4 @@
-//! Builds `tests/c/api_test.c` with gcc against `include/lwmq.h` and
+//! Builds `tests/c/api_test.c` with gcc against the headers in `include/` and
 //! `liblwmq.so`, runs it as a process, then runs it again under valgrind
 //! (memcheck, full leak check) and requires zero errors.
 

@@ -1,7 +1,14 @@
-//! Builds the C samples of `examples/c/` with their Makefile, then runs
-//! them in pairs as real processes with scripted stdin and checks what
-//! each printed: minichat ↔ minichat(_ex), rawchannels ↔ rawchannels,
-//! thr send ↔ thr recv (count verified), and minichat ↔ `lwmq chat`.
+//! Builds the C samples of `examples/c/` with their Makefile, four ways
+//! each (C11 and C++20, each with and without `-fshort-wchar`, warnings as
+//! errors), then runs them in pairs as real processes with scripted stdin
+//! and checks what each printed: MiniChat against itself across the
+//! variants and against `lwmq chat`, MiniChatEx's latency, thr send ↔ thr
+//! recv (count verified), and RawChannels (several buffers in flight)
+//! against itself and against `lwmq chat --raw`.
+//!
+//! The RawChannels run tests are the `raw_sample_*` functions: the sample
+//! holds several buffers from `LmqRawChannelGetBuffer` at once, which the
+//! raw-channel work of issue 11 (point 3) provides.
 //!
 //! Every pair uses its own address (`ipc://lwmq-samples/<pid>/<test>`), so
 //! the tests run in parallel. No test depends on timing: each process
@@ -21,8 +28,8 @@ const DEADLINE: Duration = Duration::from_secs(180);
 fn samples() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        if !common::have("make") || !common::have("cc") {
-            eprintln!("skipped: make or cc not found");
+        if !common::have("make") || !common::have("cc") || !common::have("c++") {
+            eprintln!("skipped: make, cc or c++ not found");
             return None;
         }
         let out = common::out_dir("samples");
@@ -98,21 +105,59 @@ fn assert_said(o: &Output, lines: &[&str]) {
     }
 }
 
-fn sample(dir: &Path, name: &str) -> Command {
-    Command::new(dir.join(name))
+/// The four builds of every sample (`examples/c/Makefile`).
+const VARIANTS: [&str; 4] = ["c11", "c11-short-wchar", "cpp20", "cpp20-short-wchar"];
+const PROGRAMS: [&str; 4] = ["minichat", "minichat_ex", "rawchannels", "thr"];
+
+fn sample(dir: &Path, variant: &str, name: &str) -> Command {
+    Command::new(dir.join(variant).join(name))
 }
 
 #[test]
-fn minichat_talks_to_minichat() {
+fn every_sample_builds_as_c11_and_cpp20_in_both_wchar_modes() {
     let Some(dir) = samples() else { return };
-    let addr = address("minichat");
-    let mut a = sample(dir, "minichat");
+    for v in VARIANTS {
+        for p in PROGRAMS {
+            let exe = dir.join(v).join(p);
+            assert!(exe.exists(), "{} was not built", exe.display());
+        }
+    }
+}
+
+/// Two MiniChats, of two builds, talk; one is SERVER, the other CLIENT.
+fn minichat_pair(test: &str, (va, na): (&str, &str), (vb, nb): (&str, &str)) -> (Output, Output) {
+    let dir = samples().expect("samples built");
+    let addr = address(test);
+    let mut a = sample(dir, va, na);
     a.arg(&addr);
-    let mut b = sample(dir, "minichat");
+    let mut b = sample(dir, vb, nb);
     b.arg(&addr);
     let (a, b) = wait_pair(
         spawn(a, "first line\n\nsecond line\n"),
         spawn(b, "hello from b\n"),
+    );
+    // One SERVER and one CLIENT, whichever started first.
+    let roles = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(
+        roles.contains("SERVER") && roles.contains("CLIENT"),
+        "{roles}"
+    );
+    (a, b)
+}
+
+#[test]
+fn minichat_c11_talks_to_minichat_cpp20_short_wchar() {
+    if samples().is_none() {
+        return;
+    }
+    let (a, b) = minichat_pair(
+        "minichat-1",
+        ("c11", "minichat"),
+        ("cpp20-short-wchar", "minichat"),
     );
     assert_said(
         &a,
@@ -127,49 +172,41 @@ fn minichat_talks_to_minichat() {
             "* peer left",
         ],
     );
-    // One SERVER and one CLIENT, whichever started first.
-    let roles = format!(
-        "{}{}",
-        String::from_utf8_lossy(&a.stderr),
-        String::from_utf8_lossy(&b.stderr)
+}
+
+#[test]
+fn minichat_cpp20_talks_to_minichat_c11_short_wchar() {
+    if samples().is_none() {
+        return;
+    }
+    let (a, b) = minichat_pair(
+        "minichat-2",
+        ("cpp20", "minichat"),
+        ("c11-short-wchar", "minichat"),
     );
-    assert!(
-        roles.contains("SERVER") && roles.contains("CLIENT"),
-        "{roles}"
-    );
+    assert_said(&a, &["peer: hello from b\n", "* peer left"]);
+    assert_said(&b, &["peer: first line\n", "peer: second line\n"]);
 }
 
 #[test]
 fn minichat_ex_prints_latency() {
-    let Some(dir) = samples() else { return };
-    let addr = address("minichat-ex");
-    let mut a = sample(dir, "minichat_ex");
-    a.arg(&addr);
-    let mut b = sample(dir, "minichat_ex");
-    b.arg(&addr);
-    let (a, b) = wait_pair(spawn(a, "ping\n"), spawn(b, "pong\n"));
-    assert_said(&a, &["peer: pong (", " us)\n"]);
-    assert_said(&b, &["peer: ping (", " us)\n"]);
-}
-
-#[test]
-fn rawchannels_talk() {
-    let Some(dir) = samples() else { return };
-    let addr = address("raw");
-    let mut a = sample(dir, "rawchannels");
-    a.arg(&addr);
-    let mut b = sample(dir, "rawchannels");
-    b.arg(&addr);
-    let (a, b) = wait_pair(spawn(a, "raw one\nraw two\n"), spawn(b, "raw back\n"));
-    assert_said(&a, &["* peer joined", "peer: raw back (", "* peer left"]);
-    assert_said(&b, &["peer: raw one (", "peer: raw two (", "* peer left"]);
+    if samples().is_none() {
+        return;
+    }
+    let (a, b) = minichat_pair(
+        "minichat-ex",
+        ("cpp20-short-wchar", "minichat_ex"),
+        ("c11", "minichat_ex"),
+    );
+    assert_said(&a, &["peer: hello from b (", " us)\n"]);
+    assert_said(&b, &["peer: first line (", "peer: second line (", " us)\n"]);
 }
 
 fn thr(dir: &Path, size: u32, count: u32) {
     let addr = address(&format!("thr-{size}"));
-    let mut recv = sample(dir, "thr");
+    let mut recv = sample(dir, "cpp20", "thr");
     recv.args(["recv", &addr, &size.to_string(), &count.to_string()]);
-    let mut send = sample(dir, "thr");
+    let mut send = sample(dir, "c11", "thr");
     send.args(["send", &addr, &size.to_string(), &count.to_string()]);
     let (r, s) = wait_pair(spawn(recv, ""), spawn(send, ""));
     let n = count.to_string();
@@ -220,11 +257,11 @@ fn lwmq_cli() -> Option<PathBuf> {
 }
 
 #[test]
-fn minichat_talks_to_lwmq_chat() {
+fn minichat_ex_talks_to_lwmq_chat_with_latency() {
     let Some(dir) = samples() else { return };
     let Some(cli) = lwmq_cli() else { return };
-    let addr = address("chat");
-    let mut a = sample(dir, "minichat_ex");
+    let addr = address("chat-ex");
+    let mut a = sample(dir, "c11-short-wchar", "minichat_ex");
     a.arg(&addr);
     let mut b = Command::new(cli);
     b.args(["chat", &addr, "--latency"]);
@@ -234,15 +271,76 @@ fn minichat_talks_to_lwmq_chat() {
 }
 
 #[test]
-fn rawchannels_talk_to_lwmq_chat_raw() {
+fn minichat_talks_to_lwmq_chat() {
+    let Some(dir) = samples() else { return };
+    let Some(cli) = lwmq_cli() else { return };
+    let addr = address("chat");
+    let mut a = sample(dir, "cpp20", "minichat");
+    a.arg(&addr);
+    let mut b = Command::new(cli);
+    b.args(["chat", &addr]);
+    let (a, b) = wait_pair(spawn(a, "from C++\n"), spawn(b, "from Rust\n"));
+    assert_said(&a, &["* peer joined", "peer: from Rust\n", "* peer left"]);
+    assert_said(&b, &["* peer joined", "peer: from C++\n", "* peer left"]);
+}
+
+/// The most buffers a RawChannels run held at once while sending.
+fn most_sending(o: &Output) -> usize {
+    let err = String::from_utf8_lossy(&o.stderr);
+    err.split("at most ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no buffer count in\n{}", text(o)))
+}
+
+#[test]
+fn raw_sample_rawchannels_talk_with_several_buffers_in_flight() {
+    let Some(dir) = samples() else { return };
+    let addr = address("raw");
+    let mut a = sample(dir, "c11", "rawchannels");
+    a.arg(&addr);
+    let mut b = sample(dir, "cpp20-short-wchar", "rawchannels");
+    b.arg(&addr);
+    let (a, b) = wait_pair(
+        spawn(a, "raw one\nraw two\nraw three\n"),
+        spawn(b, "raw back\n"),
+    );
+    assert_said(&a, &["* peer joined", "peer: raw back (", "* peer left"]);
+    assert_said(
+        &b,
+        &[
+            "peer: raw one (",
+            "peer: raw two (",
+            "peer: raw three (",
+            "* peer left",
+        ],
+    );
+    let out = String::from_utf8_lossy(&b.stdout);
+    let (one, two, three) = (
+        out.find("raw one"),
+        out.find("raw two"),
+        out.find("raw three"),
+    );
+    assert!(one < two && two < three, "out of order:\n{out}");
+    // The three lines were written to stdin at once: read in one chunk,
+    // they were held in three buffers before any was sent.
+    assert!(most_sending(&a) >= 3, "{}", text(&a));
+}
+
+#[test]
+fn raw_sample_rawchannels_talk_to_lwmq_chat_raw() {
     let Some(dir) = samples() else { return };
     let Some(cli) = lwmq_cli() else { return };
     let addr = address("chat-raw");
-    let mut a = sample(dir, "rawchannels");
+    let mut a = sample(dir, "cpp20", "rawchannels");
     a.arg(&addr);
     let mut b = Command::new(cli);
     b.args(["chat", &addr, "--raw"]);
-    let (a, b) = wait_pair(spawn(a, "raw from C\n"), spawn(b, "raw from Rust\n"));
+    let (a, b) = wait_pair(
+        spawn(a, "raw from C\nand more\n"),
+        spawn(b, "raw from Rust\n"),
+    );
     assert_said(&a, &["peer: raw from Rust (", "* peer left"]);
-    assert_said(&b, &["peer: raw from C", "* peer left"]);
+    assert_said(&b, &["peer: raw from C", "peer: and more", "* peer left"]);
 }

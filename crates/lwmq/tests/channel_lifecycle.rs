@@ -168,8 +168,16 @@ fn post_and_receive_rules() {
 fn affinity_control() {
     let mut ch = with(Directions::SendReceive);
     ch.add_send_queue(MONO, Priority::Normal).unwrap();
-    ch.set_service_thread_affinity(&[0]).unwrap();
+    // Before any set: the calling thread's set, which open's threads inherit.
+    let inherited = ch.service_thread_affinity();
+    assert!(!inherited.is_empty());
+    assert_eq!(ch.set_service_thread_affinity(&[0]).unwrap(), inherited);
     ch.open(Role::Server, RQ).unwrap();
-    ch.set_service_thread_affinity(&[0, 1]).unwrap();
+    // Each set returns the previous one; a refused set changes nothing.
+    assert_eq!(ch.set_service_thread_affinity(&[0, 1]).unwrap(), vec![0]);
     assert!(ch.set_service_thread_affinity(&[]).is_err());
+    assert_eq!(ch.service_thread_affinity(), vec![0, 1]);
+    ch.close(Timeout::ZERO).unwrap();
+    // After close the helper threads are gone; the set is still recorded.
+    assert_eq!(ch.set_service_thread_affinity(&[1]).unwrap(), vec![0, 1]);
 }

@@ -72,7 +72,7 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Compiles one C file against include/lwmq.h and liblwmq.so (rpath set).
+/// Compiles one C file (C11) against include/ and liblwmq.so (rpath set).
 pub fn build_c(src: &Path, out: &Path) {
     let lib = lib_dir();
     let o = Command::new("gcc")

@@ -154,6 +154,22 @@ struct Affinity {
 }
 
 impl Affinity {
+    /// The set in force: the one set, or else the inherited one.
+    fn current(&self) -> Vec<usize> {
+        if let Some(cpus) = &self.cpus {
+            return cpus.clone();
+        }
+        let set = rustix::thread::sched_getaffinity(self.tids.first().copied());
+        set.map_or_else(
+            |_| Vec::new(),
+            |set| {
+                (0..rustix::thread::CpuSet::MAX_CPU)
+                    .filter(|&c| set.is_set(c))
+                    .collect()
+            },
+        )
+    }
+
     fn apply(cpus: &[usize], tid: rustix::thread::Pid) -> rustix::io::Result<()> {
         let mut set = rustix::thread::CpuSet::new();
         for &c in cpus {
@@ -385,30 +401,53 @@ impl Channel {
     /// of `LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY`, and of the
     /// ideal-processor code with one CPU). Applies to running threads now
     /// and to threads started later by `open`. The transports' own
-    /// connection threads are not affected.
-    pub fn set_service_thread_affinity(&self, cpus: &[usize]) -> Result<(), ChannelError> {
+    /// connection threads are not affected. Returns the previous set, as
+    /// [`service_thread_affinity`](Self::service_thread_affinity) reported
+    /// it; on failure nothing changes.
+    pub fn set_service_thread_affinity(&self, cpus: &[usize]) -> Result<Vec<usize>, ChannelError> {
+        let control = |what: String| {
+            ChannelError::Transport(crate::transport::TransportError::Control {
+                descriptor: "channel".into(),
+                what,
+            })
+        };
         if cpus.is_empty() || cpus.iter().any(|&c| c >= rustix::thread::CpuSet::MAX_CPU) {
-            return Err(ChannelError::Transport(
-                crate::transport::TransportError::Control {
-                    descriptor: "channel".into(),
-                    what: format!(
-                        "CPU set {cpus:?} is empty or out of range (rule: 1 or more CPUs below {})",
-                        rustix::thread::CpuSet::MAX_CPU
-                    ),
-                },
-            ));
+            return Err(control(format!(
+                "CPU set {cpus:?} is empty or out of range (rule: 1 or more CPUs below {})",
+                rustix::thread::CpuSet::MAX_CPU
+            )));
         }
         let mut a = self.affinity.lock().unwrap_or_else(|e| e.into_inner());
-        a.cpus = Some(cpus.to_vec());
-        for &tid in &a.tids {
-            Affinity::apply(cpus, tid).map_err(|e| {
-                ChannelError::Transport(crate::transport::TransportError::Control {
-                    descriptor: "channel".into(),
-                    what: format!("sched_setaffinity({cpus:?}) failed: {e}"),
-                })
-            })?;
+        let previous = a.current();
+        for (i, &tid) in a.tids.iter().enumerate() {
+            match Affinity::apply(cpus, tid) {
+                // A helper thread that has ended (after close) has no
+                // affinity to set.
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => {
+                    if !previous.is_empty() {
+                        for &done in &a.tids[..i] {
+                            let _ = Affinity::apply(&previous, done);
+                        }
+                    }
+                    return Err(control(format!("sched_setaffinity({cpus:?}) failed: {e}")));
+                }
+            }
         }
-        Ok(())
+        a.cpus = Some(cpus.to_vec());
+        Ok(previous)
+    }
+
+    /// The CPUs the channel's helper threads run on: the set given to
+    /// [`set_service_thread_affinity`](Self::set_service_thread_affinity),
+    /// or, before any, the set they inherit (that of the running helper
+    /// threads, or, before `open`, of the calling thread, which is what
+    /// threads started by an `open` from this thread inherit).
+    pub fn service_thread_affinity(&self) -> Vec<usize> {
+        self.affinity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current()
     }
 
     /// Takes the next received message, waiting up to `timeout`
