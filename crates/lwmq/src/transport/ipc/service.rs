@@ -405,7 +405,8 @@ impl Service {
                 h.buffer_size
             )
         })?;
-        let name = format!("lwmq:{}", self.inner.descriptor);
+        // Short enough for `memfd_create` whatever the address's length.
+        let name = self.inner.addr.section_name();
         let (memfd, map) = shm::create(&name, layout.len).map_err(|e| e.to_string())?;
         write_section_header(&map, &layout);
         let features = h.features & own_features();
