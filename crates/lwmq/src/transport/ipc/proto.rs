@@ -108,7 +108,7 @@ pub enum Message {
         reason: RefusalReason,
         /// Detail text. As decoded, it is the peer's text made safe to log:
         /// control and invisible formatting characters escaped as `\u{..}`,
-        /// a backslash doubled, at most [`MAX_REFUSAL_TEXT`] bytes.
+        /// at most [`MAX_REFUSAL_TEXT`] bytes.
         text: String,
     },
     /// Client is ready.
@@ -460,6 +460,13 @@ mod tests {
         };
         assert!(text.len() <= MAX_REFUSAL_TEXT, "{}", text.len());
         assert!(text.ends_with("[truncated]"), "{text}");
+        // Sent on and decoded again, it comes back unchanged (the
+        // handshake_decode fuzz target relies on this).
+        let again = Message::Refuse {
+            reason: RefusalReason::Busy,
+            text: text.clone(),
+        };
+        assert_eq!(Message::decode(&again.encode()), Ok(again));
     }
 
     #[test]
