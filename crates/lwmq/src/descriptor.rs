@@ -290,6 +290,43 @@ impl IpcAddress {
     }
 }
 
+/// Longest name `memfd_create` accepts: `NAME_MAX` (255) minus the
+/// `memfd:` prefix the kernel adds (`MFD_NAME_MAX_LEN` in `mm/memfd.c`).
+pub const MEMFD_NAME_MAX: usize = 249;
+
+/// Prefix of the name of every shared section lwmq creates (it shows in
+/// `/proc/PID/maps` as `/memfd:lwmq:...`).
+pub const SECTION_NAME_PREFIX: &str = "lwmq:";
+
+impl IpcAddress {
+    /// The name of the memfd holding a connection's shared section. It
+    /// only labels the mapping in `/proc/PID/maps` and `/proc/PID/fd`; it
+    /// names no file and need not be unique.
+    ///
+    /// Format: `lwmq:<descriptor>` when that fits in [`MEMFD_NAME_MAX`]
+    /// bytes (every ASCII descriptor does); otherwise
+    /// `lwmq:ipc://#<32 hex digits>/<address prefix>`, with the same hash as
+    /// the hashed [rendezvous name](Self::rendezvous_name), so the two can
+    /// be matched, and as much of the address as fits (whole characters).
+    /// A valid address can take 119 × 3 bytes of UTF-8, more than the limit.
+    pub fn section_name(&self) -> String {
+        let plain = format!("{SECTION_NAME_PREFIX}{self}");
+        if plain.len() <= MEMFD_NAME_MAX {
+            return plain;
+        }
+        let port = self.port.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        let hash = fnv1a128(port.as_bytes(), self.address.as_bytes());
+        let mut name = format!("{SECTION_NAME_PREFIX}ipc://#{hash:032x}/");
+        for c in self.address.chars() {
+            if name.len() + c.len_utf8() > MEMFD_NAME_MAX {
+                break;
+            }
+            name.push(c);
+        }
+        name
+    }
+}
+
 /// Decodes a name made by [`IpcAddress::rendezvous_name`]; `None` if it is
 /// not one of ours.
 pub fn parse_rendezvous_name(name: &[u8]) -> Option<RendezvousName> {
@@ -434,6 +471,35 @@ mod tests {
         let h = IpcAddress::parse("ipc://#x").unwrap();
         assert!(parse_rendezvous_name(&h.rendezvous_name()).unwrap().hashed);
         assert!(parse_rendezvous_name(b"other").is_none());
+    }
+
+    #[test]
+    fn section_names_fit_the_memfd_limit() {
+        let a = IpcAddress::parse("ipc://co/prod/chan:5555").unwrap();
+        assert_eq!(a.section_name(), "lwmq:ipc://co/prod/chan:5555");
+        // 119 CJK characters: 357 bytes of UTF-8, a valid address whose
+        // plain name would not fit.
+        let cjk: String = (0..119u32)
+            .map(|i| char::from_u32(0x4E00 + i).unwrap())
+            .collect();
+        let long = IpcAddress::new(&cjk, Some(65535)).unwrap();
+        let name = long.section_name();
+        assert!(name.len() <= MEMFD_NAME_MAX, "{} bytes", name.len());
+        assert!(name.starts_with("lwmq:ipc://#"), "{name}");
+        assert!(name.ends_with('\u{4E00}') || name.contains('\u{4E00}'));
+        // The hash is the rendezvous name's, and the port changes it.
+        let r = String::from_utf8(long.rendezvous_name()).unwrap();
+        let hex = &name["lwmq:ipc://#".len().."lwmq:ipc://#".len() + 32];
+        assert!(r.contains(hex), "{r} vs {name}");
+        let other = IpcAddress::new(&cjk, Some(1)).unwrap();
+        assert_ne!(other.section_name(), name);
+        // The kernel takes it.
+        let fd = rustix::fs::memfd_create(name.as_str(), rustix::fs::MemfdFlags::CLOEXEC);
+        assert!(fd.is_ok(), "{fd:?}");
+        // The plain form of the same address is refused by the kernel,
+        // which is what this naming avoids.
+        let plain = format!("lwmq:{long}");
+        assert!(rustix::fs::memfd_create(plain.as_str(), rustix::fs::MemfdFlags::CLOEXEC).is_err());
     }
 
     #[test]

@@ -5,7 +5,17 @@
 //! F_SEAL_SEAL` before anyone maps it. The seals are what make it safe to map
 //! memory that a peer also holds: no process can shrink the file under our
 //! mapping (which would turn our reads into `SIGBUS`), and no one can remove
-//! the seals later. The client checks size and seals before it maps.
+//! the seals later. The client checks the file system, the seals and the
+//! size before it maps.
+//!
+//! The file system matters because the seals do not cover hole punching
+//! (`fallocate(FALLOC_FL_PUNCH_HOLE)`, stopped only by `F_SEAL_WRITE`, which
+//! a shared section cannot carry). On tmpfs, where every plain memfd lives,
+//! a punched page is allocated again, zero-filled, on the next touch. A
+//! memfd created with `MFD_HUGETLB` lives on hugetlbfs instead: there a
+//! punched page can only come back from the huge-page pool, and when the
+//! pool is empty the touch raises `SIGBUS`. A hostile server could arrange
+//! both, so only tmpfs sections are mapped.
 //!
 //! Nothing is created on any file system: a memfd lives only as long as a
 //! descriptor or a mapping refers to it.
@@ -23,6 +33,22 @@ use super::{Call, SysError, SysResult};
 pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
     .union(SealFlags::GROW)
     .union(SealFlags::SEAL);
+
+/// `statfs.f_type` of tmpfs (`TMPFS_MAGIC`, `linux/magic.h`): the only file
+/// system a received section may live on.
+pub const TMPFS_MAGIC: u32 = 0x0102_1994;
+/// `statfs.f_type` of hugetlbfs (`HUGETLBFS_MAGIC`), named in refusals.
+pub const HUGETLBFS_MAGIC: u32 = 0x9584_58f6;
+
+/// A readable name for a file system magic number.
+fn fs_name(magic: u32) -> &'static str {
+    match magic {
+        TMPFS_MAGIC => "tmpfs",
+        HUGETLBFS_MAGIC => "hugetlbfs",
+        0x8584_58f6 => "ramfs",
+        _ => "non-tmpfs",
+    }
+}
 
 /// Why a received section descriptor was not mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +69,16 @@ pub enum OpenSectionError {
         "shared section is not sealed against shrinking/growing (seals {0:#x}); refusing to map it"
     )]
     NotSealed(u32),
+    /// The file is not on tmpfs (a hugetlbfs memfd, or not a memfd at all).
+    #[error(
+        "shared section lives on {fs} (statfs type {magic:#x}), not tmpfs: its pages could vanish under our mapping (SIGBUS); refusing to map it"
+    )]
+    NotTmpfs {
+        /// `statfs.f_type`, low 32 bits.
+        magic: u32,
+        /// Its name, as far as we know it.
+        fs: &'static str,
+    },
 }
 
 /// A shared mapping of a whole section. Unmapped on drop.
@@ -144,8 +180,20 @@ pub fn create(name: &str, len: usize) -> SysResult<(OwnedFd, Mapping)> {
     Ok((fd, map))
 }
 
-/// Checks a received section descriptor (size, seals) and maps it.
+/// Checks a received section descriptor (file system, seals, size) and
+/// maps it.
 pub fn open(fd: &OwnedFd, expected_len: usize) -> Result<Mapping, OpenSectionError> {
+    let fs = rustix::fs::fstatfs(fd).call("fstatfs(memfd)")?;
+    // Magic numbers are 32-bit values; the field is wider on 64-bit ABIs
+    // (and signed on some), so compare the low 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.f_type as u32;
+    if magic != TMPFS_MAGIC {
+        return Err(OpenSectionError::NotTmpfs {
+            magic,
+            fs: fs_name(magic),
+        });
+    }
     let seals = rustix::fs::fcntl_get_seals(fd).call("fcntl(F_GET_SEALS)")?;
     if !seals.contains(REQUIRED_SEALS) {
         return Err(OpenSectionError::NotSealed(seals.bits()));
@@ -177,6 +225,45 @@ mod tests {
         ));
         // Shrinking is refused by the seal.
         assert!(rustix::fs::ftruncate(&fd, 4096).is_err());
+    }
+
+    /// A sealed hugetlbfs memfd of the right size is refused before it is
+    /// mapped, naming the file system. Skipped (with a note) where the
+    /// kernel has no hugetlbfs; the pool may be empty: the file is never
+    /// mapped, so no huge page is needed.
+    #[test]
+    fn hugetlbfs_section_is_refused() {
+        let len = 2 << 20;
+        let Ok(fd) = rustix::fs::memfd_create(
+            "lwmq-test-huge",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | MemfdFlags::HUGETLB,
+        ) else {
+            eprintln!("skipped: this kernel cannot create a hugetlbfs memfd");
+            return;
+        };
+        rustix::fs::ftruncate(&fd, len as u64).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).unwrap();
+        let e = open(&fd, len).unwrap_err();
+        assert_eq!(
+            e,
+            OpenSectionError::NotTmpfs {
+                magic: HUGETLBFS_MAGIC,
+                fs: "hugetlbfs"
+            }
+        );
+        assert!(e.to_string().contains("hugetlbfs"), "{e}");
+        assert!(e.to_string().contains("not tmpfs"), "{e}");
+    }
+
+    /// Something that is not a memfd at all (an eventfd lives on
+    /// anon_inodefs) is refused by the same check.
+    #[test]
+    fn non_memfd_is_refused() {
+        let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        assert!(matches!(
+            open(&fd, 4096),
+            Err(OpenSectionError::NotTmpfs { .. })
+        ));
     }
 
     #[test]

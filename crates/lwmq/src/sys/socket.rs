@@ -8,9 +8,10 @@
 //! `SOCK_SEQPACKET` keeps message boundaries, so each handshake message
 //! arrives whole or not at all.
 
+use std::fmt;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags};
@@ -26,12 +27,32 @@ use super::{Call, SysError, SysResult};
 /// recorded by the kernel when the connection was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
-    /// Process id.
-    pub pid: i32,
+    /// Process id as seen from this process's pid namespace; `None` when
+    /// the kernel reports 0: the peer lives in a pid namespace this process
+    /// cannot see (another container sharing the network namespace, or a
+    /// sibling `unshare -p`).
+    pub pid: Option<u32>,
     /// Effective user id.
     pub uid: u32,
     /// Effective group id.
     pub gid: u32,
+}
+
+impl PeerCred {
+    /// The pid for log lines and refusal texts: `pid 42`, or
+    /// `unknown pid (another pid namespace)`.
+    pub fn pid_text(&self) -> String {
+        match self.pid {
+            Some(p) => format!("pid {p}"),
+            None => "unknown pid (another pid namespace)".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for PeerCred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} uid {} gid {}", self.pid_text(), self.uid, self.gid)
+    }
 }
 
 fn new_socket() -> SysResult<OwnedFd> {
@@ -57,7 +78,8 @@ pub fn listen(name: &[u8]) -> SysResult<OwnedFd> {
     Ok(fd)
 }
 
-/// Connects to the abstract name. `ECONNREFUSED` means nobody listens.
+/// Connects to the abstract name without waiting. `ECONNREFUSED` means
+/// nobody listens; `EAGAIN` that the server's accept queue is full.
 pub fn connect(name: &[u8]) -> SysResult<OwnedFd> {
     let fd = new_socket()?;
     match rustix::net::connect(&fd, &abstract_addr(name)?) {
@@ -66,6 +88,42 @@ pub fn connect(name: &[u8]) -> SysResult<OwnedFd> {
         // as the retryable condition it is.
         Err(e) => Err(SysError::new("connect(abstract unix socket)", e)),
     }
+}
+
+/// Connects to the abstract name, waiting up to `wait` for room in the
+/// server's accept queue if it is full. The socket is non-blocking once
+/// connected, like every other.
+///
+/// Why wait: anyone may fill the queue of an abstract socket (connect and
+/// close in a loop). A non-blocking connect then fails whenever it happens
+/// to find the queue full, however fast the server drains it; a blocking
+/// one sleeps on the listening socket and is woken when the server accepts
+/// and a place frees up, so it competes for every free place instead of
+/// sampling the queue once per retry (under a 16-thread flood: connected
+/// and done in 0.13-0.45 s instead of 0.5-5.3 s; docs/decisions.md, 42).
+/// `EAGAIN` after `wait` means the queue stayed full; `EINTR` is reported
+/// as `EAGAIN` (try again later).
+pub fn connect_waiting(name: &[u8], wait: Duration) -> SysResult<OwnedFd> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .call("socket(AF_UNIX, SOCK_SEQPACKET)")?;
+    // A zero timeout would mean "wait for ever".
+    let wait = wait.max(Duration::from_millis(1));
+    rustix::net::sockopt::set_socket_timeout(&fd, rustix::net::sockopt::Timeout::Send, Some(wait))
+        .call("setsockopt(SO_SNDTIMEO)")?;
+    match rustix::net::connect(&fd, &abstract_addr(name)?) {
+        Ok(()) => {}
+        Err(Errno::INTR) => {
+            return Err(SysError::new("connect(abstract unix socket)", Errno::AGAIN))
+        }
+        Err(e) => return Err(SysError::new("connect(abstract unix socket)", e)),
+    }
+    rustix::io::ioctl_fionbio(&fd, true).call("ioctl(FIONBIO)")?;
+    Ok(fd)
 }
 
 /// Accepts one pending connection, `None` if there is none.
@@ -77,13 +135,52 @@ pub fn accept(listener: &OwnedFd) -> SysResult<Option<OwnedFd>> {
     }
 }
 
-/// The kernel-recorded credentials of the peer.
+/// The kernel-recorded credentials of the peer (`getsockopt(SO_PEERCRED)`,
+/// see `unix(7)`).
+///
+/// Read into the C library's plain `struct ucred` rather than with
+/// `rustix::net::sockopt::socket_peercred`: rustix's `UCred` holds the pid
+/// as a non-zero integer, but the kernel reports pid 0 for a peer outside
+/// our pid namespace, and producing a zero non-zero integer is undefined
+/// behaviour (it surfaced as a bogus `Err` with errno 0, and the connection
+/// was dropped without a word). Here pid 0 becomes [`PeerCred::pid`] `None`.
 pub fn peer_cred(fd: &OwnedFd) -> SysResult<PeerCred> {
-    let c = rustix::net::sockopt::socket_peercred(fd).call("getsockopt(SO_PEERCRED)")?;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `fd` stays open for the call (it is borrowed; if it is not a
+    // socket the kernel fails with ENOTSOCK and writes nothing). The kernel
+    // writes at most `len` bytes into `cred`, a plain `#[repr(C)]` struct
+    // of three integers for which every bit pattern (pid 0 included) is a
+    // valid value, and writes the length it used into `len`. Both are
+    // locals that nothing else refers to.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(SysError::new(
+            "getsockopt(SO_PEERCRED)",
+            Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO),
+        ));
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        // Never seen: the kernel always fills the whole struct.
+        return Err(SysError::new("getsockopt(SO_PEERCRED)", Errno::PROTO));
+    }
     Ok(PeerCred {
-        pid: c.pid.as_raw_nonzero().get(),
-        uid: c.uid.as_raw(),
-        gid: c.gid.as_raw(),
+        // A pid is never negative; treat a negative one like 0 (unknown).
+        pid: u32::try_from(cred.pid).ok().filter(|p| *p != 0),
+        uid: cred.uid,
+        gid: cred.gid,
     })
 }
 
@@ -212,4 +309,34 @@ pub fn shutdown(fd: &OwnedFd) {
 /// Borrow helper.
 pub fn borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
     fd.as_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_cred_of_a_socket_pair_is_our_own() {
+        let (a, _b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let c = peer_cred(&a).unwrap();
+        assert_eq!(c.pid, Some(std::process::id()));
+        assert_eq!((c.uid, c.gid), own_ids());
+        assert_eq!(c.pid_text(), format!("pid {}", std::process::id()));
+        let unknown = PeerCred { pid: None, ..c };
+        assert_eq!(unknown.pid_text(), "unknown pid (another pid namespace)");
+    }
+
+    #[test]
+    fn peer_cred_of_a_non_socket_is_a_typed_error() {
+        let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let e = peer_cred(&fd).unwrap_err();
+        assert_eq!(e.call, "getsockopt(SO_PEERCRED)");
+        assert_eq!(e.errno, Errno::NOTSOCK);
+    }
 }

@@ -20,14 +20,17 @@
 //! Files: this one holds the transport object and the state its threads
 //! share ([`Inner`]); `service` the service thread (rendezvous, handshakes,
 //! liveness); `section` the shared section's header; `sender` and
-//! `receiver` the data path.
+//! `receiver` the data path; `logging` the log rate limiter and the
+//! escaping of peer text.
 
+mod logging;
 pub mod proto;
 mod receiver;
 mod section;
 mod sender;
 mod service;
 
+use logging::{LogClass, LogLimiter, Verdict};
 pub use receiver::IpcReceiver;
 pub use sender::IpcSender;
 use service::Service;
@@ -119,7 +122,7 @@ struct Link {
     last_error: Option<String>,
     staged: VecDeque<Staged>,
     policy: AccessPolicy,
-    last_log: Option<(String, Instant)>,
+    log_limiter: LogLimiter<LogClass>,
 }
 
 #[derive(Debug)]
@@ -182,7 +185,7 @@ impl IpcTransport {
                     last_error: None,
                     staged: VecDeque::new(),
                     policy: AccessPolicy::same_user(),
-                    last_log: None,
+                    log_limiter: LogLimiter::new(logging::LOG_WINDOW, logging::LOG_CLASSES),
                 }),
                 link_cv: Condvar::new(),
                 generation: CachePadded::new(AtomicU64::new(0)),
@@ -438,36 +441,32 @@ impl Inner {
         self.staged_len.store(link.staged.len(), Ordering::Relaxed);
     }
 
-    /// Records and logs a problem, rate-limiting identical lines.
-    fn note(&self, link: &mut Link, text: String) {
-        self.note_as(link, text.clone(), text);
-    }
-
-    /// Records `text` and logs it unless the last line logged had the same
-    /// `key` less than 10 s ago. The key leaves out details that change on
-    /// every repeat (a refused peer's pid), so that a peer reconnecting in a
-    /// loop cannot flood the log.
-    fn note_as(&self, link: &mut Link, key: String, text: String) {
-        let now = Instant::now();
-        let repeat = link
-            .last_log
-            .as_ref()
-            .is_some_and(|(k, at)| *k == key && now.duration_since(*at) < Duration::from_secs(10));
-        if !repeat {
-            log::warn!("lwmq {}: {}", self.descriptor, text);
-            link.last_log = Some((key, now));
+    /// Records `text` as the last error and logs it at `warn`, unless its
+    /// class already logged a line within the window (see [`logging`]):
+    /// a peer that repeats an event in a loop, with a new pid each time or
+    /// alternating two events, cannot flood the log.
+    fn note(&self, link: &mut Link, class: LogClass, text: String) {
+        match link.log_limiter.check(class, Instant::now()) {
+            Verdict::Log { held_back: 0 } => {
+                log::warn!("lwmq {}: {}", self.descriptor, text);
+            }
+            Verdict::Log { held_back } => log::warn!(
+                "lwmq {}: {} ({held_back} similar lines held back by the rate limit)",
+                self.descriptor,
+                text
+            ),
+            Verdict::HoldBack => {}
         }
         link.last_error = Some(text);
     }
 
     fn refused(&self, link: &mut Link, refusal: Refusal) {
         self.stats.refusals.fetch_add(1, Ordering::Relaxed);
-        let key = format!(
-            "refusal {} by_peer={}",
-            refusal.reason.code(),
-            refusal.by_peer
-        );
-        self.note_as(link, key, format!("connection refused: {refusal}"));
+        let class = LogClass::Refusal {
+            code: refusal.reason.code(),
+            by_peer: refusal.by_peer,
+        };
+        self.note(link, class, format!("connection refused: {refusal}"));
         if link.conn.is_none() {
             link.state = ConnectionState::Refused(refusal);
         }
@@ -482,9 +481,10 @@ impl Inner {
         let mut link = lock(&self.link);
         self.note(
             &mut link,
+            LogClass::Violation,
             format!(
-                "dropping connection to pid {}: peer broke the shared-memory protocol: {v}",
-                conn.peer.pid
+                "dropping connection to {}: peer broke the shared-memory protocol: {v}",
+                conn.peer.pid_text()
             ),
         );
         drop(link);
@@ -506,9 +506,9 @@ impl Inner {
             self.staged_len.store(link.staged.len(), Ordering::Relaxed);
         }
         log::info!(
-            "lwmq {}: connected to pid {}",
+            "lwmq {}: connected to {}",
             self.descriptor,
-            conn.peer.pid
+            conn.peer.pid_text()
         );
         link.conn = Some(conn);
         link.state = ConnectionState::Connected;
@@ -528,9 +528,9 @@ impl Inner {
                 Role::Client => ConnectionState::Connecting,
             };
             log::info!(
-                "lwmq {}: disconnected from pid {}: {why}",
+                "lwmq {}: disconnected from {}: {why}",
                 self.descriptor,
-                conn.peer.pid
+                conn.peer.pid_text()
             );
             self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::AcqRel);

@@ -106,7 +106,9 @@ pub enum Message {
     Refuse {
         /// The rule broken.
         reason: RefusalReason,
-        /// Detail text.
+        /// Detail text. As decoded, it is the peer's text made safe to log:
+        /// control and invisible formatting characters escaped as `\u{..}`,
+        /// at most [`MAX_REFUSAL_TEXT`] bytes.
         text: String,
     },
     /// Client is ready.
@@ -190,7 +192,12 @@ impl Message {
             if n > MAX_REFUSAL_TEXT {
                 return Err(ProtoError::BadField("refusal text length"));
             }
-            let text = String::from_utf8_lossy(r.take(n)?).into_owned();
+            // Peer text: made one printable line before anyone logs or
+            // stores it.
+            let text = super::logging::escape_peer_text(
+                &String::from_utf8_lossy(r.take(n)?),
+                MAX_REFUSAL_TEXT,
+            );
             r.end()?;
             return Ok(Message::Refuse { reason, text });
         }
@@ -424,6 +431,42 @@ mod tests {
             with_magic.extend_from_slice(&bytes);
             let _ = Message::decode(&with_magic);
         }
+    }
+
+    /// A peer's REFUSE text reaches the caller escaped: no newline to
+    /// forge a log line, no terminal escape sequence.
+    #[test]
+    fn refusal_text_is_escaped_on_decode() {
+        let evil = Message::Refuse {
+            reason: RefusalReason::Busy,
+            text: "busy\n[WARN] lwmq: fake line \u{1b}[2J".into(),
+        };
+        let Ok(Message::Refuse { text, .. }) = Message::decode(&evil.encode()) else {
+            panic!("not a refusal");
+        };
+        assert_eq!(text, "busy\\u{a}[WARN] lwmq: fake line \\u{1b}[2J");
+        // 512 control bytes (the wire limit) escape to five times that:
+        // cut back to the limit.
+        let mut raw = Message::Refuse {
+            reason: RefusalReason::Busy,
+            text: String::new(),
+        }
+        .encode();
+        raw.truncate(10);
+        raw.extend_from_slice(&512u16.to_le_bytes());
+        raw.extend_from_slice(&[0x07; 512]);
+        let Ok(Message::Refuse { text, .. }) = Message::decode(&raw) else {
+            panic!("not a refusal");
+        };
+        assert!(text.len() <= MAX_REFUSAL_TEXT, "{}", text.len());
+        assert!(text.ends_with("[truncated]"), "{text}");
+        // Sent on and decoded again, it comes back unchanged (the
+        // handshake_decode fuzz target relies on this).
+        let again = Message::Refuse {
+            reason: RefusalReason::Busy,
+            text: text.clone(),
+        };
+        assert_eq!(Message::decode(&again.encode()), Ok(again));
     }
 
     #[test]

@@ -2,6 +2,22 @@
 //! socket and handshakes in progress, or the client's retry timer, and the
 //! connected socket of the current peer (whose hang-up is the crash signal).
 //! It sleeps in `poll` and never touches the rings.
+//!
+//! Any local user can connect to the server's abstract socket, as often as
+//! it likes, so the server's loop bounds the work of one turn: at most
+//! [`ACCEPT_BATCH`] connections are accepted per wake-up, and between two
+//! batches the loop services the wake-up descriptor (so `stop` is seen),
+//! the live connection (so a dead peer is noticed) and the handshakes in
+//! progress (so an honest client's HELLO is answered). A flood of
+//! connections therefore slows each of those by one batch at most; it can
+//! no longer keep the thread in `accept` for as long as it lasts.
+//!
+//! Handshakes in progress are bounded ([`MAX_PENDING`] in all,
+//! [`MAX_PENDING_PER_UID`] per user) and admitted by [`admission`]: a user
+//! at its budget makes room by dropping its own oldest handshake still
+//! waiting for a HELLO; a full table drops the oldest such handshake of the
+//! user holding the most. A handshake whose client has received its
+//! section (waiting for READY) is never dropped to make room.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +27,20 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
+use super::logging::LogClass;
 use super::proto::{self, Accept, Hello, Message, SectionLayout};
 use super::section::{check_section_header, fences_for, own_features, write_section_header};
 use super::{lock, Conn, Inner, HANDSHAKE_TIMEOUT, LIMITS, MAX_PENDING};
 use crate::sys::shm;
 use crate::sys::socket::{self, PeerCred};
 use crate::transport::{ChannelKind, ConnectionState, Refusal, RefusalReason, Role};
+
+/// Connections accepted per turn of the server's loop.
+pub(super) const ACCEPT_BATCH: usize = 16;
+/// Longest a client waits in `connect` for room in a full accept queue.
+const CONNECT_WAIT: Duration = Duration::from_millis(100);
+/// Handshakes in progress one user may hold on a server.
+pub(super) const MAX_PENDING_PER_UID: usize = 4;
 
 pub(super) struct Service {
     inner: Arc<Inner>,
@@ -32,8 +56,85 @@ enum Stage {
 struct Pending {
     fd: OwnedFd,
     cred: PeerCred,
+    accepted: Instant,
     deadline: Instant,
     stage: Stage,
+}
+
+impl Pending {
+    fn ticket(&self) -> Ticket {
+        Ticket {
+            uid: self.cred.uid,
+            awaiting_hello: matches!(self.stage, Stage::AwaitHello),
+            accepted: self.accepted,
+        }
+    }
+}
+
+/// A handshake in progress as [`admission`] sees it.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    uid: u32,
+    /// Still waiting for the HELLO: no section was made for it yet.
+    awaiting_hello: bool,
+    accepted: Instant,
+}
+
+/// What to do with a new connection from a user the policy allows.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    /// There is room.
+    Admit,
+    /// There is room once handshake `i` (one still waiting for its HELLO)
+    /// is dropped.
+    Evict(usize, String),
+    /// No room: refuse the newcomer `Busy` with this detail.
+    Refuse(String),
+}
+
+/// Decides whether a connection from `uid` may start a handshake, given
+/// those in progress. `busy`: the server already has a peer (a newcomer
+/// will be refused after its HELLO anyway, so it never displaces anyone).
+fn admission(tickets: &[Ticket], uid: u32, busy: bool) -> Admission {
+    let oldest_awaiting = |of: &dyn Fn(&Ticket) -> bool| {
+        tickets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.awaiting_hello && of(t))
+            .min_by_key(|(_, t)| t.accepted)
+            .map(|(i, _)| i)
+    };
+    let of_uid = |u: u32| tickets.iter().filter(|t| t.uid == u).count();
+    let mine = of_uid(uid);
+    if mine >= MAX_PENDING_PER_UID {
+        let why = format!(
+            "uid {uid} already has {mine} handshakes in progress (at most {MAX_PENDING_PER_UID} per user)"
+        );
+        return match oldest_awaiting(&|t| t.uid == uid) {
+            Some(i) => Admission::Evict(i, why),
+            None => Admission::Refuse(why),
+        };
+    }
+    if tickets.len() < MAX_PENDING {
+        return Admission::Admit;
+    }
+    let why = format!("{MAX_PENDING} handshakes in progress");
+    if busy {
+        return Admission::Refuse(format!("server has a peer and {why}"));
+    }
+    // Full: the user holding the most gives one up, its oldest.
+    let most = tickets
+        .iter()
+        .filter(|t| t.awaiting_hello)
+        .map(|t| of_uid(t.uid))
+        .max();
+    match most {
+        Some(most) => match oldest_awaiting(&|t| of_uid(t.uid) == most) {
+            Some(i) => Admission::Evict(i, why),
+            None => Admission::Refuse(why),
+        },
+        None => Admission::Refuse(why),
+    }
 }
 
 /// What happened on a connected socket.
@@ -186,16 +287,20 @@ impl Service {
                     let mut link = lock(&self.inner.link);
                     self.inner.note(
                         &mut link,
+                        LogClass::HandshakeTimeout,
                         format!(
-                            "handshake with pid {} timed out; connection closed",
-                            p.cred.pid
+                            "handshake with {} timed out; connection closed",
+                            p.cred.pid_text()
                         ),
                     );
                 }
                 keep
             });
             if !listen_ev.is_empty() {
-                self.accept_all(&listener, &mut pending, active.is_some());
+                // Bounded: more waiting connections keep the listener
+                // readable, so the next turn comes at once, after the
+                // wake-up, the live connection and the handshakes.
+                self.accept_batch(&listener, &mut pending, active.is_some());
             }
         }
         if let Some((fd, c)) = active {
@@ -204,14 +309,17 @@ impl Service {
         }
     }
 
-    fn accept_all(&self, listener: &OwnedFd, pending: &mut Vec<Pending>, busy: bool) {
-        loop {
+    /// Accepts up to [`ACCEPT_BATCH`] connections: checks each one's
+    /// credentials against the policy and admits it to the handshakes in
+    /// progress, or refuses it with a reason it can read.
+    fn accept_batch(&self, listener: &OwnedFd, pending: &mut Vec<Pending>, busy: bool) {
+        for _ in 0..ACCEPT_BATCH {
             let fd = match socket::accept(listener) {
                 Ok(Some(fd)) => fd,
                 Ok(None) => return,
                 Err(e) => {
                     let mut link = lock(&self.inner.link);
-                    self.inner.note(&mut link, e.to_string());
+                    self.inner.note(&mut link, LogClass::Accept, e.to_string());
                     // EMFILE and friends: back off instead of spinning.
                     std::thread::sleep(Duration::from_millis(10));
                     return;
@@ -219,35 +327,59 @@ impl Service {
             };
             let cred = match socket::peer_cred(&fd) {
                 Ok(c) => c,
-                Err(_) => continue,
+                Err(e) => {
+                    // Without credentials the policy cannot be applied.
+                    self.refuse(
+                        &fd,
+                        RefusalReason::AccessDenied,
+                        format!("the server could not read the client's credentials: {e}"),
+                    );
+                    continue;
+                }
             };
             if !self.policy_allows(&cred) {
                 self.refuse(
                     &fd,
                     RefusalReason::AccessDenied,
                     format!(
-                        "server (uid {}) does not accept uid {} gid {} (pid {}); set an access policy that allows it",
-                        self.own_uid, cred.uid, cred.gid, cred.pid
+                        "server (uid {}) does not accept uid {} gid {} ({}); set an access policy that allows it",
+                        self.own_uid,
+                        cred.uid,
+                        cred.gid,
+                        cred.pid_text()
                     ),
                 );
                 continue;
             }
-            if busy && pending.len() >= MAX_PENDING {
-                self.refuse(
-                    &fd,
-                    RefusalReason::Busy,
-                    "too many handshakes in progress".into(),
-                );
-                continue;
+            let tickets: Vec<Ticket> = pending.iter().map(Pending::ticket).collect();
+            match admission(&tickets, cred.uid, busy) {
+                Admission::Admit => {}
+                Admission::Evict(i, why) => {
+                    let old = pending.remove(i);
+                    self.refuse(
+                        &old.fd,
+                        RefusalReason::Busy,
+                        format!(
+                            "handshake with {} dropped before its HELLO to make room: {why}",
+                            old.cred.pid_text()
+                        ),
+                    );
+                }
+                Admission::Refuse(why) => {
+                    self.refuse(
+                        &fd,
+                        RefusalReason::Busy,
+                        format!("{} refused: {why}", cred.pid_text()),
+                    );
+                    continue;
+                }
             }
-            if pending.len() >= MAX_PENDING {
-                // Drop the oldest half-open handshake to make room.
-                pending.remove(0);
-            }
+            let now = Instant::now();
             pending.push(Pending {
                 fd,
                 cred,
-                deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                accepted: now,
+                deadline: now + HANDSHAKE_TIMEOUT,
                 stage: Stage::AwaitHello,
             });
         }
@@ -277,6 +409,7 @@ impl Service {
         let Pending {
             fd,
             cred,
+            accepted,
             deadline,
             stage,
         } = p;
@@ -290,7 +423,7 @@ impl Service {
                     self.refuse(
                         &fd,
                         RefusalReason::Busy,
-                        format!("server already has a peer; pid {} refused", cred.pid),
+                        format!("server already has a peer; {} refused", cred.pid_text()),
                     );
                     return None;
                 }
@@ -302,6 +435,7 @@ impl Service {
                     Ok(conn) => Some(Pending {
                         fd,
                         cred,
+                        accepted,
                         deadline,
                         stage: Stage::AwaitReady(conn),
                     }),
@@ -341,7 +475,7 @@ impl Service {
                     proto::ProtoError::Version(_) => RefusalReason::Version,
                     _ => RefusalReason::Protocol,
                 };
-                self.refuse(&fd, reason, format!("pid {}: {e}", cred.pid));
+                self.refuse(&fd, reason, format!("{}: {e}", cred.pid_text()));
                 None
             }
         }
@@ -405,7 +539,8 @@ impl Service {
                 h.buffer_size
             )
         })?;
-        let name = format!("lwmq:{}", self.inner.descriptor);
+        // Short enough for `memfd_create` whatever the address's length.
+        let name = self.inner.addr.section_name();
         let (memfd, map) = shm::create(&name, layout.len).map_err(|e| e.to_string())?;
         write_section_header(&map, &layout);
         let features = h.features & own_features();
@@ -506,14 +641,19 @@ impl Service {
     /// One connection attempt; `Some` on success.
     fn try_connect(&self) -> Option<(OwnedFd, Arc<Conn>)> {
         self.inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        let fd = match socket::connect(&self.inner.name) {
+        // Wait (briefly) for room if the server's accept queue is full: an
+        // accept flood then delays this client instead of making every
+        // attempt fail (see `socket::connect_waiting`). Bounded so that
+        // `stop` is never held up longer than that.
+        let wait = self.retry().min(CONNECT_WAIT);
+        let fd = match socket::connect_waiting(&self.inner.name, wait) {
             Ok(fd) => fd,
             Err(e) => {
                 // Nobody listening (yet): the normal case before the server
                 // starts. Anything else is worth a log line.
                 if !matches!(e.errno, Errno::CONNREFUSED | Errno::NOENT | Errno::AGAIN) {
                     let mut link = lock(&self.inner.link);
-                    self.inner.note(&mut link, e.to_string());
+                    self.inner.note(&mut link, LogClass::Connect, e.to_string());
                 }
                 self.set_connecting();
                 return None;
@@ -546,12 +686,7 @@ impl Service {
                 by_peer: false,
             })
         };
-        let cred = socket::peer_cred(fd).map_err(|_| None)?;
-        if !self.policy_allows(&cred) {
-            let detail = format!(
-                "client (uid {}) does not accept a server of uid {} gid {} (pid {}); set an access policy that allows it",
-                self.own_uid, cred.uid, cred.gid, cred.pid
-            );
+        let deny = |detail: String| {
             let _ = socket::send(
                 fd,
                 &Message::Refuse {
@@ -561,7 +696,22 @@ impl Service {
                 .encode(),
                 None,
             );
-            return Err(ours(RefusalReason::AccessDenied, detail));
+            ours(RefusalReason::AccessDenied, detail)
+        };
+        let cred = socket::peer_cred(fd).map_err(|e| {
+            // Without credentials the policy cannot be applied.
+            deny(format!(
+                "the client could not read the server's credentials: {e}"
+            ))
+        })?;
+        if !self.policy_allows(&cred) {
+            return Err(deny(format!(
+                "client (uid {}) does not accept a server of uid {} gid {} ({}); set an access policy that allows it",
+                self.own_uid,
+                cred.uid,
+                cred.gid,
+                cred.pid_text()
+            )));
         }
         // A server that refuses before reading (access denied, busy) may
         // already have sent its REFUSE and closed: the send then fails, but
@@ -577,7 +727,7 @@ impl Service {
             if left.is_zero() {
                 return Err(ours(
                     RefusalReason::Protocol,
-                    format!("server pid {} did not answer the handshake", cred.pid),
+                    format!("server ({}) did not answer the handshake", cred.pid_text()),
                 ));
             }
             match socket::wait(fd.as_fd(), Some(left.min(Duration::from_millis(100)))) {
@@ -686,5 +836,74 @@ impl Service {
             peer: cred,
             fences: fences_for(accept.features),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(uid: u32, awaiting_hello: bool, base: Instant, ms: u64) -> Ticket {
+        Ticket {
+            uid,
+            awaiting_hello,
+            accepted: base + Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn room_is_admitted() {
+        let b = Instant::now();
+        assert_eq!(admission(&[], 1, false), Admission::Admit);
+        let some: Vec<Ticket> = (0..3).map(|i| t(1, true, b, i)).collect();
+        assert_eq!(admission(&some, 1, false), Admission::Admit);
+        assert_eq!(admission(&some, 2, true), Admission::Admit);
+    }
+
+    /// A user at its budget displaces its own oldest handshake still
+    /// waiting for a HELLO, never another user's and never one that has
+    /// its section.
+    #[test]
+    fn a_user_at_its_budget_gives_up_its_own_oldest() {
+        let b = Instant::now();
+        let mut v = vec![t(2, true, b, 0)];
+        v.push(t(1, false, b, 1)); // has its section
+        v.extend((2..5).map(|i| t(1, true, b, i)));
+        assert!(matches!(admission(&v, 1, false), Admission::Evict(2, _)));
+        assert!(matches!(admission(&v, 1, true), Admission::Evict(2, _)));
+        // Only sectioned ones left for that user: refuse the newcomer.
+        let v: Vec<Ticket> = (0..4).map(|i| t(1, i != 0, b, i)).collect();
+        let only_ready = vec![t(1, false, b, 0); MAX_PENDING_PER_UID];
+        assert!(matches!(admission(&v, 1, false), Admission::Evict(1, _)));
+        match admission(&only_ready, 1, false) {
+            Admission::Refuse(why) => assert!(why.contains("per user"), "{why}"),
+            a => panic!("{a:?}"),
+        }
+    }
+
+    /// A full table: the user holding the most gives up its oldest
+    /// HELLO-less handshake; a sectioned one is never chosen, even if it
+    /// is the oldest of all (the old code dropped `pending[0]`).
+    #[test]
+    fn a_full_table_takes_from_the_heaviest_user_never_a_sectioned_one() {
+        let b = Instant::now();
+        // uid 9: the oldest, and sectioned. uids 1..=3: 4, 4, 4 (uid 3's
+        // are the oldest among the awaiting); uid 4: 3.
+        let mut v = vec![t(9, false, b, 0)];
+        for (uid, start) in [(3, 1), (1, 10), (2, 20)] {
+            v.extend((0..4).map(|i| t(uid, true, b, start + i)));
+        }
+        v.extend((0..3).map(|i| t(4, true, b, 30 + i)));
+        assert_eq!(v.len(), MAX_PENDING);
+        match admission(&v, 5, false) {
+            Admission::Evict(i, _) => {
+                assert_eq!(v[i].uid, 3);
+                assert!(v[i].awaiting_hello);
+                assert_eq!(v[i].accepted, b + Duration::from_millis(1));
+            }
+            a => panic!("{a:?}"),
+        }
+        // With a peer connected nobody is displaced.
+        assert!(matches!(admission(&v, 5, true), Admission::Refuse(_)));
     }
 }
