@@ -374,7 +374,7 @@ pub(crate) struct Handed {
 unsafe impl<S: Send> Send for SideState<S> {}
 
 impl<S> SideState<S> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SideState {
             side: None,
             out: Vec::new(),

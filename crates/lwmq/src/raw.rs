@@ -647,3 +647,250 @@ impl Drop for ReceivedBuffer<'_> {
         let _ = self.side.borrow_mut().dispose(self.raw.id, self.erase);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The buffer guards' memory access, over sides that keep buffers in
+    //! private heap memory: no system call, so these also run under Miri
+    //! (`.ci-extra/miri.sh`). The real transport is tested in
+    //! `tests/raw_buffers.rs` and the harness crate.
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn alloc(size: usize) -> *mut u8 {
+        Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<u8>()
+    }
+
+    /// Frees what `alloc(size)` returned.
+    fn free(ptr: *mut u8, size: usize) {
+        // SAFETY: `ptr` came from `alloc(size)` (a boxed slice of `size`
+        // bytes) and is freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, size)) });
+    }
+
+    /// A send side over heap buffers, sending into `sent`.
+    struct HeapSend {
+        size: usize,
+        max: usize,
+        out: VecDeque<(u64, *mut u8)>,
+        next: u64,
+        sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    // SAFETY: the pointers are this value's own allocations.
+    unsafe impl Send for HeapSend {}
+
+    impl SendSide for HeapSend {
+        fn acquire(&mut self, _: Timeout) -> Result<RawBuf, TransportError> {
+            if self.out.len() == self.max {
+                return Err(TransportError::BufferLimit {
+                    descriptor: "heap".into(),
+                    dir: "send",
+                    max: self.max as u32,
+                    limit: "MaxPendingSendBuffers",
+                    hint: "test",
+                });
+            }
+            let ptr = alloc(self.size);
+            self.next += 1;
+            self.out.push_back((self.next, ptr));
+            Ok(RawBuf {
+                ptr,
+                len: self.size,
+                id: BufferId(self.next),
+            })
+        }
+        fn commit(&mut self, id: BufferId, len: usize, _: bool) -> Result<(), TransportError> {
+            let &(front, ptr) = self.out.front().expect("a buffer is out");
+            if front != id.0 {
+                return Err(TransportError::OutOfOrder {
+                    descriptor: "heap".into(),
+                    given: id,
+                    oldest: BufferId(front),
+                });
+            }
+            if len > self.size {
+                return Err(TransportError::LengthTooLarge {
+                    len,
+                    size: self.size,
+                });
+            }
+            let mut data = vec![0u8; len];
+            // SAFETY: `ptr` holds `size >= len` bytes of ours.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, data.as_mut_ptr(), len) };
+            self.sent.lock().unwrap().push(data);
+            self.out.pop_front();
+            free(ptr, self.size);
+            Ok(())
+        }
+        fn abort(&mut self, id: BufferId) -> Result<(), TransportError> {
+            let i = self.out.iter().position(|o| o.0 == id.0).expect("out");
+            let (_, ptr) = self.out.remove(i).expect("found");
+            free(ptr, self.size);
+            Ok(())
+        }
+        fn flush(&mut self, _: Timeout) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn is_connected(&mut self) -> bool {
+            true
+        }
+    }
+
+    /// Buffers given back: (id, bytes after the dispose).
+    type Disposed = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+    /// A receive side handing out copies of `queue`, in order.
+    struct HeapReceive {
+        queue: VecDeque<Vec<u8>>,
+        held: Vec<(u64, *mut u8, usize)>,
+        next: u64,
+        disposed: Disposed,
+    }
+
+    // SAFETY: the pointers are this value's own allocations.
+    unsafe impl Send for HeapReceive {}
+
+    impl ReceiveSide for HeapReceive {
+        fn receive(&mut self, _: Timeout) -> Result<RawBuf, TransportError> {
+            let data = self.queue.pop_front().ok_or(TransportError::Timeout)?;
+            let ptr = alloc(data.len());
+            // SAFETY: `ptr` holds `data.len()` bytes of ours.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, data.len()) };
+            self.next += 1;
+            self.held.push((self.next, ptr, data.len()));
+            Ok(RawBuf {
+                ptr,
+                len: data.len(),
+                id: BufferId(self.next),
+            })
+        }
+        fn dispose(&mut self, id: BufferId, erase: bool) -> Result<(), TransportError> {
+            let i = self.held.iter().position(|h| h.0 == id.0).expect("held");
+            let (_, ptr, len) = self.held.remove(i);
+            if erase {
+                // SAFETY: `ptr` holds `len` bytes of ours.
+                unsafe { std::ptr::write_bytes(ptr, 0, len) };
+            }
+            let mut after = vec![0u8; len];
+            // SAFETY: as above.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, after.as_mut_ptr(), len) };
+            self.disposed.lock().unwrap().push((id.0, after));
+            free(ptr, len);
+            Ok(())
+        }
+    }
+
+    fn sender(size: usize, max: usize) -> (RawSender<'static>, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let side = HeapSend {
+            size,
+            max,
+            out: VecDeque::new(),
+            next: 0,
+            sent: Arc::clone(&sent),
+        };
+        (
+            RawSender {
+                side: RefCell::new(Box::new(side)),
+                _channel: PhantomData,
+            },
+            sent,
+        )
+    }
+
+    #[test]
+    fn guards_copy_in_and_out_within_bounds() {
+        let (tx, sent) = sender(8, 3);
+        let mut b = tx.get_buffer(Timeout::ZERO).unwrap();
+        assert_eq!(b.len(), 8);
+        b.fill(0xAA);
+        b.write(2, b"hey").unwrap();
+        assert_eq!(
+            b.write(6, b"abc"),
+            Err(BufferRangeError {
+                offset: 6,
+                len: 3,
+                size: 8
+            })
+        );
+        assert!(b.write(usize::MAX, b"a").is_err());
+        let mut back = [0u8; 5];
+        b.read(1, &mut back).unwrap();
+        assert_eq!(back, [0xAA, b'h', b'e', b'y', 0xAA]);
+        assert!(b.read(4, &mut back).is_err());
+        // SAFETY: test: nothing else writes this heap buffer.
+        unsafe { b.as_mut_slice()[7] = 7 };
+        // SAFETY: as above.
+        assert_eq!(unsafe { b.as_slice() }[5..], [0xAA, 0xAA, 7]);
+        b.send(8).unwrap();
+        assert_eq!(
+            sent.lock().unwrap()[0],
+            [0xAA, 0xAA, b'h', b'e', b'y', 0xAA, 0xAA, 7]
+        );
+    }
+
+    #[test]
+    fn several_guards_out_of_order_send_gives_the_buffer_back() {
+        let (tx, sent) = sender(4, 3);
+        let mut a = tx.get_buffer(Timeout::ZERO).unwrap();
+        let mut b = tx.get_buffer(Timeout::ZERO).unwrap();
+        let c = tx.get_buffer(Timeout::ZERO).unwrap();
+        assert!(matches!(
+            tx.get_buffer(Timeout::ZERO),
+            Err(TransportError::BufferLimit { .. })
+        ));
+        a.write(0, b"a").unwrap();
+        b.write(0, b"b").unwrap();
+        let b = match b.send(1) {
+            Err(SendError::Refused { error, buffer }) => {
+                assert!(matches!(error, TransportError::OutOfOrder { .. }));
+                buffer
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let a = a.send(9).unwrap_err().into_buffer().expect("given back");
+        drop(c); // aborted
+        a.send(1).unwrap();
+        b.send(1).unwrap();
+        assert_eq!(*sent.lock().unwrap(), [b"a".to_vec(), b"b".to_vec()]);
+        // Every buffer went back: all three can be out again.
+        let _all: Vec<_> = (0..3)
+            .map(|_| tx.get_buffer(Timeout::ZERO).unwrap())
+            .collect();
+    }
+
+    #[test]
+    fn received_guards_copy_out_and_dispose_in_any_order() {
+        let disposed: Disposed = Arc::new(Mutex::new(Vec::new()));
+        let rx = RawReceiver {
+            side: RefCell::new(Box::new(HeapReceive {
+                queue: [b"one".to_vec(), b"two".to_vec()].into(),
+                held: Vec::new(),
+                next: 0,
+                disposed: Arc::clone(&disposed),
+            })),
+            _channel: PhantomData,
+        };
+        let one = rx.receive_buffer(Timeout::ZERO).unwrap();
+        let two = rx.receive_buffer(Timeout::ZERO).unwrap();
+        assert_eq!(
+            (one.to_vec(), two.to_vec()),
+            (b"one".to_vec(), b"two".to_vec())
+        );
+        let mut mid = [0u8; 1];
+        two.read(1, &mut mid).unwrap();
+        assert_eq!(&mid, b"w");
+        assert!(two.read(3, &mut mid).is_err());
+        // SAFETY: test: nothing else writes this heap buffer.
+        assert_eq!(unsafe { one.as_slice() }, b"one");
+        two.dispose_and_erase();
+        one.dispose();
+        assert_eq!(
+            *disposed.lock().unwrap(),
+            [(2, vec![0, 0, 0]), (1, b"one".to_vec())]
+        );
+    }
+}

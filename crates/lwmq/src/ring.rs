@@ -812,7 +812,10 @@ pub fn prefill(p: &mut Producer, data: &[u8], flags: u32) -> bool {
         return false;
     }
     // SAFETY: next_buf points at buffer_size writable bytes inside the
-    // mapping, and data.len() <= buffer_size.
+    // mapping (the slot's bounds come from the local layout), and
+    // data.len() <= buffer_size. A raw copy from private memory: a peer
+    // writing the same slot meanwhile (only a hostile one would) changes
+    // what it will read, never which memory is written.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.next_buf(), data.len()) };
     p.publish(data.len(), flags);
     true

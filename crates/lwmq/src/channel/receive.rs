@@ -335,7 +335,7 @@ impl RxShared {
         }
         let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
         // Hands the buffer back once its last message was taken, also if
-        // `f` panics (else the same buffer would be delivered again).
+        // `f` panics (else it would stay out for good, counting against the limit).
         let st = DisposeWhenDone(&mut st);
         match wire::RawMessage::at(buf, st.0.pos) {
             Ok((message, next)) => {
