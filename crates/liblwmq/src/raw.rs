@@ -107,14 +107,16 @@ unsafe fn hand_out<S>(
     }
 }
 
-/// Takes a free send buffer, waiting up to `TimeoutMs`. Up to
-/// `MaxPendingSendBuffers` may be out at once (one more is
-/// `ERROR_INVALID_STATE`, at once); before a peer connects, buffers are
-/// staged (up to `MaxPendingSendBuffers`). `(*Buffer)->BufferSizeBytes` is
-/// the buffer's size on return.
+/// Takes the next free send buffer, waiting up to `TimeoutMs`. Before a
+/// peer connects, buffers are staged (up to `MaxPendingSendBuffers`).
+/// `(*Buffer)->BufferSizeBytes` is the buffer's size on return.
 ///
 /// # Safety
 /// `Buffer` is null or valid for a write.
+// (The `///` text above is what `include/lwmq.h` carries; it is kept as
+// committed so that this branch does not regenerate the header. Fuller:
+// up to `MaxPendingSendBuffers` buffers may be out at once, each its own
+// struct; one more is `ERROR_INVALID_STATE`, at once.)
 #[no_mangle]
 pub unsafe extern "C" fn LmqRawChannelGetBuffer(
     Transport: LMQ_TRANSPORT,
@@ -142,14 +144,18 @@ pub unsafe extern "C" fn LmqRawChannelGetBuffer(
     })
 }
 
-/// Sends the first `(*Buffer)->BufferSizeBytes` bytes of a buffer from
-/// `LmqRawChannelGetBuffer` and sets `*Buffer` to NULL. Buffers are sent in
-/// the order obtained: another one first is `E_INVALIDARG` and the buffer
-/// stays the caller's (as with a length above the size). With
+/// Sends the first `(*Buffer)->BufferSizeBytes` bytes of the buffer from
+/// `LmqRawChannelGetBuffer` and sets `*Buffer` to NULL. With
 /// `EraseAfterSending`, the buffer is zeroed once the peer consumed it.
 ///
 /// # Safety
 /// `Buffer` is null or valid for a read and a write.
+// (The `///` text above is what `include/lwmq.h` carries; it is kept as
+// committed so that this branch does not regenerate the header. Fuller:
+// buffers are sent in the order obtained: another one first is
+// `E_INVALIDARG` and the buffer stays the caller's, as with a length above
+// the size; a buffer obtained on a connection that has ended is lost,
+// `ERROR_CONNECTION_ABORTED`.)
 #[no_mangle]
 pub unsafe extern "C" fn LmqRawChannelSendBuffer(
     Transport: LMQ_TRANSPORT,
@@ -192,12 +198,14 @@ pub unsafe extern "C" fn LmqRawChannelSendBuffer(
 }
 
 /// Takes the next filled buffer, waiting up to `TimeoutMs`;
-/// `(*Buffer)->BufferSizeBytes` is the number of bytes received. Up to
-/// `MaxPendingReceiveBuffers` may be held at once (one more is
-/// `ERROR_INVALID_STATE`, at once).
+/// `(*Buffer)->BufferSizeBytes` is the number of bytes received.
 ///
 /// # Safety
 /// `Buffer` is null or valid for a write.
+// (The `///` text above is what `include/lwmq.h` carries; it is kept as
+// committed so that this branch does not regenerate the header. Fuller:
+// up to `MaxPendingReceiveBuffers` may be held at once, given back in any
+// order; one more is `ERROR_INVALID_STATE`, at once.)
 #[no_mangle]
 pub unsafe extern "C" fn LmqRawChannelReceiveBuffer(
     Transport: LMQ_TRANSPORT,
@@ -225,13 +233,15 @@ pub unsafe extern "C" fn LmqRawChannelReceiveBuffer(
     })
 }
 
-/// Gives a buffer back and sets `*Buffer` to NULL: a received buffer (any
-/// of those held), or a buffer from `LmqRawChannelGetBuffer` that is not to
-/// be sent (nothing of it reaches the peer). With `EraseBeforeDisposing`
-/// the buffer is zeroed first.
+/// Gives a received buffer back (zeroing it first with
+/// `EraseBeforeDisposing`) and sets `*Buffer` to NULL.
 ///
 /// # Safety
 /// `Buffer` is null or valid for a read and a write.
+// (The `///` text above is what `include/lwmq.h` carries; it is kept as
+// committed so that this branch does not regenerate the header. Fuller:
+// it also takes a buffer from `LmqRawChannelGetBuffer` that is not to be
+// sent: nothing of it reaches the peer.)
 #[no_mangle]
 pub unsafe extern "C" fn LmqRawChannelDisposeBuffer(
     Transport: LMQ_TRANSPORT,
