@@ -153,8 +153,29 @@ impl RingLayout {
     }
 
     fn slot_offset(&self, pos: u64) -> usize {
+        self.slot_at((pos % u64::from(self.capacity)) as u32)
+    }
+
+    /// Offset of slot `index` (`< capacity`): no division, for the hot
+    /// paths, which keep their position's index up to date.
+    #[inline]
+    fn slot_at(&self, index: u32) -> usize {
         let stride = (SLOT_HEADER + ((self.buffer_size + 63) & !63) + 127) & !127;
-        self.slots + (pos % u64::from(self.capacity)) as usize * stride
+        self.slots + index as usize * stride
+    }
+
+    /// `index + n` modulo the capacity, for `index < capacity`.
+    #[inline]
+    fn advance(&self, index: u32, n: u64) -> u32 {
+        let cap = u64::from(self.capacity);
+        let j = u64::from(index) + n;
+        (if j < cap {
+            j
+        } else if j < 2 * cap {
+            j - cap
+        } else {
+            j % cap
+        }) as u32
     }
 }
 
@@ -376,6 +397,8 @@ pub struct Producer {
     map: Arc<Mapping>,
     l: RingLayout,
     tail: u64,
+    /// `tail % capacity`.
+    tail_idx: u32,
     head: u64,
     fences: Fences,
 }
@@ -400,6 +423,7 @@ impl Producer {
             map,
             l,
             tail,
+            tail_idx: (tail % u64::from(l.capacity)) as u32,
             head: tail.saturating_sub(u64::from(outstanding)),
             fences,
         }
@@ -445,6 +469,7 @@ impl Producer {
     /// True if the next `n` slots (from `tail` on) are all free, re-reading
     /// `head` only when needed. A producer holding `k` reserved slots asks
     /// for `k + 1` before it hands out another one.
+    #[inline]
     pub fn has_space_for(&mut self, n: u64) -> Result<bool, Violation> {
         let cap = u64::from(self.l.capacity);
         if self.tail - self.head + n <= cap {
@@ -470,15 +495,16 @@ impl Producer {
     /// meaningful after `has_space_for(i + 1)` returned true; the memory
     /// stays mapped while `self` lives. The peer can write these bytes too:
     /// write them through the raw pointer, never through a reference.
+    #[inline]
     pub fn buf_at(&self, i: u64) -> *mut u8 {
-        // SAFETY: `slot_offset` reduces the position modulo the capacity,
-        // so slot_offset(..) + SLOT_HEADER + buffer_size lies inside the
-        // mapping (`fits` was checked in `attach`) whatever `i` is. Only
-        // the address is computed here; nothing is read or written.
+        // SAFETY: `advance` reduces the index modulo the capacity, so
+        // slot_at(..) + SLOT_HEADER + buffer_size lies inside the mapping
+        // (`fits` was checked in `attach`) whatever `i` is. Only the
+        // address is computed here; nothing is read or written.
         unsafe {
             self.map
                 .base()
-                .add(self.l.slot_offset(self.tail + i) + SLOT_HEADER)
+                .add(self.l.slot_at(self.l.advance(self.tail_idx, i)) + SLOT_HEADER)
         }
     }
 
@@ -490,12 +516,13 @@ impl Producer {
                 && self.tail - self.head < u64::from(self.l.capacity)
                 && flags & !KNOWN_FLAGS == 0
         );
-        let off = self.l.slot_offset(self.tail);
+        let off = self.l.slot_at(self.tail_idx);
         self.map
             .atomic_u32(off)
             .store(len as u32, Ordering::Relaxed);
         self.map.atomic_u32(off + 4).store(flags, Ordering::Relaxed);
         self.tail += 1;
+        self.tail_idx = self.l.advance(self.tail_idx, 1);
         // SYNC POINT D (release): the slot's own sequence word, which a
         // polling consumer reads instead of `tail` (one cache line, shared
         // with the slot's length, instead of two).
@@ -592,6 +619,8 @@ pub struct Consumer {
     l: RingLayout,
     head: u64,
     next: u64,
+    /// `next % capacity`.
+    next_idx: u32,
     tail: u64,
     fences: Fences,
 }
@@ -612,6 +641,7 @@ impl Consumer {
             l,
             head,
             next: head,
+            next_idx: (head % u64::from(l.capacity)) as u32,
             tail: head,
             fences,
         }
@@ -622,12 +652,19 @@ impl Consumer {
         self.l.buffer_size
     }
 
+    /// Number of slots.
+    pub fn capacity(&self) -> u32 {
+        self.l.capacity
+    }
+
     /// Slots taken and not yet released.
+    #[inline]
     pub fn taken(&self) -> u64 {
         self.next - self.head
     }
 
     /// Position of the oldest slot taken and not yet released (`head`).
+    #[inline]
     pub fn oldest_taken(&self) -> u64 {
         self.head
     }
@@ -659,12 +696,13 @@ impl Consumer {
 
     /// True if a published slot is waiting to be taken, re-reading `tail`
     /// only when needed.
+    #[inline]
     pub fn has_data(&mut self) -> Result<bool, Violation> {
         if self.tail > self.next {
             return Ok(true);
         }
         let expected = (self.next + 1) as u32;
-        let seq_at = self.l.slot_offset(self.next) + SEQ;
+        let seq_at = self.l.slot_at(self.next_idx) + SEQ;
         // SYNC POINT D (acquire): the slot was published.
         if self.map.atomic_u32(seq_at).load(Ordering::Acquire) == expected {
             self.tail = self.next + 1;
@@ -686,8 +724,9 @@ impl Consumer {
     /// The next published slot, its length and flags read once and
     /// validated. Only meaningful after `has_data` returned true; take it
     /// with [`Self::take`].
+    #[inline]
     pub fn peek(&self) -> Result<Slot, Violation> {
-        let off = self.l.slot_offset(self.next);
+        let off = self.l.slot_at(self.next_idx);
         let len = self.map.atomic_u32(off).load(Ordering::Relaxed);
         let flags = self.map.atomic_u32(off + 4).load(Ordering::Relaxed);
         if len as usize > self.l.buffer_size {
@@ -704,8 +743,7 @@ impl Consumer {
             return Err(Violation::DiscardWithLength { len });
         }
         // SAFETY: only an address is computed: the slot lies inside the
-        // mapping (`fits` checked in `attach`, `slot_offset` reduces the
-        // position modulo the capacity).
+        // mapping (`fits` checked in `attach`, `next_idx < capacity`).
         let ptr = unsafe { self.map.base().add(off + SLOT_HEADER) };
         // The data was just written by the other core: ask for its first
         // lines now, so that their transfers overlap with each other and
@@ -724,10 +762,12 @@ impl Consumer {
 
     /// Takes the slot `peek` returned; returns its position (for
     /// [`Self::erase`]). It stays the consumer's until released.
+    #[inline]
     pub fn take(&mut self) -> u64 {
         debug_assert!(self.next < self.tail, "take without has_data");
         let pos = self.next;
         self.next += 1;
+        self.next_idx = self.l.advance(self.next_idx, 1);
         pos
     }
 
@@ -749,6 +789,7 @@ impl Consumer {
     }
 
     /// Gives the `n` oldest taken slots back to the producer (`head += n`).
+    #[inline]
     pub fn release(&mut self, n: u64) {
         debug_assert!(n <= self.next - self.head, "release of slots not taken");
         let n = n.min(self.next - self.head);

@@ -2,33 +2,33 @@
 //! ring, up to `MaxPendingReceiveBuffers` at once, and give them back in
 //! any order.
 //!
-//! Taken slots `[head, next)` of the ring are listed in `held`, oldest
-//! first; disposing one marks it, and `head` moves over the marked prefix
+//! Taken slots `[head, next)` of the ring each have an entry in `held`
+//! (indexed by position modulo the capacity: no list to search or grow).
+//! A buffer's id is its ring's `base` plus its position, so giving one back
+//! finds its entry by subtraction; `head` moves over the prefix given back
 //! (the producer only ever sees it advance in order). A slot the producer
-//! published as discarded is taken and marked at once, never handed out.
-//! When the connection changes while buffers are held, the old ring (and
-//! its mapping, which their pointers point into) is kept in `retired`
-//! until each of them is disposed.
+//! published as discarded is taken and done at once, never handed out (it
+//! uses up an id nobody sees). When the connection changes while buffers
+//! are held, the old ring (and its mapping, which their pointers point
+//! into) is kept in `retired` until each of them is given back.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Conn, Inner};
-use crate::ring::{Consumer, WaitOutcome};
+use crate::ring::{Consumer, Slot, WaitOutcome};
 use crate::timeout::Timeout;
 use crate::transport::{BufferId, RawBuf, ReceiveSide, TransportError};
 
 /// A taken slot.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Held {
-    /// `None` for a discarded slot (never handed out).
-    id: Option<u64>,
     len: usize,
     /// The producer's erase flag, read once when the slot was taken.
     erase: bool,
-    disposed: bool,
+    /// Handed out and not yet given back (false: given back, or discarded).
+    out: bool,
 }
 
 /// One ring and the slots taken from it.
@@ -37,45 +37,108 @@ struct Taken {
     /// Keeps the connection (and the mapping the slots lie in) alive.
     conn: Arc<Conn>,
     cons: Consumer,
-    /// Slots `[cons.head, cons.next)`, oldest first.
-    held: VecDeque<Held>,
+    /// One entry per slot; those of positions `[head, next)` are meaningful.
+    held: Box<[Held]>,
+    /// Index in `held` of position `head`.
+    head_idx: usize,
+    /// A buffer's id is `base + position` (wrapping).
+    base: u64,
+    /// Buffers handed out and not given back.
+    handed_out: usize,
 }
 
 impl Taken {
-    /// Marks buffer `id` disposed (zeroing it first if asked to), then
-    /// releases the disposed prefix. False if `id` is not held here.
-    fn dispose(&mut self, id: u64, erase: bool) -> bool {
-        let Some(i) = self.held.iter().position(|h| h.id == Some(id)) else {
-            return false;
+    fn new(conn: Arc<Conn>, cons: Consumer, first_id: u64) -> Self {
+        let cap = cons.capacity() as usize;
+        let head = cons.oldest_taken();
+        Self {
+            conn,
+            held: vec![Held::default(); cap].into_boxed_slice(),
+            head_idx: (head % cap as u64) as usize,
+            base: first_id.wrapping_sub(head),
+            handed_out: 0,
+            cons,
+        }
+    }
+
+    /// Index in `held` of the slot `off` positions after `head`
+    /// (`off < capacity`).
+    #[inline]
+    fn index(&self, off: u64) -> usize {
+        let j = self.head_idx + off as usize;
+        if j < self.held.len() {
+            j
+        } else {
+            j - self.held.len()
+        }
+    }
+
+    /// Records the slot `peek` just returned as taken; returns its id.
+    #[inline(always)]
+    fn take(&mut self, slot: &Slot) -> u64 {
+        let off = self.cons.taken();
+        let pos = self.cons.take();
+        let i = self.index(off);
+        self.held[i] = Held {
+            len: slot.len,
+            erase: slot.erase,
+            out: !slot.discarded,
         };
-        let h = &mut self.held[i];
-        if h.disposed {
+        if slot.discarded {
+            self.release_prefix();
+        } else {
+            self.handed_out += 1;
+        }
+        self.base.wrapping_add(pos)
+    }
+
+    /// Gives buffer `id` back (zeroing it first if asked to), then releases
+    /// the prefix given back. False if `id` is not out here.
+    #[inline(always)]
+    fn dispose(&mut self, id: u64, erase: bool) -> bool {
+        let head = self.cons.oldest_taken();
+        let off = id.wrapping_sub(self.base).wrapping_sub(head);
+        let taken = self.cons.taken();
+        if off >= taken {
             return false;
         }
-        h.disposed = true;
-        if erase || h.erase {
-            let pos = self.cons.oldest_taken() + i as u64;
-            self.cons.erase(pos, self.held[i].len);
+        let i = self.index(off);
+        let h = self.held[i];
+        if !h.out {
+            return false;
         }
-        self.release_prefix();
+        self.held[i].out = false;
+        self.handed_out -= 1;
+        if erase || h.erase {
+            self.cons.erase(head + off, h.len);
+        }
+        if off == 0 {
+            if taken == 1 {
+                // The common case: the only slot taken.
+                self.head_idx = self.index(1);
+                self.cons.release(1);
+            } else {
+                self.release_prefix();
+            }
+        }
         true
     }
 
-    /// Releases the disposed slots at the front of `held`.
+    /// Releases the taken slots at the front that are no longer out.
     fn release_prefix(&mut self) {
+        let taken = self.cons.taken();
         let mut n = 0;
-        while self.held.front().is_some_and(|h| h.disposed) {
-            self.held.pop_front();
+        while n < taken && !self.held[self.index(n)].out {
             n += 1;
         }
-        self.cons.release(n);
-    }
-
-    fn handed_out(&self) -> usize {
-        self.held
-            .iter()
-            .filter(|h| h.id.is_some() && !h.disposed)
-            .count()
+        if n > 0 {
+            self.head_idx = if n < self.held.len() as u64 {
+                self.index(n)
+            } else {
+                self.head_idx
+            };
+            self.cons.release(n);
+        }
     }
 }
 
@@ -113,15 +176,15 @@ impl IpcReceiver {
     fn sync(&mut self) {
         if let Some(conn) = self.inner.changed_since(&mut self.gen) {
             if let Some(old) = self.current.take() {
-                if old.handed_out() > 0 {
+                if old.handed_out > 0 {
                     self.retired.push(old);
                 }
             }
+            let first_id = self.next_id;
             self.current = conn.and_then(|c| {
-                c.rx.map(|l| Taken {
-                    cons: Consumer::attach(Arc::clone(&c.map), l, c.fences),
-                    conn: c,
-                    held: VecDeque::new(),
+                c.rx.map(|l| {
+                    let cons = Consumer::attach(Arc::clone(&c.map), l, c.fences);
+                    Taken::new(c, cons, first_id)
                 })
             });
             self.spin = self.inner.spin();
@@ -160,25 +223,11 @@ impl ReceiveSide for IpcReceiver {
                     };
                     match r {
                         Ok(Some(slot)) => {
-                            t.cons.take();
+                            let id = t.take(&slot);
+                            self.next_id = id.wrapping_add(1);
                             if slot.discarded {
-                                t.held.push_back(Held {
-                                    id: None,
-                                    len: 0,
-                                    erase: false,
-                                    disposed: true,
-                                });
-                                t.release_prefix();
                                 continue;
                             }
-                            let id = self.next_id;
-                            self.next_id += 1;
-                            t.held.push_back(Held {
-                                id: Some(id),
-                                len: slot.len,
-                                erase: slot.erase,
-                                disposed: false,
-                            });
                             self.out += 1;
                             self.received += 1;
                             self.bytes += slot.len as u64;
@@ -217,7 +266,7 @@ impl ReceiveSide for IpcReceiver {
             false => {
                 let i = self.retired.iter_mut().position(|t| t.dispose(id.0, erase));
                 if let Some(i) = i {
-                    if self.retired[i].handed_out() == 0 {
+                    if self.retired[i].handed_out == 0 {
                         self.retired.swap_remove(i);
                     }
                 }

@@ -4,28 +4,27 @@
 //!
 //! # Buffers out at once
 //!
-//! Up to `MaxPendingSendBuffers` buffers are out at once, kept in `out` in
-//! the order handed out. Each is either
+//! Up to `MaxPendingSendBuffers` buffers are out at once, in the order
+//! handed out. Each is either
 //!
-//! * a **ring** slot: reserved slot `tail + i` of the current connection's
-//!   ring, where `i` is its index in `out`; or
-//! * a **staged** buffer: private memory, for a buffer obtained while no
-//!   live connection could take it in order.
+//! * a **ring** slot (`ring`): reserved slot `tail + i` of the current
+//!   connection's ring, where `i` is its index in `ring`; or
+//! * a **staged** buffer (`staged`): private memory, for a buffer obtained
+//!   while no live connection could take it in order.
 //!
-//! Ring entries always form a prefix of `out`: a new buffer is a ring slot
-//! only if no staged buffer is out (and nothing committed is still staged),
-//! so that buffers leave in the order obtained. While ring slots are out,
-//! the sender does not switch to a newer connection: their positions and
-//! their mapping belong to the one they were reserved in.
+//! Ring slots always come before staged buffers: a new buffer is a ring
+//! slot only if no staged buffer is out (and nothing committed is still
+//! staged), so that buffers leave in the order obtained. While ring slots
+//! are out, the sender does not switch to a newer connection: their
+//! positions and their mapping belong to the one they were reserved in.
 //!
-//! Commits go to the oldest entry. Aborting an entry marks it; aborted
-//! entries at the end of `out` are simply forgotten (nothing after them
-//! depends on their position), and an aborted ring slot that reaches the
-//! front while later ones are still out is published as *discarded*
-//! ([`ring::FLAG_DISCARD`]: no bytes, released unseen by the consumer).
-//! Aborted entries in the middle count toward the limit until then, so the
-//! ring always has room for every entry (its capacity is at least
-//! `MaxPendingSendBuffers`).
+//! Commits go to the oldest buffer. Aborting one marks it; aborted buffers
+//! at the end are simply forgotten (nothing after them depends on their
+//! position), and an aborted ring slot that reaches the front while later
+//! ones are still out is published as *discarded* ([`ring::FLAG_DISCARD`]:
+//! no bytes, released unseen by the consumer). Aborted buffers in the
+//! middle count toward the limit until then, so the ring always has room
+//! for every buffer out (its capacity is at least `MaxPendingSendBuffers`).
 //!
 //! # A connection that dies
 //!
@@ -46,18 +45,23 @@ use crate::ring::{self, Producer, Violation, WaitOutcome};
 use crate::timeout::Timeout;
 use crate::transport::{BufferId, RawBuf, SendSide, TransportError};
 
-#[derive(Debug)]
-enum Buf {
-    /// The slot at `tail + index` of the current producer.
-    Ring,
-    /// Private memory of `buffer_size` bytes.
-    Staged(Vec<u8>),
+/// A ring slot out: `id << 1 | aborted`, small so that the common path
+/// moves 8 bytes per buffer.
+type RingOut = u64;
+
+fn ring_id(r: RingOut) -> u64 {
+    r >> 1
 }
 
+fn ring_aborted(r: RingOut) -> bool {
+    r & 1 != 0
+}
+
+/// A staging buffer out: private memory of `buffer_size` bytes.
 #[derive(Debug)]
-struct Out {
+struct StagedOut {
     id: u64,
-    buf: Buf,
+    data: Vec<u8>,
     aborted: bool,
 }
 
@@ -68,10 +72,11 @@ pub struct IpcSender {
     gen: u64,
     conn: Option<Arc<Conn>>,
     prod: Option<Producer>,
-    /// Buffers out, oldest first (see the module docs).
-    out: VecDeque<Out>,
-    /// How many entries at the front of `out` are ring slots.
-    ring_out: usize,
+    /// Ring slots out, oldest first: slot `tail + i` is `ring[i]`. They
+    /// come before every staged buffer out (see the module docs).
+    ring: VecDeque<RingOut>,
+    /// Staging buffers out, oldest first, after the ring slots.
+    staged: VecDeque<StagedOut>,
     next_id: u64,
     /// `Disconnected` was reported for the current (dead) connection.
     loss_reported: bool,
@@ -86,8 +91,8 @@ impl IpcSender {
             gen: u64::MAX,
             conn: None,
             prod: None,
-            out: VecDeque::new(),
-            ring_out: 0,
+            ring: VecDeque::new(),
+            staged: VecDeque::new(),
             next_id: 0,
             loss_reported: false,
             sent: inner.stats.sent.0.load(Ordering::Relaxed),
@@ -100,7 +105,7 @@ impl IpcSender {
     /// Picks up a connection change, unless ring slots are out (they belong
     /// to the connection they were reserved in).
     fn sync(&mut self) {
-        if self.ring_out > 0 {
+        if !self.ring.is_empty() {
             return;
         }
         if let Some(conn) = self.inner.changed_since(&mut self.gen) {
@@ -149,7 +154,7 @@ impl IpcSender {
         // land in them. (Cannot happen: a slot is only reserved with
         // nothing staged, and only a commit of this side stages, which
         // needs every slot reserved before it gone.)
-        if self.ring_out > 0 {
+        if !self.ring.is_empty() {
             return Ok(false);
         }
         let mut link = lock(&self.inner.link);
@@ -181,19 +186,20 @@ impl IpcSender {
         }
     }
 
-    /// Hands out ring slot `tail + ring_out` (the caller checked there is
+    /// Buffers out, of both kinds.
+    fn out_len(&self) -> usize {
+        self.ring.len() + self.staged.len()
+    }
+
+    /// Hands out ring slot `tail + ring.len()` (the caller checked there is
     /// room and that no staged buffer is out).
+    #[inline(always)]
     fn reserve_ring(&mut self) -> RawBuf {
         let prod = self.prod.as_ref().expect("ring slot without a producer");
-        let ptr = prod.buf_at(self.ring_out as u64);
+        let ptr = prod.buf_at(self.ring.len() as u64);
         let id = self.next_id;
         self.next_id += 1;
-        self.out.push_back(Out {
-            id,
-            buf: Buf::Ring,
-            aborted: false,
-        });
-        self.ring_out += 1;
+        self.ring.push_back(id << 1);
         RawBuf {
             ptr,
             len: self.size(),
@@ -206,9 +212,9 @@ impl IpcSender {
         let ptr = v.as_mut_ptr();
         let id = self.next_id;
         self.next_id += 1;
-        self.out.push_back(Out {
+        self.staged.push_back(StagedOut {
             id,
-            buf: Buf::Staged(v),
+            data: v,
             aborted: false,
         });
         RawBuf {
@@ -234,22 +240,77 @@ impl IpcSender {
             .is_none_or(|c| c.dead.load(Ordering::Acquire))
     }
 
-    /// Removes aborted entries that nothing later depends on: those at the
-    /// end of `out` are forgotten; those at the front are published as
-    /// discarded (ring slots of a live connection) or dropped.
+    /// The oldest buffer out: `(id, aborted)`.
+    fn oldest(&self) -> Option<(u64, bool)> {
+        match self.ring.front() {
+            Some(&r) => Some((ring_id(r), ring_aborted(r))),
+            None => self.staged.front().map(|s| (s.id, s.aborted)),
+        }
+    }
+
+    /// The newest buffer out: `(id, aborted)`.
+    fn newest(&self) -> Option<(u64, bool)> {
+        match self.staged.back() {
+            Some(s) => Some((s.id, s.aborted)),
+            None => self.ring.back().map(|&r| (ring_id(r), ring_aborted(r))),
+        }
+    }
+
+    /// True if buffer `id` is out and not given back.
+    fn is_out(&self, id: u64) -> bool {
+        self.ring
+            .iter()
+            .any(|&r| ring_id(r) == id && !ring_aborted(r))
+            || self.staged.iter().any(|s| s.id == id && !s.aborted)
+    }
+
+    /// Why a commit of `id`, which is not the oldest buffer out, is refused.
+    #[cold]
+    fn refuse_commit(&self, id: BufferId) -> TransportError {
+        match self.oldest() {
+            Some((oldest, _)) if self.is_out(id.0) => TransportError::OutOfOrder {
+                descriptor: self.inner.descriptor.clone(),
+                given: id,
+                oldest: BufferId(oldest),
+            },
+            _ => self.unknown(id),
+        }
+    }
+
+    /// Removes aborted entries that nothing later depends on (see
+    /// [`Self::settle_aborted_slow`]); nothing to do in the common case.
+    #[inline]
     fn settle_aborted(&mut self) {
-        while self.out.back().is_some_and(|o| o.aborted) {
-            if let Some(Out { buf: Buf::Ring, .. }) = self.out.pop_back() {
-                self.ring_out -= 1;
+        if self.oldest().is_some_and(|o| o.1) || self.newest().is_some_and(|o| o.1) {
+            self.settle_aborted_slow();
+        }
+    }
+
+    /// Removes aborted entries that nothing later depends on: those at the
+    /// end are forgotten; those at the front are published as discarded
+    /// (ring slots of a live connection) or dropped.
+    #[cold]
+    fn settle_aborted_slow(&mut self) {
+        loop {
+            if self.staged.back().is_some_and(|s| s.aborted) {
+                self.staged.pop_back();
+            } else if self.staged.is_empty() && self.ring.back().is_some_and(|&r| ring_aborted(r)) {
+                self.ring.pop_back();
+            } else {
+                break;
             }
         }
-        while self.out.front().is_some_and(|o| o.aborted) {
-            if let Some(Out { buf: Buf::Ring, .. }) = self.out.pop_front() {
-                self.ring_out -= 1;
+        loop {
+            if self.ring.front().is_some_and(|&r| ring_aborted(r)) {
+                self.ring.pop_front();
                 if !self.ring_dead() {
                     let prod = self.prod.as_mut().expect("ring slot without a producer");
                     prod.publish_discard();
                 }
+            } else if self.ring.is_empty() && self.staged.front().is_some_and(|s| s.aborted) {
+                self.staged.pop_front();
+            } else {
+                break;
             }
         }
     }
@@ -258,7 +319,7 @@ impl IpcSender {
 impl SendSide for IpcSender {
     fn acquire(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
         let max = self.inner.config.send_buffers();
-        if self.out.len() >= max as usize {
+        if self.out_len() >= max as usize {
             return Err(TransportError::BufferLimit {
                 descriptor: self.inner.descriptor.clone(),
                 dir: "send",
@@ -269,13 +330,15 @@ impl SendSide for IpcSender {
         }
         // Fast path: same connection, alive, nothing staged, a slot free.
         // No lock, no reference count, no system call.
-        if self.out.len() == self.ring_out
+        if self.staged.is_empty()
             && self.inner.generation.load(Ordering::Acquire) == self.gen
             && self.inner.staged_len.load(Ordering::Relaxed) == 0
         {
-            let need = self.ring_out as u64 + 1;
+            let need = self.ring.len() as u64 + 1;
             if let (Some(conn), Some(prod)) = (&self.conn, &mut self.prod) {
-                if !conn.dead.load(Ordering::Acquire) && prod.has_space_for(need) == Ok(true) {
+                if !conn.dead.load(Ordering::Acquire)
+                    && matches!(prod.has_space_for(need), Ok(true))
+                {
                     return Ok(self.reserve_ring());
                 }
             }
@@ -287,7 +350,7 @@ impl SendSide for IpcSender {
             }
             self.sync();
             let live = self.live();
-            let staged_out = self.out.len() - self.ring_out;
+            let staged_out = self.staged.len();
             if live && staged_out == 0 {
                 // A ring slot, after whatever is staged.
                 let dead = Arc::clone(self.conn.as_ref().expect("live"));
@@ -298,7 +361,7 @@ impl SendSide for IpcSender {
                         continue;
                     }
                 };
-                let need = self.ring_out as u64 + 1;
+                let need = self.ring.len() as u64 + 1;
                 let prod = self.prod.as_mut().expect("live connection with tx ring");
                 match prod.has_space_for(need) {
                     Ok(true) if staged_clear => return Ok(self.reserve_ring()),
@@ -316,7 +379,7 @@ impl SendSide for IpcSender {
             }
             // Private memory: no live connection, or staged buffers are out
             // and this one must follow them.
-            let seen = if self.ring_out == 0 {
+            let seen = if self.ring.is_empty() {
                 self.gen
             } else {
                 self.inner.generation.load(Ordering::Acquire)
@@ -328,7 +391,7 @@ impl SendSide for IpcSender {
                     return Ok(self.stage_private());
                 }
             }
-            if live && self.ring_out == 0 {
+            if live && self.ring.is_empty() {
                 // Staging is full and a live ring can take some of it.
                 match self.drain_staged() {
                     Ok(true) => continue,
@@ -355,61 +418,59 @@ impl SendSide for IpcSender {
     }
 
     fn commit(&mut self, id: BufferId, len: usize, erase: bool) -> Result<(), TransportError> {
-        let Some(front) = self.out.front() else {
-            return Err(self.unknown(id));
+        let is_ring = match self.ring.front() {
+            Some(&r) if r == id.0 << 1 => true,
+            Some(_) => return Err(self.refuse_commit(id)),
+            None => match self.staged.front() {
+                Some(s) if s.id == id.0 && !s.aborted => false,
+                _ => return Err(self.refuse_commit(id)),
+            },
         };
-        if front.id != id.0 {
-            return Err(if self.out.iter().any(|o| o.id == id.0 && !o.aborted) {
-                TransportError::OutOfOrder {
-                    descriptor: self.inner.descriptor.clone(),
-                    given: id,
-                    oldest: BufferId(front.id),
-                }
-            } else {
-                self.unknown(id)
-            });
-        }
         let size = self.size();
         if len > size {
             return Err(TransportError::LengthTooLarge { len, size });
         }
-        let entry = self.out.pop_front().expect("front checked");
         let flags = if erase { ring::FLAG_ERASE } else { 0 };
-        let result = match entry.buf {
-            Buf::Ring => {
-                self.ring_out -= 1;
-                if self.ring_dead() {
-                    // Never copied out, never published: the dead peer
-                    // may have written into it.
-                    Err(TransportError::BufferLost(self.inner.descriptor.clone()))
-                } else {
-                    let prod = self.prod.as_mut().expect("ring slot without a producer");
-                    prod.publish(len, flags);
-                    self.count(len);
-                    Ok(())
-                }
-            }
-            Buf::Staged(mut data) => {
-                data.truncate(len);
-                // Ring slots out are a prefix of `out`, so none is left.
-                self.inner.stage(Staged { data, erase });
+        let lost = if is_ring {
+            self.ring.pop_front();
+            // Never copied out, never published once its connection is
+            // dead: the departed peer may have written into it.
+            let dead = self.ring_dead();
+            if !dead {
+                let prod = self.prod.as_mut().expect("ring slot without a producer");
+                prod.publish(len, flags);
                 self.count(len);
-                self.sync();
-                if let Err(v) = self.drain_staged() {
-                    self.on_violation(v);
-                }
-                Ok(())
             }
+            dead
+        } else {
+            let mut data = self.staged.pop_front().expect("front checked").data;
+            data.truncate(len);
+            // Ring slots out come first, so none is left.
+            self.inner.stage(Staged { data, erase });
+            self.count(len);
+            self.sync();
+            if let Err(v) = self.drain_staged() {
+                self.on_violation(v);
+            }
+            false
         };
+        // Decided before anything is built: a large `Result` kept across
+        // this call cost a store-forwarding stall on every commit.
         self.settle_aborted();
-        result
+        if lost {
+            return Err(TransportError::BufferLost(self.inner.descriptor.clone()));
+        }
+        Ok(())
     }
 
     fn abort(&mut self, id: BufferId) -> Result<(), TransportError> {
-        let Some(entry) = self.out.iter_mut().find(|o| o.id == id.0 && !o.aborted) else {
+        if let Some(r) = self.ring.iter_mut().find(|r| **r == id.0 << 1) {
+            *r |= 1;
+        } else if let Some(s) = self.staged.iter_mut().find(|s| s.id == id.0 && !s.aborted) {
+            s.aborted = true;
+        } else {
             return Err(self.unknown(id));
-        };
-        entry.aborted = true;
+        }
         self.settle_aborted();
         Ok(())
     }
@@ -426,7 +487,7 @@ impl SendSide for IpcSender {
                 if c.dead.load(Ordering::Acquire) && lock(&self.inner.link).staged.is_empty() {
                     let drained = p.drained().unwrap_or(false);
                     let report = !drained && !self.loss_reported;
-                    if self.ring_out == 0 {
+                    if self.ring.is_empty() {
                         self.conn = None;
                         self.prod = None;
                         self.gen = u64::MAX;
@@ -477,7 +538,7 @@ impl SendSide for IpcSender {
             if deadline.passed() {
                 return Err(TransportError::Timeout);
             }
-            let seen = if self.ring_out == 0 {
+            let seen = if self.ring.is_empty() {
                 self.gen
             } else {
                 self.inner.generation.load(Ordering::Acquire)
