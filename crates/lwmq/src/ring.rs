@@ -158,14 +158,14 @@ impl RingLayout {
 
     /// Offset of slot `index` (`< capacity`): no division, for the hot
     /// paths, which keep their position's index up to date.
-    #[inline]
+    #[inline(always)]
     fn slot_at(&self, index: u32) -> usize {
         let stride = (SLOT_HEADER + ((self.buffer_size + 63) & !63) + 127) & !127;
         self.slots + index as usize * stride
     }
 
     /// `index + n` modulo the capacity, for `index < capacity`.
-    #[inline]
+    #[inline(always)]
     fn advance(&self, index: u32, n: u64) -> u32 {
         let cap = u64::from(self.capacity);
         let j = u64::from(index) + n;
@@ -469,7 +469,7 @@ impl Producer {
     /// True if the next `n` slots (from `tail` on) are all free, re-reading
     /// `head` only when needed. A producer holding `k` reserved slots asks
     /// for `k + 1` before it hands out another one.
-    #[inline]
+    #[inline(always)]
     pub fn has_space_for(&mut self, n: u64) -> Result<bool, Violation> {
         let cap = u64::from(self.l.capacity);
         if self.tail - self.head + n <= cap {
@@ -495,7 +495,7 @@ impl Producer {
     /// meaningful after `has_space_for(i + 1)` returned true; the memory
     /// stays mapped while `self` lives. The peer can write these bytes too:
     /// write them through the raw pointer, never through a reference.
-    #[inline]
+    #[inline(always)]
     pub fn buf_at(&self, i: u64) -> *mut u8 {
         // SAFETY: `advance` reduces the index modulo the capacity, so
         // slot_at(..) + SLOT_HEADER + buffer_size lies inside the mapping

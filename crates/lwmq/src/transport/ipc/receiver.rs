@@ -190,10 +190,29 @@ impl IpcReceiver {
             self.spin = self.inner.spin();
         }
     }
-}
 
-impl ReceiveSide for IpcReceiver {
-    fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+    /// Counts a buffer handed out and describes it.
+    #[inline(always)]
+    fn hand_out(&mut self, id: u64, slot: &Slot) -> RawBuf {
+        self.next_id = id.wrapping_add(1);
+        self.out += 1;
+        self.received += 1;
+        self.bytes += slot.len as u64;
+        let s = &self.inner.stats;
+        s.received.0.store(self.received, Ordering::Relaxed);
+        s.received.1.store(self.bytes, Ordering::Relaxed);
+        RawBuf {
+            ptr: slot.ptr,
+            len: slot.len,
+            id: BufferId(id),
+        }
+    }
+
+    /// [`ReceiveSide::receive`] when the fast path does not apply: the
+    /// limit, a connection change, a discarded slot, a violation, or a
+    /// wait. Out of line, so that the fast path stays small.
+    #[inline(never)]
+    fn receive_slow(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
         let max = self.inner.config.receive_buffers();
         if self.out >= max as usize {
             return Err(TransportError::BufferLimit {
@@ -224,21 +243,11 @@ impl ReceiveSide for IpcReceiver {
                     match r {
                         Ok(Some(slot)) => {
                             let id = t.take(&slot);
-                            self.next_id = id.wrapping_add(1);
                             if slot.discarded {
+                                self.next_id = id.wrapping_add(1);
                                 continue;
                             }
-                            self.out += 1;
-                            self.received += 1;
-                            self.bytes += slot.len as u64;
-                            let s = &self.inner.stats;
-                            s.received.0.store(self.received, Ordering::Relaxed);
-                            s.received.1.store(self.bytes, Ordering::Relaxed);
-                            return Ok(RawBuf {
-                                ptr: slot.ptr,
-                                len: slot.len,
-                                id: BufferId(id),
-                            });
+                            return Ok(self.hand_out(id, &slot));
                         }
                         Ok(None) => {}
                         Err(v) => {
@@ -254,6 +263,28 @@ impl ReceiveSide for IpcReceiver {
             }
             self.inner.wait_link_change(self.gen, deadline);
         }
+    }
+}
+
+impl ReceiveSide for IpcReceiver {
+    fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+        // Fast path: below the limit, same connection, alive, a slot
+        // published and not discarded. No lock, no system call.
+        if self.out < self.inner.config.receive_buffers() as usize
+            && self.inner.generation.load(Ordering::Acquire) == self.gen
+        {
+            if let Some(t) = &mut self.current {
+                if !t.conn.dead.load(Ordering::Acquire) && matches!(t.cons.has_data(), Ok(true)) {
+                    if let Ok(slot) = t.cons.peek() {
+                        if !slot.discarded {
+                            let id = t.take(&slot);
+                            return Ok(self.hand_out(id, &slot));
+                        }
+                    }
+                }
+            }
+        }
+        self.receive_slow(timeout)
     }
 
     fn dispose(&mut self, id: BufferId, erase: bool) -> Result<(), TransportError> {

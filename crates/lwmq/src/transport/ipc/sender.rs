@@ -314,10 +314,12 @@ impl IpcSender {
             }
         }
     }
-}
 
-impl SendSide for IpcSender {
-    fn acquire(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+    /// [`SendSide::acquire`] when the fast path does not apply: the limit,
+    /// a connection change, staging, or a wait for room. Out of line, so
+    /// that the fast path stays small.
+    #[inline(never)]
+    fn acquire_slow(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
         let max = self.inner.config.send_buffers();
         if self.out_len() >= max as usize {
             return Err(TransportError::BufferLimit {
@@ -327,21 +329,6 @@ impl SendSide for IpcSender {
                 limit: "MaxPendingSendBuffers",
                 hint: "send or abort one first; an aborted buffer counts until those obtained before it are sent",
             });
-        }
-        // Fast path: same connection, alive, nothing staged, a slot free.
-        // No lock, no reference count, no system call.
-        if self.staged.is_empty()
-            && self.inner.generation.load(Ordering::Acquire) == self.gen
-            && self.inner.staged_len.load(Ordering::Relaxed) == 0
-        {
-            let need = self.ring.len() as u64 + 1;
-            if let (Some(conn), Some(prod)) = (&self.conn, &mut self.prod) {
-                if !conn.dead.load(Ordering::Acquire)
-                    && matches!(prod.has_space_for(need), Ok(true))
-                {
-                    return Ok(self.reserve_ring());
-                }
-            }
         }
         let deadline = timeout.deadline();
         loop {
@@ -415,6 +402,28 @@ impl SendSide for IpcSender {
             }
             self.inner.wait_link_change(seen, deadline);
         }
+    }
+}
+
+impl SendSide for IpcSender {
+    fn acquire(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+        // Fast path: below the limit, same connection, alive, nothing
+        // staged, a slot free. No lock, no reference count, no system call.
+        if self.out_len() < self.inner.config.send_buffers() as usize
+            && self.staged.is_empty()
+            && self.inner.generation.load(Ordering::Acquire) == self.gen
+            && self.inner.staged_len.load(Ordering::Relaxed) == 0
+        {
+            let need = self.ring.len() as u64 + 1;
+            if let (Some(conn), Some(prod)) = (&self.conn, &mut self.prod) {
+                if !conn.dead.load(Ordering::Acquire)
+                    && matches!(prod.has_space_for(need), Ok(true))
+                {
+                    return Ok(self.reserve_ring());
+                }
+            }
+        }
+        self.acquire_slow(timeout)
     }
 
     fn commit(&mut self, id: BufferId, len: usize, erase: bool) -> Result<(), TransportError> {
