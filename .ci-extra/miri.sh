@@ -9,7 +9,11 @@
 #   - message: external frames (user memory with release callbacks, an
 #     unsafe Send/Sync contract), shared and copy-on-write frames;
 #   - wire and descriptor decoding (safe code; a check that nothing below
-#     them is undefined).
+#     them is undefined);
+#   - raw: the raw-buffer guards' copies in and out (raw pointers, no
+#     reference over a buffer), over sides that keep buffers on the heap;
+#   - liblwmq raw: the library-owned LMQ_TRANSPORTBUFFER structs handed to
+#     C (Box::into_raw, reuse, free).
 #
 #   .ci-extra/miri.sh          # the CI subset (about 1-2 minutes)
 #   .ci-extra/miri.sh --full   # also the slow tests: the threaded SPSC
@@ -29,7 +33,7 @@ export PROPTEST_CASES="${PROPTEST_CASES:-4}"
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 lib_tests=(queue::mono::tests message::tests::external message::tests::share
   message::tests::bytes_frame message::tests::static_frame message::tests::with_hooks
-  message::tests::timestamps descriptor::tests wire::tests::)
+  message::tests::timestamps descriptor::tests wire::tests:: raw::tests)
 # Minutes each under Miri: fine natively, too slow for CI.
 slow=(spsc_threads round_trip_clubbed decoding_mutated_buffers_never_panics
   many_messages_club_in_order encoded_len_is_exact_and_push_is_all_or_nothing
@@ -41,3 +45,4 @@ else
   for t in "${slow[@]}"; do skips+=(--skip "$t"); done
   cargo +nightly miri test -q -p lwmq --lib -- "${lib_tests[@]}" "${skips[@]}"
 fi
+cargo +nightly miri test -q -p liblwmq --lib -- raw::tests

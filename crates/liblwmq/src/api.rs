@@ -18,7 +18,8 @@ use lwmq::channel::{
     Channel, MultiSendQueue, Priority, ReceiveQueueKind, Received, SendQueue, SendQueueKind,
 };
 use lwmq::message::Message;
-use lwmq::transport::{self, ReceiveSide, SendSide};
+use lwmq::timeout::Deadline;
+use lwmq::transport::{self, RawBuf, ReceiveSide, SendSide};
 use lwmq::{
     AccessPolicy, ChannelError, Directions, Role, Timeout, Transport, TransportControl, TransportId,
 };
@@ -229,33 +230,62 @@ impl ChannelObj {
             Variant::Messaging(ch) => {
                 let _ = ch.lock().close(Timeout::ZERO);
             }
-            Variant::Raw(raw) => raw.close(Timeout::ZERO),
+            Variant::Raw(raw) => {
+                let _ = raw.close(Timeout::ZERO);
+            }
         }
     }
 }
 
 impl RawChannelObj {
-    fn close(&self, linger: Timeout) {
+    /// Waits up to `linger` for what was sent to be taken by the peers
+    /// (`ERROR_TIMEOUT` if not), then closes regardless: threads waiting in
+    /// `Get`/`Receive`/`Flush` return `ERROR_OPERATION_ABORTED`. Closing a
+    /// channel that is not open just marks it closed.
+    fn close(&self, linger: Timeout) -> Result<()> {
         let transports = self.transports.lock().clone();
-        if self.phase.load(Ordering::Acquire) == Phase::Open as u8 && !linger.is_zero() {
-            let deadline = linger.deadline();
-            for t in &transports {
-                let wait = deadline.remaining().unwrap_or(Duration::MAX);
-                if let Some(mut send) = t.send.try_lock_for(wait) {
-                    if let Some(side) = send.side.as_mut() {
-                        let left = deadline
-                            .remaining()
-                            .map_or(Timeout::INFINITE, Timeout::after);
-                        let _ = side.flush(left);
-                    }
-                }
-            }
-        }
+        let r = if self.phase.load(Ordering::Acquire) == Phase::Open as u8 && !linger.is_zero() {
+            flush_raw(&transports, linger.deadline(), true)
+        } else {
+            Ok(())
+        };
         self.phase.store(Phase::Closed as u8, Ordering::Release);
         for t in &transports {
             t.transport.stop();
         }
+        r
     }
+}
+
+/// Waits until everything sent on `transports` was taken by the peers, or
+/// until `deadline` (`ERROR_TIMEOUT`). Waits one slice at a time and hands
+/// each send side back between slices (see `raw.rs`). A connection that
+/// ended with buffers unconsumed is `ERROR_CONNECTION_ABORTED`, unless
+/// `lost_ok` (closing: lost is lost, as for messaging channels).
+fn flush_raw(transports: &[Arc<RawTransport>], deadline: Deadline, lost_ok: bool) -> Result<()> {
+    for t in transports {
+        loop {
+            let mut send = crate::raw::lock_by(&t.send, deadline, "send")?;
+            if t.is_closed() && !lost_ok {
+                return Err(ChannelError::Closed.into());
+            }
+            let Some(side) = send.side.as_mut() else {
+                break;
+            };
+            match side.flush(Timeout::after(deadline.slice(SLICE))) {
+                Ok(()) => break,
+                Err(lwmq::TransportError::Timeout) if !deadline.passed() => {
+                    MutexGuard::unlock_fair(send);
+                }
+                Err(lwmq::TransportError::Disconnected(_)) if lost_ok => break,
+                Err(lwmq::TransportError::NotOpen(_)) if t.is_closed() => {
+                    return Err(ChannelError::Closed.into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The object behind an `LMQ_SENDQUEUE`.
@@ -315,6 +345,11 @@ pub(crate) struct RawTransport {
 }
 
 impl RawTransport {
+    /// True once the channel was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == Phase::Closed as u8
+    }
+
     pub(crate) fn require_open(&self) -> Result<()> {
         match self.phase.load(Ordering::Acquire) {
             1 => Ok(()),
@@ -329,40 +364,87 @@ impl RawTransport {
     }
 }
 
-/// One direction of a raw transport: the claimed side and the
-/// library-owned `LMQ_TRANSPORTBUFFER` handed to C.
+/// One direction of a raw transport: the claimed side and the buffers
+/// handed to C.
 pub(crate) struct SideState<S> {
     pub(crate) side: Option<S>,
-    /// Owned allocation (`Box::into_raw`), freed on drop. C reads it and
-    /// writes `BufferSizeBytes` while it holds the buffer.
-    pub(crate) buffer: *mut LMQ_TRANSPORTBUFFER,
-    pub(crate) held: bool,
+    /// Buffers handed to C and not yet given back, oldest first.
+    pub(crate) out: Vec<Handed>,
+    /// Structs given back, reused for later buffers. Owned allocations.
+    spare: Vec<*mut LMQ_TRANSPORTBUFFER>,
 }
 
-// SAFETY: `buffer` is an allocation owned by this value (no other Rust
-// reference to it exists); it is only touched under the mutex that holds
-// this value, and by the C thread that holds the buffer, which the API
-// contract makes the one thread using this side.
+/// A buffer handed to C.
+pub(crate) struct Handed {
+    /// The library-owned struct C holds (`Box::into_raw`); C reads it and
+    /// writes `BufferSizeBytes` while it holds the buffer.
+    pub(crate) desc: *mut LMQ_TRANSPORTBUFFER,
+    /// What the side handed out (C may overwrite the struct's fields).
+    pub(crate) raw: RawBuf,
+}
+
+// SAFETY: the structs behind `desc` and `spare` are allocations owned by
+// this value (no Rust reference to them exists); they are only touched
+// under the mutex that holds this value, and by the C thread that holds a
+// buffer, which the API contract makes the one thread using this side.
+// `RawBuf` is an address, dereferenced only under that mutex.
 unsafe impl<S: Send> Send for SideState<S> {}
 
 impl<S> SideState<S> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SideState {
             side: None,
-            buffer: Box::into_raw(Box::new(LMQ_TRANSPORTBUFFER {
-                BufferSizeBytes: 0,
-                Buffer: std::ptr::null_mut(),
-            })),
-            held: false,
+            out: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// Records `raw` as handed out and returns the struct describing it,
+    /// whose address stays valid until the buffer is given back.
+    pub(crate) fn hand_out(&mut self, raw: RawBuf) -> *mut LMQ_TRANSPORTBUFFER {
+        let value = LMQ_TRANSPORTBUFFER {
+            BufferSizeBytes: raw.len,
+            Buffer: raw.ptr,
+        };
+        let desc = match self.spare.pop() {
+            Some(desc) => {
+                // SAFETY: a struct of ours that C gave back (it is in no
+                // `Handed`), under this side's mutex.
+                unsafe { desc.write(value) };
+                desc
+            }
+            None => Box::into_raw(Box::new(value)),
+        };
+        self.out.push(Handed { desc, raw });
+        desc
+    }
+
+    /// The index in `out` of the struct at address `given`.
+    pub(crate) fn find(&self, given: usize) -> Option<usize> {
+        self.out.iter().position(|h| h.desc as usize == given)
+    }
+
+    /// Forgets buffer `i` (sent or given back); its struct is kept for
+    /// reuse.
+    pub(crate) fn take_back(&mut self, i: usize) {
+        let h = self.out.remove(i);
+        self.spare.push(h.desc);
     }
 }
 
 impl<S> Drop for SideState<S> {
     fn drop(&mut self) {
-        // SAFETY: `buffer` came from `Box::into_raw` in `new` and is freed
-        // only here.
-        drop(unsafe { Box::from_raw(self.buffer) });
+        for desc in self
+            .out
+            .drain(..)
+            .map(|h| h.desc)
+            .chain(self.spare.drain(..))
+        {
+            // SAFETY: every struct came from `Box::into_raw` in `hand_out`,
+            // is listed exactly once (in `out` or in `spare`), and is freed
+            // only here.
+            drop(unsafe { Box::from_raw(desc) });
+        }
     }
 }
 
@@ -857,16 +939,9 @@ pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: UINT32) -> HR
                     0 => return Err(ChannelError::NotOpen.into()),
                     _ => return Err(ChannelError::Closed.into()),
                 }
-                for t in raw.transports.lock().clone() {
-                    let mut send = t.send.lock();
-                    if let Some(side) = send.side.as_mut() {
-                        let left = deadline
-                            .remaining()
-                            .map_or(Timeout::INFINITE, Timeout::after);
-                        side.flush(left)?;
-                    }
-                }
-                Ok(())
+                // The list's lock is released before any wait.
+                let transports = raw.transports.lock().clone();
+                flush_raw(&transports, deadline, false)
             }
         }
     })
@@ -885,10 +960,7 @@ pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: UINT32)
         c.closed.store(true, Ordering::Release);
         match &c.variant {
             Variant::Messaging(ch) => Ok(ch.lock().close(timeout(LingerTimeoutMs))?),
-            Variant::Raw(raw) => {
-                raw.close(timeout(LingerTimeoutMs));
-                Ok(())
-            }
+            Variant::Raw(raw) => raw.close(timeout(LingerTimeoutMs)),
         }
     })
 }

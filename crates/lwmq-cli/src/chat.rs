@@ -154,17 +154,22 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
     );
     let latency = a.latency;
     {
-        let mut tx = ch.sender(TransportId(0)).map_err(runtime)?;
-        let mut rx = ch.receiver(TransportId(0)).map_err(runtime)?;
-        let send = |tx: &mut lwmq::RawSender<'_>, text: &[u8]| -> Result<(), Failure> {
+        let tx = ch.sender(TransportId(0)).map_err(runtime)?;
+        let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
+        let send = |tx: &lwmq::RawSender<'_>, text: &[u8]| -> Result<(), Failure> {
             let mut buf = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
-            let len = text.len().min(buf.len() - STAMP_BYTES);
-            buf[..STAMP_BYTES].copy_from_slice(&NtTime::now().ticks().to_le_bytes());
-            buf[STAMP_BYTES..STAMP_BYTES + len].copy_from_slice(&text[..len]);
+            let len = text.len().min(buf.len().saturating_sub(STAMP_BYTES));
+            buf.write(0, &NtTime::now().ticks().to_le_bytes())
+                .and_then(|()| buf.write(STAMP_BYTES, &text[..len]))
+                .map_err(runtime)?;
             buf.send(STAMP_BYTES + len).map_err(runtime)
         };
-        let receive = |rx: &mut lwmq::RawReceiver<'_>| -> Result<(Vec<u8>, NtTime), Failure> {
-            let buf = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let receive = |rx: &lwmq::RawReceiver<'_>| -> Result<(Vec<u8>, NtTime), Failure> {
+            // A private copy: the peer's text is checked and printed.
+            let buf = rx
+                .receive_buffer(Timeout::INFINITE)
+                .map_err(runtime)?
+                .to_vec();
             let Some((stamp, text)) = buf.split_first_chunk::<STAMP_BYTES>() else {
                 return Err(Failure::runtime(format!(
                     "short buffer ({} bytes, the 8-byte timestamp is missing)",
@@ -176,8 +181,8 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
                 NtTime::from_ticks(u64::from_le_bytes(*stamp)),
             ))
         };
-        send(&mut tx, b"Hello")?;
-        let (hello, _) = receive(&mut rx)?;
+        send(&tx, b"Hello")?;
+        let (hello, _) = receive(&rx)?;
         if hello != b"Hello" {
             return Err(Failure::runtime(format!(
                 "unexpected handshake {:?}",
@@ -188,13 +193,13 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
         std::thread::scope(|s| -> Result<(), Failure> {
             let reader = s.spawn(move || -> Result<(), Failure> {
                 for line in stdin_lines() {
-                    send(&mut tx, line.as_bytes())?;
+                    send(&tx, line.as_bytes())?;
                 }
-                send(&mut tx, b"")?;
+                send(&tx, b"")?;
                 tx.flush(Timeout::INFINITE).map_err(runtime)
             });
             loop {
-                let (text, stamp) = receive(&mut rx)?;
+                let (text, stamp) = receive(&rx)?;
                 if text.is_empty() {
                     break;
                 }

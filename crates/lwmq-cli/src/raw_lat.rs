@@ -141,13 +141,18 @@ fn runtime(e: impl std::fmt::Display) -> Failure {
 
 /// Echoes `total` buffers.
 pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
-    let mut rx = ch.receiver(TransportId(0)).map_err(runtime)?;
-    let mut tx = ch.sender(TransportId(0)).map_err(runtime)?;
+    let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
+    let tx = ch.sender(TransportId(0)).map_err(runtime)?;
     for _ in 0..total {
         let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
         let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
-        let n = b.len();
-        o[..n].copy_from_slice(&b);
+        let n = b.len().min(o.len());
+        // SAFETY: both buffers are out (their guards live), `b` holds
+        // `b.len()` readable bytes and `o` `o.len()` writable ones, and `n`
+        // is at most both. They lie in different rings (one per direction),
+        // so they do not overlap. A raw copy: no reference to either's
+        // bytes, which the peer could write, is formed.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), o.as_mut_ptr(), n) };
         drop(b);
         o.send(n).map_err(runtime)?;
     }
@@ -157,18 +162,19 @@ pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
 
 /// Times `count` round trips after the warm-up.
 pub fn ping(ch: &RawChannel, size: usize, count: u64) -> Result<LatReport, Failure> {
-    let mut rx = ch.receiver(TransportId(0)).map_err(runtime)?;
-    let mut tx = ch.sender(TransportId(0)).map_err(runtime)?;
+    let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
+    let tx = ch.sender(TransportId(0)).map_err(runtime)?;
     let mut samples = Vec::with_capacity(count as usize);
     let w = warmup(count);
     for i in 0..w + count {
         let t0 = Instant::now();
         let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
-        o[..8].copy_from_slice(&i.to_le_bytes());
+        o.write(0, &i.to_le_bytes()).map_err(runtime)?;
         o.send(size).map_err(runtime)?;
         let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
         let rt = t0.elapsed();
-        if b.len() != size || b[..8] != i.to_le_bytes() {
+        let mut echo = [0u8; 8];
+        if b.len() != size || b.read(0, &mut echo).is_err() || echo != i.to_le_bytes() {
             return Err(Failure::runtime(format!(
                 "raw-lat: echo {i} came back wrong"
             )));

@@ -37,7 +37,10 @@ pub mod wire;
 pub use channel::{Channel, ChannelStats, Lent, PostError, ReceiveError, Received, SendQueue};
 pub use channel_error::ChannelError;
 pub use descriptor::{DescriptorError, IpcAddress};
-pub use raw::{RawChannel, RawReceiver, RawSender, ReceivedBuffer, SendBuffer, TransportId};
+pub use raw::{
+    BufferRangeError, RawChannel, RawReceiver, RawSender, ReceivedBuffer, SendBuffer, SendError,
+    TransportId,
+};
 pub use timeout::Timeout;
 pub use transport::{
     AccessPolicy, BufferLimits, ConnectionState, Directions, Role, Transport, TransportControl,

@@ -31,6 +31,19 @@
 //! start of the data. Consumer release: `head + 1` (SYNC POINT B, release);
 //! producer loads `head` (SYNC POINT B, acquire) before reusing the slot.
 //!
+//! Several slots in flight: the producer may *reserve* the next few free
+//! slots at once ([`Producer::buf_at`], [`Producer::has_space_for`]) and
+//! hands their data areas to its application; it still publishes them in
+//! position order, one at a time. A reserved slot the application gives
+//! back while later ones are still reserved cannot be skipped (the later
+//! ones' positions are fixed), so it is published with [`FLAG_DISCARD`]
+//! and length 0: the consumer releases it without handing it out. The
+//! consumer may likewise hold several taken slots ([`Consumer::take`]) and
+//! give them back in any order; it moves `head` over the prefix of slots it
+//! is done with ([`Consumer::release`]), so the producer only ever sees
+//! `head` advance in order. Neither extension changes the two counters'
+//! meaning, so SYNC POINTS A to D are unchanged.
+//!
 //! Sleeping (no lost wake-up): the waiter stores its sleep flag, then
 //! re-checks the counter, then calls `FUTEX_WAIT` on the counter with the
 //! value it saw; the other side publishes its counter, then reads the flag
@@ -46,9 +59,13 @@
 //! The peer may be buggy, crashed mid-write or hostile. Every value read
 //! from the section is checked before use: `tail - head` never exceeds the
 //! capacity, `head` never passes `tail`, a slot length never exceeds the
-//! buffer size. A violation is returned as [`Violation`]; the caller drops
-//! the connection. Slot data are only ever accessed inside the slot's
-//! bounds, which are fixed by the local layout.
+//! buffer size, a slot's flags hold no unknown bit, and a discarded slot
+//! carries no bytes. Each of these values is loaded once, then checked, then
+//! used. A violation is returned as [`Violation`]; the caller drops the
+//! connection. Slot data are only ever accessed inside the slot's bounds,
+//! which are fixed by the local layout, and only through raw pointers: no
+//! `&[u8]` is ever formed over bytes the peer can write (the peer may change
+//! them at any time; only their values are its to choose).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -75,6 +92,13 @@ const P_SLEEP: usize = 384;
 pub const SEQ: usize = 8;
 /// Slot flag: the consumer zeroes the data before releasing the slot.
 pub const FLAG_ERASE: u32 = 1;
+/// Slot flag: the producer gave this slot back unsent after reserving it
+/// (a later reserved slot was still out); the consumer releases it without
+/// handing it out. Its length is 0. (Protocol version 2.)
+pub const FLAG_DISCARD: u32 = 2;
+/// Every flag this version knows; a slot with another bit set is a
+/// violation.
+pub const KNOWN_FLAGS: u32 = FLAG_ERASE | FLAG_DISCARD;
 /// Longest single futex sleep: waiters re-check the connection this often.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
@@ -129,8 +153,29 @@ impl RingLayout {
     }
 
     fn slot_offset(&self, pos: u64) -> usize {
+        self.slot_at((pos % u64::from(self.capacity)) as u32)
+    }
+
+    /// Offset of slot `index` (`< capacity`): no division, for the hot
+    /// paths, which keep their position's index up to date.
+    #[inline(always)]
+    fn slot_at(&self, index: u32) -> usize {
         let stride = (SLOT_HEADER + ((self.buffer_size + 63) & !63) + 127) & !127;
-        self.slots + (pos % u64::from(self.capacity)) as usize * stride
+        self.slots + index as usize * stride
+    }
+
+    /// `index + n` modulo the capacity, for `index < capacity`.
+    #[inline(always)]
+    fn advance(&self, index: u32, n: u64) -> u32 {
+        let cap = u64::from(self.capacity);
+        let j = u64::from(index) + n;
+        (if j < cap {
+            j
+        } else if j < 2 * cap {
+            j - cap
+        } else {
+            j % cap
+        }) as u32
     }
 }
 
@@ -169,6 +214,38 @@ pub enum Violation {
         /// Buffer size.
         size: usize,
     },
+    /// A slot flag this version does not know.
+    #[error("peer published a slot with flags {flags:#x}; known flags are {KNOWN_FLAGS:#x} (unknown slot flag)")]
+    UnknownFlags {
+        /// Flags read.
+        flags: u32,
+    },
+    /// A discarded slot that claims to carry bytes.
+    #[error(
+        "peer published a discarded slot of length {len} (rule: a discarded slot has length 0)"
+    )]
+    DiscardWithLength {
+        /// Length read.
+        len: u32,
+    },
+}
+
+/// A published slot found by [`Consumer::peek`], its header read once and
+/// validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Start of the slot's data (inside the mapping; `len` bytes may be
+    /// read through it while the slot is taken). The peer can still write
+    /// these bytes: read them with raw-pointer copies, never through a
+    /// reference.
+    pub ptr: *mut u8,
+    /// Bytes the producer filled (checked `<= buffer_size`).
+    pub len: usize,
+    /// The producer asked for the data to be zeroed once consumed.
+    pub erase: bool,
+    /// The producer gave the slot back unsent: release it, never hand it
+    /// out.
+    pub discarded: bool,
 }
 
 /// How a wait ended.
@@ -320,6 +397,8 @@ pub struct Producer {
     map: Arc<Mapping>,
     l: RingLayout,
     tail: u64,
+    /// `tail % capacity`.
+    tail_idx: u32,
     head: u64,
     fences: Fences,
 }
@@ -344,6 +423,7 @@ impl Producer {
             map,
             l,
             tail,
+            tail_idx: (tail % u64::from(l.capacity)) as u32,
             head: tail.saturating_sub(u64::from(outstanding)),
             fences,
         }
@@ -383,11 +463,20 @@ impl Producer {
 
     /// True if a slot is free, re-reading `head` only when needed.
     pub fn has_space(&mut self) -> Result<bool, Violation> {
-        if self.tail - self.head < u64::from(self.l.capacity) {
+        self.has_space_for(1)
+    }
+
+    /// True if the next `n` slots (from `tail` on) are all free, re-reading
+    /// `head` only when needed. A producer holding `k` reserved slots asks
+    /// for `k + 1` before it hands out another one.
+    #[inline(always)]
+    pub fn has_space_for(&mut self, n: u64) -> Result<bool, Violation> {
+        let cap = u64::from(self.l.capacity);
+        if self.tail - self.head + n <= cap {
             return Ok(true);
         }
         self.refresh_head()?;
-        Ok(self.tail - self.head < u64::from(self.l.capacity))
+        Ok(self.tail - self.head + n <= cap)
     }
 
     /// Refreshes `head` and reports whether the consumer released everything.
@@ -399,12 +488,23 @@ impl Producer {
     /// The data area of the next slot. Only meaningful after `has_space`
     /// returned true; the memory stays valid while `self` lives.
     pub fn next_buf(&self) -> *mut u8 {
-        // SAFETY: slot_offset(tail) + SLOT_HEADER + buffer_size lies inside
-        // the mapping (`fits` was checked in `attach`).
+        self.buf_at(0)
+    }
+
+    /// The data area of slot `tail + i` (`buffer_size` bytes). Only
+    /// meaningful after `has_space_for(i + 1)` returned true; the memory
+    /// stays mapped while `self` lives. The peer can write these bytes too:
+    /// write them through the raw pointer, never through a reference.
+    #[inline(always)]
+    pub fn buf_at(&self, i: u64) -> *mut u8 {
+        // SAFETY: `advance` reduces the index modulo the capacity, so
+        // slot_at(..) + SLOT_HEADER + buffer_size lies inside the mapping
+        // (`fits` was checked in `attach`) whatever `i` is. Only the
+        // address is computed here; nothing is read or written.
         unsafe {
             self.map
                 .base()
-                .add(self.l.slot_offset(self.tail) + SLOT_HEADER)
+                .add(self.l.slot_at(self.l.advance(self.tail_idx, i)) + SLOT_HEADER)
         }
     }
 
@@ -412,14 +512,17 @@ impl Producer {
     /// `has_space` and `len <= buffer_size`.
     pub fn publish(&mut self, len: usize, flags: u32) {
         debug_assert!(
-            len <= self.l.buffer_size && self.tail - self.head < u64::from(self.l.capacity)
+            len <= self.l.buffer_size
+                && self.tail - self.head < u64::from(self.l.capacity)
+                && flags & !KNOWN_FLAGS == 0
         );
-        let off = self.l.slot_offset(self.tail);
+        let off = self.l.slot_at(self.tail_idx);
         self.map
             .atomic_u32(off)
             .store(len as u32, Ordering::Relaxed);
         self.map.atomic_u32(off + 4).store(flags, Ordering::Relaxed);
         self.tail += 1;
+        self.tail_idx = self.l.advance(self.tail_idx, 1);
         // SYNC POINT D (release): the slot's own sequence word, which a
         // polling consumer reads instead of `tail` (one cache line, shared
         // with the slot's length, instead of two).
@@ -455,6 +558,24 @@ impl Producer {
         self.wait_for(Self::has_space, deadline, spin, dead)
     }
 
+    /// Waits until the next `n` slots are free (or deadline / dead).
+    pub fn wait_space_for(
+        &mut self,
+        n: u64,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
+        self.wait_for(|p| p.has_space_for(n), deadline, spin, dead)
+    }
+
+    /// Publishes the next slot as discarded: no bytes, released by the
+    /// consumer without being handed out. For a reserved slot given back
+    /// while later reserved slots are still out.
+    pub fn publish_discard(&mut self) {
+        self.publish(0, FLAG_DISCARD);
+    }
+
     /// Waits until the consumer released every published slot.
     pub fn wait_drained(
         &mut self,
@@ -488,11 +609,18 @@ impl Producer {
 }
 
 /// The consuming end of a ring.
+///
+/// Slots in `[head, next)` are *taken*: handed to the application, which
+/// gives them back in any order; `head` moves over the prefix it gave back.
+/// Slots in `[next, tail)` are published and not taken yet.
 #[derive(Debug)]
 pub struct Consumer {
     map: Arc<Mapping>,
     l: RingLayout,
     head: u64,
+    next: u64,
+    /// `next % capacity`.
+    next_idx: u32,
     tail: u64,
     fences: Fences,
 }
@@ -512,24 +640,50 @@ impl Consumer {
             map,
             l,
             head,
+            next: head,
+            next_idx: (head % u64::from(l.capacity)) as u32,
             tail: head,
             fences,
         }
+    }
+
+    /// Buffer size of each slot.
+    pub fn buffer_size(&self) -> usize {
+        self.l.buffer_size
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> u32 {
+        self.l.capacity
+    }
+
+    /// Slots taken and not yet released.
+    #[inline]
+    pub fn taken(&self) -> u64 {
+        self.next - self.head
+    }
+
+    /// Position of the oldest slot taken and not yet released (`head`).
+    #[inline]
+    pub fn oldest_taken(&self) -> u64 {
+        self.head
     }
 
     /// Re-reads the producer's `tail`, validating it.
     fn refresh_tail(&mut self) -> Result<(), Violation> {
         // SYNC POINT A (acquire): slot contents written by the producer.
         let t = words(&self.map, &self.l).tail.load(Ordering::Acquire);
-        let avail = t.wrapping_sub(self.head as u32);
         // The producer stores a slot's sequence word before `tail`, so a
-        // consumer that found the slot by its sequence word may be ahead of
-        // `tail` for a moment: a `tail` up to one ring behind is "nothing
-        // more yet", not a violation.
-        if (self.head as u32).wrapping_sub(t) <= self.l.capacity {
-            self.tail = self.head;
+        // consumer that found slots by their sequence words may be ahead of
+        // `tail` for a moment: a `tail` up to one ring behind `next` is
+        // "nothing more yet", not a violation.
+        if (self.next as u32).wrapping_sub(t) <= self.l.capacity {
+            self.tail = self.next;
             return Ok(());
         }
+        // Otherwise `tail` is ahead of `next`, and the producer may not be
+        // more than a ring ahead of what was released.
+        let avail = t.wrapping_sub(self.head as u32);
         if avail > self.l.capacity {
             return Err(Violation::TailOutOfRange {
                 avail,
@@ -540,20 +694,22 @@ impl Consumer {
         Ok(())
     }
 
-    /// True if a published slot is waiting, re-reading `tail` only when needed.
+    /// True if a published slot is waiting to be taken, re-reading `tail`
+    /// only when needed.
+    #[inline]
     pub fn has_data(&mut self) -> Result<bool, Violation> {
-        if self.tail > self.head {
+        if self.tail > self.next {
             return Ok(true);
         }
-        let expected = (self.head + 1) as u32;
-        let seq_at = self.l.slot_offset(self.head) + SEQ;
+        let expected = (self.next + 1) as u32;
+        let seq_at = self.l.slot_at(self.next_idx) + SEQ;
         // SYNC POINT D (acquire): the slot was published.
         if self.map.atomic_u32(seq_at).load(Ordering::Acquire) == expected {
-            self.tail = self.head + 1;
+            self.tail = self.next + 1;
             return Ok(true);
         }
         self.refresh_tail()?;
-        if self.tail == self.head {
+        if self.tail == self.next {
             return Ok(false);
         }
         // `tail` (acquired) says the slot is published, so its sequence
@@ -565,19 +721,29 @@ impl Consumer {
         Ok(true)
     }
 
-    /// The next published slot's data and validated length. Only meaningful
-    /// after `has_data` returned true.
-    pub fn peek(&self) -> Result<(*const u8, usize), Violation> {
-        let off = self.l.slot_offset(self.head);
+    /// The next published slot, its length and flags read once and
+    /// validated. Only meaningful after `has_data` returned true; take it
+    /// with [`Self::take`].
+    #[inline]
+    pub fn peek(&self) -> Result<Slot, Violation> {
+        let off = self.l.slot_at(self.next_idx);
         let len = self.map.atomic_u32(off).load(Ordering::Relaxed);
+        let flags = self.map.atomic_u32(off + 4).load(Ordering::Relaxed);
         if len as usize > self.l.buffer_size {
             return Err(Violation::LengthOutOfRange {
                 len,
                 size: self.l.buffer_size,
             });
         }
-        // SAFETY: the slot lies inside the mapping (`fits` checked in
-        // `attach`), and `len <= buffer_size` was just checked.
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Violation::UnknownFlags { flags });
+        }
+        let discarded = flags & FLAG_DISCARD != 0;
+        if discarded && len != 0 {
+            return Err(Violation::DiscardWithLength { len });
+        }
+        // SAFETY: only an address is computed: the slot lies inside the
+        // mapping (`fits` checked in `attach`, `next_idx < capacity`).
         let ptr = unsafe { self.map.base().add(off + SLOT_HEADER) };
         // The data was just written by the other core: ask for its first
         // lines now, so that their transfers overlap with each other and
@@ -586,24 +752,69 @@ impl Consumer {
         for line in 0..PREFETCH_LINES.min((len as usize).div_ceil(64)) {
             crate::sys::prefetch(ptr.wrapping_add(line * 64));
         }
-        Ok((ptr, len as usize))
+        Ok(Slot {
+            ptr,
+            len: len as usize,
+            erase: flags & FLAG_ERASE != 0,
+            discarded,
+        })
     }
 
-    /// Releases the slot returned by `peek`, zeroing `len` bytes first if
-    /// `erase` or if the producer asked for it.
-    pub fn release(&mut self, len: usize, erase: bool) {
-        let off = self.l.slot_offset(self.head);
-        let flags = self.map.atomic_u32(off + 4).load(Ordering::Relaxed);
-        if erase || flags & FLAG_ERASE != 0 {
-            let n = len.min(self.l.buffer_size);
-            // SAFETY: `n` bytes from the slot's data start lie inside the
-            // slot (n <= buffer_size), which lies inside the mapping.
-            unsafe { std::ptr::write_bytes(self.map.base().add(off + SLOT_HEADER), 0, n) };
+    /// Takes the slot `peek` returned; returns its position (for
+    /// [`Self::erase`]). It stays the consumer's until released.
+    #[inline]
+    pub fn take(&mut self) -> u64 {
+        debug_assert!(self.next < self.tail, "take without has_data");
+        let pos = self.next;
+        self.next += 1;
+        self.next_idx = self.l.advance(self.next_idx, 1);
+        pos
+    }
+
+    /// Zeroes the first `len` bytes (at most the buffer size) of the taken
+    /// slot at `pos`.
+    pub fn erase(&self, pos: u64, len: usize) {
+        debug_assert!(
+            self.head <= pos && pos < self.next,
+            "erase of a slot not taken"
+        );
+        let n = len.min(self.l.buffer_size);
+        let off = self.l.slot_offset(pos) + SLOT_HEADER;
+        // SAFETY: `n` bytes from the slot's data start lie inside the slot
+        // (n <= buffer_size), which lies inside the mapping. A raw write
+        // through the mapping's pointer: the peer may write the same bytes
+        // concurrently (only a hostile one would), which changes their
+        // values, never which memory is written.
+        unsafe { std::ptr::write_bytes(self.map.base().add(off), 0, n) };
+    }
+
+    /// Gives the `n` oldest taken slots back to the producer (`head += n`).
+    #[inline]
+    pub fn release(&mut self, n: u64) {
+        debug_assert!(n <= self.next - self.head, "release of slots not taken");
+        let n = n.min(self.next - self.head);
+        if n == 0 {
+            return;
         }
-        self.head += 1;
+        self.head += n;
         let w = words(&self.map, &self.l);
         // SYNC POINT B (release) and C (store before reading p_sleep).
         publish_and_wake(w.head, self.head as u32, w.p_sleep, self.fences);
+    }
+
+    /// Takes the next published slot and releases it at once, zeroing its
+    /// bytes first if `erase` or if the producer asked for it: for a
+    /// consumer that holds no other slot and is done with this one. Only
+    /// meaningful after `has_data` returned true.
+    pub fn consume_next(&mut self, erase: bool) -> Result<Slot, Violation> {
+        debug_assert!(self.next == self.head, "consume_next with slots taken");
+        let slot = self.peek()?;
+        let pos = self.take();
+        if erase || slot.erase {
+            self.erase(pos, slot.len);
+        }
+        self.release(1);
+        Ok(slot)
     }
 
     /// Waits until a slot is published (or deadline / dead).
@@ -642,7 +853,10 @@ pub fn prefill(p: &mut Producer, data: &[u8], flags: u32) -> bool {
         return false;
     }
     // SAFETY: next_buf points at buffer_size writable bytes inside the
-    // mapping, and data.len() <= buffer_size.
+    // mapping (the slot's bounds come from the local layout), and
+    // data.len() <= buffer_size. A raw copy from private memory: a peer
+    // writing the same slot meanwhile (only a hostile one would) changes
+    // what it will read, never which memory is written.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.next_buf(), data.len()) };
     p.publish(data.len(), flags);
     true
@@ -666,6 +880,15 @@ mod tests {
         (Arc::new(m), l)
     }
 
+    /// Copies a slot's bytes out (tests only).
+    fn bytes(slot: &Slot) -> Vec<u8> {
+        let mut v = vec![0u8; slot.len];
+        // SAFETY: test: `peek` returned `len` readable bytes at `ptr`,
+        // inside the mapping; nobody else writes them here.
+        unsafe { std::ptr::copy_nonoverlapping(slot.ptr, v.as_mut_ptr(), slot.len) };
+        v
+    }
+
     #[test]
     fn publish_consume_in_order() {
         let (m, l) = ring(3, 100);
@@ -678,11 +901,8 @@ mod tests {
             assert!(!p.has_space().unwrap());
             for i in 0..3u8 {
                 assert!(c.has_data().unwrap());
-                let (ptr, len) = c.peek().unwrap();
-                // SAFETY: test: peek returned len valid bytes.
-                let s = unsafe { std::slice::from_raw_parts(ptr, len) };
-                assert_eq!(s, &[round, i, 9]);
-                c.release(len, false);
+                let slot = c.consume_next(false).unwrap();
+                assert_eq!(bytes(&slot), [round, i, 9]);
             }
             assert!(!c.has_data().unwrap());
         }
@@ -710,6 +930,15 @@ mod tests {
         let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
         assert!(c.has_data().unwrap());
         assert!(matches!(c.peek(), Err(Violation::LengthOutOfRange { .. })));
+        // Unknown flag bits, and a discarded slot that claims bytes.
+        m.atomic_u32(CTRL_SIZE).store(1, Ordering::Release);
+        m.atomic_u32(CTRL_SIZE + 4).store(8, Ordering::Release);
+        assert_eq!(c.peek(), Err(Violation::UnknownFlags { flags: 8 }));
+        m.atomic_u32(CTRL_SIZE + 4)
+            .store(FLAG_DISCARD, Ordering::Release);
+        assert_eq!(c.peek(), Err(Violation::DiscardWithLength { len: 1 }));
+        m.atomic_u32(CTRL_SIZE).store(0, Ordering::Release);
+        assert!(c.peek().unwrap().discarded);
         // Head ahead of tail.
         for _ in 0..4 {
             assert!(prefill(&mut p, &[1], 0));
@@ -719,6 +948,47 @@ mod tests {
             p.has_space(),
             Err(Violation::HeadOutOfRange { .. })
         ));
+    }
+
+    /// Reserved slots published in order, one of them discarded; taken
+    /// slots released in another order; `head` only moves over the prefix
+    /// given back.
+    #[test]
+    fn reserve_several_discard_one_release_out_of_order() {
+        let (m, l) = ring(4, 64);
+        let mut p = Producer::attach(m.clone(), l, Fences::Symmetric);
+        let mut c = Consumer::attach(m.clone(), l, Fences::Symmetric);
+        assert!(p.has_space_for(4).unwrap());
+        assert!(!p.has_space_for(5).unwrap());
+        for i in 0..3u64 {
+            // SAFETY: test: slot tail + i is reserved (has_space_for(4)),
+            // 64 bytes long, and nobody else writes it.
+            unsafe { p.buf_at(i).write(10 + i as u8) };
+        }
+        p.publish(1, 0);
+        p.publish_discard();
+        p.publish(1, FLAG_ERASE);
+        let mut taken = Vec::new();
+        while c.has_data().unwrap() {
+            let slot = c.peek().unwrap();
+            taken.push((c.take(), slot));
+        }
+        assert_eq!(taken.len(), 3);
+        assert_eq!(bytes(&taken[0].1), [10]);
+        assert!(taken[1].1.discarded && taken[1].1.len == 0);
+        assert_eq!(bytes(&taken[2].1), [12]);
+        assert!(taken[2].1.erase);
+        assert_eq!(c.taken(), 3);
+        // The third is done first: nothing released yet.
+        c.erase(taken[2].0, 1);
+        assert_eq!(p.outstanding_now().unwrap(), 3);
+        // Then the first and the discarded one: all three go.
+        c.release(3);
+        assert_eq!(p.outstanding_now().unwrap(), 0);
+        // SAFETY: test: slot 2 lies inside the mapping; nobody writes it now.
+        let erased = unsafe { m.base().add(CTRL_SIZE + 2 * 128 + SLOT_HEADER).read() };
+        assert_eq!(erased, 0);
+        assert!(!c.has_data().unwrap());
     }
 
     #[test]
@@ -744,7 +1014,7 @@ mod tests {
         );
         t.join().unwrap();
         dead.store(true, Ordering::Release);
-        c.release(1, false);
+        c.consume_next(false).unwrap();
         assert_eq!(
             c.wait_data(Deadline::NEVER, Duration::ZERO, &dead).unwrap(),
             WaitOutcome::Dead
@@ -761,10 +1031,12 @@ mod tests {
         for i in 0..20u8 {
             assert!(prefill(&mut p, &[i], 0));
             assert!(c.has_data().unwrap());
-            let (ptr, len) = c.peek().unwrap();
-            // SAFETY: test: peek returned len valid bytes.
-            assert_eq!(unsafe { *ptr }, i);
-            c.release(len, true);
+            let slot = c.peek().unwrap();
+            assert_eq!(bytes(&slot), [i]);
+            let pos = c.take();
+            c.erase(pos, slot.len);
+            assert_eq!(bytes(&slot), [0]);
+            c.release(1);
         }
     }
 }

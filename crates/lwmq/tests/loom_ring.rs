@@ -28,6 +28,16 @@
 //! which gives the same guarantee in the C++ model that loom implements.
 //! `lost_wakeup_found_without_the_fences` checks that the model can tell:
 //! without them loom finds the lost wake-up.
+//!
+//! Several slots in flight (protocol version 2): the producer reserves
+//! slots ahead of `tail`, gives one back by publishing it with the discard
+//! flag (stored, like the length, before the slot's sequence word), and the
+//! consumer holds several taken slots and releases them out of order,
+//! moving `head` only over the prefix it is done with.
+//! `discarded_slot_and_out_of_order_release` checks that the producer never
+//! writes a slot the consumer still reads (loom reports any such race on
+//! the slot's cell), and `releasing_a_held_slot_early_is_found` that the
+//! model would see it if `head` passed a held slot.
 #![cfg(loom)]
 
 use loom::cell::UnsafeCell;
@@ -76,6 +86,7 @@ struct Ring<const CAP: usize> {
     p_sleep: AtomicU32,
     slots: [UnsafeCell<u32>; CAP],
     seqs: [AtomicU32; CAP],
+    flags: [AtomicU32; CAP],
     fenced: bool,
     waker_clears: bool,
 }
@@ -95,6 +106,7 @@ impl<const CAP: usize> Ring<CAP> {
             p_sleep: AtomicU32::new(0),
             slots: std::array::from_fn(|_| UnsafeCell::new(0)),
             seqs: std::array::from_fn(|_| AtomicU32::new(0)),
+            flags: std::array::from_fn(|_| AtomicU32::new(0)),
             fenced,
             waker_clears,
         }
@@ -201,6 +213,112 @@ impl<const CAP: usize> Ring<CAP> {
     }
 }
 
+/// The discard flag (`ring::FLAG_DISCARD`).
+const DISCARD: u32 = 2;
+
+impl<const CAP: usize> Ring<CAP> {
+    /// Producer: waits until the `n` slots from `tail` on are free.
+    fn reserve(&self, tail: u32, n: u32) {
+        self.wait(&self.head, &self.p_sleep, || {
+            tail.wrapping_sub(self.head.value.load(Ordering::Acquire)) + n <= CAP as u32
+        });
+    }
+
+    /// Producer: fills reserved slot `pos`.
+    fn write_slot(&self, pos: u32, value: u32) {
+        self.slots[pos as usize % CAP].with_mut(|p| {
+            // SAFETY: loom checks this access for races; the slot is
+            // reserved (free, acquire in `reserve`) and not yet published.
+            unsafe { *p = value }
+        });
+    }
+
+    /// Producer: publishes slot `tail` with `flags`: flags (relaxed, as
+    /// the length), then the sequence word (release), then `tail`.
+    fn publish_slot(&self, tail: &mut u32, flags: u32) {
+        let t = *tail;
+        self.flags[t as usize % CAP].store(flags, Ordering::Relaxed);
+        *tail = t.wrapping_add(1);
+        self.seqs[t as usize % CAP].store(*tail, Ordering::Release);
+        self.publish(&self.tail, *tail, &self.c_sleep);
+    }
+
+    /// Consumer: waits until slot `next` is published, takes it, returns
+    /// its flags.
+    fn take(&self, next: &mut u32) -> u32 {
+        let n = *next;
+        let seq = &self.seqs[n as usize % CAP];
+        let expected = n.wrapping_add(1);
+        self.wait(&self.tail, &self.c_sleep, || {
+            if seq.load(Ordering::Acquire) == expected {
+                return true;
+            }
+            let avail = self.tail.value.load(Ordering::Acquire).wrapping_sub(n);
+            if avail == 0 || avail > CAP as u32 {
+                return false;
+            }
+            assert_eq!(seq.load(Ordering::Acquire), expected);
+            true
+        });
+        *next = n.wrapping_add(1);
+        self.flags[n as usize % CAP].load(Ordering::Relaxed)
+    }
+
+    /// Consumer: reads taken slot `pos`.
+    fn read_slot(&self, pos: u32) -> u32 {
+        self.slots[pos as usize % CAP].with(|p| {
+            // SAFETY: loom checks this access for races; the slot is taken
+            // and `head` has not passed it.
+            unsafe { *p }
+        })
+    }
+
+    /// Consumer: moves `head` to `to` (over the slots it is done with).
+    fn release_to(&self, head: &mut u32, to: u32) {
+        *head = to;
+        self.publish(&self.head, to, &self.p_sleep);
+    }
+}
+
+/// Positions 0 and 1 reserved together; 0 given back (discarded) while 1
+/// is out; then 2 and 3 one at a time. The consumer takes 0 (discarded)
+/// and 1, releases 0, takes 2, is done with 2 before 1 (`head` stays),
+/// reads 1 again, and only then releases 1 and 2 together. With `early`
+/// it moves `head` past 1 while it still reads 1: a bug the model must
+/// report (the producer's write of 3 reuses 1's slot).
+fn discard_and_release_out_of_order(early: bool) {
+    let ring = Arc::new(Ring::<2>::new(true, false));
+    let r = Arc::clone(&ring);
+    let producer = thread::spawn(move || {
+        let mut tail = 0;
+        r.reserve(tail, 2);
+        r.write_slot(1, 101);
+        r.publish_slot(&mut tail, DISCARD);
+        r.publish_slot(&mut tail, 0);
+        for value in [102, 103] {
+            r.reserve(tail, 1);
+            r.write_slot(tail, value);
+            r.publish_slot(&mut tail, 0);
+        }
+    });
+    let (mut head, mut next) = (0, 0);
+    assert_eq!(ring.take(&mut next), DISCARD);
+    assert_eq!(ring.take(&mut next), 0);
+    ring.release_to(&mut head, 1);
+    assert_eq!(ring.read_slot(1), 101);
+    assert_eq!(ring.take(&mut next), 0);
+    assert_eq!(ring.read_slot(2), 102);
+    if early {
+        ring.release_to(&mut head, 2);
+    }
+    assert_eq!(ring.read_slot(1), 101);
+    ring.release_to(&mut head, 3);
+    assert_eq!(ring.take(&mut next), 0);
+    assert_eq!(ring.read_slot(3), 103);
+    ring.release_to(&mut head, 4);
+    producer.join().unwrap();
+}
+
 /// Runs a producer of `items` values against a consumer that checks each.
 fn run<const CAP: usize>(items: u32, fenced: bool, waker_clears: bool) {
     let ring = Arc::new(Ring::<CAP>::new(fenced, waker_clears));
@@ -262,4 +380,19 @@ fn lost_wakeup_found_without_the_fences() {
 #[should_panic]
 fn lost_wakeup_found_when_the_waker_clears_the_flag() {
     bounded(|| run::<2>(2, true, true));
+}
+
+/// Several slots in flight: a discarded slot, slots held and released out
+/// of order. No race on any slot, no lost wake-up, every value intact.
+#[test]
+fn discarded_slot_and_out_of_order_release() {
+    bounded(|| discard_and_release_out_of_order(false));
+}
+
+/// The same with `head` moved past a slot still being read: loom finds the
+/// producer's reuse of that slot racing with the read.
+#[test]
+#[should_panic]
+fn releasing_a_held_slot_early_is_found() {
+    bounded(|| discard_and_release_out_of_order(true));
 }

@@ -37,10 +37,10 @@ fn round_trip_both_directions_and_staging() {
     client.open(Role::Client).unwrap();
     // Send before the server exists: staged.
     {
-        let mut tx = client.sender(ct).unwrap();
+        let tx = client.sender(ct).unwrap();
         for i in 0..4u8 {
             let mut b = tx.get_buffer(Timeout::ZERO).unwrap();
-            b[..3].copy_from_slice(&[i, i, i]);
+            b.write(0, &[i, i, i]).unwrap();
             b.send(3).unwrap();
         }
         // Staging is full (MaxPendingSendBuffers = 4).
@@ -54,30 +54,32 @@ fn round_trip_both_directions_and_staging() {
         .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
         .unwrap();
     server.open(Role::Server).unwrap();
-    let mut rx = server.receiver(st).unwrap();
+    let rx = server.receiver(st).unwrap();
     for i in 0..4u8 {
         let b = rx
             .receive_buffer(Timeout::after(Duration::from_secs(30)))
             .unwrap();
-        assert_eq!(&b[..], &[i, i, i]);
+        assert_eq!(b.to_vec(), [i, i, i]);
     }
     // Stream both ways.
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut tx = server.sender(st).unwrap();
+            let tx = server.sender(st).unwrap();
             for i in 0..10_000u32 {
                 let mut b = tx.get_buffer(Timeout::INFINITE).unwrap();
-                b[..4].copy_from_slice(&i.to_le_bytes());
+                b.write(0, &i.to_le_bytes()).unwrap();
                 b.send(4).unwrap();
             }
             tx.flush(Timeout::after(Duration::from_secs(60))).unwrap();
         });
-        let mut crx = client.receiver(ct).unwrap();
+        let crx = client.receiver(ct).unwrap();
         for i in 0..10_000u32 {
             let b = crx
                 .receive_buffer(Timeout::after(Duration::from_secs(60)))
                 .unwrap();
-            assert_eq!(u32::from_le_bytes(b[..4].try_into().unwrap()), i);
+            let mut got = [0u8; 4];
+            b.read(0, &mut got).unwrap();
+            assert_eq!(u32::from_le_bytes(got), i);
         }
     });
     let stats = server.transport(st).unwrap().stats();
@@ -222,13 +224,13 @@ fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
         .add_transport(&unique("len"), 128, 2, 0, Directions::Send)
         .unwrap();
     ch.open(Role::Client).unwrap();
-    let mut tx = ch.sender(t).unwrap();
+    let tx = ch.sender(t).unwrap();
     let b = tx.get_buffer(Timeout::ZERO).unwrap();
     assert_eq!(b.len(), 128);
     let e = b.send(129).unwrap_err();
     assert!(
         matches!(
-            e,
+            e.error(),
             TransportError::LengthTooLarge {
                 len: 129,
                 size: 128
@@ -236,8 +238,11 @@ fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
         ),
         "{e}"
     );
-    // The failed send gave the buffer back (dropped guard aborts it): the
-    // next get succeeds and all MaxPendingSendBuffers are still available.
+    // The failed send gave the buffer back; dropping it aborts it: all
+    // MaxPendingSendBuffers are still available.
+    let b = e.into_buffer().expect("given back");
+    assert_eq!(b.len(), 128);
+    drop(b);
     for _ in 0..2 {
         let b = tx.get_buffer(Timeout::ZERO).unwrap();
         b.send(1).unwrap();

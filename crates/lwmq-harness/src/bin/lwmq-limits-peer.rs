@@ -183,7 +183,7 @@ fn server(o: &Opts) {
     std::thread::scope(|s| {
         let t = ch.transport(TransportId(0)).expect("added");
         s.spawn(|| watch(t, o.ctl.as_deref(), &stop));
-        let mut rx = ch
+        let rx = ch
             .receiver(TransportId(0))
             .unwrap_or_else(|e| fail(e.to_string()));
         let mut received = 0u64;
@@ -195,7 +195,7 @@ fn server(o: &Opts) {
                 Err(e) => fail(format!("receive: {e}")),
             };
             received += 1;
-            match check(&b) {
+            match check(&b.to_vec()) {
                 None => say(format!("BAD corrupt payload #{received}")),
                 Some((run, seq)) => {
                     match current {
@@ -259,7 +259,7 @@ fn client(o: &Opts) {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let mut tx = ch
+        let tx = ch
             .sender(TransportId(0))
             .unwrap_or_else(|e| fail(e.to_string()));
         let run = u64::from(std::process::id()) << 32 | 0x11;
@@ -269,7 +269,7 @@ fn client(o: &Opts) {
                 .get_buffer(Timeout::after(Duration::from_secs(60)))
                 .unwrap_or_else(|e| fail(format!("get_buffer: {e}")));
             fill(&mut payload, run, seq);
-            b[..payload.len()].copy_from_slice(&payload);
+            b.write(0, &payload).unwrap_or_else(|e| fail(e.to_string()));
             b.send(payload.len())
                 .unwrap_or_else(|e| fail(e.to_string()));
         }

@@ -6,6 +6,10 @@
 //! lwmq-peer idle URI [opts]      connect, then sit idle --seconds S
 //! lwmq-peer hostile URI --mode tail|len|head
 //!                                handshake by hand, then corrupt the section
+//! lwmq-peer hostile URI --mode inject --pause-file F
+//!                                handshake by hand; once F exists, write
+//!                                "EVIL" into the server's next send slot,
+//!                                shut the socket down and keep the mapping
 //! lwmq-peer hostile URI --mode silent|garbage|oversize|version|storm
 //!                                misbehave during the handshake (see `misbehave`)
 //! lwmq-peer hostile URI --mode duplex-tail|duplex-len|duplex-head|wire
@@ -17,13 +21,17 @@
 //!       --get-timeout-ms M (send: finite get_buffer timeout, report TIMEOUT)
 //!       --pause-after N --pause-file F (recv: stop consuming after N
 //!                                payloads until file F exists)
+//!       --window W (send: keep W buffers out, fill them, send them in
+//!                  order, aborting every 5th one, which is filled with a
+//!                  payload of another run that must never arrive;
+//!                  recv: hold up to W buffers, dispose them newest first)
 //! ```
 //!
 //! Lines on stdout (flushed at once) tell the test what happened:
 //! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
 //! `BAD <what>` (at once, for a corrupt, duplicated or reordered payload),
 //! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
-//! `STATE <state>`, `DROPPED <reason>`, `TIMEOUT <n>`, `PAUSED`, `RESUMED`,
+//! `STATE <state>`, `DROPPED <reason>`, `TIMEOUT <n>`, `LOST <n>`, `PAUSED`, `RESUMED`,
 //! `EOF after_ms=..`, `REFUSED code=.. reason=..`, `STORM attempts=.. ..`.
 
 use std::io::Write;
@@ -60,6 +68,7 @@ struct Opts {
     get_timeout_ms: Option<u64>,
     pause_after: Option<u64>,
     pause_file: Option<String>,
+    window: usize,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -96,6 +105,7 @@ fn parse() -> Opts {
         get_timeout_ms: None,
         pause_after: None,
         pause_file: None,
+        window: 1,
     };
     while let Some(a) = args.next() {
         let mut val = || {
@@ -127,6 +137,7 @@ fn parse() -> Opts {
             "--get-timeout-ms" => o.get_timeout_ms = Some(num(val())),
             "--pause-after" => o.pause_after = Some(num(val())),
             "--pause-file" => o.pause_file = Some(val()),
+            "--window" => o.window = (num(val()) as usize).max(1),
             other => fail(format!("unknown option {other}")),
         }
     }
@@ -191,7 +202,7 @@ fn memfd_map_line() -> Option<String> {
 
 fn send(o: &Opts) {
     let ch = open(o, Directions::Send);
-    let mut tx = ch
+    let tx = ch
         .sender(TransportId(0))
         .unwrap_or_else(|e| fail(e.to_string()));
     let run = u64::from(std::process::id()) << 32
@@ -202,9 +213,13 @@ fn send(o: &Opts) {
     let mut pattern = vec![0u8; size];
     let mut seq = 0u64;
     let mut timeouts = 0u64;
+    let mut lost = 0u64;
     let wait = o.get_timeout_ms.map_or(Timeout::INFINITE, |ms| {
         Timeout::after(Duration::from_millis(ms))
     });
+    if o.window > 1 {
+        return send_window(o, &tx, run, size);
+    }
     while o.count == 0 || seq < o.count {
         let mut b = match tx.get_buffer(wait) {
             Ok(b) => b,
@@ -216,9 +231,18 @@ fn send(o: &Opts) {
             Err(e) => fail(e.to_string()),
         };
         fill(&mut pattern, run, seq);
-        b[..size].copy_from_slice(&pattern);
-        b.send(size).unwrap_or_else(|e| fail(e.to_string()));
-        seq += 1;
+        b.write(0, &pattern).unwrap_or_else(|e| fail(e.to_string()));
+        match b.send(size) {
+            Ok(()) => seq += 1,
+            // Obtained on a connection that ended before the send: gone
+            // with it (never delivered to the next peer); send the same
+            // payload again in a new buffer.
+            Err(lwmq::SendError::Failed(TransportError::BufferLost(_))) => {
+                lost += 1;
+                say(format!("LOST {lost}"));
+            }
+            Err(e) => fail(e.to_string()),
+        }
     }
     tx.flush(Timeout::after(Duration::from_secs(120)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));
@@ -228,18 +252,33 @@ fn send(o: &Opts) {
 
 fn recv(o: &Opts) {
     let ch = open(o, Directions::Receive);
-    let mut rx = ch
+    let rx = ch
         .receiver(TransportId(0))
         .unwrap_or_else(|e| fail(e.to_string()));
     let (mut received, mut bad, mut dup, mut gaps, mut runs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut current: Option<(u64, u64)> = None;
     let mut mapped = false;
+    let mut held = Vec::with_capacity(o.window);
     while o.count == 0 || received < o.count {
         let b = rx
             .receive_buffer(Timeout::after(Duration::from_secs(120)))
             .unwrap_or_else(|e| fail(format!("receive: {e}")));
         received += 1;
-        match check(&b) {
+        // A private copy, checked: the peer may be anything.
+        let payload = b.to_vec();
+        if o.window > 1 {
+            // Hold up to `window` buffers, then give them back newest
+            // first (the oldest last: the ring's head only moves then).
+            held.push(b);
+            if held.len() == o.window || (o.count != 0 && received == o.count) {
+                while let Some(b) = held.pop() {
+                    b.dispose();
+                }
+            }
+        } else {
+            drop(b);
+        }
+        match check(&payload) {
             None => {
                 bad += 1;
                 say(format!("BAD corrupt payload #{received}"));
@@ -263,7 +302,6 @@ fn recv(o: &Opts) {
                 }
             },
         }
-        drop(b);
         if o.pause_after == Some(received) {
             say("PAUSED");
             let file = o
@@ -287,6 +325,64 @@ fn recv(o: &Opts) {
         "DONE received={received} bad={bad} dup={dup} gaps={gaps} runs={runs}"
     ));
     say_signals();
+}
+
+/// `send --window W`: W buffers out at once, filled in the order obtained,
+/// sent in that order; every 5th one is filled with a payload of another
+/// run (`POISON <run>` names it) and aborted while later ones are out, so
+/// a receiver that ever sees that run got an aborted buffer.
+fn send_window(o: &Opts, tx: &lwmq::RawSender<'_>, run: u64, size: usize) {
+    let poison = run ^ 0x0BAD_0000_0000;
+    say(format!("POISON {poison}"));
+    let mut pattern = vec![0u8; size];
+    let (mut seq, mut acquired, mut aborted) = (0u64, 0u64, 0u64);
+    let wait = Timeout::after(Duration::from_secs(120));
+    while o.count == 0 || seq < o.count {
+        let mut out = Vec::with_capacity(o.window);
+        let mut next = seq;
+        while out.len() < o.window && (o.count == 0 || next < o.count) {
+            let mut b = tx.get_buffer(wait).unwrap_or_else(|e| fail(e.to_string()));
+            acquired += 1;
+            let keep = acquired % 5 != 0;
+            if keep {
+                fill(&mut pattern, run, next);
+                next += 1;
+            } else {
+                fill(&mut pattern, poison, acquired);
+            }
+            b.write(0, &pattern).unwrap_or_else(|e| fail(e.to_string()));
+            out.push((keep, b));
+        }
+        // The last buffer first: refused, and given back.
+        if out.len() > 1 {
+            let (keep, last) = out.pop().expect("two or more");
+            match last.send(size) {
+                Err(lwmq::SendError::Refused {
+                    error: TransportError::OutOfOrder { .. },
+                    buffer,
+                }) => out.push((keep, buffer)),
+                other => fail(format!("an out-of-order send was not refused: {other:?}")),
+            }
+        }
+        // Abort the poisoned ones first (they may sit between kept ones),
+        // then send the rest in order.
+        let mut rest = Vec::with_capacity(out.len());
+        for (keep, b) in out {
+            if keep {
+                rest.push(b);
+            } else {
+                b.abort();
+                aborted += 1;
+            }
+        }
+        for b in rest {
+            b.send(size).unwrap_or_else(|e| fail(e.to_string()));
+        }
+        seq = next;
+    }
+    tx.flush(Timeout::after(Duration::from_secs(120)))
+        .unwrap_or_else(|e| fail(format!("flush: {e}")));
+    say(format!("SENT {seq} aborted={aborted}"));
 }
 
 /// With `LWMQ_TEST_SIGUSR1` set: `SIGNALS <n>`, the signals handled.
@@ -498,6 +594,9 @@ fn hostile(o: &Opts) {
     ) {
         return hostile_stream(o, &addr);
     }
+    if o.mode == "inject" {
+        return inject(o, &addr);
+    }
     if !matches!(o.mode.as_str(), "tail" | "len" | "head") {
         return misbehave(o, &addr);
     }
@@ -546,6 +645,51 @@ fn hostile(o: &Opts) {
     }
 }
 
+/// `--mode inject`: a raw client that, once `--pause-file` exists (the
+/// server's application has filled the buffer it obtained), writes "EVIL"
+/// over the start of the server's next send slot (found from `tail`),
+/// shuts its socket down so the server sees it leave, and keeps the mapping
+/// (and so the slot) for `--seconds`. Before the fix, the server copied
+/// that slot into the next connection when it sent the buffer.
+fn inject(o: &Opts, addr: &IpcAddress) {
+    let fd = connect_retrying(addr);
+    socket::send(&fd, &Message::Hello(hello_for(o, addr)).encode(), None)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut buf = [0u8; 1024];
+    let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10)));
+    let r = socket::recv(&fd, &mut buf).unwrap_or_else(|e| fail(e.to_string()));
+    let Ok(Message::Accept(a)) = Message::decode(&buf[..r.len]) else {
+        fail("no ACCEPT")
+    };
+    let layout = SectionLayout::compute(a.buffer_size, a.c2s_capacity, a.s2c_capacity)
+        .unwrap_or_else(|| fail("bad layout"));
+    let memfd = r.fd.unwrap_or_else(|| fail("no memfd"));
+    let map = shm::open(&memfd, layout.len).unwrap_or_else(|e| fail(e.to_string()));
+    socket::send(&fd, &Message::Ready.encode(), None).unwrap_or_else(|e| fail(e.to_string()));
+    say("CONNECTED");
+    let file = o
+        .pause_file
+        .as_deref()
+        .unwrap_or_else(|| fail("--mode inject needs --pause-file"));
+    let end = Instant::now() + Duration::from_secs(60);
+    while !std::path::Path::new(file).exists() {
+        if Instant::now() > end {
+            fail("the pause file never appeared");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s2c = layout.s2c;
+    let tail = map.atomic_u32(s2c.ctrl + TAIL).load(Ordering::Acquire);
+    let stride = ring::RingLayout::stride(s2c.buffer_size).unwrap_or_else(|| fail("stride"));
+    let slot = s2c.slots + (tail % s2c.capacity) as usize * stride + ring::SLOT_HEADER;
+    map.atomic_u32(slot)
+        .store(u32::from_le_bytes(*b"EVIL"), Ordering::Release);
+    socket::shutdown(&fd);
+    say(format!("STRUCK tail={tail}"));
+    std::thread::sleep(Duration::from_secs(o.seconds));
+    drop(map);
+}
+
 /// One end of a messaging connection driven by hand: publishes transport
 /// buffers of checked payloads on the client-to-server ring and consumes
 /// the server-to-client ring, with lwmq's own ring code, so the streams
@@ -583,8 +727,9 @@ impl HandPeer {
     /// Releases whatever the server published.
     fn consume(&mut self) {
         while let Ok(true) = self.rx.has_data() {
-            let len = self.rx.peek().map(|(_, l)| l).unwrap_or(0);
-            self.rx.release(len, false);
+            if self.rx.consume_next(false).is_err() {
+                return;
+            }
             self.consumed += 1;
         }
     }

@@ -128,6 +128,12 @@ pub struct ChannelStats {
     /// flush or close) took a bias back. Close to `bias_grants` means the
     /// bias rarely pays off for this channel's pattern of posts.
     pub bias_revocations: u64,
+    /// Messages lost because the connection ended while the buffer holding
+    /// them was being filled or kept open in its shared memory: such a
+    /// buffer is never sent, nor copied to the next connection (the old
+    /// peer could have written into it). Messages still queued are not
+    /// lost; they go to the next peer.
+    pub messages_lost: u64,
 }
 
 /// A messaging channel (see the [module documentation](self)).
@@ -748,6 +754,7 @@ impl Channel {
             dropped_unencodable: c.dropped_unencodable.load(Ordering::Relaxed),
             bias_grants: c.bias_grants.load(Ordering::Relaxed),
             bias_revocations: c.bias_revocations.load(Ordering::Relaxed),
+            messages_lost: c.messages_lost.load(Ordering::Relaxed),
         }
     }
 }

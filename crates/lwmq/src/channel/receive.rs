@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::message::Message;
 use crate::queue::{ReceiveConsumer, ReceiveProducer};
 use crate::timeout::Timeout;
-use crate::transport::{ReceiveSide, TransportError};
+use crate::transport::{BufferId, ReceiveSide, TransportError};
 use crate::wire;
 
 use super::lent::Lent;
@@ -58,6 +58,8 @@ struct SideState {
     left: u32,
     /// The held buffer (valid while `left > 0`).
     held: (*const u8, usize),
+    /// Its id, for `dispose`.
+    held_id: BufferId,
 }
 
 // SAFETY: `held` points into the transport's mapping, which lives as long
@@ -125,6 +127,7 @@ impl RxShared {
                 pos: 0,
                 left: 0,
                 held: (std::ptr::null(), 0),
+                held_id: BufferId(0),
             }),
             descriptor,
         });
@@ -182,7 +185,8 @@ impl RxShared {
         producer.push_batch(messages);
         drop(producer);
         st.left = 0;
-        st.side.dispose(false);
+        let id = st.held_id;
+        let _ = st.side.dispose(id, false);
         Drain::Got
     }
 
@@ -219,8 +223,8 @@ impl RxShared {
             }
         };
         // SAFETY: the receive side guarantees `raw.len` readable bytes at
-        // `raw.ptr` until `dispose`; receiving again before `dispose`
-        // returns the same buffer. The slice is used only while the side's
+        // `raw.ptr` until `dispose(raw.id)`; this side holds one buffer at
+        // a time (it receives again only after disposing). The slice is used only while the side's
         // lock is held and before `dispose` (callers dispose after their
         // last use, under the lock). A hostile peer can change the bytes'
         // values but not the mapping's bounds, and the decoder validates
@@ -244,11 +248,11 @@ impl RxShared {
                     rx.descriptor,
                     buf.len()
                 );
-                st.side.dispose(false);
+                let _ = st.side.dispose(raw.id, false);
                 Err(Drain::Got)
             }
             Ok(0) => {
-                st.side.dispose(false);
+                let _ = st.side.dispose(raw.id, false);
                 Err(Drain::Got)
             }
             Ok(n) => {
@@ -256,6 +260,7 @@ impl RxShared {
                 st.pos = wire::BUFFER_HEADER_LEN;
                 st.left = n;
                 st.held = (raw.ptr.cast_const(), raw.len);
+                st.held_id = raw.id;
                 Ok(buf)
             }
         }
@@ -306,7 +311,8 @@ impl RxShared {
             ahead = ahead.saturating_sub(1).min(st.left);
         }
         if st.left == 0 {
-            st.side.dispose(false);
+            let id = st.held_id;
+            let _ = st.side.dispose(id, false);
         }
         got
     }
@@ -329,7 +335,7 @@ impl RxShared {
         }
         let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
         // Hands the buffer back once its last message was taken, also if
-        // `f` panics (else the same buffer would be delivered again).
+        // `f` panics (else it would stay out for good, counting against the limit).
         let st = DisposeWhenDone(&mut st);
         match wire::RawMessage::at(buf, st.0.pos) {
             Ok((message, next)) => {
@@ -379,7 +385,7 @@ struct DisposeWhenDone<'a>(&'a mut SideState);
 impl Drop for DisposeWhenDone<'_> {
     fn drop(&mut self) {
         if self.0.left == 0 {
-            self.0.side.dispose(false);
+            let _ = self.0.side.dispose(self.0.held_id, false);
         }
     }
 }

@@ -94,6 +94,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_unencodable: AtomicU64,
     pub(crate) bias_grants: AtomicU64,
     pub(crate) bias_revocations: AtomicU64,
+    pub(crate) messages_lost: AtomicU64,
 }
 
 impl Counters {
@@ -146,9 +147,11 @@ pub(crate) struct TxSide {
     pub(crate) backlog: VecDeque<Message>,
     connected: bool,
     full: bool,
+    /// The buffer of the writer currently out (at most one per side).
+    current: Option<RawBuf>,
     /// An acquired buffer kept open to take more messages:
-    /// `(bytes used, messages)`.
-    open: Option<(usize, u32)>,
+    /// `(buffer, bytes used, messages)`.
+    open: Option<(RawBuf, usize, u32)>,
 }
 
 impl TxSide {
@@ -158,29 +161,48 @@ impl TxSide {
             backlog: VecDeque::new(),
             connected: false,
             full: false,
+            current: None,
             open: None,
         }
     }
 
-    /// A writer over the open buffer (acquiring it again returns the same
-    /// one), or over a fresh buffer.
+    /// A writer over the open buffer, or over a fresh buffer.
     fn acquire_writer<'a>(&mut self) -> Option<BufferWriter<'a>> {
-        let raw = self.side.acquire(Timeout::ZERO).ok()?;
-        let w = match self.open.take() {
-            Some((pos, count)) => resume(raw, pos, count),
-            None => writer(raw),
+        let (raw, w) = match self.open.take() {
+            Some((raw, pos, count)) => (raw, resume(raw, pos, count)),
+            None => {
+                let raw = self.side.acquire(Timeout::ZERO).ok()?;
+                (raw, writer(raw))
+            }
         };
         if w.is_none() {
-            self.side.abort();
+            let _ = self.side.abort(raw.id);
+        } else {
+            self.current = Some(raw);
         }
         w
+    }
+
+    /// Gives the buffer of the current writer back unsent.
+    fn abort_current(&mut self) {
+        if let Some(raw) = self.current.take() {
+            let _ = self.side.abort(raw.id);
+        }
+    }
+
+    /// Keeps the buffer of writer `w` open for more messages.
+    fn keep_open(&mut self, w: &BufferWriter<'_>) {
+        if let Some(raw) = self.current.take() {
+            let (pos, count) = w.state();
+            self.open = Some((raw, pos, count));
+        }
     }
 
     /// Sends the buffer of `w`, or keeps it open if it has messages, `force`
     /// is off and the peer is busy enough not to miss it. True if kept.
     fn finish_writer(&mut self, w: BufferWriter<'_>, c: &Counters, force: bool) -> bool {
         if !force && !w.is_empty() && self.side.outstanding() >= KEEP_OPEN_OUTSTANDING {
-            self.open = Some(w.state());
+            self.keep_open(&w);
             return true;
         }
         self.commit(w, c);
@@ -190,15 +212,26 @@ impl TxSide {
     fn commit(&mut self, w: BufferWriter<'_>, c: &Counters) {
         let n = u64::from(w.message_count());
         if n == 0 {
-            self.side.abort();
+            self.abort_current();
             return;
         }
         let len = w.finish();
-        match self.side.commit(len, false) {
+        let Some(raw) = self.current.take() else {
+            return;
+        };
+        match self.side.commit(raw.id, len, false) {
             Ok(()) => {
                 // Only the sender's owner commits.
                 Counters::bump_single_writer(&c.messages_sent, n);
                 Counters::bump_single_writer(&c.buffers_sent, 1);
+            }
+            Err(e @ TransportError::BufferLost(_)) => {
+                // Filled (or kept open) in the shared memory of a
+                // connection that ended: lost with it, never copied out
+                // (the old peer could have written into it). At most one
+                // buffer per side per connection gets here.
+                c.messages_lost.fetch_add(n, Ordering::Relaxed);
+                log::warn!("lwmq: {n} messages lost with their connection: {e}");
             }
             Err(e) => log::warn!("lwmq: committing a buffer of {n} messages failed: {e}"),
         }
@@ -317,9 +350,9 @@ impl Sender {
             Err(_) => {
                 // Not encodable (the pump logs and counts it).
                 if w.is_empty() {
-                    side.side.abort();
+                    side.abort_current();
                 } else {
-                    side.open = Some(w.state());
+                    side.keep_open(&w);
                 }
                 Err(m)
             }
@@ -444,8 +477,8 @@ impl Sender {
         let start = Instant::now();
         for s in &mut self.sides {
             if s.full {
-                if s.side.acquire(Timeout::after(slice)).is_ok() {
-                    s.side.abort();
+                if let Ok(raw) = s.side.acquire(Timeout::after(slice)) {
+                    let _ = s.side.abort(raw.id);
                 }
                 return;
             }
@@ -489,8 +522,8 @@ impl Sender {
         self.scheduler.drain_and_drop();
         for s in &mut self.sides {
             s.backlog.clear();
-            if s.open.take().is_some() {
-                s.side.abort();
+            if let Some((raw, ..)) = s.open.take() {
+                let _ = s.side.abort(raw.id);
             }
         }
     }

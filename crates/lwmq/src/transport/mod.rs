@@ -6,14 +6,24 @@
 //! transport (TCP, later) plugs in by implementing them and registering its
 //! scheme in [`create`].
 //!
-//! Buffer life cycle on the send side: [`SendSide::acquire`] hands out the
-//! next free buffer (waiting up to a timeout), the caller fills it, then
-//! [`SendSide::commit`] sends it or [`SendSide::abort`] gives it back. Buffers
-//! leave in the order they were acquired. On the receive side
-//! [`ReceiveSide::receive`] hands out the next filled buffer and
-//! [`ReceiveSide::dispose`] returns it. Each side is used by one thread at a
-//! time: it is claimed with [`Transport::claim_sender`] /
-//! [`Transport::claim_receiver`] and released when dropped.
+//! Buffer life cycle on the send side: [`SendSide::acquire`] hands out a
+//! free buffer (waiting up to a timeout), up to `MaxPendingSendBuffers` at
+//! once, each with its [`BufferId`]; the caller fills them, then
+//! [`SendSide::commit`] sends the oldest one or [`SendSide::abort`] gives
+//! any one back. Buffers leave in the order they were acquired: committing
+//! another than the oldest is refused ([`TransportError::OutOfOrder`]) and
+//! changes nothing. On the receive side [`ReceiveSide::receive`] hands out
+//! the next filled buffer, up to `MaxPendingReceiveBuffers` at once, and
+//! [`ReceiveSide::dispose`] returns any of them, in any order. Asking for
+//! more buffers than the limit is an error
+//! ([`TransportError::BufferLimit`]), never a wait: only the same thread
+//! could give one back. Each side is used by one thread at a time: it is
+//! claimed with [`Transport::claim_sender`] / [`Transport::claim_receiver`]
+//! and released when dropped.
+//!
+//! The memory of a buffer ([`RawBuf`]) may be shared with the peer, which
+//! can write it at any time: it is reached through raw pointers only, never
+//! through a `&[u8]`/`&mut [u8]` that would promise nobody else changes it.
 
 pub mod ipc;
 
@@ -532,9 +542,48 @@ pub enum TransportError {
         /// Buffer size.
         size: usize,
     },
-    /// The connection ended while the buffer was in use; it was not sent.
+    /// The connection ended while buffers were in flight: some that were
+    /// sent were not taken by the peer and are lost.
     #[error("{0}: the connection ended; the buffer was lost")]
     Disconnected(String),
+    /// The buffer was acquired in the shared memory of a connection that
+    /// ended before the commit; it was not sent and is gone.
+    #[error("{0}: the buffer was not sent: the connection it was obtained on ended before it was sent, and nothing written into a dead connection's shared memory is ever delivered (get a new buffer and send the data again)")]
+    BufferLost(String),
+    /// Every buffer this side may hand out at once is out.
+    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})")]
+    BufferLimit {
+        /// The transport.
+        descriptor: String,
+        /// `send` or `receive`.
+        dir: &'static str,
+        /// The limit.
+        max: u32,
+        /// `MaxPendingSendBuffers` or `MaxPendingReceiveBuffers`.
+        limit: &'static str,
+        /// How to get one back.
+        hint: &'static str,
+    },
+    /// A commit for another buffer than the oldest one outstanding.
+    #[error("{descriptor}: buffer {given} was not sent: buffer {oldest} was obtained before it (rule: buffers are sent in the order obtained; send or abort {oldest} first)")]
+    OutOfOrder {
+        /// The transport.
+        descriptor: String,
+        /// The buffer given.
+        given: BufferId,
+        /// The oldest buffer outstanding.
+        oldest: BufferId,
+    },
+    /// A buffer id that is not outstanding on this side.
+    #[error("{descriptor}: buffer {id} is not out on this {dir} side (already sent, aborted or disposed, or never handed out)")]
+    UnknownBuffer {
+        /// The transport.
+        descriptor: String,
+        /// `send` or `receive`.
+        dir: &'static str,
+        /// The id given.
+        id: BufferId,
+    },
     /// A control code is not valid now.
     #[error("{descriptor}: {what}")]
     Control {
@@ -571,8 +620,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
     fn claim_receiver(&self) -> Result<Box<dyn ReceiveSide>, TransportError>;
 }
 
-/// Memory of an acquired buffer. Valid until the matching commit, abort,
-/// or dispose, and never longer than the side that produced it.
+/// Names one buffer handed out by a [`SendSide`] or [`ReceiveSide`];
+/// unique for the life of the side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufferId(pub u64);
+
+impl fmt::Display for BufferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Memory of a buffer handed out by a side. Valid until the matching
+/// commit, abort or dispose, and never longer than the side that produced
+/// it. It may lie in memory the peer shares and can write: access it
+/// through the raw pointer (copies), never through a reference.
 #[derive(Debug, Clone, Copy)]
 pub struct RawBuf {
     /// Start of the buffer.
@@ -580,20 +642,34 @@ pub struct RawBuf {
     /// Its size (the transport's buffer size) or, when received, the
     /// number of bytes the sender filled.
     pub len: usize,
+    /// Which buffer this is (for commit, abort, dispose).
+    pub id: BufferId,
 }
+
+// SAFETY: a `RawBuf` is an address, a length and an id; holding or moving
+// one grants no access by itself. Every dereference of `ptr` is `unsafe`
+// code that must show the buffer is still out and who else may touch it,
+// whichever thread it runs on (the side that handed it out is `Send` too).
+unsafe impl Send for RawBuf {}
 
 /// The send side of a transport (see the module docs).
 pub trait SendSide: Send {
-    /// The next free buffer, waiting up to `timeout`. At most one buffer is
-    /// acquired at a time; acquiring again before commit/abort returns the
-    /// same buffer.
+    /// A free buffer, waiting up to `timeout` for one. Each call hands out
+    /// another buffer, up to `MaxPendingSendBuffers` at once (more is
+    /// [`TransportError::BufferLimit`], at once).
     fn acquire(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError>;
-    /// Sends the acquired buffer's first `len` bytes; `erase` zeroes the
-    /// buffer once the peer has consumed it.
-    fn commit(&mut self, len: usize, erase: bool) -> Result<(), TransportError>;
-    /// Gives the acquired buffer back unsent.
-    fn abort(&mut self);
-    /// Waits until every sent buffer was taken by the peer (or timeout).
+    /// Sends the first `len` bytes of buffer `id`, which must be the oldest
+    /// one outstanding ([`TransportError::OutOfOrder`] otherwise, and
+    /// nothing changes; so does a `len` above the buffer size). `erase`
+    /// zeroes the buffer once the peer has consumed it. A buffer obtained
+    /// in the shared memory of a connection that has ended since is not
+    /// sent: [`TransportError::BufferLost`], and it is gone.
+    fn commit(&mut self, id: BufferId, len: usize, erase: bool) -> Result<(), TransportError>;
+    /// Gives buffer `id` back unsent, whichever of the outstanding ones it
+    /// is; nothing of it reaches the peer.
+    fn abort(&mut self, id: BufferId) -> Result<(), TransportError>;
+    /// Waits until every committed buffer was taken by the peer (or
+    /// timeout). Buffers still outstanding are not waited for.
     fn flush(&mut self, timeout: Timeout) -> Result<(), TransportError>;
     /// True if a peer is connected right now.
     fn is_connected(&mut self) -> bool;
@@ -608,11 +684,13 @@ pub trait SendSide: Send {
 
 /// The receive side of a transport (see the module docs).
 pub trait ReceiveSide: Send {
-    /// The next filled buffer, waiting up to `timeout`. At most one is held;
-    /// receiving again before dispose returns the same buffer.
+    /// The next filled buffer, waiting up to `timeout`. Each call hands out
+    /// the next buffer, up to `MaxPendingReceiveBuffers` at once (more is
+    /// [`TransportError::BufferLimit`], at once).
     fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError>;
-    /// Returns the held buffer, zeroing it first if `erase`.
-    fn dispose(&mut self, erase: bool);
+    /// Returns buffer `id` (any of those held), zeroing it first if
+    /// `erase`.
+    fn dispose(&mut self, id: BufferId, erase: bool) -> Result<(), TransportError>;
 }
 
 /// The buffer limits of the transport a descriptor selects

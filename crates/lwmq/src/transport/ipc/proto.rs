@@ -18,8 +18,10 @@
 use crate::ring::{RingLayout, CTRL_SIZE};
 use crate::transport::{ChannelKind, Directions, RefusalReason};
 
-/// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+/// The protocol version this build speaks. 2: slots may be published as
+/// discarded (`ring::FLAG_DISCARD`), and slot flags outside
+/// `ring::KNOWN_FLAGS` are a violation.
+pub const VERSION: u16 = 2;
 /// Largest handshake message.
 pub const MAX_MESSAGE: usize = 1024;
 const MAGIC: &[u8; 4] = b"LWMQ";

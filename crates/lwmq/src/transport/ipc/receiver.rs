@@ -1,40 +1,171 @@
-//! The receive side of the data path: take the next published slot of the
-//! incoming ring, dispose it.
+//! The receive side of the data path: take published slots of the incoming
+//! ring, up to `MaxPendingReceiveBuffers` at once, and give them back in
+//! any order.
+//!
+//! Taken slots `[head, next)` of the ring each have an entry in `held`
+//! (indexed by position modulo the capacity: no list to search or grow).
+//! A buffer's id is its ring's `base` plus its position, so giving one back
+//! finds its entry by subtraction; `head` moves over the prefix given back
+//! (the producer only ever sees it advance in order). A slot the producer
+//! published as discarded is taken and done at once, never handed out (it
+//! uses up an id nobody sees). When the connection changes while buffers
+//! are held, the old ring (and its mapping, which their pointers point
+//! into) is kept in `retired` until each of them is given back.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Conn, Inner};
-use crate::ring::{Consumer, WaitOutcome};
+use crate::ring::{Consumer, Slot, WaitOutcome};
 use crate::timeout::Timeout;
-use crate::transport::{RawBuf, ReceiveSide, TransportError};
+use crate::transport::{BufferId, RawBuf, ReceiveSide, TransportError};
+
+/// A taken slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    len: usize,
+    /// The producer's erase flag, read once when the slot was taken.
+    erase: bool,
+    /// Handed out and not yet given back (false: given back, or discarded).
+    out: bool,
+}
+
+/// One ring and the slots taken from it.
+#[derive(Debug)]
+struct Taken {
+    /// Keeps the connection (and the mapping the slots lie in) alive.
+    conn: Arc<Conn>,
+    cons: Consumer,
+    /// One entry per slot; those of positions `[head, next)` are meaningful.
+    held: Box<[Held]>,
+    /// Index in `held` of position `head`.
+    head_idx: usize,
+    /// A buffer's id is `base + position` (wrapping).
+    base: u64,
+    /// Buffers handed out and not given back.
+    handed_out: usize,
+}
+
+impl Taken {
+    fn new(conn: Arc<Conn>, cons: Consumer, first_id: u64) -> Self {
+        let cap = cons.capacity() as usize;
+        let head = cons.oldest_taken();
+        Self {
+            conn,
+            held: vec![Held::default(); cap].into_boxed_slice(),
+            head_idx: (head % cap as u64) as usize,
+            base: first_id.wrapping_sub(head),
+            handed_out: 0,
+            cons,
+        }
+    }
+
+    /// Index in `held` of the slot `off` positions after `head`
+    /// (`off < capacity`).
+    #[inline]
+    fn index(&self, off: u64) -> usize {
+        let j = self.head_idx + off as usize;
+        if j < self.held.len() {
+            j
+        } else {
+            j - self.held.len()
+        }
+    }
+
+    /// Records the slot `peek` just returned as taken; returns its id.
+    #[inline(always)]
+    fn take(&mut self, slot: &Slot) -> u64 {
+        let off = self.cons.taken();
+        let pos = self.cons.take();
+        let i = self.index(off);
+        self.held[i] = Held {
+            len: slot.len,
+            erase: slot.erase,
+            out: !slot.discarded,
+        };
+        if slot.discarded {
+            self.release_prefix();
+        } else {
+            self.handed_out += 1;
+        }
+        self.base.wrapping_add(pos)
+    }
+
+    /// Gives buffer `id` back (zeroing it first if asked to), then releases
+    /// the prefix given back. False if `id` is not out here.
+    #[inline(always)]
+    fn dispose(&mut self, id: u64, erase: bool) -> bool {
+        let head = self.cons.oldest_taken();
+        let off = id.wrapping_sub(self.base).wrapping_sub(head);
+        let taken = self.cons.taken();
+        if off >= taken {
+            return false;
+        }
+        let i = self.index(off);
+        let h = self.held[i];
+        if !h.out {
+            return false;
+        }
+        self.held[i].out = false;
+        self.handed_out -= 1;
+        if erase || h.erase {
+            self.cons.erase(head + off, h.len);
+        }
+        if off == 0 {
+            if taken == 1 {
+                // The common case: the only slot taken.
+                self.head_idx = self.index(1);
+                self.cons.release(1);
+            } else {
+                self.release_prefix();
+            }
+        }
+        true
+    }
+
+    /// Releases the taken slots at the front that are no longer out.
+    fn release_prefix(&mut self) {
+        let taken = self.cons.taken();
+        let mut n = 0;
+        while n < taken && !self.held[self.index(n)].out {
+            n += 1;
+        }
+        if n > 0 {
+            self.head_idx = if n < self.held.len() as u64 {
+                self.index(n)
+            } else {
+                self.head_idx
+            };
+            self.cons.release(n);
+        }
+    }
+}
 
 /// The receive side of an `ipc://` transport.
 #[derive(Debug)]
 pub struct IpcReceiver {
     inner: Arc<Inner>,
     gen: u64,
-    conn: Option<Arc<Conn>>,
-    cons: Option<Consumer>,
-    held: Option<(*const u8, usize)>,
+    current: Option<Taken>,
+    /// Rings of ended connections with buffers still held.
+    retired: Vec<Taken>,
+    /// Buffers handed out and not yet disposed (all rings).
+    out: usize,
+    next_id: u64,
     received: u64,
     bytes: u64,
     spin: Duration,
 }
 
-// SAFETY: the raw pointer in `held` points into `conn`'s mapping, which the
-// receiver owns an `Arc` to; moving the receiver to another thread moves the
-// `Arc` with it, and the mapping itself is `Send + Sync`.
-unsafe impl Send for IpcReceiver {}
-
 impl IpcReceiver {
     pub(super) fn new(inner: Arc<Inner>) -> Self {
         Self {
             gen: u64::MAX,
-            conn: None,
-            cons: None,
-            held: None,
+            current: None,
+            retired: Vec::new(),
+            out: 0,
+            next_id: 0,
             received: inner.stats.received.0.load(Ordering::Relaxed),
             bytes: inner.stats.received.1.load(Ordering::Relaxed),
             spin: Duration::ZERO,
@@ -44,21 +175,52 @@ impl IpcReceiver {
 
     fn sync(&mut self) {
         if let Some(conn) = self.inner.changed_since(&mut self.gen) {
-            self.cons = conn.as_ref().and_then(|c| {
-                c.rx.map(|l| Consumer::attach(Arc::clone(&c.map), l, c.fences))
+            if let Some(old) = self.current.take() {
+                if old.handed_out > 0 {
+                    self.retired.push(old);
+                }
+            }
+            let first_id = self.next_id;
+            self.current = conn.and_then(|c| {
+                c.rx.map(|l| {
+                    let cons = Consumer::attach(Arc::clone(&c.map), l, c.fences);
+                    Taken::new(c, cons, first_id)
+                })
             });
-            self.conn = conn;
             self.spin = self.inner.spin();
         }
     }
-}
 
-impl ReceiveSide for IpcReceiver {
-    fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
-        if let Some((ptr, len)) = self.held {
-            return Ok(RawBuf {
-                ptr: ptr as *mut u8,
-                len,
+    /// Counts a buffer handed out and describes it.
+    #[inline(always)]
+    fn hand_out(&mut self, id: u64, slot: &Slot) -> RawBuf {
+        self.next_id = id.wrapping_add(1);
+        self.out += 1;
+        self.received += 1;
+        self.bytes += slot.len as u64;
+        let s = &self.inner.stats;
+        s.received.0.store(self.received, Ordering::Relaxed);
+        s.received.1.store(self.bytes, Ordering::Relaxed);
+        RawBuf {
+            ptr: slot.ptr,
+            len: slot.len,
+            id: BufferId(id),
+        }
+    }
+
+    /// [`ReceiveSide::receive`] when the fast path does not apply: the
+    /// limit, a connection change, a discarded slot, a violation, or a
+    /// wait. Out of line, so that the fast path stays small.
+    #[inline(never)]
+    fn receive_slow(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+        let max = self.inner.config.receive_buffers();
+        if self.out >= max as usize {
+            return Err(TransportError::BufferLimit {
+                descriptor: self.inner.descriptor.clone(),
+                dir: "receive",
+                max,
+                limit: "MaxPendingReceiveBuffers",
+                hint: "dispose one first",
             });
         }
         let deadline = timeout.deadline();
@@ -67,11 +229,11 @@ impl ReceiveSide for IpcReceiver {
                 return Err(TransportError::NotOpen(self.inner.descriptor.clone()));
             }
             self.sync();
-            if let (Some(conn), Some(cons)) = (&self.conn, &mut self.cons) {
-                if !conn.dead.load(Ordering::Acquire) {
-                    let r = match cons.has_data() {
-                        Ok(true) => cons.peek().map(Some),
-                        Ok(false) => match cons.wait_data(deadline, self.spin, &conn.dead) {
+            if let Some(t) = &mut self.current {
+                if !t.conn.dead.load(Ordering::Acquire) {
+                    let r = match t.cons.has_data() {
+                        Ok(true) => t.cons.peek().map(Some),
+                        Ok(false) => match t.cons.wait_data(deadline, self.spin, &t.conn.dead) {
                             Ok(WaitOutcome::TimedOut) => return Err(TransportError::Timeout),
                             Ok(_) => Ok(None),
                             Err(v) => Err(v),
@@ -79,21 +241,17 @@ impl ReceiveSide for IpcReceiver {
                         Err(v) => Err(v),
                     };
                     match r {
-                        Ok(Some((ptr, len))) => {
-                            self.held = Some((ptr, len));
-                            self.received += 1;
-                            self.bytes += len as u64;
-                            let s = &self.inner.stats;
-                            s.received.0.store(self.received, Ordering::Relaxed);
-                            s.received.1.store(self.bytes, Ordering::Relaxed);
-                            return Ok(RawBuf {
-                                ptr: ptr as *mut u8,
-                                len,
-                            });
+                        Ok(Some(slot)) => {
+                            let id = t.take(&slot);
+                            if slot.discarded {
+                                self.next_id = id.wrapping_add(1);
+                                continue;
+                            }
+                            return Ok(self.hand_out(id, &slot));
                         }
                         Ok(None) => {}
                         Err(v) => {
-                            let c = Arc::clone(conn);
+                            let c = Arc::clone(&t.conn);
                             self.inner.violation(&c, &v);
                         }
                     }
@@ -106,11 +264,55 @@ impl ReceiveSide for IpcReceiver {
             self.inner.wait_link_change(self.gen, deadline);
         }
     }
+}
 
-    fn dispose(&mut self, erase: bool) {
-        if let (Some((_, len)), Some(cons)) = (self.held.take(), self.cons.as_mut()) {
-            cons.release(len, erase);
+impl ReceiveSide for IpcReceiver {
+    fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError> {
+        // Fast path: below the limit, same connection, alive, a slot
+        // published and not discarded. No lock, no system call.
+        if self.out < self.inner.config.receive_buffers() as usize
+            && self.inner.generation.load(Ordering::Acquire) == self.gen
+        {
+            if let Some(t) = &mut self.current {
+                if !t.conn.dead.load(Ordering::Acquire) && matches!(t.cons.has_data(), Ok(true)) {
+                    if let Ok(slot) = t.cons.peek() {
+                        if !slot.discarded {
+                            let id = t.take(&slot);
+                            return Ok(self.hand_out(id, &slot));
+                        }
+                    }
+                }
+            }
         }
+        self.receive_slow(timeout)
+    }
+
+    fn dispose(&mut self, id: BufferId, erase: bool) -> Result<(), TransportError> {
+        let in_current = self
+            .current
+            .as_mut()
+            .is_some_and(|t| t.dispose(id.0, erase));
+        let found = match in_current {
+            true => true,
+            false => {
+                let i = self.retired.iter_mut().position(|t| t.dispose(id.0, erase));
+                if let Some(i) = i {
+                    if self.retired[i].handed_out == 0 {
+                        self.retired.swap_remove(i);
+                    }
+                }
+                i.is_some()
+            }
+        };
+        if !found {
+            return Err(TransportError::UnknownBuffer {
+                descriptor: self.inner.descriptor.clone(),
+                dir: "receive",
+                id,
+            });
+        }
+        self.out -= 1;
+        Ok(())
     }
 }
 

@@ -1,0 +1,98 @@
+//! A peer that writes into the slot the application is filling, then
+//! leaves, must not get its bytes delivered to the next peer.
+//!
+//! The attack (issue 12, finding 1): the application (here this test
+//! process, a raw server) obtains a send buffer in the shared section of a
+//! connection and fills it; the peer (an `lwmq-peer hostile --mode inject`
+//! process) knows which slot that is from `tail`, writes "EVIL" over its
+//! start, shuts its socket down and keeps its mapping. The application then
+//! sends the buffer. The former code found the connection dead and copied
+//! the slot out of the dead section into the next connection, so the next,
+//! honest peer received "EVILT-PAYLOAD". Now the send reports the buffer
+//! lost and nothing of the dead section is ever delivered.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lwmq::{
+    ConnectionState, Directions, RawChannel, Role, SendError, Timeout, TransportError, TransportId,
+};
+
+const WAIT: Timeout = Timeout::after(Duration::from_secs(30));
+
+fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) {
+    let t = ch.transport(TransportId(0)).unwrap();
+    let end = Instant::now() + LIVENESS;
+    while !want(&t.state()) {
+        assert!(Instant::now() < end, "state stuck at {}", t.state());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
+    let uri = unique("inject");
+    let go = std::env::temp_dir().join(format!("lwmq-inject-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut attacker = spawn(&[
+        "hostile",
+        &uri,
+        "--mode",
+        "inject",
+        "--buffers",
+        "4",
+        "--buffer-size",
+        "4096",
+        "--pause-file",
+        go.to_str().unwrap(),
+        "--seconds",
+        "30",
+    ]);
+    attacker.expect("CONNECTED", LIVENESS);
+    wait_state(&server, |s| *s == ConnectionState::Connected);
+    let tx = server.sender(TransportId(0)).unwrap();
+
+    // The application fills a buffer of the attacker's connection...
+    let mut b = tx.get_buffer(WAIT).unwrap();
+    b.write(0, b"LEGIT-PAYLOAD").unwrap();
+    // ...the attacker overwrites it and leaves, keeping its mapping...
+    std::fs::write(&go, b"go").unwrap();
+    attacker.expect("STRUCK", LIVENESS);
+    wait_state(&server, |s| *s != ConnectionState::Connected);
+    let mut seen = [0u8; 13];
+    b.read(0, &mut seen).unwrap();
+    assert_eq!(&seen, b"EVILT-PAYLOAD", "the attacker did write the slot");
+    // ...and the send reports the buffer lost instead of keeping it.
+    match b.send(13) {
+        Err(SendError::Failed(TransportError::BufferLost(_))) => {}
+        other => panic!("expected BufferLost, got {other:?}"),
+    }
+    // The application sends again (staged: no peer now).
+    let mut b = tx.get_buffer(WAIT).unwrap();
+    b.write(0, b"LEGIT-PAYLOAD").unwrap();
+    b.send(13).unwrap();
+
+    // The next, honest peer gets exactly the application's bytes.
+    let mut honest = RawChannel::new();
+    honest
+        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
+        .unwrap();
+    honest.open(Role::Client).unwrap();
+    let rx = honest.receiver(TransportId(0)).unwrap();
+    let got = rx.receive_buffer(WAIT).unwrap();
+    assert_eq!(got.to_vec(), b"LEGIT-PAYLOAD");
+    drop(got);
+    assert!(matches!(
+        rx.receive_buffer(Timeout::after(Duration::from_millis(300))),
+        Err(TransportError::Timeout)
+    ));
+    attacker.kill9();
+    let _ = std::fs::remove_file(&go);
+}
