@@ -309,9 +309,17 @@ impl RxShared {
         let st = &mut *st;
         let buf = st.held.bytes();
         let mut take = || {
-            let m = st.index.message(st.next)?.to_message(&buf);
-            st.next += 1;
-            Some(m)
+            let i = st.next;
+            st.next = i + 1;
+            match st.index.message(i) {
+                Some(m) => Some(m.to_message(&buf)),
+                None => {
+                    // Past the last message (or, never, a hole): the
+                    // buffer is done.
+                    st.next = st.index.len();
+                    None
+                }
+            }
         };
         // Messages are left (`next_buffer`), so this takes one.
         let got = take().ok_or(Drain::Got);
@@ -351,9 +359,14 @@ impl RxShared {
         let guard = ReleaseWhenDone(&mut st);
         let st = &mut *guard.0;
         let buf = st.held.bytes();
-        // Messages are left (`next_buffer`).
-        let message = st.index.message(st.next).ok_or(Drain::Got)?;
-        st.next += 1;
+        let i = st.next;
+        st.next = i + 1;
+        // Messages are left (`next_buffer`); should one be missing, the
+        // buffer is done (and given back by the guard).
+        let Some(message) = st.index.message(i) else {
+            st.next = st.index.len();
+            return Err(Drain::Got);
+        };
         let f = f.take().ok_or(Drain::Got)?;
         Ok(Lending::Lent(f(Lent::in_place(buf, message))))
     }

@@ -907,3 +907,35 @@ fn decode_whole(buf: &[u8]) -> Result<Vec<Contents>, WireError> {
     validate_buffer(buf)?;
     decode(buf)
 }
+
+/// A source longer than any buffer may be, whose bytes are never read.
+struct Huge;
+
+// SAFETY: `copy_to_uninit` never writes and always returns false.
+unsafe impl Source for Huge {
+    fn len(&self) -> usize {
+        MAX_BUFFER_LEN + 1
+    }
+
+    fn byte(&self, _: usize) -> Option<u8> {
+        panic!("a buffer that is too long must be refused before any byte is read")
+    }
+
+    fn copy_to_uninit(&self, _: usize, _: &mut [MaybeUninit<u8>]) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_buffer_longer_than_the_limit_is_refused_unread() {
+    let mut index = BufferIndex::new();
+    let err = index.build(&Huge).unwrap_err();
+    assert_eq!(
+        err,
+        WireError::BufferTooLong {
+            len: MAX_BUFFER_LEN + 1,
+            max: MAX_BUFFER_LEN
+        }
+    );
+    assert!(err.to_string().contains("at most 4294967295 bytes"));
+}
