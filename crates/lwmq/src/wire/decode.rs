@@ -449,6 +449,9 @@ impl<'a> RawMessage<'a> {
     /// bytes inline, all larger frames of the message together in one
     /// allocation.
     pub fn to_message(&self) -> Message {
+        if self.frame_count == 1 {
+            return index::to_message(self.buf, std::slice::from_ref(&self.first));
+        }
         // Walking the frames again is sound here: the buffer is a `&[u8]`,
         // which cannot change.
         let mut spans = Vec::with_capacity(self.frame_count);
