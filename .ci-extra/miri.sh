@@ -39,7 +39,8 @@ lib_tests=(queue::mono::tests message::tests::external message::tests::share
 # Minutes each under Miri: fine natively, too slow for CI.
 slow=(spsc_threads round_trip_clubbed decoding_mutated_buffers_never_panics
   many_messages_club_in_order encoded_len_is_exact_and_push_is_all_or_nothing
-  round_trip_one_thousand_frames an_index_is_reused_and_emptied_by_a_bad_buffer)
+  round_trip_one_thousand_frames an_index_is_reused_and_emptied_by_a_bad_buffer
+  an_index_gives_back_what_a_buffer_of_tiny_messages_needed)
 if [ "${1:-}" = "--full" ]; then
   cargo +nightly miri test -q -p lwmq --lib -- "${lib_tests[@]}"
 else

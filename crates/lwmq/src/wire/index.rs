@@ -60,6 +60,14 @@ pub struct BufferIndex {
 /// Slots added when the index is full (then doubling).
 const MIN_SLOTS: usize = 256;
 
+/// Slots (16 bytes each) and frames (32 bytes each) an index keeps
+/// between buffers whatever the last buffer needed: 1 MiB and 2 MiB. A
+/// larger index is cut back to twice what the last buffer used once that
+/// is under a quarter of it, so that one buffer of tiny messages (a peer
+/// can send 512 Ki empty messages in 1 MiB) does not pin its index.
+const KEEP_SLOTS: usize = 1 << 16;
+const KEEP_FRAMES: usize = 1 << 16;
+
 impl BufferIndex {
     /// An empty index.
     pub fn new() -> Self {
@@ -75,15 +83,25 @@ impl BufferIndex {
     #[inline(never)]
     pub fn build<S: Source + ?Sized>(&mut self, src: &S) -> Result<u32, WireError> {
         self.clear();
-        match Self::fill(src, &mut self.slots, &mut self.frames) {
-            Ok((declared, n)) => {
-                self.count = n;
-                Ok(declared)
-            }
-            Err(e) => {
-                self.clear();
-                Err(e)
-            }
+        let built = Self::fill(src, &mut self.slots, &mut self.frames);
+        if let Ok((_, n)) = built {
+            self.count = n;
+        } else {
+            self.clear();
+        }
+        self.trim();
+        built.map(|(declared, _)| declared)
+    }
+
+    /// Gives back memory a much larger buffer needed (see [`KEEP_SLOTS`]).
+    fn trim(&mut self) {
+        if self.slots.len() > KEEP_SLOTS && self.count < self.slots.len() / 4 {
+            self.slots.truncate((self.count * 2).max(KEEP_SLOTS));
+            self.slots.shrink_to_fit();
+        }
+        let frames = self.frames.len();
+        if self.frames.capacity() > KEEP_FRAMES && frames < self.frames.capacity() / 4 {
+            self.frames.shrink_to((frames * 2).max(KEEP_FRAMES));
         }
     }
 
@@ -251,6 +269,12 @@ impl BufferIndex {
             payload: payload as u32,
         };
         Ok((entry, cur.pos()))
+    }
+
+    /// `(slots, frame capacity)` kept for the next buffer.
+    #[cfg(test)]
+    pub(crate) fn retained(&self) -> (usize, usize) {
+        (self.slots.len(), self.frames.capacity())
     }
 
     /// Forgets every message.

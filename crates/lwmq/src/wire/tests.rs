@@ -939,3 +939,36 @@ fn a_buffer_longer_than_the_limit_is_refused_unread() {
     );
     assert!(err.to_string().contains("at most 4294967295 bytes"));
 }
+
+#[test]
+fn an_index_gives_back_what_a_buffer_of_tiny_messages_needed() {
+    // 200,000 empty one-frame messages (2 bytes each), then 100,000
+    // messages of two empty frames, then a small buffer: the index shrinks
+    // back.
+    let empty: Vec<Message> = (0..200_000)
+        .map(|_| one_frame(b"", Timestamp::None))
+        .collect();
+    let tiny = encode(&empty, 1 << 20);
+    let two: Vec<Message> = (0..100_000)
+        .map(|_| {
+            let mut m = one_frame(b"", Timestamp::None);
+            m.push_copy(b"", Timestamp::None).unwrap();
+            m
+        })
+        .collect();
+    let frames = encode(&two, 1 << 20);
+    let (small, _) = flippable();
+    let mut index = BufferIndex::new();
+    assert_eq!(index.build(&tiny[..]), Ok(200_000));
+    assert!(index.retained().0 >= 200_000);
+    assert_eq!(index.build(&frames[..]), Ok(100_000));
+    assert!(index.retained().1 >= 200_000);
+    assert_eq!(index.build(&small[..]), Ok(2));
+    let (slots, frame_room) = index.retained();
+    assert!(
+        slots <= 1 << 16 && frame_room <= 1 << 16,
+        "{slots} {frame_room}"
+    );
+    let m = index.message(0).unwrap().to_message(&small[..]);
+    assert_eq!(m.payload_size(), 30);
+}
