@@ -170,7 +170,7 @@ pub enum WireError {
         /// Offset of the message.
         offset: usize,
     },
-    /// A message declares more than [`MAX_FRAMES`] frames.
+    /// A message declares more than [`MAX_FRAMES`](crate::message::MAX_FRAMES) frames.
     #[error("message at offset {offset} declares {count} frames; the limit is {max}")]
     TooManyFrames {
         /// Offset of the message.

@@ -116,8 +116,11 @@ enum Bytes<'a> {
 }
 
 /// One frame of a [`Lent`] message: its length and timestamp (fixed when
-/// the buffer was checked) and its bytes (see the [module
-/// documentation](self)).
+/// the buffer was checked) and its bytes. Read in place, the bytes are in
+/// memory the sender can still write, so the frame copies them out
+/// ([`Self::read`], [`Self::copy_to`], [`Self::to_vec`]) instead of lending
+/// a slice; [`Self::as_private`] and the `unsafe` [`Self::as_slice`] say
+/// when a slice is sound.
 #[derive(Debug, Clone, Copy)]
 pub struct LentFrame<'a> {
     bytes: Bytes<'a>,

@@ -43,7 +43,8 @@ enum Entry {
 }
 
 /// The messages of a validated buffer: where each message's frames are,
-/// as read once (see the [module documentation](self)).
+/// as read once (see the [`wire`](crate::wire) module: one read of every
+/// byte that matters).
 ///
 /// Reusable: [`Self::build`] clears it first and keeps its allocations.
 #[derive(Debug, Default)]
