@@ -140,3 +140,70 @@ fn corrupt_wire_bytes_in_a_live_stream_are_dropped_whole_and_counted() {
     replacement_works_both_ways(&mut server, &uri);
     server.kill9();
 }
+
+/// A peer that keeps rewriting the buffers it published (frame headers
+/// into other valid shapes, frame counts, message counts, payload bytes)
+/// while the receiver decodes them, for 3 s, then sends control buffers it
+/// leaves alone (4 good, 1 corrupt, then an end marker). The receiver
+/// takes messages alternately owned and lent in place. Whatever the race
+/// gives (nothing here depends on when the rewrites land), every message
+/// delivered agrees with itself (payload size = sum of its frames, frames
+/// gathered whole into a buffer of that size), every buffer that passed
+/// validation is delivered whole and every one that failed is counted
+/// and delivers nothing (delivered = messages counted in valid buffers),
+/// and every buffer published is received exactly once.
+#[test]
+fn a_peer_rewriting_buffers_while_they_are_decoded_gets_nothing_inconsistent_delivered() {
+    let uri = unique("rewrite");
+    let mut judge = spawn_msg(&["judge", &uri, "server", "120"]);
+    judge.expect("OPEN server", LIVENESS);
+    let mut h = spawn(&[
+        "hostile",
+        &uri,
+        "--mode",
+        "rewrite",
+        "--seconds",
+        "3",
+        "--buffers",
+        "8",
+        "--buffer-size",
+        "65536",
+    ]);
+    h.expect("CONNECTED", LIVENESS);
+    let verdict = judge.expect("JUDGE", LIVENESS * 2);
+    let rewrote = h.expect("REWROTE", LIVENESS);
+    let f = |k: &str| done_field(&verdict, k);
+    judge.drain();
+    let bad: Vec<_> = judge.seen.iter().filter(|l| l.starts_with("BAD")).collect();
+    assert!(
+        bad.is_empty(),
+        "{} inconsistent messages delivered, the first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert_eq!(f("bad"), 0, "{verdict}");
+    assert!(verdict.ends_with("ended=true"), "{verdict}");
+    assert_eq!(
+        f("delivered"),
+        f("messages_received"),
+        "a validated buffer is delivered whole, a failed one not at all: {verdict}"
+    );
+    // Control buffers: 4 x 80 good messages and the end marker at least;
+    // the corrupt one at least among the failures.
+    assert!(f("messages_received") > 4 * 80, "{verdict}");
+    assert!(f("decode_errors") >= 1, "{verdict}");
+    assert!(f("lent_in_place") > 0, "{verdict}");
+    assert_eq!(
+        f("buffers_received"),
+        done_field(&rewrote, "buffers") + 6,
+        "every buffer received once: {verdict} / {rewrote}"
+    );
+    assert!(done_field(&rewrote, "writes") > 0, "{rewrote}");
+    assert!(
+        judge.stderr_contains("dropped a corrupt buffer"),
+        "{}",
+        judge.stderr()
+    );
+    h.kill9();
+    judge.kill9();
+}

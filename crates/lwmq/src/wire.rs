@@ -14,19 +14,52 @@
 //! 3 bytes of overhead (1 for the frame count, 2 for the frame header); a
 //! frame of up to 63 bytes costs 2.
 //!
-//! The encoder ([`BufferWriter`]) packs messages all-or-nothing and writes
-//! the buffer header last, in [`BufferWriter::finish`]. The decoder
-//! ([`BufferReader`]) trusts nothing: every length is checked against the
-//! bytes that remain before anything is read or allocated, and any input
-//! yields messages or a typed [`WireError`], never a panic.
+//! # Encoding
+//!
+//! [`BufferWriter`] packs messages all-or-nothing and writes the buffer
+//! header last, in [`BufferWriter::finish`]. It writes through a
+//! [`SharedBytesMut`] (raw-pointer stores, never a `&mut [u8]` over a
+//! transport buffer the peer can see) and never reads back.
+//!
+//! # Decoding: one read of every byte that matters
+//!
+//! A received buffer may be rewritten by its sender while it is decoded, so
+//! the decoder reads it through a [`Source`] (a [`SharedBytes`] view for a
+//! transport buffer: atomic byte loads, copies out) with a cursor that only
+//! moves forward: every byte of the buffer header, of every frame count,
+//! frame header and timestamp is read exactly once, into a private value
+//! that is checked and then used; payload bytes are skipped, not read.
+//!
+//! [`BufferIndex::build`] walks a whole buffer that way and keeps, per
+//! message, where its frames are (offset, length, timestamp): a buffer that
+//! fails anywhere is rejected before any of its messages is delivered, and
+//! what is delivered afterwards comes from the index alone. A message's
+//! frame count and payload size are those of the frames it is made of, and
+//! its payload bytes are copied (to an owned [`Message`]) or lent (as
+//! [`SharedBytes`] views) from the indexed ranges only. The peer can change
+//! payload bytes until they are copied (it is trusted with its data), never
+//! the structure that was checked.
+//!
+//! [`BufferReader`] and [`validate_buffer`] decode private bytes (a
+//! `&[u8]`, which cannot change), with the same checks and the same
+//! cursor. Any input yields messages or a typed [`WireError`], never a
+//! panic; nothing is allocated from a length before that length was checked
+//! against the bytes that remain.
+
+mod decode;
+mod encode;
+mod index;
+#[allow(unsafe_code)]
+mod shared;
 
 use std::fmt;
 
-use bytes::BytesMut;
+use crate::message::{Message, MAX_FRAME_SIZE};
 
-use crate::message::{
-    DecodedData, Message, NtTime, MAX_FRAMES, MAX_FRAME_SIZE, MAX_INLINE_FRAME_SIZE,
-};
+pub use decode::{validate_buffer, BufferReader, FrameSpan, RawFrame, RawFrames, RawMessage};
+pub use encode::BufferWriter;
+pub use index::{BufferIndex, IndexedFrames, IndexedMessage};
+pub use shared::{SharedBytes, SharedBytesMut, Source};
 
 /// First byte of every buffer (`'L'`).
 pub const MAGIC: u8 = 0x4C;
@@ -38,6 +71,10 @@ pub const BUFFER_HEADER_LEN: usize = 8;
 pub const MAX_VARINT_LEN: usize = 10;
 /// Size of an encoded timestamp.
 pub const TIMESTAMP_LEN: usize = 8;
+/// Longest buffer the decoder reads (`u32::MAX` bytes; the `ipc://`
+/// transport's buffers are at most 1 GiB), so that offsets in a buffer fit
+/// in 32 bits.
+pub const MAX_BUFFER_LEN: usize = u32::MAX as usize;
 
 /// The buffer header field or message field a decoding error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +109,14 @@ pub enum WireError {
         len: usize,
         /// The header size.
         min: usize,
+    },
+    /// Longer than a buffer can be ([`MAX_BUFFER_LEN`]).
+    #[error("a transport buffer holds at most {max} bytes but {len} were received")]
+    BufferTooLong {
+        /// Bytes received.
+        len: usize,
+        /// The limit.
+        max: usize,
     },
     /// The first byte is not [`MAGIC`].
     #[error("not an LwMQ message buffer: first byte is {found:#04x}, expected {MAGIC:#04x} (is the peer a raw channel?)")]
@@ -125,7 +170,7 @@ pub enum WireError {
         /// Offset of the message.
         offset: usize,
     },
-    /// A message declares more than [`MAX_FRAMES`] frames.
+    /// A message declares more than [`MAX_FRAMES`](crate::message::MAX_FRAMES) frames.
     #[error("message at offset {offset} declares {count} frames; the limit is {max}")]
     TooManyFrames {
         /// Offset of the message.
@@ -283,639 +328,6 @@ pub fn fits_in_empty_buffer(message: &Message, buffer_size: usize) -> Result<(),
     }
 }
 
-/// Writes `v` at `pos`; returns the position after it, or `None` if it does
-/// not fit.
-#[inline]
-fn put_varint(buf: &mut [u8], pos: usize, mut v: u64) -> Option<usize> {
-    if v < 0x80 {
-        *buf.get_mut(pos)? = v as u8;
-        return Some(pos + 1);
-    }
-    if v < 0x4000 {
-        let end = pos.checked_add(2)?;
-        buf.get_mut(pos..end)?
-            .copy_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
-        return Some(end);
-    }
-    let mut tmp = [0u8; MAX_VARINT_LEN];
-    let mut n = 0;
-    // At most 9 iterations for a u64, so `n` stays below MAX_VARINT_LEN.
-    while v >= 0x80 && n < MAX_VARINT_LEN - 1 {
-        tmp[n] = (v as u8) | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    tmp[n] = v as u8;
-    n += 1;
-    let end = pos.checked_add(n)?;
-    buf.get_mut(pos..end)?.copy_from_slice(tmp.get(..n)?);
-    Some(end)
-}
-
-/// Packs whole messages into one transport buffer.
-///
-/// ```
-/// # use lwmq::{message::{Message, Timestamp}, wire::{BufferWriter, BufferReader}};
-/// let mut buffer = vec![0u8; 65536];
-/// let mut message = Message::new();
-/// message.push_copy(b"hello", Timestamp::None).unwrap();
-/// let mut writer = BufferWriter::new(&mut buffer).unwrap();
-/// writer.try_push(&message).unwrap();
-/// let used = writer.finish();
-/// let received: Vec<_> = BufferReader::new(&buffer[..used]).unwrap().collect();
-/// assert_eq!(received.len(), 1);
-/// ```
-#[derive(Debug)]
-pub struct BufferWriter<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-    count: u32,
-}
-
-impl<'a> BufferWriter<'a> {
-    /// Starts filling `buf` (the whole transport buffer).
-    pub fn new(buf: &'a mut [u8]) -> Result<Self, BufferTooSmall> {
-        if buf.len() < BUFFER_HEADER_LEN {
-            return Err(BufferTooSmall {
-                len: buf.len(),
-                min: BUFFER_HEADER_LEN,
-            });
-        }
-        Ok(BufferWriter {
-            buf,
-            pos: BUFFER_HEADER_LEN,
-            count: 0,
-        })
-    }
-
-    /// Continues filling `buf`, of which a writer already used `pos` bytes
-    /// for `count` messages (see [`Self::state`]); `None` if `pos` does not
-    /// fit the buffer.
-    pub fn resume(buf: &'a mut [u8], pos: usize, count: u32) -> Option<Self> {
-        (BUFFER_HEADER_LEN..=buf.len())
-            .contains(&pos)
-            .then_some(BufferWriter { buf, pos, count })
-    }
-
-    /// `(bytes used, messages)`, to [`resume`](Self::resume) later.
-    pub fn state(&self) -> (usize, u32) {
-        (self.pos, self.count)
-    }
-
-    /// Appends `message` whole, or leaves the buffer's content unchanged.
-    ///
-    /// External frames must have been acquired
-    /// ([`Message::acquire_external`]) before this is called.
-    pub fn try_push(&mut self, message: &Message) -> Result<(), TryPushError> {
-        if let Some((data, None)) = message.single_frame() {
-            return self.push_simple(data);
-        }
-        if message.is_empty() {
-            return Err(TryPushError::EmptyMessage);
-        }
-        let needed = encoded_len(message);
-        let available = self.buf.len() - self.pos;
-        if needed > available || self.count == u32::MAX {
-            return Err(TryPushError::Full { needed, available });
-        }
-        // Every write is bounds-checked, so even an external owner whose
-        // length changed since `encoded_len` cannot cause a panic; the
-        // message is then refused and `pos` does not move.
-        match self.write_message(message) {
-            Some(end) => {
-                self.pos = end;
-                self.count += 1;
-                Ok(())
-            }
-            None => Err(TryPushError::Full { needed, available }),
-        }
-    }
-
-    /// [`Self::try_push`] for the common case: one frame, no timestamp.
-    #[inline]
-    fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
-        let header = frame_header(data.len(), false);
-        let needed = (1 + varint_len(header)).saturating_add(data.len());
-        let available = self.buf.len() - self.pos;
-        if needed > available || self.count == u32::MAX {
-            return Err(TryPushError::Full { needed, available });
-        }
-        let written = put_varint(self.buf, self.pos, 1)
-            .and_then(|pos| put_varint(self.buf, pos, header))
-            .and_then(|pos| {
-                let end = pos.checked_add(data.len())?;
-                self.buf.get_mut(pos..end)?.copy_from_slice(data);
-                Some(end)
-            });
-        match written {
-            Some(end) => {
-                self.pos = end;
-                self.count += 1;
-                Ok(())
-            }
-            None => Err(TryPushError::Full { needed, available }),
-        }
-    }
-
-    fn write_message(&mut self, message: &Message) -> Option<usize> {
-        let buf = &mut *self.buf;
-        let mut pos = put_varint(buf, self.pos, message.frame_count() as u64)?;
-        for frame in message.frames() {
-            let data = frame.data();
-            let timestamp = frame.timestamp();
-            pos = put_varint(buf, pos, frame_header(data.len(), timestamp.is_some()))?;
-            if let Some(ts) = timestamp {
-                let end = pos.checked_add(TIMESTAMP_LEN)?;
-                buf.get_mut(pos..end)?
-                    .copy_from_slice(&ts.ticks().to_le_bytes());
-                pos = end;
-            }
-            let end = pos.checked_add(data.len())?;
-            buf.get_mut(pos..end)?.copy_from_slice(data);
-            pos = end;
-        }
-        Some(pos)
-    }
-
-    /// Messages pushed so far.
-    pub fn message_count(&self) -> u32 {
-        self.count
-    }
-
-    /// True if no message was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes used so far, header included.
-    pub fn len(&self) -> usize {
-        self.pos
-    }
-
-    /// Bytes still free.
-    pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    /// Writes the buffer header and returns the number of bytes to send.
-    pub fn finish(self) -> usize {
-        let count = self.count.to_le_bytes();
-        let header = [MAGIC, VERSION, 0, 0, count[0], count[1], count[2], count[3]];
-        if let Some(dst) = self.buf.get_mut(..BUFFER_HEADER_LEN) {
-            dst.copy_from_slice(&header);
-        }
-        self.pos
-    }
-}
-
-/// Reads the varint at `pos`: `(value, position after it)`.
-#[inline(always)]
-fn get_varint(buf: &[u8], pos: usize, field: Field) -> Result<(u64, usize), WireError> {
-    if let Some(&b) = buf.get(pos) {
-        if b < 0x80 {
-            return Ok((u64::from(b), pos + 1));
-        }
-        if let Some(&b2) = buf.get(pos + 1) {
-            // Two bytes; a second byte of 0 would be non-canonical.
-            if b2.wrapping_sub(1) < 0x7f {
-                return Ok((u64::from(b & 0x7f) | (u64::from(b2) << 7), pos + 2));
-            }
-        }
-    }
-    get_varint_slow(buf, pos, field)
-}
-
-/// [`get_varint`] beyond two bytes, and every error.
-#[cold]
-#[inline(never)]
-fn get_varint_slow(buf: &[u8], pos: usize, field: Field) -> Result<(u64, usize), WireError> {
-    if buf.get(pos).is_none() {
-        return Err(WireError::Truncated { offset: pos, field });
-    }
-    let mut value = 0u64;
-    for i in 0..MAX_VARINT_LEN {
-        let Some(&byte) = buf.get(pos + i) else {
-            return Err(WireError::Truncated { offset: pos, field });
-        };
-        // The 10th byte holds bit 63 only.
-        if i == MAX_VARINT_LEN - 1 && byte > 1 {
-            return Err(WireError::VarintOverflow { offset: pos, field });
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            if byte == 0 {
-                return Err(WireError::NonCanonicalVarint { offset: pos, field });
-            }
-            return Ok((value, pos + i + 1));
-        }
-    }
-    Err(WireError::VarintOverflow { offset: pos, field })
-}
-
-/// A frame of a received buffer, borrowed from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawFrame<'a> {
-    /// The frame's bytes.
-    pub data: &'a [u8],
-    /// The frame's timestamp.
-    pub timestamp: Option<NtTime>,
-}
-
-/// Reads the frame at `pos`: `(frame, position after it)`.
-#[inline(always)]
-fn read_frame(buf: &[u8], pos: usize) -> Result<(RawFrame<'_>, usize), WireError> {
-    let (header, mut p) = get_varint(buf, pos, Field::FrameHeader)?;
-    let len = header >> 1;
-    if len > MAX_FRAME_SIZE as u64 {
-        return Err(WireError::FrameTooLarge {
-            offset: pos,
-            len,
-            max: MAX_FRAME_SIZE,
-        });
-    }
-    // Fits in usize: bounded by MAX_FRAME_SIZE above.
-    let len = len as usize;
-    let timestamp = if header & 1 == 1 {
-        let bytes = p
-            .checked_add(TIMESTAMP_LEN)
-            .and_then(|end| buf.get(p..end))
-            .and_then(|b| <[u8; TIMESTAMP_LEN]>::try_from(b).ok())
-            .ok_or(WireError::Truncated {
-                offset: p,
-                field: Field::Timestamp,
-            })?;
-        p += TIMESTAMP_LEN;
-        Some(NtTime::from_ticks(u64::from_le_bytes(bytes)))
-    } else {
-        None
-    };
-    let remaining = buf.len().saturating_sub(p);
-    let data =
-        p.checked_add(len)
-            .and_then(|end| buf.get(p..end))
-            .ok_or(WireError::FramePastEnd {
-                offset: pos,
-                len,
-                remaining,
-            })?;
-    Ok((RawFrame { data, timestamp }, p + len))
-}
-
-/// A validated message of a received buffer, borrowed from it: visiting its
-/// frames allocates nothing.
-#[derive(Clone, Copy, Debug)]
-pub struct RawMessage<'a> {
-    buf: &'a [u8],
-    /// Offset of the message in the buffer.
-    offset: usize,
-    /// Offset of the first frame.
-    frames_start: usize,
-    frame_count: usize,
-    payload_size: usize,
-    /// Payload bytes in frames too large to be stored inline.
-    large_bytes: usize,
-    /// The first frame (decoding a one-frame message reads nothing again).
-    first: RawFrame<'a>,
-}
-
-impl<'a> RawMessage<'a> {
-    /// Validates the message at `offset`: `(message, position after it)`.
-    fn parse(buf: &'a [u8], offset: usize) -> Result<(Self, usize), WireError> {
-        let (count, frames_start) = get_varint(buf, offset, Field::FrameCount)?;
-        if count == 0 {
-            return Err(WireError::NoFrames { offset });
-        }
-        if count > MAX_FRAMES as u64 {
-            return Err(WireError::TooManyFrames {
-                offset,
-                count,
-                max: MAX_FRAMES,
-            });
-        }
-        let frame_count = count as usize;
-        let mut pos = frames_start;
-        let mut payload_size = 0usize;
-        let mut large_bytes = 0usize;
-        let mut first = None;
-        for _ in 0..frame_count {
-            let (frame, next) = read_frame(buf, pos)?;
-            first.get_or_insert(frame);
-            let len = frame.data.len();
-            // Lengths were checked against the buffer, so sums cannot
-            // overflow; saturate anyway.
-            payload_size = payload_size.saturating_add(len);
-            if len > MAX_INLINE_FRAME_SIZE {
-                large_bytes = large_bytes.saturating_add(len);
-            }
-            pos = next;
-        }
-        let message = RawMessage {
-            buf,
-            offset,
-            frames_start,
-            frame_count,
-            payload_size,
-            large_bytes,
-            // `count >= 1`, so the loop ran at least once.
-            first: first.unwrap_or(RawFrame {
-                data: &[],
-                timestamp: None,
-            }),
-        };
-        Ok((message, pos))
-    }
-
-    /// The message at `offset` of a buffer that [`validate_buffer`]
-    /// accepted (every value is checked again anyway): `(message, position
-    /// after it)`. One frame without a timestamp takes the fast path.
-    #[inline]
-    pub(crate) fn at(buf: &'a [u8], offset: usize) -> Result<(Self, usize), WireError> {
-        let Some((data, end)) = simple_message_at(buf, offset) else {
-            return Self::parse(buf, offset);
-        };
-        let message = RawMessage {
-            buf,
-            offset,
-            // The frame count (1) is one byte.
-            frames_start: offset + 1,
-            frame_count: 1,
-            payload_size: data.len(),
-            large_bytes: if data.len() > MAX_INLINE_FRAME_SIZE {
-                data.len()
-            } else {
-                0
-            },
-            first: RawFrame {
-                data,
-                timestamp: None,
-            },
-        };
-        Ok((message, end))
-    }
-
-    /// The first frame.
-    pub fn first_frame(&self) -> RawFrame<'a> {
-        self.first
-    }
-
-    /// Offset of the message in the buffer.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
-    /// Number of frames.
-    pub fn frame_count(&self) -> usize {
-        self.frame_count
-    }
-
-    /// Total payload bytes.
-    pub fn payload_size(&self) -> usize {
-        self.payload_size
-    }
-
-    /// The frames, borrowed from the buffer.
-    pub fn frames(&self) -> RawFrames<'a> {
-        RawFrames {
-            buf: self.buf,
-            pos: self.frames_start,
-            left: self.frame_count,
-        }
-    }
-
-    /// Copies the message out of the buffer into an owned [`Message`]:
-    /// frames of up to [`MAX_INLINE_FRAME_SIZE`] bytes inline, all larger
-    /// frames of the message together in one allocation.
-    pub fn to_message(&self) -> Message {
-        if self.frame_count == 1 {
-            return Message::from_single_decoded(self.first.data, self.first.timestamp);
-        }
-        if self.large_bytes == 0 {
-            let frames = self
-                .frames()
-                .map(|f| (DecodedData::Copy(f.data), f.timestamp));
-            return Message::from_decoded(self.frame_count, self.payload_size, frames);
-        }
-        // `large_bytes` was checked against the buffer by `parse`.
-        let mut large = BytesMut::with_capacity(self.large_bytes);
-        for frame in self.frames() {
-            if frame.data.len() > MAX_INLINE_FRAME_SIZE {
-                large.extend_from_slice(frame.data);
-            }
-        }
-        let large = large.freeze();
-        let mut large_pos = 0;
-        let frames = self.frames().map(|frame| {
-            let len = frame.data.len();
-            let end = large_pos + len;
-            let data = if len > MAX_INLINE_FRAME_SIZE && end <= large.len() {
-                large_pos = end;
-                DecodedData::Bytes(large.slice(end - len..end))
-            } else {
-                DecodedData::Copy(frame.data)
-            };
-            (data, frame.timestamp)
-        });
-        Message::from_decoded(self.frame_count, self.payload_size, frames)
-    }
-}
-
-/// Iterator over the frames of a [`RawMessage`].
-#[derive(Clone, Debug)]
-pub struct RawFrames<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    left: usize,
-}
-
-impl<'a> Iterator for RawFrames<'a> {
-    type Item = RawFrame<'a>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.left = self.left.checked_sub(1)?;
-        // Validated by `RawMessage::parse`; an error cannot occur here, and
-        // would end the iteration if it did.
-        let (frame, next) = read_frame(self.buf, self.pos).ok()?;
-        self.pos = next;
-        Some(frame)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
-    }
-}
-
-/// Decodes a received transport buffer.
-///
-/// Iterating yields each message in order as `Ok(Message)` (owned, copied
-/// out of the buffer), then stops; a malformed buffer yields the messages
-/// before the fault, then one `Err`, then stops. [`BufferReader::next_raw`]
-/// visits messages without allocating; [`validate_buffer`] checks a whole
-/// buffer first.
-#[derive(Clone, Debug)]
-pub struct BufferReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    declared: u32,
-    decoded: u32,
-    done: bool,
-}
-
-impl<'a> BufferReader<'a> {
-    /// Checks the buffer header of `buf` (exactly the bytes received).
-    pub fn new(buf: &'a [u8]) -> Result<Self, WireError> {
-        let Some(header) = buf.get(..BUFFER_HEADER_LEN) else {
-            return Err(WireError::BufferTooShort {
-                len: buf.len(),
-                min: BUFFER_HEADER_LEN,
-            });
-        };
-        let &[magic, version, f0, f1, c0, c1, c2, c3] = header else {
-            return Err(WireError::BufferTooShort {
-                len: buf.len(),
-                min: BUFFER_HEADER_LEN,
-            });
-        };
-        if magic != MAGIC {
-            return Err(WireError::BadMagic { found: magic });
-        }
-        if version != VERSION {
-            return Err(WireError::UnsupportedVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
-        let flags = u16::from_le_bytes([f0, f1]);
-        if flags != 0 {
-            return Err(WireError::UnknownFlags { flags });
-        }
-        Ok(BufferReader {
-            buf,
-            pos: BUFFER_HEADER_LEN,
-            declared: u32::from_le_bytes([c0, c1, c2, c3]),
-            decoded: 0,
-            done: false,
-        })
-    }
-
-    /// Number of messages the header declares.
-    pub fn message_count(&self) -> u32 {
-        self.declared
-    }
-
-    /// The next message, validated and borrowed from the buffer (no
-    /// allocation). After an error or the end, returns `None`.
-    pub fn next_raw(&mut self) -> Option<Result<RawMessage<'a>, WireError>> {
-        if self.done {
-            return None;
-        }
-        if self.decoded == self.declared {
-            self.done = true;
-            let len = self.buf.len() - self.pos;
-            return (len > 0).then_some(Err(WireError::TrailingBytes {
-                offset: self.pos,
-                len,
-            }));
-        }
-        if self.pos >= self.buf.len() {
-            self.done = true;
-            return Some(Err(WireError::MissingMessages {
-                declared: self.declared,
-                decoded: self.decoded,
-            }));
-        }
-        match RawMessage::parse(self.buf, self.pos) {
-            Ok((message, next)) => {
-                self.pos = next;
-                self.decoded += 1;
-                Some(Ok(message))
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-impl Iterator for BufferReader<'_> {
-    type Item = Result<Message, WireError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let item = self.next_raw()?.map(|raw| raw.to_message());
-        if item.is_err() {
-            self.done = true;
-        }
-        Some(item)
-    }
-}
-
-impl std::iter::FusedIterator for BufferReader<'_> {}
-
-/// The common message shape, read without building a [`RawMessage`]: one
-/// frame, no timestamp, a frame header of one or two bytes (data of up to
-/// 8,191 bytes). Returns the frame's data and the offset after the message,
-/// or `None` for any other shape *and* for anything invalid, which the
-/// general decoder then reports. (The two-byte varint is read here by hand
-/// rather than through `get_varint`, whose `Result` costs this hot path
-/// about 35 instructions per message.)
-#[inline(always)]
-fn simple_message_at(buf: &[u8], offset: usize) -> Option<(&[u8], usize)> {
-    let &[count, h0, h1] = buf.get(offset..offset.checked_add(3)?)? else {
-        return None;
-    };
-    if count != 1 {
-        return None;
-    }
-    let (header, start) = if h0 < 0x80 {
-        (usize::from(h0), offset + 2)
-    } else if h1.wrapping_sub(1) < 0x7f {
-        // A second byte of 0 would be non-canonical; >= 0x80 means longer.
-        (usize::from(h0 & 0x7f) | (usize::from(h1) << 7), offset + 3)
-    } else {
-        return None;
-    };
-    if header & 1 != 0 {
-        return None;
-    }
-    let end = start + (header >> 1);
-    Some((buf.get(start..end)?, end))
-}
-
-/// Decodes the message at `offset` of a received buffer into an owned
-/// [`Message`]; returns it and the offset after it. Never trusts the bytes.
-/// (`RawMessage::at` + `to_message` computes the same, but costs the
-/// receive path 22 more instructions per 64-byte message: 423 → 445,
-/// callgrind on `lwmq thr recv`.)
-#[inline]
-pub(crate) fn decode_at(buf: &[u8], offset: usize) -> Result<(Message, usize), WireError> {
-    if let Some((data, end)) = simple_message_at(buf, offset) {
-        return Ok((Message::from_single_decoded(data, None), end));
-    }
-    let (raw, end) = RawMessage::parse(buf, offset)?;
-    Ok((raw.to_message(), end))
-}
-
-/// Validates a whole received buffer without allocating; returns its
-/// message count. A receiver that wants all-or-nothing delivery per buffer
-/// calls this before decoding.
-pub fn validate_buffer(buf: &[u8]) -> Result<u32, WireError> {
-    // The same checks as walking a `BufferReader`, in a tighter loop.
-    let declared = BufferReader::new(buf)?.declared;
-    let mut pos = BUFFER_HEADER_LEN;
-    for decoded in 0..declared {
-        if pos >= buf.len() {
-            return Err(WireError::MissingMessages { declared, decoded });
-        }
-        pos = match simple_message_at(buf, pos) {
-            Some((_, end)) => end,
-            None => RawMessage::parse(buf, pos)?.1,
-        };
-    }
-    match buf.len().saturating_sub(pos) {
-        0 => Ok(declared),
-        len => Err(WireError::TrailingBytes { offset: pos, len }),
-    }
-}
-
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests;

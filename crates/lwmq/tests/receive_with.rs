@@ -43,7 +43,7 @@ fn frames_of(m: &Message) -> Frames {
 }
 
 fn lent_frames(m: &Lent<'_>) -> Frames {
-    m.frames().map(|(d, t)| (d.to_vec(), t)).collect()
+    m.frames().map(|f| (f.to_vec(), f.timestamp())).collect()
 }
 
 /// Checks everything a `Lent` says against the message that was posted.
@@ -55,10 +55,24 @@ fn check_lent(m: &Lent<'_>, n: u64) {
         m.payload_size(),
         expected.iter().map(|(d, _)| d.len()).sum::<usize>()
     );
-    for (i, (data, _)) in expected.iter().enumerate() {
-        assert_eq!(m.frame(i), Some(&data[..]));
+    for (i, (data, ts)) in expected.iter().enumerate() {
+        let f = m.frame(i).unwrap();
+        assert_eq!((f.len(), f.timestamp()), (data.len(), *ts));
+        // Every way of reading the bytes gives the same.
+        let mut whole = vec![0u8; data.len() + 3];
+        assert_eq!(f.copy_to(&mut whole), data.len());
+        assert_eq!(&whole[..data.len()], &data[..]);
+        let mut tail = [0u8; 5];
+        let from = data.len() / 2;
+        let n = f.read(from, &mut tail);
+        assert_eq!(&tail[..n], &data[from..(from + 5).min(data.len())]);
+        assert_eq!(f.read(data.len(), &mut tail), 0);
+        assert_eq!(f.as_private().is_some(), !m.is_in_place());
+        // SAFETY: the sender is an lwmq channel of this test, which does
+        // not touch a buffer it sent until it is given back.
+        assert_eq!(unsafe { f.as_slice() }, &data[..]);
     }
-    assert_eq!(m.frame(expected.len()), None);
+    assert!(m.frame(expected.len()).is_none());
     assert_eq!(frames_of(&m.to_message()), expected);
 }
 

@@ -8,6 +8,7 @@
 //! lwmq-msg-peer duplex URI server|client 0 SIZE     (send and receive at once, forever)
 //! lwmq-msg-peer lsend URI server|client SECONDS SIZE QCAP   (load soak sender)
 //! lwmq-msg-peer lrecv URI server|client QCAP EVERY SLEEP_US (load soak receiver)
+//! lwmq-msg-peer judge URI server|client SECONDS    (checks each message against itself)
 //! options for send and recv: --progress FILE, --watch
 //! ```
 //!
@@ -39,6 +40,17 @@
 //! make gaps, never reorderings). Every second it prints
 //! `STAT delivered=.. receive_discards=.. messages_received=.. bad=..`;
 //! on `END`, `LDONE` with the same fields plus `decode_errors`.
+//!
+//! `judge` is the honest receiver facing a peer that rewrites its buffers
+//! while they are decoded (`lwmq-peer hostile --mode rewrite`). It takes
+//! messages in runs of 50 with `receive` (owned) and `receive_with` (lent
+//! in place once no message decoded ahead is left), checks that each one agrees with itself (payload size = sum of
+//! its frames' lengths, frame count = frames visited, every frame copied
+//! out whole into a buffer of the payload size, as a C program would
+//! gather it), prints `BAD ...` for any that does not, and stops at the
+//! one-frame message `REWRITE-END` (or after SECONDS) with `JUDGE
+//! delivered=.. bad=.. lent_in_place=.. messages_received=..
+//! decode_errors=.. buffers_received=..`.
 
 use std::fs::File;
 use std::io::Write;
@@ -123,6 +135,7 @@ fn main() {
                 num(5),
             );
         }
+        "judge" => judge(&args[1], role, count),
         "lrecv" => {
             let num = |i: usize| -> u64 {
                 args.get(i)
@@ -414,6 +427,101 @@ fn duplex(uri: &str, role: Role, size: usize) {
             Err(e) => fail(e.to_string()),
         }
     }
+}
+
+/// What `judge` finds wrong with a message: the frame lengths and the
+/// payload size it claims, if they disagree or a frame cannot be gathered.
+fn judge_frames(lens: &[usize], payload_size: usize, frame_count: usize) -> Option<String> {
+    let sum: usize = lens.iter().sum();
+    (sum != payload_size || lens.len() != frame_count).then(|| {
+        format!("frames {lens:?} but payload_size {payload_size}, frame_count {frame_count}")
+    })
+}
+
+/// See the module documentation.
+fn judge(uri: &str, role: Role, seconds: u64) {
+    // Send+receive, as the attacker's hand-made handshake asks; nothing is
+    // ever posted.
+    let (mut ch, _t, _q) = open_channel(
+        uri,
+        role,
+        (8, 8),
+        Some(SendQueueKind::MonoProducerUnbounded),
+        Some(ReceiveQueueKind::MonoConsumerUnbounded),
+    );
+    say(format!("OPEN {}", role_name(role)));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let (mut delivered, mut bad, mut in_place) = (0u64, 0u64, 0u64);
+    let mut gathered = Vec::new();
+    let mut done = false;
+    while !done && Instant::now() < end {
+        // Runs of 50 of each kind, so that lending starts both on messages
+        // decoded ahead (owned) and in place.
+        let verdict = if (delivered / 50) % 2 == 0 {
+            ch.receive(Timeout::after(Duration::from_millis(20)))
+                .map(|r| {
+                    let m = &r.message;
+                    let lens: Vec<usize> = m.frames().map(|f| f.len()).collect();
+                    gathered.clear();
+                    gathered.resize(r.payload_size, 0);
+                    let mut at = 0;
+                    let mut fault = judge_frames(&lens, r.payload_size, r.frame_count)
+                        .or_else(|| judge_frames(&lens, m.payload_size(), m.frame_count()));
+                    for f in m.frames() {
+                        let copied = gathered.get_mut(at..at + f.len()).map(|d| f.copy_to(d));
+                        if copied == Some(f.len()) {
+                            at += f.len();
+                        } else {
+                            fault = fault.or(Some(format!("frames {lens:?} overflow")));
+                        }
+                    }
+                    let end =
+                        lens.len() == 1 && m.frame(0).is_some_and(|f| f.data() == b"REWRITE-END");
+                    (fault, end, false)
+                })
+        } else {
+            ch.receive_with(Timeout::after(Duration::from_millis(20)), |m| {
+                let lens: Vec<usize> = m.frames().map(|f| f.len()).collect();
+                gathered.clear();
+                gathered.resize(m.payload_size(), 0);
+                let mut at = 0;
+                let mut fault = judge_frames(&lens, m.payload_size(), m.frame_count());
+                for f in m.frames() {
+                    let copied = gathered.get_mut(at..at + f.len()).map(|d| f.copy_to(d));
+                    if copied == Some(f.len()) {
+                        at += f.len();
+                    } else {
+                        fault = fault.or(Some(format!("frames {lens:?} overflow")));
+                    }
+                }
+                let owned = m.to_message();
+                fault = fault
+                    .or_else(|| judge_frames(&lens, owned.payload_size(), owned.frame_count()));
+                let end = lens == [11] && m.frame(0).is_some_and(|f| f.to_vec() == b"REWRITE-END");
+                (fault, end, m.is_in_place())
+            })
+        };
+        match verdict {
+            Ok((fault, end, lent)) => {
+                delivered += 1;
+                in_place += u64::from(lent);
+                if let Some(fault) = fault {
+                    bad += 1;
+                    say(format!("BAD message {delivered}: {fault}"));
+                }
+                done = end;
+            }
+            Err(ReceiveError::Timeout) => {}
+            Err(e) => fail(e.to_string()),
+        }
+    }
+    let st = ch.stats();
+    say(format!(
+        "JUDGE delivered={delivered} bad={bad} lent_in_place={in_place} messages_received={} decode_errors={} buffers_received={} ended={done}",
+        st.messages_received, st.decode_errors, st.buffers_received
+    ));
+    // Until killed (closing would tell the peer nothing it needs).
+    std::thread::sleep(Duration::from_secs(120));
 }
 
 /// Opens a send+receive channel, prints `CONNECTED` once the peer is there,

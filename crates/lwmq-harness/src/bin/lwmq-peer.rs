@@ -15,6 +15,10 @@
 //! lwmq-peer hostile URI --mode duplex-tail|duplex-len|duplex-head|wire
 //!                                a messaging peer streaming both ways by hand,
 //!                                then corrupting the section (see `hostile_stream`)
+//! lwmq-peer hostile URI --mode rewrite --seconds S
+//!                                a messaging peer that keeps rewriting the buffers
+//!                                it published while the receiver decodes them
+//!                                (see `rewrite`)
 //! opts: --role server|client|auto  --size S  --count N  --buffer-size B
 //!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
 //!       --retry-ms M  --seconds S
@@ -45,7 +49,7 @@ use lwmq::ring::{self, HEAD, TAIL};
 use lwmq::sys::{shm, socket};
 use lwmq::transport::ipc::proto::{Hello, Message, SectionLayout};
 use lwmq::transport::{ChannelKind, Directions, RefusalReason, TransportError};
-use lwmq::wire::BufferWriter;
+use lwmq::wire::{self, BufferWriter};
 use lwmq::{
     AccessPolicy, ConnectionState, RawChannel, Role, Timeout, TransportControl, TransportId,
 };
@@ -590,7 +594,7 @@ fn hostile(o: &Opts) {
     let addr = IpcAddress::parse(&o.uri).unwrap_or_else(|e| fail(e.to_string()));
     if matches!(
         o.mode.as_str(),
-        "duplex-tail" | "duplex-len" | "duplex-head" | "wire"
+        "duplex-tail" | "duplex-len" | "duplex-head" | "wire" | "rewrite"
     ) {
         return hostile_stream(o, &addr);
     }
@@ -805,6 +809,9 @@ fn hostile_stream(o: &Opts, addr: &IpcAddress) {
         published: 0,
         consumed: 0,
     };
+    if o.mode == "rewrite" {
+        return rewrite(&mut p, Duration::from_secs(o.seconds));
+    }
     // Both directions flowing.
     let end = Instant::now() + Duration::from_secs(30);
     while p.published < 20 || p.consumed < 4 {
@@ -920,6 +927,143 @@ fn hostile_stream(o: &Opts, addr: &IpcAddress) {
                 return;
             }
         }
+    }
+}
+
+/// The messages of every buffer the `rewrite` mode publishes: 40 pairs of a
+/// two-frame message (frames of 2 and 28 bytes) and a one-frame message
+/// of 40 bytes. Returns the buffer, the bytes whose rewrites keep it valid
+/// and those whose rewrites break it, each with the values written there
+/// (the first is the original):
+///
+/// * valid: the two-frame message's first frame header, flipped to
+///   `10 << 1 | 1` (a timestamp and 10 bytes, then a frame of 12 bytes
+///   whose header is planted inside the 28 bytes): its shape and payload
+///   size change; and payload bytes of both messages;
+/// * breaking: the two-frame message's frame count (0: no frame; 1 or 3:
+///   the rest misparses), the one-frame message's header (a byte longer or
+///   shorter), the buffer's message count (one more or one less).
+#[allow(clippy::type_complexity)]
+fn rewrite_template() -> (Vec<u8>, Vec<(usize, Vec<u8>)>, Vec<(usize, Vec<u8>)>) {
+    const PAIRS: u32 = 40;
+    let count = (2 * PAIRS).to_le_bytes();
+    let mut b = vec![
+        wire::MAGIC,
+        wire::VERSION,
+        0,
+        0,
+        count[0],
+        count[1],
+        count[2],
+        count[3],
+    ];
+    let mut valid = Vec::new();
+    let mut breaking = vec![(4, vec![count[0], count[0] + 1, count[0] - 1])];
+    for _ in 0..PAIRS {
+        let m = b.len();
+        b.extend_from_slice(&[2, 2 << 1, b'a', b'b', 28 << 1]);
+        b.extend_from_slice(&[b'x'; 28]);
+        b[m + 2 + wire::TIMESTAMP_LEN + 10] = 12 << 1;
+        breaking.push((m, vec![2, 0, 1, 3]));
+        valid.push((m + 1, vec![2 << 1, (10 << 1) | 1]));
+        valid.push((m + 2, vec![b'a', b'q']));
+        let one = b.len();
+        b.extend_from_slice(&[1, 40 << 1]);
+        b.extend_from_slice(&[b'y'; 40]);
+        breaking.push((one + 1, vec![40 << 1, 41 << 1, 39 << 1]));
+        valid.push((one + 7, vec![b'y', 0]));
+    }
+    (b, valid, breaking)
+}
+
+/// Writes `value` at byte `at` of the section. The attacker's store: the
+/// 4-byte word that holds the byte, read and written back (nobody else
+/// writes the data of a published slot).
+fn poke(map: &shm::Mapping, at: usize, value: u8) {
+    let word = map.atomic_u32(at & !3);
+    let shift = (at & 3) * 8;
+    let old = word.load(Ordering::Relaxed);
+    word.store(
+        (old & !(0xFF << shift)) | (u32::from(value) << shift),
+        Ordering::Relaxed,
+    );
+}
+
+/// The `rewrite` mode: for `run_for`, keeps the ring full of copies of
+/// [`rewrite_template`] and rewrites bytes of every buffer the server has
+/// not released yet, so that the server decodes buffers that change under
+/// it. Per buffer and round: one breaking byte gets another value, 16
+/// valid rewrites follow, then the breaking byte gets its original value
+/// back (so a buffer is broken only now and then, and its shape changes
+/// all the time); values are chosen at random among the alternatives. Then publishes control buffers it never
+/// touches: 4 copies of the template, one with a bad magic byte, and a
+/// last buffer holding the one-frame message `REWRITE-END`. Prints
+/// `REWROTE buffers=.. writes=.. good=4 bad=1` once the server has taken
+/// everything, then keeps the connection until killed.
+fn rewrite(p: &mut HandPeer, run_for: Duration) {
+    let c2s = p.layout.c2s;
+    let stride = ring::RingLayout::stride(c2s.buffer_size).unwrap_or_else(|| fail("stride"));
+    let data_at = |pos: u64| {
+        c2s.slots + (pos % u64::from(c2s.capacity)) as usize * stride + ring::SLOT_HEADER
+    };
+    let (template, valid, breaking) = rewrite_template();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut random = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut buffers, mut writes) = (0u64, 0u64);
+    let end = Instant::now() + run_for;
+    while Instant::now() < end {
+        while ring::prefill(&mut p.tx, &template, 0) {
+            p.published += 1;
+            buffers += 1;
+        }
+        let outstanding = p.tx.outstanding_now().unwrap_or(0);
+        for pos in p.published.saturating_sub(outstanding)..p.published {
+            let data = data_at(pos);
+            let (broken, values) = &breaking[random() as usize % breaking.len()];
+            poke(
+                &p.map,
+                data + broken,
+                values[random() as usize % values.len()],
+            );
+            for _ in 0..16 {
+                let (at, values) = &valid[random() as usize % valid.len()];
+                poke(&p.map, data + at, values[random() as usize % values.len()]);
+            }
+            poke(&p.map, data + broken, values[0]);
+            writes += 18;
+        }
+        p.consume();
+    }
+    for _ in 0..4 {
+        p.publish(&template);
+    }
+    let mut bad = template.clone();
+    bad[0] ^= 0xFF;
+    p.publish(&bad);
+    let mut last = vec![wire::MAGIC, wire::VERSION, 0, 0, 1, 0, 0, 0, 1];
+    last.push((b"REWRITE-END".len() << 1) as u8);
+    last.extend_from_slice(b"REWRITE-END");
+    p.publish(&last);
+    let end = Instant::now() + Duration::from_secs(30);
+    while !matches!(p.tx.drained(), Ok(true)) {
+        p.consume();
+        if Instant::now() > end {
+            fail("the server did not take every buffer");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    say(format!(
+        "REWROTE buffers={buffers} writes={writes} good=4 bad=1"
+    ));
+    let end = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < end {
+        p.consume();
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

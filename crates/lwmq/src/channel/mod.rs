@@ -52,7 +52,7 @@ use crate::transport::{ChannelKind, Directions, Role, Transport};
 
 pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
 pub use error::{PostError, ReceiveError};
-pub use lent::Lent;
+pub use lent::{Lent, LentFrame, LentFrames};
 pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
 
 use receive::{Drain, Lending, RxShared};

@@ -16,9 +16,14 @@
 //!   transport flowing (and bounded receive queues discarding) while the
 //!   application is busy elsewhere, and serves [`Receiver`] handles.
 //!
-//! A buffer that fails validation is dropped whole (none of its messages
-//! are delivered), logged and counted: a message is delivered whole or not
-//! at all, and a corrupt buffer says nothing trustworthy about its parts.
+//! A received buffer is read once: [`wire::BufferIndex::build`] walks its
+//! structure (each header byte read once, through a [`SharedBytes`] view:
+//! the sender can still write the buffer) and records where every frame
+//! is; messages are then copied out of (or lent from) the recorded ranges,
+//! and nothing of the structure is read again. A buffer that fails
+//! validation is dropped whole before any of its messages is delivered,
+//! logged and counted: a message is delivered whole or not at all, and a
+//! corrupt buffer says nothing trustworthy about its parts.
 //!
 //! [`Receiver`]: crate::queue::Receiver
 
@@ -31,7 +36,7 @@ use crate::message::Message;
 use crate::queue::{ReceiveConsumer, ReceiveProducer};
 use crate::timeout::Timeout;
 use crate::transport::{BufferId, ReceiveSide, TransportError};
-use crate::wire;
+use crate::wire::{self, SharedBytes};
 
 use super::lent::Lent;
 use super::send::Counters;
@@ -48,23 +53,72 @@ const BG_BACKOFF: Duration = Duration::from_millis(20);
 /// How many messages an inline receive decodes ahead of the one it returns.
 const TAKE_AHEAD: u32 = 31;
 
+/// A received buffer held until its last message is taken: where it is
+/// (this process's values, from the transport, never from the buffer).
+#[derive(Clone, Copy)]
+struct Held {
+    ptr: *const u8,
+    len: usize,
+    /// Its id, for `dispose`.
+    id: BufferId,
+}
+
+impl Held {
+    const NONE: Held = Held {
+        ptr: std::ptr::null(),
+        len: 0,
+        id: BufferId(0),
+    };
+
+    /// The held buffer's bytes, which its sender may still write.
+    fn bytes(&self) -> SharedBytes<'_> {
+        // SAFETY: `ptr`/`len` are the transport's `RawBuf` of the buffer
+        // received last (or null and 0, an empty view). The receive side
+        // keeps those bytes mapped read-write (they are in the connection's
+        // shared section, which it holds) until `dispose`, and
+        // `SideState::release` resets `held` before it disposes, which it
+        // cannot do while this borrow of `held` lives. No `&mut` to them
+        // exists in this process: the decoder and the lent views only read
+        // them through `SharedBytes`. The peer may write them at any time,
+        // which `SharedBytes` allows.
+        unsafe { SharedBytes::new(self.ptr, self.len) }
+    }
+}
+
 /// A receive side and the messages of its held buffer not yet taken.
 struct SideState {
     side: Box<dyn ReceiveSide>,
-    /// Offset of the next message of the held buffer.
-    pos: usize,
-    /// Messages of the held (validated) buffer not yet taken; 0: no
-    /// buffer held.
-    left: u32,
-    /// The held buffer (valid while `left > 0`).
-    held: (*const u8, usize),
-    /// Its id, for `dispose`.
-    held_id: BufferId,
+    /// The held buffer (messages of it are left while `next <
+    /// index.len()`).
+    held: Held,
+    /// Its messages, as read once when it was received.
+    index: wire::BufferIndex,
+    /// The next message of the held buffer to take.
+    next: usize,
+}
+
+impl SideState {
+    /// True if messages of the held buffer are left.
+    fn holds(&self) -> bool {
+        self.next < self.index.len()
+    }
+
+    /// Forgets the held buffer and gives it back to the transport.
+    fn release(&mut self) {
+        self.index.clear();
+        self.next = 0;
+        let held = std::mem::replace(&mut self.held, Held::NONE);
+        if !held.ptr.is_null() {
+            // Only a buffer this side holds is given back, so this cannot
+            // fail; were it to, nothing is left to do but forget it.
+            let _ = self.side.dispose(held.id, false);
+        }
+    }
 }
 
 // SAFETY: `held` points into the transport's mapping, which lives as long
-// as the receive side (owned by this struct); it is only dereferenced by
-// the thread holding the side's lock, as the side itself is.
+// as the receive side (owned by this struct); it is only read by the
+// thread holding the side's lock, as the side itself is.
 unsafe impl Send for SideState {}
 
 /// One receiving transport.
@@ -124,10 +178,9 @@ impl RxShared {
         self.sides.push(RxSide {
             side: Mutex::new(SideState {
                 side,
-                pos: 0,
-                left: 0,
-                held: (std::ptr::null(), 0),
-                held_id: BufferId(0),
+                held: Held::NONE,
+                index: wire::BufferIndex::new(),
+                next: 0,
             }),
             descriptor,
         });
@@ -160,76 +213,55 @@ impl RxShared {
             Ok(st) => st,
             Err(busy) => return busy,
         };
-        let buf = match Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1) {
-            Ok(buf) => buf,
-            Err(d) => return d,
-        };
+        if let Err(d) = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1) {
+            return d;
+        }
         let producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
-        let messages = std::iter::from_fn(|| {
-            st.left = st.left.checked_sub(1)?;
-            match wire::decode_at(buf, st.pos) {
-                Ok((m, next)) => {
-                    st.pos = next;
-                    Some(m)
-                }
-                // Changed since validation: drop the rest.
-                Err(_) => {
-                    st.left = 0;
-                    None
-                }
-            }
-        });
+        let buf = st.held.bytes();
+        let index = &st.index;
         // A closed queue (the application closed its receiver) drops the
         // rest.
-        producer.push_batch(messages);
+        producer.push_batch(
+            (st.next..index.len())
+                .filter_map(|m| index.message(m))
+                .map(|m| m.to_message(&buf)),
+        );
         drop(producer);
-        st.left = 0;
-        let id = st.held_id;
-        let _ = st.side.dispose(id, false);
+        st.release();
         Drain::Got
     }
 
-    /// The held buffer if messages of it are left, else the next buffer
-    /// (validated whole, counted). `Err(Drain::Got)` after a corrupt or
-    /// empty buffer (disposed).
-    fn next_buffer<'b>(
+    /// Makes sure the side holds a buffer with messages left: the held one,
+    /// else the next one received (waiting up to `wait`), read once and
+    /// validated whole into the side's index, and counted. `Err(Drain::Got)`
+    /// after a corrupt or empty buffer (given back at once).
+    fn next_buffer(
         rx: &RxSide,
         st: &mut SideState,
         wait: Timeout,
         c: &Counters,
         single: bool,
-    ) -> Result<&'b [u8], Drain> {
-        if st.left > 0 {
-            // SAFETY: as below, when the buffer was received: it is still
-            // held (not disposed), and we hold the side's lock.
-            return Ok(unsafe { std::slice::from_raw_parts(st.held.0, st.held.1) });
+    ) -> Result<(), Drain> {
+        if st.holds() {
+            return Ok(());
         }
         let raw = match st.side.receive(wait) {
             Ok(raw) => raw,
-            Err(TransportError::Timeout) => {
-                st.left = 0;
-                return Err(Drain::Empty);
-            }
-            Err(TransportError::NotOpen(_)) => {
-                st.left = 0;
-                return Err(Drain::Stopped);
-            }
+            Err(TransportError::Timeout) => return Err(Drain::Empty),
+            Err(TransportError::NotOpen(_)) => return Err(Drain::Stopped),
             Err(e) => {
-                st.left = 0;
                 log::warn!("lwmq: {}: receive failed: {e}", rx.descriptor);
                 std::thread::sleep(Duration::from_millis(10));
                 return Err(Drain::Empty);
             }
         };
-        // SAFETY: the receive side guarantees `raw.len` readable bytes at
-        // `raw.ptr` until `dispose(raw.id)`; this side holds one buffer at
-        // a time (it receives again only after disposing). The slice is used only while the side's
-        // lock is held and before `dispose` (callers dispose after their
-        // last use, under the lock). A hostile peer can change the bytes'
-        // values but not the mapping's bounds, and the decoder validates
-        // every value.
-        let buf = unsafe { std::slice::from_raw_parts(raw.ptr.cast_const(), raw.len) };
+        st.held = Held {
+            ptr: raw.ptr.cast_const(),
+            len: raw.len,
+            id: raw.id,
+        };
+        st.next = 0;
         // With one receiving transport, its lock (held) makes this thread
         // the counters' only writer.
         let count = |counter: &std::sync::atomic::AtomicU64, n: u32| {
@@ -240,28 +272,26 @@ impl RxShared {
             }
         };
         count(&c.buffers_received, 1);
-        match wire::validate_buffer(buf) {
+        // The one read of the buffer's structure: from here on only the
+        // index is used.
+        match st.index.build(&st.held.bytes()) {
             Err(e) => {
                 c.decode_errors.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
                     "lwmq: {}: dropped a corrupt buffer of {} bytes: {e}",
                     rx.descriptor,
-                    buf.len()
+                    raw.len
                 );
-                let _ = st.side.dispose(raw.id, false);
+                st.release();
                 Err(Drain::Got)
             }
             Ok(0) => {
-                let _ = st.side.dispose(raw.id, false);
+                st.release();
                 Err(Drain::Got)
             }
             Ok(n) => {
                 count(&c.messages_received, n);
-                st.pos = wire::BUFFER_HEADER_LEN;
-                st.left = n;
-                st.held = (raw.ptr.cast_const(), raw.len);
-                st.held_id = raw.id;
-                Ok(buf)
+                Ok(())
             }
         }
     }
@@ -283,36 +313,34 @@ impl RxShared {
         if let Ok(m) = consumer.receive(Timeout::ZERO) {
             return Ok(m);
         }
-        let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
-        let got = match wire::decode_at(buf, st.pos) {
-            Ok((m, next)) => {
-                st.pos = next;
-                st.left -= 1;
-                Ok(m)
-            }
-            Err(_) => {
-                st.left = 0;
-                Err(Drain::Got)
+        Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
+        let st = &mut *st;
+        let buf = st.held.bytes();
+        let mut take = || {
+            let i = st.next;
+            st.next = i + 1;
+            match st.index.message(i) {
+                Some(m) => Some(m.to_message(&buf)),
+                None => {
+                    // Past the last message (or, never, a hole): the
+                    // buffer is done.
+                    st.next = st.index.len();
+                    None
+                }
             }
         };
-        // Decode a few more ahead for the caller's next receives: one lock
-        // and one queue check per batch instead of per message.
-        let mut ahead = st.left.min(TAKE_AHEAD);
-        while ahead > 0 {
-            match wire::decode_at(buf, st.pos) {
-                Ok((m, next)) => {
-                    st.pos = next;
-                    st.left -= 1;
-                    local.push_back(m);
-                }
-                // Changed since validation: drop the rest.
-                Err(_) => st.left = 0,
+        // Messages are left (`next_buffer`), so this takes one.
+        let got = take().ok_or(Drain::Got);
+        // Copy a few more out ahead for the caller's next receives: one
+        // lock and one queue check per batch instead of per message.
+        for _ in 0..TAKE_AHEAD {
+            match take() {
+                Some(m) => local.push_back(m),
+                None => break,
             }
-            ahead = ahead.saturating_sub(1).min(st.left);
         }
-        if st.left == 0 {
-            let id = st.held_id;
-            let _ = st.side.dispose(id, false);
+        if !st.holds() {
+            st.release();
         }
         got
     }
@@ -333,23 +361,22 @@ impl RxShared {
         if let Ok(m) = consumer.receive(Timeout::ZERO) {
             return Ok(Lending::Queued(m));
         }
-        let buf = Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
+        Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1)?;
         // Hands the buffer back once its last message was taken, also if
-        // `f` panics (else it would stay out for good, counting against the limit).
-        let st = DisposeWhenDone(&mut st);
-        match wire::RawMessage::at(buf, st.0.pos) {
-            Ok((message, next)) => {
-                st.0.pos = next;
-                st.0.left -= 1;
-                let f = f.take().ok_or(Drain::Got)?;
-                Ok(Lending::Lent(f(Lent::wire(message))))
-            }
-            // Changed since validation: drop the rest.
-            Err(_) => {
-                st.0.left = 0;
-                Err(Drain::Got)
-            }
-        }
+        // `f` panics (else the same buffer would be delivered again).
+        let guard = ReleaseWhenDone(&mut st);
+        let st = &mut *guard.0;
+        let buf = st.held.bytes();
+        let i = st.next;
+        st.next = i + 1;
+        // Messages are left (`next_buffer`); should one be missing, the
+        // buffer is done (and given back by the guard).
+        let Some(message) = st.index.message(i) else {
+            st.next = st.index.len();
+            return Err(Drain::Got);
+        };
+        let f = f.take().ok_or(Drain::Got)?;
+        Ok(Lending::Lent(f(Lent::in_place(buf, message))))
     }
 
     /// The loop of the receive thread of side `i`.
@@ -379,13 +406,13 @@ pub(crate) enum Lending<R> {
     Queued(Message),
 }
 
-/// Disposes the held buffer on drop if none of its messages are left.
-struct DisposeWhenDone<'a>(&'a mut SideState);
+/// Releases the held buffer on drop if none of its messages are left.
+struct ReleaseWhenDone<'a>(&'a mut SideState);
 
-impl Drop for DisposeWhenDone<'_> {
+impl Drop for ReleaseWhenDone<'_> {
     fn drop(&mut self) {
-        if self.0.left == 0 {
-            let _ = self.0.side.dispose(self.0.held_id, false);
+        if !self.0.holds() {
+            self.0.release();
         }
     }
 }

@@ -56,7 +56,7 @@ use crate::queue::{MonoProducer, MultiProducer, Notify, Producer, Scheduler};
 use crate::sys::barrier;
 use crate::timeout::{Deadline, Timeout};
 use crate::transport::{RawBuf, SendSide, TransportError};
-use crate::wire::{self, BufferWriter, TryPushError};
+use crate::wire::{self, BufferWriter, SharedBytesMut, TryPushError};
 
 use super::error::PostError;
 
@@ -282,25 +282,31 @@ impl TxSide {
     }
 }
 
+/// The acquired transport buffer `raw` as the encoder's destination.
+fn dest<'a>(raw: RawBuf) -> SharedBytesMut<'a> {
+    // SAFETY: the send side guarantees `raw.len` writable bytes at
+    // `raw.ptr`, mapped until the buffer is committed or aborted (in the
+    // connection's shared section, or in private staging memory). Every
+    // writer made over them is finished (or dropped) before its side's
+    // `commit`/`abort` is called, and the side is owned by the sender
+    // state, which only the current owner touches: nothing else in this
+    // process reads or writes these bytes meanwhile. The peer may (a
+    // hostile one could scribble over a slot it can see); the writer only
+    // stores into the buffer and never reads it back, so that changes
+    // nothing but what the peer receives.
+    unsafe { SharedBytesMut::new(raw.ptr, raw.len) }
+}
+
 /// A writer over a whole acquired buffer.
 fn writer<'a>(raw: RawBuf) -> Option<BufferWriter<'a>> {
-    // SAFETY: the send side guarantees `raw.len` writable bytes at
-    // `raw.ptr` until the buffer is committed or aborted. Every writer made
-    // here is finished (or dropped) before its side's `commit`/`abort` is
-    // called, and the side is owned by the sender state, which only the
-    // current owner touches, so nobody else writes these bytes meanwhile.
-    let buf = unsafe { std::slice::from_raw_parts_mut(raw.ptr, raw.len) };
-    BufferWriter::new(buf).ok()
+    BufferWriter::new_in(dest(raw)).ok()
 }
 
 /// A writer resuming a buffer that a writer filled up to `pos` with
-/// `count` messages.
+/// `count` messages. (An open buffer is never committed or aborted behind
+/// the writer's back, so it is still acquired.)
 fn resume<'a>(raw: RawBuf, pos: usize, count: u32) -> Option<BufferWriter<'a>> {
-    // SAFETY: as in `writer`: the buffer is still acquired (an open buffer
-    // is never committed or aborted behind the writer's back), and only the
-    // owner of the sender state touches it.
-    let buf = unsafe { std::slice::from_raw_parts_mut(raw.ptr, raw.len) };
-    BufferWriter::resume(buf, pos, count)
+    BufferWriter::resume_in(dest(raw), pos, count)
 }
 
 /// The sender state, owned by one thread at a time.

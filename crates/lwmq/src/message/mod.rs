@@ -467,16 +467,14 @@ impl Message {
         })
     }
 
-    /// Builds a decoded one-frame message (copied: inline when small).
+    /// Builds a decoded one-frame message. Its payload size is the
+    /// frame's length: a message never disagrees with its frames.
     #[inline]
-    pub(crate) fn from_single_decoded(data: &[u8], timestamp: Option<NtTime>) -> Self {
-        let frame = Frame::inline(data, timestamp).unwrap_or_else(|| Frame {
-            timestamp,
-            data: FrameData::Bytes(Bytes::copy_from_slice(data)),
-        });
+    pub(crate) fn from_decoded_frame(data: DecodedData, timestamp: Option<NtTime>) -> Self {
+        let frame = data.into_frame(timestamp);
         Message {
             repr: Repr::Unique(Inner {
-                payload_size: data.len(),
+                payload_size: frame.data().len(),
                 external_frames: 0,
                 first: Some(frame),
                 rest: Vec::new(),
@@ -484,28 +482,60 @@ impl Message {
         }
     }
 
-    /// Builds a decoded message in one go (the decoder has already checked
-    /// the limits): small frames inline, large ones as `Bytes`.
-    pub(crate) fn from_decoded<'a, I>(frame_count: usize, payload_size: usize, frames: I) -> Self
-    where
-        I: Iterator<Item = (DecodedData<'a>, Option<NtTime>)>,
-    {
-        let mut frames = frames.map(|(data, timestamp)| match data {
-            DecodedData::Copy(d) => Frame::inline(d, timestamp).unwrap_or_else(|| Frame {
-                timestamp,
-                data: FrameData::Bytes(Bytes::copy_from_slice(d)),
+    /// Builds a decoded one-frame message of `len` bytes (at most
+    /// [`MAX_INLINE_FRAME_SIZE`]; longer reads as that) in place: `fill`
+    /// writes them at the start of the zeroed inline buffer. (Built in its
+    /// final place, the 64 bytes are not moved again.)
+    #[inline(always)]
+    pub(crate) fn from_inline_decoded(
+        len: usize,
+        timestamp: Option<NtTime>,
+        fill: impl FnOnce(&mut [u8; MAX_INLINE_FRAME_SIZE]),
+    ) -> Self {
+        let len = len.min(MAX_INLINE_FRAME_SIZE);
+        let mut m = Message {
+            repr: Repr::Unique(Inner {
+                payload_size: len,
+                external_frames: 0,
+                first: Some(Frame {
+                    timestamp,
+                    data: FrameData::Inline {
+                        len: len as u8,
+                        bytes: [0; MAX_INLINE_FRAME_SIZE],
+                    },
+                }),
+                rest: Vec::new(),
             }),
-            DecodedData::Bytes(b) => Frame {
-                timestamp,
-                data: FrameData::Bytes(b),
-            },
-        });
-        let first = frames.next();
-        let mut rest = Vec::new();
-        if frame_count > 1 {
-            rest.reserve_exact(frame_count.min(MAX_FRAMES) - 1);
-            rest.extend(frames);
+        };
+        if let Repr::Unique(Inner {
+            first:
+                Some(Frame {
+                    data: FrameData::Inline { bytes, .. },
+                    ..
+                }),
+            ..
+        }) = &mut m.repr
+        {
+            fill(bytes);
         }
+        m
+    }
+
+    /// Builds a decoded message from its frames, in order (the decoder
+    /// has already checked the limits). The frame count and payload size
+    /// are those of the frames given.
+    pub(crate) fn from_decoded<I>(frames: I) -> Self
+    where
+        I: ExactSizeIterator<Item = (DecodedData, Option<NtTime>)>,
+    {
+        let mut frames = frames.map(|(data, timestamp)| data.into_frame(timestamp));
+        let first = frames.next();
+        let mut rest = Vec::with_capacity(frames.len().min(MAX_FRAMES));
+        rest.extend(frames);
+        let payload_size = first
+            .iter()
+            .chain(&rest)
+            .fold(0usize, |sum, f| sum.saturating_add(f.data().len()));
         Message {
             repr: Repr::Unique(Inner {
                 payload_size,
@@ -517,12 +547,31 @@ impl Message {
     }
 }
 
-/// Frame bytes handed over by the decoder.
-pub(crate) enum DecodedData<'a> {
-    /// Small: copied inline.
-    Copy(&'a [u8]),
-    /// Large: already in a shared allocation.
+/// Frame bytes as the decoder hands them over: already copied out of the
+/// transport buffer into private memory.
+pub(crate) enum DecodedData {
+    /// Small: the first `len` bytes of `bytes`.
+    Inline {
+        /// At most [`MAX_INLINE_FRAME_SIZE`] (longer reads as that).
+        len: u8,
+        /// The frame's bytes, zero after `len`.
+        bytes: [u8; MAX_INLINE_FRAME_SIZE],
+    },
+    /// Large: in a shared allocation.
     Bytes(Bytes),
+}
+
+impl DecodedData {
+    fn into_frame(self, timestamp: Option<NtTime>) -> Frame {
+        let data = match self {
+            DecodedData::Inline { len, bytes } => FrameData::Inline {
+                len: len.min(MAX_INLINE_FRAME_SIZE as u8),
+                bytes,
+            },
+            DecodedData::Bytes(b) => FrameData::Bytes(b),
+        };
+        Frame { timestamp, data }
+    }
 }
 
 impl Default for Message {
@@ -561,6 +610,27 @@ impl<'a> FrameRef<'a> {
     /// True if the frame has no bytes.
     pub fn is_empty(&self) -> bool {
         self.data().is_empty()
+    }
+
+    /// Copies bytes of the frame from `offset` on into `dst`, as many as
+    /// fit; returns how many (0 at or past the end). Reads as
+    /// [`LentFrame::read`](crate::channel::LentFrame::read) does.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> usize {
+        let src = self.data().get(offset..).unwrap_or_default();
+        let n = src.len().min(dst.len());
+        dst[..n].copy_from_slice(&src[..n]);
+        n
+    }
+
+    /// Copies the frame to the start of `dst`, as much as fits; returns how
+    /// many bytes (the frame's length when `dst` is long enough).
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        self.read(0, dst)
+    }
+
+    /// Copies the frame into a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.data().to_vec()
     }
 
     /// The stored timestamp (`SystemTime` requests were resolved when the

@@ -432,3 +432,52 @@ mod props {
         }
     }
 }
+
+#[test]
+fn frames_read_and_copy_out() {
+    let mut m = Message::new();
+    m.push_copy(b"0123456789", Timestamp::None).unwrap();
+    m.push_bytes(Bytes::from(vec![7u8; 100]), Timestamp::None)
+        .unwrap();
+    let f = m.frame(0).unwrap();
+    let mut dst = [0u8; 4];
+    assert_eq!(f.read(8, &mut dst), 2);
+    assert_eq!(&dst[..2], b"89");
+    assert_eq!(f.read(10, &mut dst), 0);
+    assert_eq!(f.read(usize::MAX, &mut dst), 0);
+    assert_eq!(f.copy_to(&mut dst), 4);
+    assert_eq!(&dst, b"0123");
+    let mut whole = [0u8; 12];
+    assert_eq!(f.copy_to(&mut whole), 10);
+    assert_eq!(f.to_vec(), b"0123456789");
+    assert_eq!(m.frame(1).unwrap().to_vec(), vec![7u8; 100]);
+}
+
+#[test]
+fn decoded_messages_take_their_sizes_from_their_frames() {
+    let m = Message::from_inline_decoded(3, Some(NtTime::from_ticks(5)), |b| {
+        b[..3].copy_from_slice(b"abc");
+    });
+    assert_eq!(
+        contents(&m),
+        vec![(b"abc".to_vec(), Some(NtTime::from_ticks(5)))]
+    );
+    assert_eq!((m.frame_count(), m.payload_size()), (1, 3));
+    // A length past the inline size reads as that size.
+    let m = Message::from_inline_decoded(1000, None, |_| {});
+    assert_eq!(m.payload_size(), MAX_INLINE_FRAME_SIZE);
+    assert_eq!(m.frame(0).unwrap().len(), MAX_INLINE_FRAME_SIZE);
+    let mut bytes = [0u8; MAX_INLINE_FRAME_SIZE];
+    bytes[..2].copy_from_slice(b"hi");
+    let frames = vec![
+        (DecodedData::Inline { len: 2, bytes }, None),
+        (DecodedData::Bytes(Bytes::from_static(b"large")), None),
+        (DecodedData::Inline { len: 200, bytes }, None),
+    ];
+    let m = Message::from_decoded(frames.into_iter());
+    assert_eq!(m.frame_count(), 3);
+    assert_eq!(m.payload_size(), 2 + 5 + MAX_INLINE_FRAME_SIZE);
+    assert_eq!(m.frames().map(|f| f.len()).sum::<usize>(), m.payload_size());
+    let one = Message::from_decoded_frame(DecodedData::Bytes(Bytes::from_static(b"x")), None);
+    assert_eq!((one.frame_count(), one.payload_size()), (1, 1));
+}

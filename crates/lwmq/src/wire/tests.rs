@@ -1,6 +1,11 @@
+use super::decode::Cursor;
+use super::encode::put_varint;
 use super::*;
 
-use crate::message::{ExternalFrame, Timestamp};
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
+use crate::message::{ExternalFrame, NtTime, Timestamp};
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -35,6 +40,13 @@ fn decode(buf: &[u8]) -> Result<Vec<Contents>, WireError> {
         .collect()
 }
 
+/// The varint at `pos`: `(value, position after it)`.
+fn get_varint(buf: &[u8], pos: usize, field: Field) -> Result<(u64, usize), WireError> {
+    let mut cur = Cursor::new(buf, pos);
+    let v = cur.varint(field)?;
+    Ok((v, cur.pos()))
+}
+
 #[test]
 fn varint_lengths_and_round_trip() {
     for (v, n) in [
@@ -49,7 +61,7 @@ fn varint_lengths_and_round_trip() {
     ] {
         assert_eq!(varint_len(v), n, "{v}");
         let mut buf = [0u8; 12];
-        let end = put_varint(&mut buf, 1, v).unwrap();
+        let end = put_varint(&mut SharedBytesMut::from_mut_slice(&mut buf), 1, v).unwrap();
         assert_eq!(end, 1 + n);
         assert_eq!(get_varint(&buf[..end], 1, Field::FrameHeader), Ok((v, end)));
         // One byte short: truncated.
@@ -58,7 +70,8 @@ fn varint_lengths_and_round_trip() {
             Err(WireError::Truncated { offset: 1, .. })
         ));
         // No room to write.
-        assert_eq!(put_varint(&mut buf[..end - 1], 1, v), None);
+        let mut short = SharedBytesMut::from_mut_slice(&mut buf[..end - 1]);
+        assert_eq!(put_varint(&mut short, 1, v), None);
     }
 }
 
@@ -436,17 +449,20 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
         (Err(a), Err(b)) => prop_assert_eq!(a, b),
         _ => prop_assert!(false, "validate_buffer and BufferReader disagree"),
     }
+    // The receive path's index agrees too, and gives the same messages.
+    let mut index = BufferIndex::new();
+    prop_assert_eq!(&index.build(bytes), &validated);
     if let Ok(messages) = decoded {
         prop_assert_eq!(encode(&messages, bytes.len()), bytes);
-        // The receive path's one-at-a-time decoder gives the same messages.
-        let mut pos = BUFFER_HEADER_LEN;
-        for want in &messages {
-            let (got, next) =
-                decode_at(bytes, pos).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(contents(&got), contents(want));
-            pos = next;
+        prop_assert_eq!(index.len(), messages.len());
+        for (i, want) in messages.iter().enumerate() {
+            let got = index.message(i).unwrap();
+            prop_assert_eq!(got.frame_count(), want.frame_count());
+            prop_assert_eq!(got.payload_size(), want.payload_size());
+            prop_assert_eq!(contents(&got.to_message(bytes)), contents(want));
         }
-        prop_assert_eq!(pos, bytes.len());
+    } else {
+        prop_assert!(index.is_empty());
     }
     Ok(())
 }
@@ -572,4 +588,387 @@ fn external_released_once_after_acquire_encode_drop() {
     let got = decode(&buf).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0][0].0, vec![1u8; 500]);
+}
+
+// ---- one read of every byte: a peer that rewrites the buffer ----
+
+/// A received buffer as a hostile peer would serve it: it counts every read
+/// of every byte and, if `rewrite`, changes a byte each time it is read,
+/// so that a decoder reading a byte twice sees two different values.
+struct Peer {
+    bytes: RefCell<Vec<u8>>,
+    reads: RefCell<Vec<u32>>,
+    rewrite: bool,
+}
+
+impl Peer {
+    fn new(bytes: &[u8], rewrite: bool) -> Self {
+        Peer {
+            bytes: RefCell::new(bytes.to_vec()),
+            reads: RefCell::new(vec![0; bytes.len()]),
+            rewrite,
+        }
+    }
+
+    /// One read of byte `at` (in range).
+    fn read(&self, at: usize) -> u8 {
+        let mut bytes = self.bytes.borrow_mut();
+        let value = bytes[at];
+        self.reads.borrow_mut()[at] += 1;
+        if self.rewrite {
+            // Another value for the next read: a frame header becomes
+            // another length (or gains a timestamp), a count another
+            // count, a payload byte another byte.
+            bytes[at] = value ^ 0x2b;
+        }
+        value
+    }
+
+    /// The most reads of any one byte.
+    fn max_reads(&self) -> u32 {
+        self.reads.borrow().iter().copied().max().unwrap_or(0)
+    }
+}
+
+// SAFETY: `copy_to_uninit` writes every byte of `dst` (values read from the
+// vector) when it returns true, and nothing when it returns false.
+unsafe impl Source for Peer {
+    fn len(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+
+    fn byte(&self, at: usize) -> Option<u8> {
+        (at < self.len()).then(|| self.read(at))
+    }
+
+    fn copy_to_uninit(&self, at: usize, dst: &mut [MaybeUninit<u8>]) -> bool {
+        if at.checked_add(dst.len()).is_none_or(|end| end > self.len()) {
+            return false;
+        }
+        for (i, d) in dst.iter_mut().enumerate() {
+            d.write(self.read(at + i));
+        }
+        true
+    }
+}
+
+/// What a receiver delivers from `src`: the index's verdict and every
+/// message copied out, each checked to agree with itself.
+fn deliver<S: Source + ?Sized>(src: &S) -> Result<Vec<Contents>, WireError> {
+    let mut index = BufferIndex::new();
+    let n = index.build(src)?;
+    assert_eq!(index.len(), n as usize);
+    let mut out = Vec::new();
+    for i in 0..index.len() {
+        let m = index.message(i).unwrap();
+        let spans: Vec<FrameSpan> = m.frames().collect();
+        assert_eq!(spans.len(), m.frame_count());
+        assert_eq!(spans.iter().map(|f| f.len).sum::<usize>(), m.payload_size());
+        let owned = m.to_message(src);
+        assert_eq!(owned.frame_count(), m.frame_count());
+        assert_eq!(owned.payload_size(), m.payload_size());
+        assert_eq!(
+            owned.frames().map(|f| f.len()).sum::<usize>(),
+            owned.payload_size(),
+            "a message must never disagree with its frames"
+        );
+        out.push(contents(&owned));
+    }
+    Ok(out)
+}
+
+/// A buffer of two messages whose structure a peer can flip with one byte
+/// (returned: its offset). Message 1 has two frames of `[2, 28]` bytes (30
+/// in all); with the flip, of `[10, 12]` bytes (22 in all), the first with
+/// a timestamp, in the same 33 bytes, so the buffer stays valid. Message 2
+/// is one frame of 30 bytes.
+fn flippable() -> (Vec<u8>, usize) {
+    let mut b = vec![MAGIC, VERSION, 0, 0, 2, 0, 0, 0];
+    b.push(2); // message 1: 2 frames
+    let flip_at = b.len();
+    b.push(2 << 1); // frame: 2 bytes
+    b.extend_from_slice(b"ab");
+    b.push(28 << 1); // frame: 28 bytes
+    b.extend_from_slice(&[b'x'; 28]);
+    // Flipped: [10 << 1 | 1][timestamp: 8][10 bytes][12 << 1][12 bytes];
+    // the second header falls inside the 28 bytes of the first layout.
+    b[flip_at + 1 + TIMESTAMP_LEN + 10] = 12 << 1;
+    b.push(1); // message 2: 1 frame
+    b.push(30 << 1);
+    b.extend_from_slice(&[b'y'; 30]);
+    (b, flip_at)
+}
+
+/// The byte that flips [`flippable`]'s message 1.
+const FLIPPED: u8 = (10 << 1) | 1;
+
+#[test]
+fn flippable_is_valid_both_ways() {
+    let (mut b, flip_at) = flippable();
+    let before = decode(&b).unwrap();
+    assert_eq!(
+        before[0].iter().map(|f| f.0.len()).collect::<Vec<_>>(),
+        [2, 28]
+    );
+    b[flip_at] = FLIPPED;
+    let after = decode(&b).unwrap();
+    assert_eq!(
+        after[0].iter().map(|f| f.0.len()).collect::<Vec<_>>(),
+        [10, 12]
+    );
+    assert_eq!(after[1], before[1]);
+}
+
+#[test]
+fn every_byte_is_read_at_most_once() {
+    let (b, _) = flippable();
+    let peer = Peer::new(&b, false);
+    assert_eq!(deliver(&peer).unwrap(), decode(&b).unwrap());
+    // Header bytes once when validating, payload bytes once when copied.
+    assert_eq!(peer.max_reads(), 1);
+    assert!(peer.reads.borrow().iter().all(|&n| n == 1));
+}
+
+#[test]
+fn a_peer_rewriting_every_byte_it_serves_changes_nothing() {
+    // Each read flips the byte: a decoder that read the frame header again
+    // after validating it (as the receive path did before) would see the
+    // other layout and hand out frames that disagree with the payload size
+    // it computed, or drop a buffer it had declared valid.
+    let (b, _) = flippable();
+    let peer = Peer::new(&b, true);
+    assert_eq!(deliver(&peer).unwrap(), decode(&b).unwrap());
+    // An invalid buffer is rejected whole, from the values first read.
+    let mut bad = b.clone();
+    bad[4] = 3;
+    let peer = Peer::new(&bad, true);
+    assert_eq!(
+        deliver(&peer).unwrap_err(),
+        WireError::MissingMessages {
+            declared: 3,
+            decoded: 2
+        }
+    );
+}
+
+/// The scenario through a real `SharedBytes` view: the peer
+/// rewrites the buffer after the receiver validated it and before the
+/// messages are taken. The messages have the structure that was
+/// validated (the rewrite cannot make a message disagree with its frames
+/// or a buffer half-delivered); only payload bytes copied after the
+/// rewrite show it, as data the peer sent.
+#[test]
+fn rewriting_after_validation_changes_only_payload_bytes() {
+    let (b, flip_at) = flippable();
+    let mut memory = b.clone();
+    let base = memory.as_mut_ptr();
+    let poke = |at: usize, value: u8| {
+        assert!(at < b.len());
+        // SAFETY: `at` is inside `memory`, which outlives this test's
+        // views; the store is atomic, as a peer's would be to us.
+        unsafe { std::sync::atomic::AtomicU8::from_ptr(base.add(at)) }
+            .store(value, std::sync::atomic::Ordering::Relaxed);
+    };
+    // SAFETY: `memory` stays alive and unmoved for the view's life and is
+    // only accessed through `base` meanwhile (atomic stores in `poke`).
+    let view = unsafe { SharedBytes::new(base, b.len()) };
+    let mut index = BufferIndex::new();
+    assert_eq!(index.build(&view), Ok(2));
+    // The other layout, and then a second message that no longer parses.
+    poke(flip_at, FLIPPED);
+    let second = b.len() - 32;
+    poke(second, 0);
+    poke(flip_at + 1, b'Z');
+    let first = index.message(0).unwrap();
+    assert_eq!(first.frame_count(), 2);
+    assert_eq!(first.payload_size(), 30);
+    let m = first.to_message(&view);
+    assert_eq!(
+        m.frames().map(|f| f.len()).collect::<Vec<_>>(),
+        [2, 28],
+        "the validated structure"
+    );
+    assert_eq!(m.payload_size(), 30);
+    assert_eq!(
+        m.frame(0).unwrap().data(),
+        b"Zb",
+        "payload read after the rewrite"
+    );
+    // Both messages of the validated buffer are delivered, whole.
+    let m2 = index.message(1).unwrap().to_message(&view);
+    assert_eq!(contents(&m2), vec![(vec![b'y'; 30], None)]);
+    assert!(index.message(2).is_none());
+    // The rewritten buffer, read anew (the view is not used again), is
+    // rejected.
+    assert!(index.build(&memory[..]).is_err());
+    assert!(index.is_empty());
+}
+
+#[test]
+fn shared_views_read_and_copy_within_bounds() {
+    let mut memory: Vec<u8> = (0..100).collect();
+    let base = memory.as_mut_ptr();
+    // SAFETY: `memory` outlives the view and is not touched meanwhile.
+    let view = unsafe { SharedBytes::new(base, 100) };
+    assert_eq!(view.byte(99), Some(99));
+    assert_eq!(view.byte(100), None);
+    let mut dst = [0u8; 8];
+    assert_eq!(view.read(96, &mut dst), 4);
+    assert_eq!(&dst[..4], &[96, 97, 98, 99]);
+    assert_eq!(view.read(100, &mut dst), 0);
+    assert_eq!(view.read(usize::MAX, &mut dst), 0);
+    let part = view.slice(10, 5).unwrap();
+    assert_eq!(part.to_vec(), [10, 11, 12, 13, 14]);
+    assert!(view.slice(96, 5).is_none());
+    assert!(view.slice(usize::MAX, 2).is_none());
+    assert_eq!(view.slice(100, 0).unwrap().len(), 0);
+    let mut dst = [MaybeUninit::new(0u8); 3];
+    assert!(view.copy_to_uninit(97, &mut dst));
+    assert!(!view.copy_to_uninit(98, &mut dst));
+    assert!(!view.copy_to_uninit(usize::MAX, &mut dst));
+    // SAFETY: nothing writes `memory` while the slice is used.
+    assert_eq!(unsafe { part.as_slice() }, &[10, 11, 12, 13, 14]);
+    // SAFETY: a null pointer makes an empty view, never dereferenced.
+    let empty = unsafe { SharedBytes::new(std::ptr::null(), 5) };
+    assert_eq!(
+        (empty.len(), empty.byte(0), empty.to_vec()),
+        (0, None, vec![])
+    );
+    // (`view` is not used again.) The writer's view: writes inside, refuses outside, never reads.
+    let mut out = SharedBytesMut::from_mut_slice(&mut memory[..4]);
+    assert!(out.write(1, &[7, 7, 7]));
+    assert!(!out.write(2, &[7, 7, 7]));
+    assert!(!out.write(usize::MAX, &[7]));
+    assert!(out.write_byte(0, 9));
+    assert!(!out.write_byte(4, 9));
+    assert_eq!(&memory[..5], &[9, 7, 7, 7, 4]);
+}
+
+#[test]
+fn gather_fills_exactly_the_spans() {
+    let src: Vec<u8> = (0..50).collect();
+    let got = shared::gather(&src[..], [(0, 3), (10, 2), (48, 2)], 7);
+    assert_eq!(&got[..], &[0, 1, 2, 10, 11, 48, 49]);
+    // A span outside the source reads as zeros; the length holds.
+    let got = shared::gather(&src[..], [(0, 2), (49, 5)], 7);
+    assert_eq!(&got[..], &[0, 1, 0, 0, 0, 0, 0]);
+    // Spans beyond `total` are left out.
+    let got = shared::gather(&src[..], [(0, 2), (5, 5)], 4);
+    assert_eq!(&got[..], &[0, 1]);
+}
+
+#[test]
+fn an_index_is_reused_and_emptied_by_a_bad_buffer() {
+    let messages: Vec<Message> = (0..1000u32)
+        .map(|i| one_frame(&i.to_le_bytes(), Timestamp::None))
+        .collect();
+    let big = encode(&messages, 1 << 16);
+    let (small, _) = flippable();
+    let mut index = BufferIndex::new();
+    assert_eq!(index.build(&big[..]), Ok(1000));
+    assert_eq!(index.build(&small[..]), Ok(2));
+    assert_eq!(index.len(), 2);
+    assert!(index.message(2).is_none());
+    let mut bad = small.clone();
+    bad[0] = 0;
+    assert_eq!(index.build(&bad[..]), Err(WireError::BadMagic { found: 0 }));
+    assert!(index.is_empty() && index.message(0).is_none());
+    assert_eq!(index.build(&big[..]), Ok(1000));
+    let last = index.message(999).unwrap().to_message(&big[..]);
+    assert_eq!(last.frame(0).unwrap().data(), &999u32.to_le_bytes());
+}
+
+proptest! {
+    #[test]
+    fn any_buffer_is_read_at_most_once_per_byte(
+        buf in valid_buffer(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let mut buf = buf;
+        for (at, byte) in edits {
+            let i = at.index(buf.len());
+            buf[i] = byte;
+        }
+        let peer = Peer::new(&buf, false);
+        let got = deliver(&peer);
+        prop_assert!(peer.max_reads() <= 1);
+        prop_assert_eq!(got, decode_whole(&buf));
+    }
+
+    #[test]
+    fn a_rewriting_peer_is_decoded_as_first_read(buf in valid_buffer()) {
+        let peer = Peer::new(&buf, true);
+        prop_assert_eq!(deliver(&peer), decode_whole(&buf));
+    }
+}
+
+/// The messages of `buf` if it is valid as a whole, else its error.
+fn decode_whole(buf: &[u8]) -> Result<Vec<Contents>, WireError> {
+    validate_buffer(buf)?;
+    decode(buf)
+}
+
+/// A source longer than any buffer may be, whose bytes are never read.
+struct Huge;
+
+// SAFETY: `copy_to_uninit` never writes and always returns false.
+unsafe impl Source for Huge {
+    fn len(&self) -> usize {
+        MAX_BUFFER_LEN + 1
+    }
+
+    fn byte(&self, _: usize) -> Option<u8> {
+        panic!("a buffer that is too long must be refused before any byte is read")
+    }
+
+    fn copy_to_uninit(&self, _: usize, _: &mut [MaybeUninit<u8>]) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_buffer_longer_than_the_limit_is_refused_unread() {
+    let mut index = BufferIndex::new();
+    let err = index.build(&Huge).unwrap_err();
+    assert_eq!(
+        err,
+        WireError::BufferTooLong {
+            len: MAX_BUFFER_LEN + 1,
+            max: MAX_BUFFER_LEN
+        }
+    );
+    assert!(err.to_string().contains("at most 4294967295 bytes"));
+}
+
+#[test]
+fn an_index_gives_back_what_a_buffer_of_tiny_messages_needed() {
+    // 200,000 empty one-frame messages (2 bytes each), then 100,000
+    // messages of two empty frames, then a small buffer: the index shrinks
+    // back.
+    let empty: Vec<Message> = (0..200_000)
+        .map(|_| one_frame(b"", Timestamp::None))
+        .collect();
+    let tiny = encode(&empty, 1 << 20);
+    let two: Vec<Message> = (0..100_000)
+        .map(|_| {
+            let mut m = one_frame(b"", Timestamp::None);
+            m.push_copy(b"", Timestamp::None).unwrap();
+            m
+        })
+        .collect();
+    let frames = encode(&two, 1 << 20);
+    let (small, _) = flippable();
+    let mut index = BufferIndex::new();
+    assert_eq!(index.build(&tiny[..]), Ok(200_000));
+    assert!(index.retained().0 >= 200_000);
+    assert_eq!(index.build(&frames[..]), Ok(100_000));
+    assert!(index.retained().1 >= 200_000);
+    assert_eq!(index.build(&small[..]), Ok(2));
+    let (slots, frame_room) = index.retained();
+    assert!(
+        slots <= 1 << 16 && frame_room <= 1 << 16,
+        "{slots} {frame_room}"
+    );
+    let m = index.message(0).unwrap().to_message(&small[..]);
+    assert_eq!(m.payload_size(), 30);
 }
