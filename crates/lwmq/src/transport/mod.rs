@@ -24,8 +24,13 @@
 //! The memory of a buffer ([`RawBuf`]) may be shared with the peer, which
 //! can write it at any time: it is reached through raw pointers only, never
 //! through a `&[u8]`/`&mut [u8]` that would promise nobody else changes it.
+//!
+//! Providers: [`ipc`] (`ipc://address[:port]`, shared memory between the
+//! processes of one machine) and [`tcp`] (`tcp://host:port`, a TCP
+//! connection between any two machines).
 
 pub mod ipc;
+pub mod tcp;
 
 use std::fmt;
 use std::sync::Arc;
@@ -436,8 +441,20 @@ pub enum TransportControl {
     /// Only before the channel opens.
     SetAccessPolicy(AccessPolicy),
     /// How long a waiting thread spins before it sleeps on a futex
-    /// (`Duration::ZERO` = sleep at once).
+    /// (`ipc://`) or in `poll` (`tcp://`) (`Duration::ZERO` = sleep at once).
     SetSpinDuration(Duration),
+    /// `tcp://` only: the silence after which the peer is declared dead
+    /// (its host gone, the network cut, the process stopped); heartbeats go
+    /// out every fifth of the stricter of the two sides' timeouts while a
+    /// direction is otherwise idle. `Duration::ZERO` turns the check off on
+    /// this side. 5 s by default; 100 ms ..= 1 h; applies from the next
+    /// connection.
+    SetHeartbeatTimeout(Duration),
+    /// `tcp://` only: the peer addresses this side talks to (an empty list,
+    /// the default, allows every peer); a peer outside it is refused
+    /// `AccessDenied` on both sides, and the refusal is logged. Only before
+    /// the channel opens.
+    SetPeerAllowList(tcp::AllowList),
 }
 
 /// Which peer users a transport accepts. The own effective user is always
@@ -584,6 +601,16 @@ pub enum TransportError {
         /// The id given.
         id: BufferId,
     },
+    /// The host name of a descriptor could not be resolved.
+    #[error("{descriptor}: cannot resolve host {host}: {why}")]
+    Resolve {
+        /// The transport.
+        descriptor: String,
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
     /// A control code is not valid now.
     #[error("{descriptor}: {what}")]
     Control {
@@ -702,6 +729,10 @@ pub fn query_limits(descriptor: &str) -> Result<BufferLimits, DescriptorError> {
             descriptor::IpcAddress::parse_rest(descriptor, rest)?;
             Ok(ipc::LIMITS)
         }
+        "tcp" => {
+            descriptor::TcpAddress::parse_rest(descriptor, rest)?;
+            Ok(tcp::LIMITS)
+        }
         _ => Err(unknown_scheme(descriptor, scheme)),
     }
 }
@@ -715,7 +746,7 @@ fn unknown_scheme(descriptor: &str, scheme: String) -> DescriptorError {
 }
 
 /// The schemes with a registered provider.
-pub const SCHEMES: &[&str] = &["ipc"];
+pub const SCHEMES: &[&str] = &["ipc", "tcp"];
 
 /// Creates a transport from a descriptor, picking the provider by scheme
 /// (case-insensitive); the provider parses the rest.
@@ -743,6 +774,10 @@ pub fn create(
         "ipc" => {
             let addr = descriptor::IpcAddress::parse_rest(descriptor, rest)?;
             Ok(Arc::new(ipc::IpcTransport::new(addr, config)?))
+        }
+        "tcp" => {
+            let addr = descriptor::TcpAddress::parse_rest(descriptor, rest)?;
+            Ok(Arc::new(tcp::TcpTransport::new(addr, config)?))
         }
         _ => Err(unknown_scheme(descriptor, scheme).into()),
     }
@@ -789,9 +824,16 @@ mod tests {
     #[test]
     fn registry_by_scheme() {
         assert_eq!(query_limits("IPC://a").unwrap(), ipc::LIMITS);
+        assert_eq!(query_limits("TCP://127.0.0.1:1").unwrap(), tcp::LIMITS);
         assert!(matches!(
-            query_limits("tcp://a:1"),
+            query_limits("udp://a:1"),
             Err(DescriptorError::UnknownScheme { .. })
+        ));
+        let e = query_limits("udp://a:1").unwrap_err().to_string();
+        assert!(e.contains("known: ipc, tcp"), "{e}");
+        assert!(matches!(
+            create("tcp://h", 64, 1, 1, Directions::SendReceive),
+            Err(TransportError::Descriptor(_))
         ));
         assert!(matches!(
             create("ipc://", 64, 1, 1, Directions::SendReceive),

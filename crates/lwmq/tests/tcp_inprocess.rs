@@ -1,0 +1,381 @@
+//! The `tcp://` transport between two channels of one process: the data
+//! path, flow control, staging, flush and the handshake's refusals. The
+//! same behaviour between real processes is in the harness crate's
+//! conformance suite; these tests run in milliseconds and under a debugger.
+
+use std::time::Duration;
+
+use lwmq::transport::tcp::AllowList;
+use lwmq::transport::RefusalReason;
+use lwmq::{
+    ConnectionState, Directions, RawChannel, Role, Timeout, TransportControl, TransportError,
+    TransportId,
+};
+
+/// A `tcp://127.0.0.1:PORT` descriptor with a port that was free a moment
+/// ago (the kernel hands out ephemeral ports in turn, so a clash with
+/// another test is unlikely; tests that bind retry on "in use").
+fn free_uri() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
+    let t = ch.transport(TransportId(0)).unwrap();
+    for _ in 0..3000 {
+        let s = t.state();
+        if want(&s) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "state never reached; last {:?} err {:?}",
+        t.state(),
+        t.last_error()
+    );
+}
+
+fn pair(size: usize, n: i64) -> (RawChannel, RawChannel, String) {
+    let uri = free_uri();
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, size, n, n, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut client = RawChannel::new();
+    client
+        .add_transport(&uri, size, n, n, Directions::SendReceive)
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    (server, client, uri)
+}
+
+const LONG: Timeout = Timeout::after(Duration::from_secs(60));
+
+#[test]
+fn round_trip_both_directions_and_staging() {
+    let uri = free_uri();
+    let mut client = RawChannel::new();
+    let ct = client
+        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    // Sent before the server exists: staged.
+    {
+        let tx = client.sender(ct).unwrap();
+        for i in 0..4u8 {
+            let mut b = tx.get_buffer(Timeout::ZERO).unwrap();
+            b.write(0, &[i, i, i]).unwrap();
+            b.send(3).unwrap();
+        }
+        assert!(matches!(
+            tx.get_buffer(Timeout::ZERO),
+            Err(TransportError::Timeout)
+        ));
+    }
+    let mut server = RawChannel::new();
+    let st = server
+        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let rx = server.receiver(st).unwrap();
+    for i in 0..4u8 {
+        let b = rx.receive_buffer(LONG).unwrap();
+        assert_eq!(b.to_vec(), [i, i, i]);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let tx = server.sender(st).unwrap();
+            for i in 0..20_000u32 {
+                let mut b = tx.get_buffer(Timeout::INFINITE).unwrap();
+                b.write(0, &i.to_le_bytes()).unwrap();
+                b.send(4).unwrap();
+            }
+            tx.flush(LONG).unwrap();
+        });
+        let crx = client.receiver(ct).unwrap();
+        for i in 0..20_000u32 {
+            let b = crx.receive_buffer(LONG).unwrap();
+            let mut got = [0u8; 4];
+            b.read(0, &mut got).unwrap();
+            assert_eq!(u32::from_le_bytes(got), i);
+        }
+    });
+    let t = client.transport(ct).unwrap();
+    assert_eq!(t.stats().buffers_received, 20_000);
+    assert_eq!(t.stats().buffers_sent, 4);
+}
+
+#[test]
+fn large_buffers_arrive_whole() {
+    let (server, client, _) = pair(1 << 20, 4);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let tx = client.sender(TransportId(0)).unwrap();
+            let mut data = vec![0u8; 1 << 20];
+            for i in 0..64u32 {
+                data.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, b)| *b = (j as u32 ^ i) as u8);
+                let mut b = tx.get_buffer(LONG).unwrap();
+                let len = (1 << 20) - i as usize * 1000;
+                b.write(0, &data[..len]).unwrap();
+                b.send(len).unwrap();
+            }
+            tx.flush(LONG).unwrap();
+        });
+        let rx = server.receiver(TransportId(0)).unwrap();
+        for i in 0..64u32 {
+            let b = rx.receive_buffer(LONG).unwrap();
+            let got = b.to_vec();
+            assert_eq!(got.len(), (1 << 20) - i as usize * 1000);
+            assert!(got
+                .iter()
+                .enumerate()
+                .all(|(j, b)| *b == (j as u32 ^ i) as u8));
+        }
+    });
+}
+
+#[test]
+fn a_stalled_receiver_makes_the_sender_time_out_without_growing() {
+    let (server, client, _) = pair(1024, 4);
+    let tx = client.sender(TransportId(0)).unwrap();
+    let mut sent = 0;
+    // Credits: 4 in flight at the receiver, then 4 queued in the sender's
+    // own buffers: then nothing more.
+    loop {
+        match tx.get_buffer(Timeout::after(Duration::from_millis(300))) {
+            Ok(mut b) => {
+                b.write(0, &[sent as u8]).unwrap();
+                b.send(1).unwrap();
+                sent += 1;
+            }
+            Err(TransportError::Timeout) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent <= 8, "the sender took more than its buffers");
+    }
+    assert_eq!(sent, 8);
+    assert_eq!(
+        client.transport(TransportId(0)).unwrap().pending_send(),
+        4,
+        "four wait for credits"
+    );
+    let rx = server.receiver(TransportId(0)).unwrap();
+    for i in 0..8u8 {
+        let b = rx.receive_buffer(LONG).unwrap();
+        assert_eq!(b.to_vec(), [i]);
+    }
+    tx.flush(LONG).unwrap();
+}
+
+#[test]
+fn several_buffers_out_on_both_sides_in_order() {
+    let (server, client, _) = pair(64, 6);
+    let tx = client.sender(TransportId(0)).unwrap();
+    let mut out = Vec::new();
+    for i in 0..6u8 {
+        let mut b = tx.get_buffer(LONG).unwrap();
+        b.write(0, &[i]).unwrap();
+        out.push(b);
+    }
+    assert!(matches!(
+        tx.get_buffer(Timeout::ZERO),
+        Err(TransportError::BufferLimit { .. })
+    ));
+    // Abort the third, send the rest in order; sending the last first is
+    // refused and gives it back.
+    let last = out.pop().unwrap();
+    let last = match last.send(1) {
+        Err(lwmq::SendError::Refused { buffer, .. }) => buffer,
+        other => panic!("{other:?}"),
+    };
+    out.remove(2).abort();
+    for b in out {
+        b.send(1).unwrap();
+    }
+    last.send(1).unwrap();
+    let rx = server.receiver(TransportId(0)).unwrap();
+    let got: Vec<_> = (0..5).map(|_| rx.receive_buffer(LONG).unwrap()).collect();
+    let vals: Vec<u8> = got.iter().map(|b| b.to_vec()[0]).collect();
+    assert_eq!(vals, [0, 1, 3, 4, 5]);
+    // Given back in any order.
+    for b in got.into_iter().rev() {
+        b.dispose();
+    }
+    tx.flush(LONG).unwrap();
+}
+
+#[test]
+fn refusals_are_visible_on_both_sides() {
+    let uri = free_uri();
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut client = RawChannel::new();
+    client
+        .add_transport(&uri, 8192, 4, 4, Directions::SendReceive)
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    let s = wait_state(&client, |s| matches!(s, ConnectionState::Refused(_)));
+    let ConnectionState::Refused(r) = s else {
+        unreachable!()
+    };
+    assert_eq!(r.reason, RefusalReason::BufferSize);
+    assert!(r.by_peer);
+    assert!(
+        r.detail.contains("4096") && r.detail.contains("8192"),
+        "{}",
+        r.detail
+    );
+    let s = wait_state(&server, |s| matches!(s, ConnectionState::Refused(_)));
+    let ConnectionState::Refused(r) = s else {
+        unreachable!()
+    };
+    assert!(!r.by_peer);
+    assert_eq!(r.reason, RefusalReason::BufferSize);
+}
+
+#[test]
+fn a_second_server_is_refused_in_use_and_busy_servers_refuse_clients() {
+    let (server, _client, uri) = pair(64, 2);
+    wait_state(&server, |s| *s == ConnectionState::Connected);
+    let mut second = RawChannel::new();
+    second
+        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    let e = second.open(Role::Server).unwrap_err().to_string();
+    assert!(e.contains("address in use"), "{e}");
+    let mut third = RawChannel::new();
+    third
+        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    third.open(Role::Client).unwrap();
+    let s = wait_state(&third, |s| matches!(s, ConnectionState::Refused(_)));
+    let ConnectionState::Refused(r) = s else {
+        unreachable!()
+    };
+    assert_eq!(r.reason, RefusalReason::Busy);
+}
+
+#[test]
+fn the_allow_list_refuses_on_both_sides_with_the_reason() {
+    let uri = free_uri();
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    server
+        .transport(TransportId(0))
+        .unwrap()
+        .control(TransportControl::SetPeerAllowList(
+            AllowList::parse(&["10.0.0.0/8"]).unwrap(),
+        ))
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut client = RawChannel::new();
+    client
+        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    let ConnectionState::Refused(r) =
+        wait_state(&client, |s| matches!(s, ConnectionState::Refused(_)))
+    else {
+        unreachable!()
+    };
+    assert_eq!(r.reason, RefusalReason::AccessDenied);
+    assert!(r.detail.contains("10.0.0.0/8"), "{}", r.detail);
+    let err = server
+        .transport(TransportId(0))
+        .unwrap()
+        .last_error()
+        .unwrap();
+    assert!(err.contains("allow-list"), "{err}");
+    // Set after open: refused.
+    assert!(server
+        .transport(TransportId(0))
+        .unwrap()
+        .control(TransportControl::SetPeerAllowList(AllowList::any()))
+        .is_err());
+}
+
+#[test]
+fn reconnection_after_the_server_restarts_delivers_staged_buffers() {
+    let (server, client, uri) = pair(64, 4);
+    wait_state(&client, |s| *s == ConnectionState::Connected);
+    drop(server);
+    wait_state(&client, |s| *s != ConnectionState::Connected);
+    let tx = client.sender(TransportId(0)).unwrap();
+    for i in 0..4u8 {
+        let mut b = tx.get_buffer(LONG).unwrap();
+        b.write(0, &[i]).unwrap();
+        b.send(1).unwrap();
+    }
+    let mut server = RawChannel::new();
+    server
+        .add_transport(&uri, 64, 4, 4, Directions::SendReceive)
+        .unwrap();
+    // The old listener is gone; the port is free again.
+    server.open(Role::Server).unwrap();
+    let rx = server.receiver(TransportId(0)).unwrap();
+    for i in 0..4u8 {
+        assert_eq!(rx.receive_buffer(LONG).unwrap().to_vec(), [i]);
+    }
+    assert!(
+        client
+            .transport(TransportId(0))
+            .unwrap()
+            .stats()
+            .reconnections
+            >= 1
+    );
+}
+
+#[test]
+fn controls_are_checked() {
+    let uri = free_uri();
+    let mut ch = RawChannel::new();
+    ch.add_transport(&uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    let t = ch.transport(TransportId(0)).unwrap();
+    assert!(t
+        .control(TransportControl::SetHeartbeatTimeout(
+            Duration::from_millis(10)
+        ))
+        .is_err());
+    assert!(t
+        .control(TransportControl::SetHeartbeatTimeout(Duration::ZERO))
+        .is_ok());
+    assert!(t
+        .control(TransportControl::SetHeartbeatTimeout(Duration::from_secs(
+            1
+        )))
+        .is_ok());
+    assert!(t
+        .control(TransportControl::SetAccessPolicy(
+            lwmq::AccessPolicy::any_user()
+        ))
+        .is_err());
+    let mut ipc = RawChannel::new();
+    ipc.add_transport(
+        "ipc://lwmq-test/tcp-controls",
+        64,
+        2,
+        2,
+        Directions::SendReceive,
+    )
+    .unwrap();
+    let e = ipc
+        .transport(TransportId(0))
+        .unwrap()
+        .control(TransportControl::SetHeartbeatTimeout(Duration::from_secs(
+            1,
+        )))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tcp:// only"), "{e}");
+}
