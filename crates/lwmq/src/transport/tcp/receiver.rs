@@ -17,7 +17,8 @@
 //! out with the next frame this side writes, or at once when the receive
 //! policy says the peer may run short (`Conn::credit_due`), or when it
 //! answers a pending FLUSH (every buffer received before the FLUSH has
-//! been disposed of).
+//! been disposed of), or when a `receive` finds the socket empty (this
+//! side has caught up: the peer learns at once that it is not busy).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -146,6 +147,12 @@ impl ReceiveSide for TcpReceiver {
                 conn.set_interest(&inner, |i| i.read = false);
             }
             let mut out = r.read(&conn, &inner, Goal::FirstData);
+            if matches!(out, ReadOutcome::Empty { delivered: 0 }) {
+                // Caught up: what was disposed of goes back to the peer
+                // now, so that it never waits for credits this side is
+                // sitting on (and its "peer busy" estimate stays true).
+                send_owed_credits(&inner, &conn);
+            }
             if matches!(out, ReadOutcome::Empty { delivered: 0 }) && !spun && !spin.is_zero() {
                 spun = true;
                 let until = Instant::now() + spin;
@@ -210,6 +217,18 @@ impl ReceiveSide for TcpReceiver {
             }
         }
         Ok(())
+    }
+}
+
+/// Sends the credits this side owes on `conn`, if any.
+fn send_owed_credits(inner: &Inner, conn: &Arc<super::conn::Conn>) {
+    if conn.unsent.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let mut tx = lock(&inner.tx);
+    if tx.live().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+        tx.take_unsent_credits(conn);
+        tx.try_write(inner);
     }
 }
 

@@ -19,6 +19,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+use rustix::event::{PollFd, PollFlags};
+
+use super::reader::{Goal, ReadOutcome};
 use super::writer::{Outgoing, TxState};
 use super::{lock, Inner};
 use crate::timeout::{Deadline, Timeout};
@@ -61,34 +64,89 @@ impl TcpSender {
         TransportError::NotOpen(self.inner.descriptor.clone())
     }
 
-    /// Sleeps on the send half until something changes or `deadline`;
-    /// first makes sure someone reads the socket (credits and FLUSHED
-    /// arrive there) and that a full socket is watched.
+    /// Waits until something changes on the send half, or a slice of the
+    /// time to `deadline` passes. The waiter does the I/O it waits for when
+    /// nobody else is doing it (see the module docs): with frames waiting
+    /// for credits (or a FLUSH unanswered) it reads the socket, with frames
+    /// waiting for room it writes them as the socket drains; otherwise it
+    /// sleeps until the thread that does it reports progress.
     fn wait<'a>(
         &'a self,
         tx: MutexGuard<'a, TxState>,
         deadline: Deadline,
     ) -> MutexGuard<'a, TxState> {
         let inner = &*self.inner;
-        let conn = tx.live().cloned();
-        let tx = match &conn {
-            Some(c) => {
-                c.io_wanted.fetch_add(1, Ordering::SeqCst);
-                drop(tx);
-                c.ensure_reading(inner);
-                lock(&inner.tx)
-            }
-            None => tx,
+        let slice = deadline.slice(WAIT_SLICE);
+        let Some(conn) = tx.live().cloned() else {
+            return sleep(inner, tx, slice);
         };
-        let (tx, _) = inner
-            .tx_cv
-            .wait_timeout(tx, deadline.slice(WAIT_SLICE))
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = conn {
-            c.io_wanted.fetch_sub(1, Ordering::SeqCst);
+        if tx.needs_peer() {
+            drop(tx);
+            if let Ok(mut r) = conn.reader.try_lock() {
+                // Read ourselves (the I/O thread stays away meanwhile).
+                let was_app = r.app_mode;
+                if !was_app {
+                    r.app_mode = true;
+                    conn.set_interest(inner, |i| i.read = false);
+                }
+                if let ReadOutcome::Empty { delivered: 0 } = r.read(&conn, inner, Goal::Drain) {
+                    let tx = lock(&inner.tx);
+                    if tx.needs_peer() && tx.live().is_some() {
+                        drop(tx);
+                        let mut p = [PollFd::new(&conn.sock, PollFlags::IN)];
+                        let _ = crate::sys::socket::poll(&mut p, Some(slice));
+                        r.read(&conn, inner, Goal::Drain);
+                    }
+                }
+                if !was_app {
+                    r.app_mode = false;
+                    conn.set_interest(inner, |i| i.read = true);
+                }
+                drop(r);
+                inner.reader_released(&conn);
+                return lock(&inner.tx);
+            }
+            // Someone else reads: it reports credits on the condition
+            // variable. Make sure it keeps reading once it lets go.
+            conn.io_wanted.fetch_add(1, Ordering::SeqCst);
+            conn.ensure_reading(inner);
+            let tx = lock(&inner.tx);
+            let tx = if tx.needs_peer() {
+                sleep(inner, tx, slice)
+            } else {
+                tx
+            };
+            conn.io_wanted.fetch_sub(1, Ordering::SeqCst);
+            return tx;
         }
-        tx
+        if tx.waits_for_room() {
+            // Write ourselves as the socket drains, instead of waking the
+            // I/O thread for it.
+            let mut tx = tx;
+            conn.set_interest(inner, |i| i.write = false);
+            drop(tx);
+            let mut p = [PollFd::new(&conn.sock, PollFlags::OUT)];
+            let _ = crate::sys::socket::poll(&mut p, Some(slice));
+            tx = lock(&inner.tx);
+            // Re-arms the I/O thread if the socket is still full.
+            tx.try_write(inner);
+            return tx;
+        }
+        sleep(inner, tx, slice)
     }
+}
+
+/// Sleeps on the send half's condition variable for at most `slice`.
+fn sleep<'a>(
+    inner: &'a Inner,
+    tx: MutexGuard<'a, TxState>,
+    slice: Duration,
+) -> MutexGuard<'a, TxState> {
+    inner
+        .tx_cv
+        .wait_timeout(tx, slice)
+        .unwrap_or_else(|e| e.into_inner())
+        .0
 }
 
 impl SendSide for TcpSender {

@@ -220,6 +220,18 @@ impl TxState {
         }
     }
 
+    /// True if progress needs something from the peer: frames wait for
+    /// credits, or a FLUSH for its answer.
+    pub(super) fn needs_peer(&self) -> bool {
+        let starved = self.credits == 0 && self.queue.iter().any(|o| !o.started);
+        starved || (self.flush_asked.is_some() && self.queue.is_empty())
+    }
+
+    /// True if started frames wait for room in the socket.
+    pub(super) fn waits_for_room(&self) -> bool {
+        self.queue.front().is_some_and(|o| o.started) || self.ctrl_off < self.ctrl.len()
+    }
+
     /// Committed buffers the peer has not given back yet: queued ones plus
     /// the credits it holds (an estimate: credits it still owes for
     /// buffers it freed count too).
