@@ -10,6 +10,10 @@
 //! lwmq-msg-peer lrecv URI server|client QCAP EVERY SLEEP_US (load soak receiver)
 //! lwmq-msg-peer judge URI server|client SECONDS    (checks each message against itself)
 //! options for send and recv: --progress FILE, --watch
+//! options for every command: --heartbeat-ms MS (tcp:// heartbeat timeout)
+//! options for send: --also URI (a second sending transport: the channel
+//!   fans out to both), --linger (no flush: `close` with a 60 s linger is
+//!   what delivers the last messages)
 //! ```
 //!
 //! Each message has one frame holding a checked payload
@@ -88,6 +92,25 @@ fn main() {
         args.remove(i);
     });
     let watch = watch.is_some();
+    let mut extra = Extra::default();
+    if let Some(i) = args.iter().position(|a| a == "--heartbeat-ms") {
+        let v = args.get(i + 1).and_then(|v| v.parse().ok());
+        extra.heartbeat_ms = Some(v.unwrap_or_else(|| fail("--heartbeat-ms MS")));
+        args.drain(i..i + 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--also") {
+        extra.also = Some(
+            args.get(i + 1)
+                .cloned()
+                .unwrap_or_else(|| fail("--also URI")),
+        );
+        args.drain(i..i + 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--linger") {
+        extra.linger = true;
+        args.remove(i);
+    }
+    let _ = EXTRA.set(extra);
     if args.len() < 4 {
         fail("usage: send|recv URI server|client COUNT [SIZE]");
     }
@@ -148,6 +171,20 @@ fn main() {
     }
 }
 
+/// Options that apply to every command.
+#[derive(Debug, Default)]
+struct Extra {
+    heartbeat_ms: Option<u64>,
+    also: Option<String>,
+    linger: bool,
+}
+
+static EXTRA: std::sync::OnceLock<Extra> = std::sync::OnceLock::new();
+
+fn extra() -> &'static Extra {
+    EXTRA.get_or_init(Extra::default)
+}
+
 /// A channel with one transport of 64 KiB buffers (`(send, receive)`
 /// buffer counts; the directions follow from them) and, if given, one
 /// send queue of `send` kind, opened in `role` with receive queue `recv`.
@@ -167,6 +204,25 @@ fn open_channel(
     let t = ch
         .add_transport(uri, 64 * 1024, sends, receives, dirs)
         .unwrap_or_else(|e| fail(e.to_string()));
+    let mut ids = vec![t];
+    if let (Some(also), true) = (&extra().also, sends > 0) {
+        ids.push(
+            ch.add_transport(also, 64 * 1024, sends, 0, Directions::Send)
+                .unwrap_or_else(|e| fail(e.to_string())),
+        );
+    }
+    if let Some(ms) = extra().heartbeat_ms {
+        for id in ids {
+            ch.transport(id)
+                .and_then(|tr| {
+                    tr.control(lwmq::TransportControl::SetHeartbeatTimeout(
+                        Duration::from_millis(ms),
+                    ))
+                    .map_err(Into::into)
+                })
+                .unwrap_or_else(|e| fail(e.to_string()));
+        }
+    }
     let q = send.map(|kind| {
         ch.add_send_queue(kind, Priority::Normal)
             .unwrap_or_else(|e| fail(e.to_string()))
@@ -264,6 +320,14 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
             .unwrap_or_else(|e| fail(e.to_string()));
         seq += 1;
         record(progress, &[seq]);
+    }
+    if extra().linger {
+        // No flush: closing with a linger must deliver everything.
+        say(format!("CLOSING {seq}"));
+        ch.close(Timeout::after(Duration::from_secs(60)))
+            .unwrap_or_else(|e| fail(format!("close: {e}")));
+        say(format!("SENT {seq}"));
+        return;
     }
     ch.flush(Timeout::after(Duration::from_secs(60)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));

@@ -22,6 +22,10 @@
 //! opts: --role server|client|auto  --size S  --count N  --buffer-size B
 //!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
 //!       --retry-ms M  --seconds S
+//!       --heartbeat-ms M (tcp://: heartbeat timeout)  --allow NET (tcp://:
+//!                  allow-list entry, repeatable)
+//!       --progress F (recv: the run and seq of the last payload received,
+//!                  two little-endian u64 at offset 0, rewritten each time)
 //!       --get-timeout-ms M (send: finite get_buffer timeout, report TIMEOUT)
 //!       --pause-after N --pause-file F (recv: stop consuming after N
 //!                                payloads until file F exists)
@@ -34,6 +38,7 @@
 //! Lines on stdout (flushed at once) tell the test what happened:
 //! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
 //! `BAD <what>` (at once, for a corrupt, duplicated or reordered payload),
+//! `GAP <last> <next>` (payloads of a run were lost between those two),
 //! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
 //! `STATE <state>`, `DROPPED <reason>`, `TIMEOUT <n>`, `LOST <n>`, `PAUSED`, `RESUMED`,
 //! `EOF after_ms=..`, `REFUSED code=.. reason=..`, `STORM attempts=.. ..`.
@@ -73,6 +78,9 @@ struct Opts {
     pause_after: Option<u64>,
     pause_file: Option<String>,
     window: usize,
+    heartbeat_ms: Option<u64>,
+    allow: Vec<String>,
+    progress: Option<String>,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -110,6 +118,9 @@ fn parse() -> Opts {
         pause_after: None,
         pause_file: None,
         window: 1,
+        heartbeat_ms: None,
+        allow: Vec::new(),
+        progress: None,
     };
     while let Some(a) = args.next() {
         let mut val = || {
@@ -142,6 +153,9 @@ fn parse() -> Opts {
             "--pause-after" => o.pause_after = Some(num(val())),
             "--pause-file" => o.pause_file = Some(val()),
             "--window" => o.window = (num(val()) as usize).max(1),
+            "--heartbeat-ms" => o.heartbeat_ms = Some(num(val())),
+            "--allow" => o.allow.push(val()),
+            "--progress" => o.progress = Some(val()),
             other => fail(format!("unknown option {other}")),
         }
     }
@@ -170,6 +184,18 @@ fn open(o: &Opts, default_dirs: Directions) -> RawChannel {
                 Duration::from_millis(ms.into()),
             ))
             .unwrap_or_else(|e| fail(e.to_string()));
+        }
+        if let Some(ms) = o.heartbeat_ms {
+            t.control(TransportControl::SetHeartbeatTimeout(
+                Duration::from_millis(ms),
+            ))
+            .unwrap_or_else(|e| fail(e.to_string()));
+        }
+        if !o.allow.is_empty() {
+            let list = lwmq::transport::tcp::AllowList::parse(&o.allow)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            t.control(TransportControl::SetPeerAllowList(list))
+                .unwrap_or_else(|e| fail(e.to_string()));
         }
         ch
     };
@@ -263,6 +289,10 @@ fn recv(o: &Opts) {
     let mut current: Option<(u64, u64)> = None;
     let mut mapped = false;
     let mut held = Vec::with_capacity(o.window);
+    let progress = o
+        .progress
+        .as_ref()
+        .map(|p| std::fs::File::create(p).unwrap_or_else(|e| fail(format!("{p}: {e}"))));
     while o.count == 0 || received < o.count {
         let b = rx
             .receive_buffer(Timeout::after(Duration::from_secs(120)))
@@ -295,6 +325,7 @@ fn recv(o: &Opts) {
                     } else {
                         if seq != last + 1 {
                             gaps += 1;
+                            say(format!("GAP {last} {seq}"));
                         }
                         current = Some((run, seq));
                     }
@@ -305,6 +336,13 @@ fn recv(o: &Opts) {
                     say(format!("RUN {run} {seq}"));
                 }
             },
+        }
+        if let (Some(f), Some((run, seq))) = (&progress, current) {
+            use std::os::unix::fs::FileExt;
+            let mut w = [0u8; 16];
+            w[..8].copy_from_slice(&run.to_le_bytes());
+            w[8..].copy_from_slice(&seq.to_le_bytes());
+            let _ = f.write_at(&w, 0);
         }
         if o.pause_after == Some(received) {
             say("PAUSED");
