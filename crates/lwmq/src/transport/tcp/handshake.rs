@@ -24,8 +24,10 @@
 //! [`MAX_PENDING_PER_ADDR`] per peer address, each with the
 //! [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT) deadline from `accept`.
 //! A newcomer from an address at its budget displaces that address's
-//! oldest handshake; with the table full, the address holding most gives
-//! up its oldest. A peer that never finishes (silent, slow-loris, garbage)
+//! oldest handshake still waiting for its HELLO; with the table full, the
+//! address holding most gives up its oldest such handshake. A handshake
+//! whose HELLO was answered (at most one at a time: others are refused
+//! `Busy`) is never displaced. A peer that never finishes (silent, slow-loris, garbage)
 //! therefore holds a slot for 2 s at most and can never keep another
 //! address out. While a peer is connected, newcomers are refused `Busy`
 //! at once.
@@ -232,42 +234,61 @@ pub(super) enum Admission {
     Admit,
     /// Room once handshake `i` is dropped.
     Evict(usize, String),
+    /// No room: refuse the newcomer `Busy` with this reason.
+    Refuse(String),
 }
 
-/// Admission of a connection from `ip` given the handshakes in progress
-/// (`(ip, accepted)` each).
-pub(super) fn admission(pending: &[(IpAddr, Instant)], ip: IpAddr) -> Admission {
-    let of = |a: IpAddr| pending.iter().filter(|p| p.0 == a).count();
+/// A handshake in progress as [`admission`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    pub(super) ip: IpAddr,
+    pub(super) accepted: Instant,
+    /// Still waiting for its HELLO (one that has our HELLO is about to go
+    /// live and is never displaced).
+    pub(super) evictable: bool,
+}
+
+/// Admission of a connection from `ip` given the handshakes in progress.
+pub(super) fn admission(pending: &[Ticket], ip: IpAddr) -> Admission {
+    let of = |a: IpAddr| pending.iter().filter(|p| p.ip == a).count();
     let oldest_of = |a: IpAddr| {
         pending
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.0 == a)
-            .min_by_key(|(_, p)| p.1)
+            .filter(|(_, p)| p.ip == a && p.evictable)
+            .min_by_key(|(_, p)| p.accepted)
             .map(|(i, _)| i)
     };
     let mine = of(ip);
     if mine >= MAX_PENDING_PER_ADDR {
-        let i = oldest_of(ip).expect("at least one");
-        return Admission::Evict(
-            i,
-            format!("{ip} already has {mine} handshakes in progress (at most {MAX_PENDING_PER_ADDR} per address)"),
+        let why = format!(
+            "{ip} already has {mine} handshakes in progress (at most {MAX_PENDING_PER_ADDR} per address)"
         );
+        return match oldest_of(ip) {
+            Some(i) => Admission::Evict(i, why),
+            None => Admission::Refuse(why),
+        };
     }
     if pending.len() < MAX_PENDING {
         return Admission::Admit;
     }
+    let why = format!(
+        "{MAX_PENDING} handshakes in progress (the address holding most gives up its oldest)"
+    );
     let heaviest = pending
         .iter()
-        .map(|p| p.0)
-        .max_by_key(|&a| (of(a), std::cmp::Reverse(oldest_of(a).map(|i| pending[i].1))))
-        .expect("full table");
-    Admission::Evict(
-        oldest_of(heaviest).expect("at least one"),
-        format!(
-            "{MAX_PENDING} handshakes in progress (the address holding most gives up its oldest)"
-        ),
-    )
+        .filter(|p| p.evictable)
+        .map(|p| p.ip)
+        .max_by_key(|&a| {
+            (
+                of(a),
+                std::cmp::Reverse(oldest_of(a).map(|i| pending[i].accepted)),
+            )
+        });
+    match heaviest.and_then(oldest_of) {
+        Some(i) => Admission::Evict(i, why),
+        None => Admission::Refuse(why),
+    }
 }
 
 impl Pending {
@@ -327,6 +348,12 @@ impl Pending {
                     return Step::Continue(self);
                 };
                 match proto::check_greeting(g) {
+                    // A client speaks first, so it cannot be refusing us:
+                    // another version is refused at once.
+                    Ok(v) if v != proto::VERSION => {
+                        let (reason, detail) = proto_refusal(&ProtoError::Version(v), &peer);
+                        return self.refuse(inner, reason, detail);
+                    }
                     Ok(v) => {
                         self.buf.drain(..GREETING_LEN);
                         self.version = Some(v);
@@ -665,16 +692,26 @@ mod tests {
     fn an_address_at_its_budget_displaces_its_own_oldest() {
         let t = Instant::now();
         let at = |ms| t + Duration::from_millis(ms);
-        let mut p = vec![(ip("10.0.0.2"), at(0))];
-        p.extend((1..5).map(|i| (ip("10.0.0.1"), at(i))));
+        let tk = |a: &str, ms, evictable| Ticket {
+            ip: ip(a),
+            accepted: at(ms),
+            evictable,
+        };
+        let mut p = vec![tk("10.0.0.2", 0, true), tk("10.0.0.1", 1, false)];
+        p.extend((2..5).map(|i| tk("10.0.0.1", i, true)));
         match admission(&p, ip("10.0.0.1")) {
             Admission::Evict(i, why) => {
-                assert_eq!(i, 1);
+                assert_eq!(i, 2, "the oldest that has no HELLO answered yet");
                 assert!(why.contains("per address"), "{why}");
             }
             a => panic!("{a:?}"),
         }
         assert_eq!(admission(&p, ip("10.0.0.3")), Admission::Admit);
+        let only_answered = vec![tk("10.0.0.1", 0, false); MAX_PENDING_PER_ADDR];
+        assert!(matches!(
+            admission(&only_answered, ip("10.0.0.1")),
+            Admission::Refuse(_)
+        ));
     }
 
     #[test]
@@ -690,13 +727,17 @@ mod tests {
             (1, "10.0.0.5"),
         ] {
             for i in 0..n {
-                p.push((ip(host), at(p.len() as u64 * 10 + i)));
+                p.push(Ticket {
+                    ip: ip(host),
+                    accepted: at(p.len() as u64 * 10 + i),
+                    evictable: true,
+                });
             }
         }
         assert_eq!(p.len(), MAX_PENDING);
         match admission(&p, ip("10.0.0.9")) {
             Admission::Evict(i, _) => {
-                assert_eq!(p[i].0, ip("10.0.0.1"), "the oldest of the heaviest");
+                assert_eq!(p[i].ip, ip("10.0.0.1"), "the oldest of the heaviest");
                 assert_eq!(i, 0);
             }
             a => panic!("{a:?}"),

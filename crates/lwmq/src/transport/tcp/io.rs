@@ -425,14 +425,27 @@ impl Io {
             let tickets: Vec<_> = self
                 .pending
                 .iter()
-                .map(|p| (p.peer.ip(), p.accepted))
+                .map(|p| handshake::Ticket {
+                    ip: p.peer.ip(),
+                    accepted: p.accepted,
+                    evictable: matches!(p.stage, Stage::AwaitHello),
+                })
                 .collect();
-            if let Admission::Evict(i, why) = handshake::admission(&tickets, peer.ip()) {
-                let old = self.pending.remove(i);
-                let _ = epoll::delete(&inner.epoll, &old.sock);
-                let d = format!("handshake with {} dropped to make room: {why}", old.peer);
-                handshake::refuse_at_accept(&inner, &old.sock, RefusalReason::Busy, d);
-                self.linger(old.sock);
+            match handshake::admission(&tickets, peer.ip()) {
+                Admission::Admit => {}
+                Admission::Evict(i, why) => {
+                    let old = self.pending.remove(i);
+                    let _ = epoll::delete(&inner.epoll, &old.sock);
+                    let d = format!("handshake with {} dropped to make room: {why}", old.peer);
+                    handshake::refuse_at_accept(&inner, &old.sock, RefusalReason::Busy, d);
+                    self.linger(old.sock);
+                }
+                Admission::Refuse(why) => {
+                    let d = format!("{peer} refused: {why}");
+                    handshake::refuse_at_accept(&inner, &sock, RefusalReason::Busy, d);
+                    self.linger(sock);
+                    continue;
+                }
             }
             let key = self.key(KIND_PENDING);
             if epoll::add(
