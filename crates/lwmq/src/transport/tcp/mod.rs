@@ -45,7 +45,7 @@ pub use sender::TcpSender;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -146,8 +146,13 @@ struct Inner {
     rx_claimed: AtomicBool,
     tx: Mutex<TxState>,
     tx_cv: Condvar,
+    /// Threads sleeping on `tx_cv` (a notification without one would be a
+    /// system call for nobody, on every write).
+    tx_waiters: AtomicUsize,
     rx: Mutex<RxState>,
     rx_cv: Condvar,
+    /// Threads sleeping on `rx_cv`.
+    rx_waiters: AtomicUsize,
 }
 
 /// A `tcp://` transport instance.
@@ -195,8 +200,10 @@ impl TcpTransport {
                 rx_claimed: AtomicBool::new(false),
                 tx: Mutex::new(TxState::new()),
                 tx_cv: Condvar::new(),
+                tx_waiters: AtomicUsize::new(0),
                 rx: Mutex::new(RxState::default()),
                 rx_cv: Condvar::new(),
+                rx_waiters: AtomicUsize::new(0),
                 descriptor,
                 addr,
                 config,
@@ -412,6 +419,47 @@ impl Inner {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// Sleeps on the send half for at most `d` (a waiter counted while it
+    /// sleeps: see [`Self::notify_tx`]).
+    fn wait_tx<'a>(&self, g: MutexGuard<'a, TxState>, d: Duration) -> MutexGuard<'a, TxState> {
+        self.tx_waiters.fetch_add(1, Ordering::SeqCst);
+        let g = self
+            .tx_cv
+            .wait_timeout(g, d)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        self.tx_waiters.fetch_sub(1, Ordering::SeqCst);
+        g
+    }
+
+    /// Wakes the threads sleeping on the send half, if any. Callers change
+    /// what the waiters wait for under the send lock first; a waiter
+    /// counts itself under that lock before it sleeps, so none is missed.
+    fn notify_tx(&self) {
+        if self.tx_waiters.load(Ordering::SeqCst) > 0 {
+            self.tx_cv.notify_all();
+        }
+    }
+
+    /// [`Self::wait_tx`] for the receive half.
+    fn wait_rx<'a>(&self, g: MutexGuard<'a, RxState>, d: Duration) -> MutexGuard<'a, RxState> {
+        self.rx_waiters.fetch_add(1, Ordering::SeqCst);
+        let g = self
+            .rx_cv
+            .wait_timeout(g, d)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        self.rx_waiters.fetch_sub(1, Ordering::SeqCst);
+        g
+    }
+
+    /// [`Self::notify_tx`] for the receive half.
+    fn notify_rx(&self) {
+        if self.rx_waiters.load(Ordering::SeqCst) > 0 {
+            self.rx_cv.notify_all();
+        }
+    }
+
     /// Wakes every thread waiting on the transport.
     fn wake_all(&self) {
         drop(lock(&self.tx));
@@ -478,6 +526,6 @@ impl Inner {
             conn.ensure_reading(self);
         }
         lock(&self.rx).reader_epoch += 1;
-        self.rx_cv.notify_all();
+        self.notify_rx();
     }
 }

@@ -238,7 +238,7 @@ fn apply(b: Batch<'_>, conn: &Arc<Conn>, inner: &Inner) -> Result<(), String> {
         }
         drop(rx);
         if n > 0 {
-            inner.rx_cv.notify_all();
+            inner.notify_rx();
         }
     }
     if credits > 0 || !flushed.is_empty() || answer.is_some() {
@@ -257,7 +257,7 @@ fn apply(b: Batch<'_>, conn: &Arc<Conn>, inner: &Inner) -> Result<(), String> {
             tx.try_write(inner);
         }
         drop(tx);
-        inner.tx_cv.notify_all();
+        inner.notify_tx();
     }
     Ok(())
 }

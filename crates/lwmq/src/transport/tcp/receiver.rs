@@ -36,6 +36,9 @@ use crate::transport::{BufferId, RawBuf, ReceiveSide, TransportError};
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// Longest sleep while another thread reads.
 const BUSY_SLICE: Duration = Duration::from_millis(10);
+/// Polls (`receive` with a zero timeout) within this time of one that
+/// found the socket empty do not read it again.
+const ZERO_POLL_GAP: Duration = Duration::from_micros(50);
 
 /// A buffer handed out.
 #[derive(Debug)]
@@ -55,11 +58,14 @@ pub struct TcpReceiver {
     next_id: u64,
     received: u64,
     bytes: u64,
+    /// When a poll last found the socket empty.
+    empty_poll: Option<Instant>,
 }
 
 impl TcpReceiver {
     pub(super) fn new(inner: Arc<Inner>) -> Self {
         Self {
+            empty_poll: None,
             held: Vec::new(),
             next_id: 0,
             received: inner.stats.received.0.load(Ordering::Relaxed),
@@ -123,6 +129,15 @@ impl ReceiveSide for TcpReceiver {
             if inner.stopping() {
                 return Err(TransportError::NotOpen(inner.descriptor.clone()));
             }
+            // A caller polling in a loop (the messaging layer polls a few
+            // hundred times before it waits) reads the socket once, not on
+            // every poll: a system call per poll on both ends of a
+            // ping-pong kept both cores busy, and the kernel's network
+            // work waited for a scheduler tick (bimodal 64 B latency,
+            // 6 us or 250 us).
+            if timeout.is_zero() && self.empty_poll.is_some_and(|t| t.elapsed() < ZERO_POLL_GAP) {
+                return Err(TransportError::Timeout);
+            }
             let seen = inner.generation.load(Ordering::Acquire);
             let Some(conn) = inner.current() else {
                 if deadline.passed() {
@@ -138,7 +153,7 @@ impl ReceiveSide for TcpReceiver {
                 }
                 let rx = lock(&inner.rx);
                 if rx.ready.is_empty() && rx.reader_epoch == epoch && !inner.stopping() {
-                    let _ = inner.rx_cv.wait_timeout(rx, deadline.slice(BUSY_SLICE));
+                    drop(inner.wait_rx(rx, deadline.slice(BUSY_SLICE)));
                 }
                 continue;
             };
@@ -162,6 +177,9 @@ impl ReceiveSide for TcpReceiver {
                 }
             }
             if matches!(out, ReadOutcome::Empty { delivered: 0 }) {
+                if timeout.is_zero() {
+                    self.empty_poll = Some(Instant::now());
+                }
                 if deadline.passed() {
                     drop(r);
                     inner.reader_released(&conn);

@@ -142,11 +142,7 @@ fn sleep<'a>(
     tx: MutexGuard<'a, TxState>,
     slice: Duration,
 ) -> MutexGuard<'a, TxState> {
-    inner
-        .tx_cv
-        .wait_timeout(tx, slice)
-        .unwrap_or_else(|e| e.into_inner())
-        .0
+    inner.wait_tx(tx, slice)
 }
 
 impl SendSide for TcpSender {
@@ -229,7 +225,7 @@ impl SendSide for TcpSender {
         };
         let (_, buf) = self.out.remove(i).expect("found");
         lock(&self.inner.tx).free.push(buf);
-        self.inner.tx_cv.notify_all();
+        self.inner.notify_tx();
         Ok(())
     }
 

@@ -398,7 +398,7 @@ impl TxState {
             self.release(o.buf, o.erase);
         }
         if done > 0 {
-            inner.tx_cv.notify_all();
+            inner.notify_tx();
         }
     }
 }
