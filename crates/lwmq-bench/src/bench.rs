@@ -114,6 +114,8 @@ pub enum Lib {
     Iceoryx2,
     /// lwmq messaging channel over `tcp://` on loopback.
     LwmqTcp,
+    /// The same, received in place (`Channel::receive_with`).
+    LwmqTcpLend,
     /// lwmq raw channel over `tcp://` on loopback.
     LwmqTcpRaw,
     /// A plain TCP socket on loopback, one write per message.
@@ -127,7 +129,7 @@ pub enum Lib {
 impl Lib {
     /// Every library, in report order: the comparison on one machine
     /// (shared memory, Unix sockets), then the one over loopback TCP.
-    pub const ALL: [Lib; 13] = [
+    pub const ALL: [Lib; 14] = [
         Lib::Lwmq,
         Lib::LwmqFutex,
         Lib::LwmqLend,
@@ -137,6 +139,7 @@ impl Lib {
         Lib::Zmq,
         Lib::Iceoryx2,
         Lib::LwmqTcp,
+        Lib::LwmqTcpLend,
         Lib::LwmqTcpRaw,
         Lib::Tcp,
         Lib::TcpBatch,
@@ -155,6 +158,7 @@ impl Lib {
             Lib::Zmq => "zmq",
             Lib::Iceoryx2 => "iceoryx2",
             Lib::LwmqTcp => "lwmq-tcp",
+            Lib::LwmqTcpLend => "lwmq-tcp-lend",
             Lib::LwmqTcpRaw => "lwmq-tcp-raw",
             Lib::Tcp => "tcp",
             Lib::TcpBatch => "tcp-batch",
@@ -179,7 +183,12 @@ impl Lib {
     pub fn is_network(self) -> bool {
         matches!(
             self,
-            Lib::LwmqTcp | Lib::LwmqTcpRaw | Lib::Tcp | Lib::TcpBatch | Lib::ZmqTcp
+            Lib::LwmqTcp
+                | Lib::LwmqTcpLend
+                | Lib::LwmqTcpRaw
+                | Lib::Tcp
+                | Lib::TcpBatch
+                | Lib::ZmqTcp
         )
     }
 
@@ -194,8 +203,10 @@ impl Lib {
 
     fn does_lat(self, size: usize) -> bool {
         // Over TCP the issue asks for 64 B only.
-        !matches!(self, Lib::UdsBatch | Lib::LwmqLend | Lib::TcpBatch)
-            && (!self.is_network() || size == 64)
+        !matches!(
+            self,
+            Lib::UdsBatch | Lib::LwmqLend | Lib::TcpBatch | Lib::LwmqTcpLend
+        ) && (!self.is_network() || size == 64)
     }
 }
 
@@ -212,11 +223,13 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
                 Lib::LwmqLend,
                 Lib::LwmqRaw,
                 Lib::LwmqTcp,
+                Lib::LwmqTcpLend,
                 Lib::LwmqTcpRaw,
             ],
             "ipc" => &Lib::ALL[..8],
             "net" => &Lib::ALL[8..],
             "lwmq-tcp" => &[Lib::LwmqTcp],
+            "lwmq-tcp-lend" => &[Lib::LwmqTcpLend],
             "lwmq-tcp-raw" => &[Lib::LwmqTcpRaw],
             "tcp" => &[Lib::Tcp, Lib::TcpBatch],
             "tcp-single" => &[Lib::Tcp],
@@ -233,7 +246,7 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
             "iceoryx2" | "iox" | "iox2" => &[Lib::Iceoryx2],
             other => {
                 return Err(format!(
-                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-raw, tcp, tcp-single, tcp-batch, zmq-tcp; groups ipc, net)"
+                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend, lwmq-tcp-raw, tcp, tcp-single, tcp-batch, zmq-tcp; groups ipc, net)"
                 ))
             }
         };
@@ -521,6 +534,7 @@ fn pair_args(
             | Lib::LwmqLend
             | Lib::LwmqRaw
             | Lib::LwmqTcp
+            | Lib::LwmqTcpLend
             | Lib::LwmqTcpRaw => {
                 let raw = matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw);
                 let cmd = match (raw, thr) {
@@ -538,7 +552,7 @@ fn pair_args(
                 if lib == Lib::LwmqFutex {
                     v.extend([s("--spin-us"), s(0)]);
                 }
-                if lib == Lib::LwmqLend && side == "recv" {
+                if matches!(lib, Lib::LwmqLend | Lib::LwmqTcpLend) && side == "recv" {
                     v.push(s("--lend"));
                 }
             }

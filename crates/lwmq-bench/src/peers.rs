@@ -57,6 +57,8 @@ fn payload(size: usize) -> Vec<u8> {
 
 /// Checks a byte stream of back-to-back fixed-size payloads, whatever the
 /// chunking: the 8 sequence bytes of each payload may straddle reads.
+/// A `full` verifier also compares every other byte with the pattern (as
+/// lwmq's receivers do), for like-for-like rows.
 #[derive(Debug)]
 pub struct StreamVerifier {
     size: usize,
@@ -64,6 +66,8 @@ pub struct StreamVerifier {
     seq: u64,
     head: [u8; 8],
     ok: bool,
+    /// The pattern, when every byte is checked.
+    template: Option<Vec<u8>>,
 }
 
 impl StreamVerifier {
@@ -75,6 +79,15 @@ impl StreamVerifier {
             seq: 0,
             head: [0; 8],
             ok: true,
+            template: None,
+        }
+    }
+
+    /// [`Self::new`], checking every byte of every payload.
+    pub fn full(size: usize) -> Self {
+        Self {
+            template: Some(payload(size)),
+            ..Self::new(size)
         }
     }
 
@@ -91,6 +104,9 @@ impl StreamVerifier {
                 }
             } else {
                 let n = (self.size - self.at).min(data.len());
+                if let Some(t) = &self.template {
+                    self.ok &= data[..n] == t[self.at..self.at + n];
+                }
                 self.at += n;
                 data = &data[n..];
             }
@@ -218,7 +234,7 @@ pub fn uds_thr(
     batch: bool,
 ) -> Result<(), PeerError> {
     if side == "recv" {
-        return stream_recv(uds_accept(name)?, "uds", size, count, batch);
+        return stream_recv(uds_accept(name)?, "uds", size, count, batch, false);
     }
     stream_send(uds_connect(name)?, "uds", size, count, batch)
 }
@@ -231,8 +247,13 @@ fn stream_recv(
     size: usize,
     count: u64,
     batch: bool,
+    every_byte: bool,
 ) -> Result<(), PeerError> {
-    let mut v = StreamVerifier::new(size);
+    let mut v = if every_byte {
+        StreamVerifier::full(size)
+    } else {
+        StreamVerifier::new(size)
+    };
     let mut buf = vec![0u8; if batch { UDS_BATCH.max(size) } else { size }];
     let mut start = None;
     while v.complete() < count {
@@ -369,7 +390,9 @@ fn tcp_connect(port: &str) -> Result<TcpStream, PeerError> {
 }
 
 /// Plain TCP throughput on 127.0.0.1:`port` (`TCP_NODELAY`), the same
-/// contract as [`uds_thr`]: one write per payload, or 64 KiB batches.
+/// contract as [`uds_thr`] (one write per payload, or 64 KiB batches),
+/// like for like with lwmq's `tcp://` rows: the sender writes every byte
+/// of every payload, the receiver reads and checks every byte.
 pub fn tcp_thr(
     side: &str,
     port: &str,
@@ -378,7 +401,7 @@ pub fn tcp_thr(
     batch: bool,
 ) -> Result<(), PeerError> {
     if side == "recv" {
-        return stream_recv(tcp_accept(port)?, "tcp", size, count, batch);
+        return stream_recv(tcp_accept(port)?, "tcp", size, count, batch, true);
     }
     stream_send(tcp_connect(port)?, "tcp", size, count, batch)
 }
@@ -421,6 +444,7 @@ pub fn zmq_thr(
 ) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name, tcp);
+    let template = payload(size);
     if side == "recv" {
         let s = ctx_.socket(zmq::PULL).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
@@ -443,6 +467,9 @@ pub fn zmq_thr(
             };
             start.get_or_insert_with(Instant::now);
             ok &= n == size && buf[..8] == seq.to_le_bytes();
+            if tcp {
+                ok &= buf[8..size] == template[8..];
+            }
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
         print_thr(side, size, count, seconds, Some(ok));
@@ -837,15 +864,25 @@ mod tests {
             stream.extend_from_slice(&p);
         }
         for chunk in [1, 3, 7, 8, 20, 33, 1000] {
-            let mut v = StreamVerifier::new(size);
-            for c in stream.chunks(chunk) {
-                v.feed(c);
+            for mut v in [StreamVerifier::new(size), StreamVerifier::full(size)] {
+                for c in stream.chunks(chunk) {
+                    v.feed(c);
+                }
+                assert!(v.ok(), "chunk {chunk}");
+                assert_eq!(v.complete(), 50);
             }
-            assert!(v.ok(), "chunk {chunk}");
-            assert_eq!(v.complete(), 50);
         }
         stream[20 * 7 + 3] ^= 1;
         let mut v = StreamVerifier::new(size);
+        v.feed(&stream);
+        assert!(!v.ok());
+        // A byte after the sequence number: only the full check sees it.
+        stream[20 * 7 + 3] ^= 1;
+        stream[20 * 9 + 15] ^= 1;
+        let mut v = StreamVerifier::new(size);
+        v.feed(&stream);
+        assert!(v.ok());
+        let mut v = StreamVerifier::full(size);
         v.feed(&stream);
         assert!(!v.ok());
     }

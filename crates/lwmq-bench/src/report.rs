@@ -289,7 +289,24 @@ impl Summary {
         if m64.is_none() && big.is_none() && l64.is_none() {
             return Vec::new();
         }
-        vec![
+        let lend64 = self.thr_median(Lib::LwmqTcpLend, 64);
+        let lend_big = self.thr_median(Lib::LwmqTcpLend, 640_000);
+        let mut lend = Vec::new();
+        if lend64.is_some() || lend_big.is_some() {
+            lend.push(Target::at_least(
+                "tcp:// 64 B messaging, received in place, >= 2x ZeroMQ tcp://",
+                ratio(lend64, self.thr_median(Lib::ZmqTcp, 64)),
+                2.0,
+                "x",
+            ));
+            lend.push(Target::at_least(
+                "tcp:// 640,000 B messaging, received in place, >= 0.9x a plain TCP socket in 64 KiB batches",
+                ratio(lend_big, self.thr_median(Lib::TcpBatch, 640_000)),
+                0.9,
+                "x",
+            ));
+        }
+        let mut t = vec![
             Target::at_least(
                 "tcp:// 64 B messaging throughput >= 2x ZeroMQ tcp://",
                 ratio(m64, self.thr_median(Lib::ZmqTcp, 64)),
@@ -314,7 +331,9 @@ impl Summary {
                 1.2,
                 "x",
             ),
-        ]
+        ];
+        t.extend(lend);
+        t
     }
 
     /// The targets of issue 5, each with what was measured.
@@ -734,6 +753,7 @@ fn color(lib: Lib) -> &'static str {
         Lib::Zmq => "#2ca02c",
         Lib::Iceoryx2 => "#d62728",
         Lib::LwmqTcp => "#9467bd",
+        Lib::LwmqTcpLend => "#bcbddc",
         Lib::LwmqTcpRaw => "#54278f",
         Lib::Tcp => "#8c564b",
         Lib::TcpBatch => "#c49c94",
