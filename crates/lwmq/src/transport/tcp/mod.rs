@@ -88,7 +88,7 @@ pub const HEARTBEATS_PER_TIMEOUT: u32 = 5;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a waiting receiver polls the socket before it sleeps in
 /// `poll` (see docs/decisions.md).
-pub const DEFAULT_SPIN: Duration = Duration::ZERO;
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// A received buffer waiting to be handed out.
 #[derive(Debug)]
