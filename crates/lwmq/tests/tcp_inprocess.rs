@@ -379,3 +379,72 @@ fn controls_are_checked() {
         .to_string();
     assert!(e.contains("tcp:// only"), "{e}");
 }
+
+/// One buffer each way over `uri` (server and client in this process).
+fn exchange(uri: &str) {
+    let mut server = RawChannel::new();
+    server
+        .add_transport(uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut client = RawChannel::new();
+    client
+        .add_transport(uri, 64, 2, 2, Directions::SendReceive)
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    let tx = client.sender(TransportId(0)).unwrap();
+    let mut b = tx.get_buffer(LONG).unwrap();
+    b.write(0, b"ping").unwrap();
+    b.send(4).unwrap();
+    let rx = server.receiver(TransportId(0)).unwrap();
+    assert_eq!(rx.receive_buffer(LONG).unwrap().to_vec(), b"ping");
+    let stx = server.sender(TransportId(0)).unwrap();
+    let mut b = stx.get_buffer(LONG).unwrap();
+    b.write(0, b"pong").unwrap();
+    b.send(4).unwrap();
+    let crx = client.receiver(TransportId(0)).unwrap();
+    assert_eq!(crx.receive_buffer(LONG).unwrap().to_vec(), b"pong");
+}
+
+#[test]
+fn ipv6_literals_and_host_names_connect() {
+    let port = |addr: &str| {
+        std::net::TcpListener::bind(addr)
+            .ok()
+            .map(|l| l.local_addr().unwrap().port())
+    };
+    // IPv6 loopback, where the machine has it.
+    if let Some(p) = port("[::1]:0") {
+        exchange(&format!("tcp://[::1]:{p}"));
+    } else {
+        eprintln!("no IPv6 loopback here: the [::1] case is skipped");
+    }
+    // A host name, resolved when the server binds and the client connects.
+    let p = port("127.0.0.1:0").unwrap();
+    exchange(&format!("tcp://localhost:{p}"));
+    // Every interface for the server, loopback for the client.
+    let p = port("0.0.0.0:0").unwrap();
+    let mut server = RawChannel::new();
+    server
+        .add_transport(
+            &format!("tcp://0.0.0.0:{p}"),
+            64,
+            1,
+            1,
+            Directions::SendReceive,
+        )
+        .unwrap();
+    server.open(Role::Server).unwrap();
+    let mut client = RawChannel::new();
+    client
+        .add_transport(
+            &format!("tcp://127.0.0.1:{p}"),
+            64,
+            1,
+            1,
+            Directions::SendReceive,
+        )
+        .unwrap();
+    client.open(Role::Client).unwrap();
+    wait_state(&client, |s| *s == ConnectionState::Connected);
+}
