@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
-use lwmq::queue::{Priority, Scheduler, SendQueueKind as K};
-use lwmq::timeout::Timeout;
+use lwmq::internals::queue::{Priority, Scheduler, SendQueueKind as K};
+use lwmq::Timeout;
 
 const N: usize = 1_000_000;
 const ROUNDS: usize = 7;
