@@ -8,8 +8,8 @@
 //! pointer to NULL. Sends go in the order buffers were obtained; one out of
 //! order is refused and the buffer stays the caller's. `Dispose` takes a
 //! buffer from `Get` (given back unsent) or from `Receive`. The sides are
-//! the transport's [`SendSide`](lwmq::transport::SendSide) and
-//! [`ReceiveSide`](lwmq::transport::ReceiveSide), claimed on first use.
+//! the transport's `SendSide` and
+//! `ReceiveSide`, claimed on first use.
 //!
 //! # Waiting and closing
 //!
@@ -22,8 +22,8 @@
 //! wakes it) and returns `ERROR_OPERATION_ABORTED`, the code a closed
 //! messaging channel returns.
 
-use lwmq::timeout::Deadline;
-use lwmq::transport::RawBuf;
+use lwmq::internals::transport::RawBuf;
+use lwmq::internals::Deadline;
 use lwmq::{Timeout, TransportError};
 use parking_lot::{Mutex, MutexGuard};
 
