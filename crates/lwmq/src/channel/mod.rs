@@ -2,7 +2,7 @@
 //! prioritised queues, clubbed into transport buffers, fanned out to every
 //! sending transport, and received from one receive queue.
 //!
-//! A [`ChannelBuilder`] collects transports ([`Endpoint`]s), queues and
+//! A [`ChannelBuilder`] collects transports ([`Endpoint`](crate::Endpoint)s), queues and
 //! settings; [`ChannelBuilder::open`] turns it into a [`Channel`], which is
 //! open for as long as it lives. Queues ([`MonoQueue`], [`MultiQueue`])
 //! are handles of their own: post from any thread that holds one.
@@ -76,9 +76,6 @@ pub use error::{
 };
 pub use lent::{Lent, LentFrame, LentFrames};
 pub use queues::{MonoQueue, MultiQueue, QueueOptions};
-
-#[doc(no_inline)]
-pub use crate::transport::Endpoint;
 
 use affinity::Affinity;
 use receive::{Drain, Lending, RxShared};

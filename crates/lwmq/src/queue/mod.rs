@@ -48,7 +48,7 @@ pub use receive::{
     receive_queue, MonoReceiver, ReceiveConsumer, ReceiveProducer, ReceiveWaker, Receiver,
 };
 pub use scheduler::{QueueId, Scheduler};
-pub use send::{Doorbell, MonoProducer, MultiProducer, Producer};
+pub use send::{Doorbell, MonoProducer, MultiProducer, Producer, RoomError};
 
 /// What a bounded queue does when it stays full for a post's whole
 /// timeout.

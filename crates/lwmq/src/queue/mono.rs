@@ -117,7 +117,7 @@ pub(crate) struct Producer<T> {
 
 impl<T> Producer<T> {
     /// Appends `item`, or gives it back if the queue is closed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, item: T) -> Result<(), T> {
         let s = &*self.shared;
         if s.closed.load(Ordering::Relaxed) {

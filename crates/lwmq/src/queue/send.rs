@@ -20,6 +20,26 @@ use crate::timeout::Timeout;
 /// [`Scheduler::wake_posters`](super::Scheduler::wake_posters)).
 pub(crate) type Room = std::sync::Arc<Notify>;
 
+/// Why [`MonoProducer::wait_room`] found no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomError {
+    /// At the mark for the whole timeout.
+    Full,
+    /// The queue closed.
+    Closed,
+}
+
+impl RoomError {
+    /// The post error that hands `item` back.
+    #[cold]
+    pub fn with<T>(self, item: T) -> PostError<T> {
+        match self {
+            RoomError::Full => PostError::Full(item),
+            RoomError::Closed => PostError::Closed(item),
+        }
+    }
+}
+
 /// Waits up to `timeout` until `below()` (the queue is under its mark) or
 /// `closed()`. `Ok` when there is room.
 fn wait_room<T>(
@@ -266,34 +286,49 @@ impl<T> MonoProducer<T> {
     /// ([`Self::wait_room`]). Failures hand the item back.
     #[inline]
     pub fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
-        let item = self.wait_room(item, timeout)?;
+        if let Err(e) = self.wait_room(timeout) {
+            return Err(e.with(item));
+        }
+        self.push(item)
+    }
+
+    /// Appends `item` without looking at the high-water mark: for a caller
+    /// that checked it with [`Self::wait_room`] (only this producer adds
+    /// items, so the queue is still below it). Never waits.
+    #[inline(always)]
+    pub fn push(&self, item: T) -> Result<(), PostError<T>> {
         self.producer.push(item).map_err(PostError::Closed)?;
         ring(&self.doorbell);
         Ok(())
     }
 
-    /// Returns `item` once the queue is below its high-water mark (at once
+    /// Returns once the queue is below its high-water mark (at once
     /// without a mark), waiting up to `timeout` for the consumer to take
-    /// items; [`PostError::Full`] if it does not, [`PostError::Closed`] if
+    /// items: [`RoomError::Full`] if it does not, [`RoomError::Closed`] if
     /// the queue closes. A post after this cannot pass the mark: only this
-    /// producer adds items.
+    /// producer adds items. Takes no item, so that a caller's item is not
+    /// moved on the common path.
     #[inline]
-    pub fn wait_room(&self, item: T, timeout: Timeout) -> Result<T, PostError<T>> {
+    pub fn wait_room(&self, timeout: Timeout) -> Result<(), RoomError> {
         match self.mark {
-            Some(mark) if !self.producer.below(mark) => self.wait_room_slow(item, timeout, mark),
-            _ => Ok(item),
+            Some(mark) if !self.producer.below(mark) => self.wait_room_slow(timeout, mark),
+            _ => Ok(()),
         }
     }
 
     #[cold]
-    fn wait_room_slow(&self, item: T, timeout: Timeout, mark: usize) -> Result<T, PostError<T>> {
+    fn wait_room_slow(&self, timeout: Timeout, mark: usize) -> Result<(), RoomError> {
         wait_room(
             &self.room,
             timeout,
-            item,
+            (),
             || self.producer.below(mark),
             || self.producer.is_closed(),
         )
+        .map_err(|e| match e {
+            PostError::Closed(()) => RoomError::Closed,
+            _ => RoomError::Full,
+        })
     }
 
     /// The high-water mark, `None` if unbounded.
