@@ -58,7 +58,16 @@ fn raw_error(t: &RawTransport, e: TransportError) -> Error {
         TransportError::NotOpen(_) if t.is_closed() => {
             Error::win32(ERROR_OPERATION_ABORTED, "the channel was closed")
         }
-        TransportError::BufferLimit { .. } => Error::win32(ERROR_INVALID_STATE, e.to_string()),
+        TransportError::BufferLimit {
+            descriptor,
+            dir,
+            max,
+            limit,
+            hint,
+        } => Error::win32(
+            ERROR_INVALID_STATE,
+            format!("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})"),
+        ),
         TransportError::OutOfOrder { .. } | TransportError::UnknownBuffer { .. } => {
             Error::invalid(e.to_string())
         }

@@ -65,7 +65,7 @@ fn four_buffers_out_on_each_side_sent_in_order_disposed_in_any_order() {
     // A fifth is refused at once, naming the rule.
     match tx.get_buffer(WAIT) {
         Err(e @ TransportError::BufferLimit { .. }) => {
-            assert!(e.to_string().contains("MaxPendingSendBuffers"), "{e}")
+            assert!(e.to_string().contains("send_buffers"), "{e}")
         }
         other => panic!("expected BufferLimit, got {other:?}"),
     }

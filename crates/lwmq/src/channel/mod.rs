@@ -592,7 +592,15 @@ impl Channel {
     ///
     /// Returns [`CloseError::Unsent`] with the number of messages dropped
     /// if the linger ended first, [`CloseError::Untaken`] if everything was
-    /// sent but not all of it taken. The channel is closed either way.
+    /// sent but not all of it taken. The channel is closed either way, and
+    /// gone: a second close cannot be written.
+    ///
+    /// ```compile_fail
+    /// # fn f(ch: lwmq::Channel) {
+    /// let _ = ch.close(lwmq::Timeout::ZERO);
+    /// let _ = ch.close(lwmq::Timeout::ZERO); // use of a moved value
+    /// # }
+    /// ```
     pub fn close(self, linger: impl Into<Timeout>) -> Result<(), CloseError> {
         self.close_with_stats(linger).1
     }

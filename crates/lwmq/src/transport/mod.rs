@@ -257,7 +257,7 @@ pub enum RefusalReason {
     Version,
     /// Raw channel on one side, messaging on the other.
     ChannelKind,
-    /// `BufferSizeBytes` differ.
+    /// The buffer sizes differ.
     BufferSize,
     /// The directions do not complement each other.
     Directions,
@@ -313,7 +313,7 @@ impl fmt::Display for RefusalReason {
         match self {
             Self::Version => f.write_str("protocol version mismatch"),
             Self::ChannelKind => f.write_str("channel type mismatch (raw vs messaging)"),
-            Self::BufferSize => f.write_str("BufferSizeBytes mismatch"),
+            Self::BufferSize => f.write_str("buffer_size mismatch"),
             Self::Directions => f.write_str("incompatible directions"),
             Self::AccessDenied => f.write_str("access denied by policy"),
             Self::Busy => f.write_str("server already has a peer"),
@@ -457,7 +457,7 @@ pub enum TransportError {
     #[error("{0}: the buffer was not sent: the connection it was obtained on ended before it was sent, and nothing written into a dead connection's shared memory is ever delivered (get a new buffer and send the data again)")]
     BufferLost(String),
     /// Every buffer this side may hand out at once is out.
-    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})")]
+    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most the endpoint's {dir}_buffers, {max}, at once; {hint})")]
     BufferLimit {
         /// The transport.
         descriptor: String,
