@@ -333,3 +333,45 @@ impl<T> fmt::Debug for Scheduler<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::queue::Producer;
+    use crate::timeout::Timeout;
+
+    /// No lost wake-up at a high-water mark: a poster blocked at the mark
+    /// (1) is released by the consumer's take and `wake_posters`, whatever
+    /// the interleaving.
+    #[test]
+    fn loom_a_poster_at_the_mark_is_woken() {
+        loom::model(|| {
+            let mut s = Scheduler::<u32>::new();
+            let (_, p) = s
+                .add_queue_with_mark(
+                    SendQueueKind::MonoProducerUnbounded,
+                    Priority::Normal,
+                    Some(1),
+                )
+                .unwrap();
+            let Producer::Mono(p) = p else {
+                unreachable!("a mono kind gives a mono producer")
+            };
+            p.post(1, Timeout::ZERO).unwrap();
+            let poster = loom::thread::spawn(move || p.post(2, Timeout::INFINITE).is_ok());
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match s.take_next() {
+                    Some(v) => got.push(v),
+                    None => {
+                        s.wake_posters();
+                        loom::thread::yield_now();
+                    }
+                }
+            }
+            s.wake_posters();
+            assert!(poster.join().unwrap());
+            assert_eq!(got, [1, 2]);
+        });
+    }
+}
