@@ -1,7 +1,8 @@
 //! `lwmq check URI`: validates a descriptor and shows the kernel rendezvous
 //! name a server for it binds.
 
-use lwmq::descriptor::{parse_rendezvous_name, IpcAddress};
+use lwmq::internals::descriptor::parse_rendezvous_name;
+use lwmq::transport::{DescriptorError, IpcAddress};
 use serde_json::json;
 
 use crate::failure::{emit, printable, Failure};
@@ -32,7 +33,7 @@ pub struct Checked {
 }
 
 /// Validates `uri`; on error returns the library's error (which names its rule).
-pub fn check(uri: &str) -> Result<Checked, lwmq::descriptor::DescriptorError> {
+pub fn check(uri: &str) -> Result<Checked, DescriptorError> {
     let addr = IpcAddress::parse(uri)?;
     let name = addr.rendezvous_name();
     let hashed = parse_rendezvous_name(&name).is_some_and(|n| n.hashed);

@@ -159,6 +159,7 @@ impl IpcAddress {
     }
 
     /// Parses the part after `ipc://`. `descriptor` is only used in errors.
+    #[doc(hidden)]
     pub fn parse_rest(descriptor: &str, rest: &str) -> Result<Self, DescriptorError> {
         let d = || descriptor.to_owned();
         let (address, port_text) = match rest.split_once(':') {
@@ -309,6 +310,7 @@ impl IpcAddress {
     /// the hashed [rendezvous name](Self::rendezvous_name), so the two can
     /// be matched, and as much of the address as fits (whole characters).
     /// A valid address can take 119 × 3 bytes of UTF-8, more than the limit.
+    #[doc(hidden)]
     pub fn section_name(&self) -> String {
         let plain = format!("{SECTION_NAME_PREFIX}{self}");
         if plain.len() <= MEMFD_NAME_MAX {

@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{Directions, Role, Timeout};
+use lwmq::{
+    Channel, ChannelBuilder, Endpoint, MonoQueue, QueueOptions, ReceiveQueue, Role, Timeout,
+};
 
 /// A generous liveness bound: no test assertion depends on timing, but
 /// nothing may wait forever either.
@@ -24,20 +25,35 @@ pub fn unique(name: &str) -> String {
     )
 }
 
-/// A channel with one send+receive transport and one send queue of `kind`.
+/// An endpoint with 8 + 8 buffers of `buffer_size`.
+pub fn ep(uri: &str, buffer_size: usize) -> Endpoint {
+    Endpoint::new(uri)
+        .unwrap()
+        .buffer_size(buffer_size)
+        .send_buffers(8)
+        .receive_buffers(8)
+}
+
+/// A builder with one send+receive transport and `rq` as receive queue.
+pub fn builder(uri: &str, buffer_size: usize, rq: ReceiveQueue) -> ChannelBuilder {
+    Channel::builder()
+        .transport(ep(uri, buffer_size))
+        .unwrap()
+        .receive_queue(rq)
+}
+
+/// A channel with one send+receive transport and one mono queue with
+/// `options`.
 pub fn endpoint(
     uri: &str,
     role: Role,
     buffer_size: usize,
-    kind: SendQueueKind,
-    rq: ReceiveQueueKind,
-) -> (Channel, SendQueue) {
-    let mut ch = Channel::new();
-    ch.add_transport(uri, buffer_size, 8, 8, Directions::SendReceive)
-        .unwrap();
-    let q = ch.add_send_queue(kind, Priority::Normal).unwrap();
-    ch.open(role, Some(rq)).unwrap();
-    (ch, q)
+    options: QueueOptions,
+    rq: ReceiveQueue,
+) -> (Channel, MonoQueue) {
+    let mut b = builder(uri, buffer_size, rq);
+    let q = b.mono_queue(options).unwrap();
+    (b.open(role).unwrap(), q)
 }
 
 /// A one-frame message holding `n` as 8 little-endian bytes.
@@ -57,5 +73,19 @@ pub fn number(m: &Message) -> u64 {
 pub fn recv(ch: &mut Channel) -> Message {
     ch.receive(LIVENESS)
         .unwrap_or_else(|e| panic!("no message: {e}"))
-        .message
+}
+
+/// Waits until every transport of `ch` is connected (liveness bound).
+pub fn wait_connected(ch: &Channel) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ch
+        .transports()
+        .all(|t| t.state() == lwmq::ConnectionState::Connected)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not connected within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

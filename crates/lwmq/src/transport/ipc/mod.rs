@@ -62,7 +62,7 @@ pub const LIMITS: BufferLimits = BufferLimits {
     max_send_buffers: 4096,
     max_receive_buffers: 4096,
     max_total_buffers: 4096,
-    max_inline_data_size: crate::MAX_INLINE_DATA_SIZE,
+    max_inline_data_size: crate::message::MAX_INLINE_FRAME_SIZE as u32,
 };
 
 /// Default client retry interval (the seed's 100 ms).
@@ -145,6 +145,9 @@ struct Inner {
     stopping: AtomicBool,
     tx_claimed: AtomicBool,
     rx_claimed: AtomicBool,
+    /// Set by `interrupt_receive`: the next (or current) wait of the
+    /// receive side returns early, and clears it.
+    rx_interrupt: AtomicBool,
 }
 
 /// An `ipc://` transport instance.
@@ -197,6 +200,7 @@ impl IpcTransport {
                 stopping: AtomicBool::new(false),
                 tx_claimed: AtomicBool::new(false),
                 rx_claimed: AtomicBool::new(false),
+                rx_interrupt: AtomicBool::new(false),
             }),
             service: Mutex::new(None),
         })
@@ -387,6 +391,21 @@ impl Transport for IpcTransport {
         )?;
         Ok(Box::new(IpcReceiver::new(Arc::clone(inner))))
     }
+
+    fn interrupt_receive(&self) {
+        let inner = &self.inner;
+        inner.rx_interrupt.store(true, Ordering::SeqCst);
+        // Under the link lock: a receiver about to wait for a connection
+        // checks the flag under it (`wait_link_change`), so it either sees
+        // the flag or is already waiting when this notifies.
+        let link = lock(&inner.link);
+        if let Some(c) = &link.conn {
+            if let Some(l) = c.rx {
+                ring::wake_local(&c.map, &l);
+            }
+        }
+        inner.link_cv.notify_all();
+    }
 }
 
 impl Drop for IpcTransport {
@@ -541,7 +560,9 @@ impl Inner {
     /// Waits for a connection change, at most `slice` or until `deadline`.
     fn wait_link_change(&self, seen: u64, deadline: Deadline) {
         let link = lock(&self.link);
-        if self.generation.load(Ordering::Acquire) != seen || self.stopping.load(Ordering::Acquire)
+        if self.generation.load(Ordering::Acquire) != seen
+            || self.stopping.load(Ordering::Acquire)
+            || self.rx_interrupt.load(Ordering::SeqCst)
         {
             return;
         }
