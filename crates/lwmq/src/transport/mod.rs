@@ -25,6 +25,7 @@
 //! can write it at any time: it is reached through raw pointers only, never
 //! through a `&[u8]`/`&mut [u8]` that would promise nobody else changes it.
 
+pub mod events;
 pub mod ipc;
 
 use std::fmt;
@@ -33,6 +34,8 @@ use std::time::Duration;
 
 use crate::descriptor::{self, DescriptorError};
 use crate::timeout::Timeout;
+
+pub use events::{ConnectionEvent, ConnectionLog, DisconnectReason, Events, PeerInfo};
 
 /// Which directions a transport carries (LwMQ's creation flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -284,7 +287,11 @@ pub enum ConnectionState {
     Connecting,
     /// A peer is connected; buffers flow.
     Connected,
-    /// The last attempt was refused (by either side); retrying.
+    /// The last attempt was refused (by either side); retrying. This state
+    /// is sticky: it stays, updated with the latest refusal on each retry,
+    /// until a connection succeeds. A server's refusals of third parties
+    /// (a second client `Busy`, a user the access policy does not admit)
+    /// do not set it; they are [`ConnectionEvent`]s only.
     Refused(Refusal),
     /// Stopped (channel closed).
     Closed,
@@ -605,7 +612,13 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Stops it: disconnects, wakes waiters, releases everything.
     fn stop(&self);
     /// Connection state.
-    fn state(&self) -> ConnectionState;
+    fn state(&self) -> ConnectionState {
+        self.connection_log().state()
+    }
+    /// The connection record: state, generation, peer and events. Every
+    /// transport embeds one and reports its connection changes to it (see
+    /// [`events`]).
+    fn connection_log(&self) -> &Arc<ConnectionLog>;
     /// The last error or refusal, as text, if any.
     fn last_error(&self) -> Option<String>;
     /// Counters.
