@@ -142,7 +142,8 @@ pub(crate) fn post_error(e: &PostError) -> Error {
 impl From<ReceiveError> for Error {
     fn from(e: ReceiveError) -> Self {
         let code = match e {
-            ReceiveError::Timeout => from_win32(ERROR_TIMEOUT),
+            // LwMQ has no refusal code: a timeout whose text names it.
+            ReceiveError::Timeout | ReceiveError::Refused { .. } => from_win32(ERROR_TIMEOUT),
             ReceiveError::Closed => from_win32(ERROR_OPERATION_ABORTED),
             _ => from_win32(ERROR_INVALID_STATE),
         };

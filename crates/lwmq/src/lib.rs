@@ -34,7 +34,10 @@ pub mod transport;
 mod transports;
 pub mod wire;
 
-pub use channel::{Channel, ChannelStats, Lent, PostError, ReceiveError, Received, SendQueue};
+pub use channel::{
+    Channel, ChannelEvents, ChannelStats, ConnectError, Lent, PostError, ReceiveError, Received,
+    SendQueue,
+};
 pub use channel_error::ChannelError;
 pub use descriptor::{DescriptorError, IpcAddress};
 pub use raw::{
@@ -43,8 +46,8 @@ pub use raw::{
 };
 pub use timeout::Timeout;
 pub use transport::{
-    AccessPolicy, BufferLimits, ConnectionState, Directions, Role, Transport, TransportControl,
-    TransportError, TransportStats,
+    AccessPolicy, BufferLimits, ConnectionEvent, ConnectionState, Directions, PeerInfo, Refusal,
+    RefusalReason, Role, Transport, TransportControl, TransportError, TransportStats,
 };
 
 /// Largest frame payload a message stores inline, without a heap allocation.

@@ -154,6 +154,12 @@ impl RawChannel {
         self.transports.iter().map(|t| t.as_ref())
     }
 
+    /// The transport list, for the connection functions
+    /// (`channel/connection.rs`: `wait_connected`, `events`).
+    pub(crate) fn transport_list(&self) -> &[Arc<dyn Transport>] {
+        &self.transports
+    }
+
     /// Opens the channel: servers bind, clients start connecting in the
     /// background. A server whose address is taken fails with
     /// [`TransportError::AddressInUse`] and leaves a single-transport channel

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use crate::message::{Message, MessageError};
+use crate::raw::TransportId;
+use crate::transport::Refusal;
 
 /// Why [`SendQueue::post`](super::SendQueue::post) did not queue a message.
 /// Every variant hands the message back ([`PostError::into_message`]);
@@ -100,12 +102,25 @@ impl fmt::Debug for PostError {
 }
 
 /// Why [`Channel::receive`](super::Channel::receive) returned no message.
-#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReceiveError {
-    /// Nothing arrived within the timeout (or nothing was queued on a poll).
-    #[error("no message arrived within the timeout; poll again or wait longer")]
+    /// Nothing arrived within the timeout (or nothing was queued on a
+    /// poll), and no refusal explains it: a peer is connected but sent
+    /// nothing, or the transports are still listening or connecting (see
+    /// [`Channel::wait_connected`](super::Channel::wait_connected)).
+    #[error("no message arrived within the timeout (if no peer is connected, the transport is still listening or connecting; a refused connection would be reported as such)")]
     Timeout,
+    /// Nothing arrived, no receiving transport is connected, and this one
+    /// was refused: nothing will arrive until the cause is removed (the
+    /// transport keeps retrying). Returned instead of `Timeout`.
+    #[error("no message arrived: transport #{} cannot connect: {refusal} (it keeps retrying, but nothing will arrive until this cause is removed)", transport.0)]
+    Refused {
+        /// The refused receiving transport (the first one, if several).
+        transport: TransportId,
+        /// Its latest refusal.
+        refusal: Refusal,
+    },
     /// The channel was closed and every received message was taken.
     #[error("the channel is closed and its receive queue is empty")]
     Closed,

@@ -33,6 +33,7 @@
 // `SendError<T>` does): boxing it would allocate on every failed post.
 #![allow(clippy::result_large_err)]
 
+mod connection;
 mod error;
 mod lent;
 mod receive;
@@ -51,6 +52,7 @@ use crate::timeout::Timeout;
 use crate::transport::{ChannelKind, Directions, Role, Transport};
 
 pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
+pub use connection::{ChannelEvents, ConnectError};
 pub use error::{PostError, ReceiveError};
 pub use lent::{Lent, LentFrame, LentFrames};
 pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
@@ -500,7 +502,8 @@ impl Channel {
         };
         match got {
             Ok(message) => Ok(Received::new(message)),
-            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
+            // Nothing arrived: a refused transport is the answer, if any.
+            Err(queue::RecvError::Timeout) => Err(self.nothing_received()),
             Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
         }
     }
@@ -552,7 +555,7 @@ impl Channel {
                 Some(f) => Ok(f(Lent::owned(&m))),
                 None => unreachable!("`f` runs only when a message is lent"),
             },
-            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
+            Err(queue::RecvError::Timeout) => Err(self.nothing_received()),
             Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
         }
     }
