@@ -385,6 +385,10 @@ fn with_nothing_listening_it_is_a_timeout_that_says_so() {
     ch.close(Timeout::ZERO).unwrap();
     assert_eq!(ch.wait_connected(short), Err(ConnectError::Closed));
 
+    assert_eq!(
+        Channel::new().wait_connected(short),
+        Err(ConnectError::NotOpen)
+    );
     let mut idle = Channel::new();
     idle.add_transport(&uri, 1024, 0, 4, Directions::Receive)
         .unwrap();

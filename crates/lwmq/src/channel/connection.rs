@@ -121,6 +121,10 @@ pub(crate) fn wait_connected(
 /// `Some` once waiting is over: closed, not open, refused or all
 /// connected; `None` to keep waiting.
 fn verdict(logs: &[(TransportId, &ConnectionLog)]) -> Option<Result<(), ConnectError>> {
+    if logs.is_empty() {
+        // A channel without a transport cannot have been opened.
+        return Some(Err(ConnectError::NotOpen));
+    }
     if logs.iter().any(|(_, l)| l.is_closed()) {
         return Some(Err(ConnectError::Closed));
     }
@@ -287,6 +291,24 @@ impl Channel {
     /// [`ConnectError::Closed`] after `close`. To keep waiting through a
     /// refusal that may pass (a busy server), wait on [`Self::events`]
     /// for the `Connected` event instead.
+    ///
+    /// ```no_run
+    /// // no_run: it needs a server process at the address.
+    /// # use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueueKind};
+    /// # use lwmq::{ConnectError, Directions, Role};
+    /// # use std::time::Duration;
+    /// let mut ch = Channel::new();
+    /// ch.add_transport("ipc://example/orders", 64 * 1024, 4, 0, Directions::Send)?;
+    /// let queue = ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)?;
+    /// ch.open(Role::Client, None)?;
+    /// match ch.wait_connected(Duration::from_secs(5)) {
+    ///     Ok(()) => println!("connected"),
+    ///     // Waiting longer would not help: say why.
+    ///     Err(ConnectError::Refused { refusal, .. }) => eprintln!("refused: {refusal}"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_connected(&self, timeout: impl Into<Timeout>) -> Result<(), ConnectError> {
         wait_all(&self.transports, timeout.into())
     }
@@ -307,6 +329,36 @@ impl Channel {
     /// `Disconnected` then `Connected` with a new pid and a larger
     /// generation. One transport's events alone:
     /// `channel.transport(id)?.connection_log().events()`.
+    ///
+    /// ```no_run
+    /// // no_run: it needs a producer process at the address.
+    /// # use lwmq::channel::{Channel, ReceiveQueueKind};
+    /// # use lwmq::{ConnectionEvent, Directions, ReceiveError, Role, Timeout};
+    /// # use std::time::Duration;
+    /// let mut ch = Channel::new();
+    /// ch.add_transport("ipc://example/feed", 64 * 1024, 0, 4, Directions::Receive)?;
+    /// ch.open(Role::Server, Some(ReceiveQueueKind::MonoConsumerUnbounded))?;
+    /// // Kept while receiving: the cursor does not borrow the channel.
+    /// let mut events = ch.events();
+    /// for _ in 0..1000 {
+    ///     match ch.receive(Timeout::after(Duration::from_secs(1))) {
+    ///         Ok(got) => println!("{} bytes", got.payload_size),
+    ///         Err(ReceiveError::Refused { refusal, .. }) => eprintln!("cannot connect: {refusal}"),
+    ///         Err(ReceiveError::Timeout) => {}
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    ///     // Between messages: one atomic load when nothing happened.
+    ///     while let Some((_, event)) = events.try_next() {
+    ///         match event {
+    ///             ConnectionEvent::Connected { peer, generation } => {
+    ///                 println!("producer {peer}, connection {generation}: sequence restarts")
+    ///             }
+    ///             other => println!("{other}"),
+    ///         }
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn events(&self) -> ChannelEvents {
         ChannelEvents::new(&self.transports)

@@ -26,7 +26,7 @@
 //!
 //! [`Events::next`] sleeps on the log's condition variable (notified on
 //! every event and state change), never polls. A cursor over several logs
-//! (a channel's) registers a [`Signal`] in each of them: one condition
+//! (a channel's) registers a `Signal` in each of them: one condition
 //! variable that all of them notify.
 //!
 //! # Sticky refusal
