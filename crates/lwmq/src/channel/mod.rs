@@ -465,6 +465,12 @@ impl Channel {
     /// A waiting receive first polls briefly (a few hundred polls, about a
     /// microsecond) before it sleeps, so that a message arriving at once is
     /// taken without a wake-up.
+    ///
+    /// When the wait ends with nothing while no receiving transport is
+    /// connected and one of them is refused, the answer is
+    /// [`ReceiveError::Refused`] (with the refusal) instead of
+    /// [`ReceiveError::Timeout`]: waiting longer will not help until its
+    /// cause is removed.
     pub fn receive(&mut self, timeout: Timeout) -> Result<Received, ReceiveError> {
         let consumer = match (&mut self.consumer, self.phase) {
             (Some(c), _) => c,
