@@ -494,9 +494,7 @@ impl Inner {
             return;
         }
         self.stats.violations.fetch_add(1, Ordering::Relaxed);
-        let _ = conn
-            .violation
-            .set(format!("it broke the shared-memory protocol: {v}"));
+        let _ = conn.violation.set(format!("shared memory: {v}"));
         let mut link = lock(&self.link);
         self.note(
             &mut link,
