@@ -1617,7 +1617,12 @@ pub(crate) fn receive(c: &ChannelObj, ms: UINT32) -> Result<Message> {
             }
         };
         match got {
-            Err(lwmq::ReceiveError::Timeout) if ms != 0 && !deadline.passed() => {
+            // Each slice that ends with nothing while the transport is
+            // refused says `Refused`; LwMQ's receive waits its whole
+            // timeout and then reports the refusal as its timeout's text.
+            Err(lwmq::ReceiveError::Timeout | lwmq::ReceiveError::Refused { .. })
+                if ms != 0 && !deadline.passed() =>
+            {
                 MutexGuard::unlock_fair(g);
             }
             r => return Ok(r?),

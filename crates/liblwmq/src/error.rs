@@ -239,10 +239,10 @@ pub(crate) fn post_error(e: &PostError) -> Error {
 impl From<ReceiveError> for Error {
     fn from(e: ReceiveError) -> Self {
         match e {
-            ReceiveError::Timeout => Error::win32(
-                ERROR_TIMEOUT,
-                "no message arrived within the timeout; poll again or wait longer",
-            ),
+            // LwMQ has no refusal code: a timeout whose text names it.
+            ReceiveError::Timeout | ReceiveError::Refused { .. } => {
+                Error::win32(ERROR_TIMEOUT, e.to_string())
+            }
             ReceiveError::Closed | ReceiveError::Interrupted => Error::win32(
                 ERROR_OPERATION_ABORTED,
                 "the channel is closed and its receive queue is empty",

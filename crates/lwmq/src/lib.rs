@@ -101,15 +101,17 @@ mod transports;
 pub(crate) mod wire;
 
 pub use channel::{
-    Channel, ChannelBuilder, ChannelStats, CloseError, Interrupter, MonoQueue, MultiQueue,
-    OpenError, PostError, Priority, QueueOptions, ReceiveError, ReceiveQueue,
+    Channel, ChannelBuilder, ChannelEvents, ChannelStats, CloseError, ConnectError, Interrupter,
+    MonoQueue, MultiQueue, OpenError, PostError, Priority, QueueOptions, ReceiveError,
+    ReceiveQueue,
 };
 pub use message::Message;
 pub use raw::{RawChannel, RawChannelBuilder, RawReceiver, RawSender, ReceivedBuffer, SendBuffer};
 pub use timeout::Timeout;
 pub use transport::{
-    AccessPolicy, ConfigError, ConnectionState, DescriptorError, Endpoint, Refusal, RefusalReason,
-    Role, TransportError, TransportId, TransportStats, TransportView,
+    AccessPolicy, ConfigError, ConnectionEvent, ConnectionState, DescriptorError, Endpoint,
+    PeerInfo, Refusal, RefusalReason, Role, TransportError, TransportId, TransportStats,
+    TransportView,
 };
 
 /// lwmq's internals, for lwmq's own crates (the C API, the CLI, the test

@@ -265,6 +265,12 @@ impl RawChannel {
         RawChannelBuilder::new()
     }
 
+    /// The transport list, for the connection functions
+    /// (`channel/connection.rs`: `wait_connected`, `events`).
+    pub(crate) fn transport_list(&self) -> &[Arc<dyn Transport>] {
+        &self.transports
+    }
+
     /// Transport `id`.
     pub fn transport(&self, id: TransportId) -> Option<TransportView<'_>> {
         transports::view(&self.transports, id)

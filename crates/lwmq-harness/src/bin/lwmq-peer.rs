@@ -396,9 +396,18 @@ fn say_signals() {
 fn idle(o: &Opts) {
     let ch = open(o, Directions::SendReceive);
     let t = ch.transport(TransportId(0)).expect("added");
+    let mut events = t.events();
+    // Events first, then the state: a state change made with an event is
+    // visible once the event is.
+    let mut say_events = || {
+        while let Some(e) = events.try_next() {
+            say(format!("EVENT {e}"));
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     while Instant::now() < deadline {
+        say_events();
         let s = t.state();
         let text = s.to_string();
         if text != last {
@@ -414,6 +423,7 @@ fn idle(o: &Opts) {
     // Report refusals seen during the idle period too.
     let end = Instant::now() + Duration::from_secs(o.seconds);
     while Instant::now() < end {
+        say_events();
         let text = t.state().to_string();
         if text != last {
             say(format!("STATE {text}"));

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::ChannelBuilder;
 use crate::message::{Message, MessageError};
-use crate::transport::{ConfigError, TransportError};
+use crate::transport::{ConfigError, Refusal, TransportError, TransportId};
 
 /// Why [`ChannelBuilder::open`] failed. The builder comes back with it
 /// ([`OpenError::into_builder`]), unchanged and not started, so that the
@@ -231,12 +231,21 @@ impl fmt::Debug for PostError {
 #[non_exhaustive]
 pub enum ReceiveError {
     /// Nothing arrived within the timeout (or nothing was ready on a
-    /// `try_` call).
-    #[error("no message arrived within the timeout")]
+    /// `try_` call), and no refusal explains it: a peer is connected but
+    /// sent nothing, or the transports are still listening or connecting
+    /// (see [`Channel::wait_connected`](super::Channel::wait_connected)).
+    #[error("no message arrived within the timeout (if no peer is connected, the transport is still listening or connecting; a refused connection would be reported as such)")]
     Timeout,
-    // `Refused { transport, refusal }` joins here with the connection
-    // events (issue 17 point 1): returned instead of `Timeout` when the
-    // wait ended while a receiving transport is refused.
+    /// Nothing arrived, no receiving transport is connected, and this one
+    /// was refused: nothing will arrive until the cause is removed (the
+    /// transport keeps retrying). Returned instead of `Timeout`.
+    #[error("no message arrived: transport #{} cannot connect: {refusal} (it keeps retrying, but nothing will arrive until this cause is removed)", transport.0)]
+    Refused {
+        /// The refused receiving transport (the first one, if several).
+        transport: TransportId,
+        /// Its latest refusal.
+        refusal: Refusal,
+    },
     /// [`Interrupter::interrupt`](super::Interrupter::interrupt) ended the
     /// wait (or was called since the last receive).
     #[error("the receive was interrupted (Interrupter::interrupt)")]

@@ -51,6 +51,7 @@
 
 mod affinity;
 mod builder;
+mod connection;
 mod error;
 mod lent;
 mod queues;
@@ -71,6 +72,8 @@ use crate::transports;
 pub use crate::queue::Priority;
 pub use affinity::AffinityError;
 pub use builder::{ChannelBuilder, ReceiveQueue};
+pub(crate) use connection::wait_transport;
+pub use connection::{ChannelEvents, ConnectError};
 pub use error::{
     CloseError, FlushError, InvalidMessage, OpenError, OpenErrorKind, PostError, ReceiveError,
 };
@@ -295,6 +298,12 @@ impl Channel {
     /// taken without a wake-up. A received message's frames are its own
     /// (copied out of the transport buffer); [`Self::receive_with`] reads
     /// them in place instead.
+    ///
+    /// When the wait ends with nothing while no receiving transport is
+    /// connected and one of them is refused, the answer is
+    /// [`ReceiveError::Refused`] (with the refusal) instead of
+    /// [`ReceiveError::Timeout`]: waiting longer will not help until its
+    /// cause is removed.
     #[inline]
     pub fn receive(&mut self, timeout: impl Into<Timeout>) -> Result<Message, ReceiveError> {
         self.receive_inner(timeout.into(), true)
@@ -394,7 +403,12 @@ impl Channel {
                 got
             }
         };
-        got.map_err(receive_error)
+        match got {
+            Ok(message) => Ok(message),
+            // Nothing arrived: a refused transport is the answer, if any.
+            Err(RecvError::Timeout) => Err(self.nothing_received()),
+            Err(e) => Err(receive_error(e)),
+        }
     }
 
     /// Receives one message and lends it to `f`, without copying it out of
@@ -448,6 +462,7 @@ impl Channel {
                 Some(f) => Ok(f(Lent::owned(&m))),
                 None => unreachable!("`f` runs only when a message is lent"),
             },
+            Err(RecvError::Timeout) => Err(self.nothing_received()),
             Err(e) => Err(receive_error(e)),
         }
     }

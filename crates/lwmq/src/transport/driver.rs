@@ -24,6 +24,7 @@
 //! through a `&[u8]`/`&mut [u8]` that would promise nobody else changes it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
@@ -181,7 +182,13 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Stops it: disconnects, wakes waiters, releases everything.
     fn stop(&self);
     /// Connection state.
-    fn state(&self) -> ConnectionState;
+    fn state(&self) -> ConnectionState {
+        self.connection_log().state()
+    }
+    /// The connection record: state, generation, peer and events. Every
+    /// transport embeds one and reports its connection changes to it (see
+    /// `transport/events.rs`).
+    fn connection_log(&self) -> &Arc<super::ConnectionLog>;
     /// The last error or refusal, as text, if any.
     fn last_error(&self) -> Option<String>;
     /// Counters.

@@ -16,6 +16,7 @@
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 mod driver;
 mod endpoint;
+mod events;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod ipc;
 mod view;
@@ -32,7 +33,13 @@ pub(crate) use driver::{
     TransportControl,
 };
 pub use endpoint::Endpoint;
+pub use events::{ConnectionEvent, DisconnectReason, Events, PeerInfo};
+pub(crate) use events::{ConnectionLog, Signal as EventSignal};
 pub use view::TransportView;
+
+/// Connection events each transport keeps for its cursors; a cursor that
+/// falls further behind reads [`ConnectionEvent::Lagged`].
+pub const EVENT_LOG_CAPACITY: usize = ConnectionLog::CAPACITY;
 
 /// The driver interface, for lwmq's own crates (`lwmq::internals`).
 #[cfg(feature = "internals")]
@@ -208,7 +215,11 @@ pub enum ConnectionState {
     Connecting,
     /// A peer is connected; buffers flow.
     Connected,
-    /// The last attempt was refused (by either side); retrying.
+    /// The last attempt was refused (by either side); retrying. This state
+    /// is sticky: it stays, updated with the latest refusal on each retry,
+    /// until a connection succeeds. A server's refusals of third parties
+    /// (a second client `Busy`, a user the access policy does not admit)
+    /// do not set it; they are [`ConnectionEvent`]s only.
     Refused(Refusal),
     /// Stopped (channel closed).
     Closed,

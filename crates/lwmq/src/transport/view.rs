@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use super::endpoint::{check_retry_interval, check_spin};
 use super::{
-    ConfigError, ConnectionState, Transport, TransportControl, TransportId, TransportStats,
+    ConfigError, ConnectionState, Events, PeerInfo, Refusal, Transport, TransportControl,
+    TransportId, TransportStats,
 };
+use crate::channel::ConnectError;
+use crate::timeout::Timeout;
 
 /// One transport of an open channel: its connection state, counters and
 /// last error, and the settings that may change while it runs. From
@@ -81,11 +84,31 @@ impl<'a> TransportView<'a> {
     /// connection, so a consumer that remembers it between messages sees
     /// a reconnection (a restarted peer) as a change.
     pub fn generation(&self) -> u64 {
-        self.transport.stats().connections
+        self.transport.connection_log().generation()
     }
 
-    // Connection events, the peer's identity and `wait_connected` join
-    // here (issue 17 point 1, built at the transport layer alongside).
+    /// The connected peer (pid, uid, gid), if any.
+    pub fn peer(&self) -> Option<PeerInfo> {
+        self.transport.connection_log().peer()
+    }
+
+    /// The latest refusal while the state is `Refused`.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.transport.connection_log().refusal()
+    }
+
+    /// A cursor over this transport's connection events, starting with the
+    /// ones still in its log (see [`Events`]).
+    pub fn events(&self) -> Events {
+        self.transport.connection_log().events()
+    }
+
+    /// Waits until this transport is connected: `Ok` at once if it is,
+    /// [`ConnectError::Refused`] as soon as it is refused, else
+    /// [`ConnectError::Timeout`] or [`ConnectError::Closed`].
+    pub fn wait_connected(&self, timeout: impl Into<Timeout>) -> Result<(), ConnectError> {
+        crate::channel::wait_transport(self.id, self.transport, timeout.into())
+    }
 
     /// Changes how often a client retries (1 ms ..= 24 h); a server
     /// ignores it.
