@@ -268,19 +268,30 @@ HRESULT LmqTransportControl(LMQ_TRANSPORT Transport, ULONG ControlCode,
 
 /* ------------------------------------------- direct buffers (raw channels) */
 
-/* Takes the next free send buffer, waiting up to TimeoutMs. */
+/* Takes the next free send buffer, waiting up to TimeoutMs. Up to
+ * MaxPendingSendBuffers buffers may be out at once, each its own struct
+ * (one more: ERROR_INVALID_STATE at once). Before a peer connects they are
+ * staged in private memory and delivered when it does. */
 HRESULT LmqRawChannelGetBuffer(LMQ_TRANSPORT Transport, UINT32 TimeoutMs,
                                PLMQ_TRANSPORTBUFFER *Buffer);
 
-/* Sends the first (*Buffer)->BufferSizeBytes bytes, sets *Buffer to NULL. */
+/* Sends the first (*Buffer)->BufferSizeBytes bytes, sets *Buffer to NULL.
+ * Buffers are sent in the order obtained (another first: E_INVALIDARG, the
+ * buffer stays the caller's). A buffer obtained on a connection that ended
+ * before this call is lost, never copied to the next peer:
+ * ERROR_CONNECTION_ABORTED. */
 HRESULT LmqRawChannelSendBuffer(LMQ_TRANSPORT Transport, PLMQ_TRANSPORTBUFFER *Buffer,
                                 BOOL EraseBufferAfterSending);
 
-/* Takes the next filled buffer, waiting up to TimeoutMs. */
+/* Takes the next filled buffer, waiting up to TimeoutMs. Up to
+ * MaxPendingReceiveBuffers may be held at once. The bytes lie in memory the
+ * peer process can write: copy what you check before relying on it. */
 HRESULT LmqRawChannelReceiveBuffer(LMQ_TRANSPORT Transport, UINT32 TimeoutMs,
                                    PLMQ_TRANSPORTBUFFER *Buffer);
 
-/* Gives a buffer back, sets *Buffer to NULL. */
+/* Gives a buffer back, sets *Buffer to NULL: a received one (in any
+ * order), or one from LmqRawChannelGetBuffer that is not to be sent
+ * (nothing of it reaches the peer). */
 HRESULT LmqRawChannelDisposeBuffer(LMQ_TRANSPORT Transport, PLMQ_TRANSPORTBUFFER *Buffer,
                                    BOOL EraseBufferBeforeDisposing);
 

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwmq::descriptor::{from_utf16, IpcAddress};
+use lwmq::internals::descriptor::{from_utf16, IpcAddress};
 
 fn check(text: &str) {
     match IpcAddress::parse(text) {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwmq::transport::ipc::proto::{Message, SectionLayout, MAX_MESSAGE};
+use lwmq::internals::transport::ipc::proto::{Message, SectionLayout, MAX_MESSAGE};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_MESSAGE {

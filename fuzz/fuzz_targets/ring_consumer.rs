@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use lwmq::ring::{Consumer, Fences, Producer, RingLayout, CTRL_SIZE, HEAD, SLOT_HEADER, TAIL};
-use lwmq::sys::shm::{self, Mapping};
+use lwmq::internals::ring::{Consumer, Fences, Producer, RingLayout, CTRL_SIZE, HEAD, SLOT_HEADER, TAIL};
+use lwmq::internals::sys::shm::{self, Mapping};
 
 const MAX_CAPACITY: u32 = 8;
 const MAX_BUFFER: usize = 512;

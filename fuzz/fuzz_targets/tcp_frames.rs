@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwmq::transport::tcp::proto::{
+use lwmq::internals::transport::tcp::proto::{
     self, FrameError, FrameParser, FrameSink, Handshake, GREETING_LEN,
 };
 

@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 use libfuzzer_sys::fuzz_target;
 use lwmq::message::Message;
-use lwmq::wire::{validate_buffer, BufferIndex, BufferReader, BufferWriter, Source};
+use lwmq::internals::wire::{validate_buffer, BufferIndex, BufferReader, BufferWriter, Source};
 
 /// The buffer as a hostile peer serves it: every read of a byte returns
 /// its current value and then changes it.

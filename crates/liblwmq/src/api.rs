@@ -9,20 +9,20 @@
 //! channel for longer than one slice. Posting does not touch the channel's
 //! mutex (a send queue is its own object).
 
+use std::collections::VecDeque;
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lwmq::channel::{
-    Channel, MultiSendQueue, Priority, ReceiveQueueKind, Received, SendQueue, SendQueueKind,
+use lwmq::channel::{Channel, ChannelBuilder, MonoQueue, MultiQueue, Priority, QueueOptions};
+use lwmq::internals::transport::{
+    self as driver, ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport,
+    TransportControl,
 };
+use lwmq::internals::Deadline;
 use lwmq::message::Message;
-use lwmq::timeout::Deadline;
-use lwmq::transport::{self, RawBuf, ReceiveSide, SendSide};
-use lwmq::{
-    AccessPolicy, ChannelError, Directions, Role, Timeout, Transport, TransportControl, TransportId,
-};
+use lwmq::{AccessPolicy, Endpoint, ReceiveQueue, Role, Timeout, TransportId};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{boundary, Error, Result};
@@ -95,7 +95,7 @@ pub(crate) unsafe fn utf16_arg(p: PCWSTR) -> Result<String> {
     }
     // SAFETY: the `n` units before the terminator were just read.
     let units = unsafe { std::slice::from_raw_parts(p, n) };
-    Ok(lwmq::descriptor::from_utf16(units)?)
+    Ok(lwmq::internals::descriptor::from_utf16(units)?)
 }
 
 /// Decodes a null-terminated UTF-8 descriptor (the `...A` functions).
@@ -116,8 +116,16 @@ pub(crate) unsafe fn utf8_arg(p: PCSTR) -> Result<String> {
     })
 }
 
+/// The C API's `INFINITE`.
+pub(crate) const INFINITE_MS: UINT32 = u32::MAX;
+
+/// Milliseconds, with `INFINITE` meaning no limit.
 pub(crate) fn timeout(ms: UINT32) -> Timeout {
-    Timeout::from_millis(ms)
+    if ms == INFINITE_MS {
+        Timeout::NEVER
+    } else {
+        Timeout::after(Duration::from_millis(u64::from(ms)))
+    }
 }
 
 // ---------------------------------------------------------- initialisation
@@ -210,11 +218,30 @@ pub(crate) struct ChannelObj {
     /// Set by a successful open (messaging channels; raw ones keep their
     /// phase), for the rules that hold "before open" only.
     opened: AtomicBool,
+    /// Some transport of a messaging channel receives (LwMQ's rule: a
+    /// receive queue type is given iff one does).
+    receives: AtomicBool,
 }
 
 enum Variant {
-    Messaging(Mutex<Channel>),
+    Messaging(Mutex<MsgState>),
     Raw(RawChannelObj),
+}
+
+/// A messaging channel through LwMQ's life cycle: the Rust builder until
+/// `LmqOpenChannel`, the open channel, then what was received but not yet
+/// taken when it closed (`LmqReceiveMessage` drains it first).
+enum MsgState {
+    Building(Box<ChannelBuilder>),
+    Open(Box<Channel>),
+    Closed(VecDeque<Message>),
+}
+
+impl MsgState {
+    /// Takes the state out, leaving an empty closed one.
+    fn take(&mut self) -> MsgState {
+        std::mem::replace(self, MsgState::Closed(VecDeque::new()))
+    }
 }
 
 struct RawChannelObj {
@@ -227,8 +254,11 @@ impl ChannelObj {
     pub(crate) fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
         match &self.variant {
-            Variant::Messaging(ch) => {
-                let _ = ch.lock().close(Timeout::ZERO);
+            Variant::Messaging(st) => {
+                let old = st.lock().take();
+                if let MsgState::Open(ch) = old {
+                    let _ = ch.close(Timeout::ZERO);
+                }
             }
             Variant::Raw(raw) => {
                 let _ = raw.close(Timeout::ZERO);
@@ -267,7 +297,7 @@ fn flush_raw(transports: &[Arc<RawTransport>], deadline: Deadline, lost_ok: bool
         loop {
             let mut send = crate::raw::lock_by(&t.send, deadline, "send")?;
             if t.is_closed() && !lost_ok {
-                return Err(ChannelError::Closed.into());
+                return Err(Error::closed());
             }
             let Some(side) = send.side.as_mut() else {
                 break;
@@ -279,7 +309,7 @@ fn flush_raw(transports: &[Arc<RawTransport>], deadline: Deadline, lost_ok: bool
                 }
                 Err(lwmq::TransportError::Disconnected(_)) if lost_ok => break,
                 Err(lwmq::TransportError::NotOpen(_)) if t.is_closed() => {
-                    return Err(ChannelError::Closed.into())
+                    return Err(Error::closed())
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -301,13 +331,14 @@ pub(crate) struct QueueObj {
 enum QueueKind {
     /// Mono-producer: the mutex keeps a second posting thread safe (it is
     /// uncontended when the application keeps the one-thread rule).
-    Mono(Mutex<SendQueue>),
-    Multi(MultiSendQueue),
+    Mono(Mutex<MonoQueue>),
+    Multi(MultiQueue),
 }
 
 impl QueueObj {
     /// Posts, handing the message back on failure (by value, as the Rust
-    /// API does: boxing would allocate on every failed post).
+    /// API does: boxing would allocate on every failed post). Nothing is
+    /// posted once a close has started.
     #[allow(clippy::result_large_err)]
     pub(crate) fn post(
         &self,
@@ -315,15 +346,14 @@ impl QueueObj {
         tag: u64,
         timeout: Timeout,
     ) -> std::result::Result<(), lwmq::PostError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(lwmq::PostError::Closed(message));
+        }
         match &self.queue {
-            QueueKind::Mono(q) => q.lock().post_with_tag(message, tag, timeout),
+            QueueKind::Mono(_) if tag != 0 => Err(lwmq::PostError::TagUnsupported(message)),
+            QueueKind::Mono(q) => q.lock().post(message, timeout),
             QueueKind::Multi(q) => q.post_with_tag(message, tag, timeout),
         }
-    }
-
-    /// Whether the channel of this queue is closing or closed.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -485,8 +515,8 @@ pub(crate) fn raw_transport(h: LMQ_TRANSPORT) -> Result<Arc<RawTransport>> {
     }
 }
 
-/// Locks a messaging channel, or explains why the channel is raw.
-fn messaging<'c>(c: &'c ChannelObj, what: &str) -> Result<MutexGuard<'c, Channel>> {
+/// Locks a messaging channel's state, or explains why the channel is raw.
+fn messaging<'c>(c: &'c ChannelObj, what: &str) -> Result<MutexGuard<'c, MsgState>> {
     match &c.variant {
         Variant::Messaging(ch) => Ok(ch.lock()),
         Variant::Raw(_) => Err(Error::invalid(format!(
@@ -511,7 +541,10 @@ pub unsafe extern "C" fn LmqCreateChannel(
             return Err(Error::null("Channel"));
         }
         let variant = match ChannelType {
-            LMQ_CHANNELTYPE_ONE_TO_ONE => Variant::Messaging(Mutex::new(lwmq::Channel::new())),
+            // Destroying a channel closes it with zero linger, as LwMQ does.
+            LMQ_CHANNELTYPE_ONE_TO_ONE => Variant::Messaging(Mutex::new(MsgState::Building(
+                Box::new(Channel::builder().linger(Timeout::ZERO)),
+            ))),
             LMQ_CHANNELTYPE_RAW_ONE_TO_ONE => Variant::Raw(RawChannelObj {
                 phase: Arc::new(AtomicU8::new(Phase::Created as u8)),
                 transports: Mutex::new(Vec::new()),
@@ -527,6 +560,7 @@ pub unsafe extern "C" fn LmqCreateChannel(
             children: Mutex::new(Vec::new()),
             closed: Arc::new(AtomicBool::new(false)),
             opened: AtomicBool::new(false),
+            receives: AtomicBool::new(false),
         });
         let h = handle::insert(Object::Channel(obj))?;
         // SAFETY: checked non-null above; valid for writes by contract.
@@ -562,7 +596,7 @@ fn require_unbounded(what: &str, capacity: LONG) -> Result<()> {
     Ok(())
 }
 
-fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: LONG) -> Result<Option<ReceiveQueueKind>> {
+fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: LONG) -> Result<Option<ReceiveQueue>> {
     const CAP: &str = "ReceiveQueueCapacity";
     Ok(Some(match t {
         LMQ_RECEIVEQUEUETYPE_NA => {
@@ -575,17 +609,17 @@ fn receive_kind(t: LMQ_RECEIVEQUEUETYPE, capacity: LONG) -> Result<Option<Receiv
         }
         LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
-            ReceiveQueueKind::MonoConsumerUnbounded
+            ReceiveQueue::mono()
         }
         LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
-            ReceiveQueueKind::MultiConsumerUnbounded
+            ReceiveQueue::multi()
         }
         LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_BOUNDED_DISCARD_OLDEST => {
-            ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(bounded_capacity(CAP, capacity)?)
+            ReceiveQueue::multi_discard_oldest(bounded_capacity(CAP, capacity)?)
         }
         LMQ_RECEIVEQUEUETYPE_MULTICONSUMER_BOUNDED_DISCARD_NEWEST => {
-            ReceiveQueueKind::MultiConsumerBoundedDiscardNewest(bounded_capacity(CAP, capacity)?)
+            ReceiveQueue::multi_discard_newest(bounded_capacity(CAP, capacity)?)
         }
         t => {
             return Err(Error::invalid(format!(
@@ -611,10 +645,43 @@ pub extern "C" fn LmqOpenChannel(
         let role = role(Role)?;
         let kind = receive_kind(ReceiveQueueType, ReceiveQueueCapacity)?;
         match &c.variant {
-            Variant::Messaging(ch) => {
-                ch.lock().open(role, kind)?;
-                c.opened.store(true, Ordering::Release);
-                Ok(())
+            Variant::Messaging(st) => {
+                let mut st = st.lock();
+                let mut b = match st.take() {
+                    MsgState::Building(b) => b,
+                    MsgState::Open(ch) => {
+                        *st = MsgState::Open(ch);
+                        return Err(Error::state("the channel is already open"));
+                    }
+                    closed @ MsgState::Closed(_) => {
+                        *st = closed;
+                        return Err(Error::closed());
+                    }
+                };
+                // LwMQ's rule: a receive queue type iff some transport
+                // receives (the Rust builder would pick a default).
+                let receives = c.receives.load(Ordering::Acquire);
+                if receives && kind.is_none() {
+                    *st = MsgState::Building(b);
+                    return Err(Error::invalid(
+                        "a transport receives but no receive queue type was given (rule: the receive queue type is required iff some transport receives)",
+                    ));
+                }
+                if let Some(kind) = kind {
+                    b = Box::new(b.receive_queue(kind));
+                }
+                match b.open(role) {
+                    Ok(ch) => {
+                        *st = MsgState::Open(Box::new(ch));
+                        c.opened.store(true, Ordering::Release);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let (kind, b) = e.into_parts();
+                        *st = MsgState::Building(Box::new(b));
+                        Err(crate::error::open_error(kind))
+                    }
+                }
             }
             Variant::Raw(raw) => {
                 if kind.is_some() {
@@ -625,14 +692,16 @@ pub extern "C" fn LmqOpenChannel(
                 let transports = raw.transports.lock();
                 match raw.phase.load(Ordering::Acquire) {
                     0 => {}
-                    1 => return Err(ChannelError::AlreadyOpen.into()),
-                    _ => return Err(ChannelError::Closed.into()),
+                    1 => return Err(Error::state("the channel is already open")),
+                    _ => return Err(Error::closed()),
                 }
                 if transports.is_empty() {
-                    return Err(ChannelError::NoTransport.into());
+                    return Err(crate::error::open_error(
+                        lwmq::channel::OpenErrorKind::NoTransport,
+                    ));
                 }
                 for (i, t) in transports.iter().enumerate() {
-                    if let Err(e) = t.transport.start(role, transport::ChannelKind::Raw) {
+                    if let Err(e) = t.transport.start(role, ChannelKind::Raw) {
                         for started in &transports[..i] {
                             started.transport.stop();
                         }
@@ -798,10 +867,18 @@ pub unsafe extern "C" fn LmqChannelControl(
                 "raw channels have no service thread (the application's threads move the buffers)",
             ));
         };
-        let ch = ch.lock();
-        let previous = match cpus {
-            Some(cpus) => ch.set_service_thread_affinity(&cpus)?,
-            None => ch.service_thread_affinity(),
+        let st = ch.lock();
+        let affinity_error = |e: lwmq::channel::AffinityError| Error::invalid(e.to_string());
+        let previous = match (&*st, cpus) {
+            (MsgState::Building(b), Some(cpus)) => b
+                .set_service_thread_affinity(&cpus)
+                .map_err(affinity_error)?,
+            (MsgState::Building(b), None) => b.service_thread_affinity(),
+            (MsgState::Open(ch), Some(cpus)) => ch
+                .set_service_thread_affinity(&cpus)
+                .map_err(affinity_error)?,
+            (MsgState::Open(ch), None) => ch.service_thread_affinity(),
+            (MsgState::Closed(_), _) => return Err(Error::closed()),
         };
         if output {
             // SAFETY: `OutputBuffer` is non-null and valid for at least
@@ -924,10 +1001,15 @@ pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: UINT32) -> HR
         let c = channel(Channel)?;
         let deadline = timeout(TimeoutMs).deadline();
         match &c.variant {
-            Variant::Messaging(ch) => loop {
-                let g = ch.lock();
-                match g.flush(Timeout::after(deadline.slice(SLICE))) {
-                    Err(ChannelError::Timeout) if !deadline.passed() => {
+            Variant::Messaging(st) => loop {
+                let g = st.lock();
+                let ch = match &*g {
+                    MsgState::Open(ch) => ch,
+                    MsgState::Building(_) => return Err(Error::not_open()),
+                    MsgState::Closed(_) => return Err(Error::closed()),
+                };
+                match ch.flush(Timeout::after(deadline.slice(SLICE))) {
+                    Err(lwmq::channel::FlushError::Timeout) if !deadline.passed() => {
                         MutexGuard::unlock_fair(g);
                     }
                     r => return Ok(r?),
@@ -936,8 +1018,8 @@ pub extern "C" fn LmqFlushChannel(Channel: LMQ_CHANNEL, TimeoutMs: UINT32) -> HR
             Variant::Raw(raw) => {
                 match raw.phase.load(Ordering::Acquire) {
                     1 => {}
-                    0 => return Err(ChannelError::NotOpen.into()),
-                    _ => return Err(ChannelError::Closed.into()),
+                    0 => return Err(Error::not_open()),
+                    _ => return Err(Error::closed()),
                 }
                 // The list's lock is released before any wait.
                 let transports = raw.transports.lock().clone();
@@ -959,10 +1041,41 @@ pub extern "C" fn LmqCloseChannel(Channel: LMQ_CHANNEL, LingerTimeoutMs: UINT32)
         let c = channel(Channel)?;
         c.closed.store(true, Ordering::Release);
         match &c.variant {
-            Variant::Messaging(ch) => Ok(ch.lock().close(timeout(LingerTimeoutMs))?),
+            Variant::Messaging(st) => close_messaging(&mut st.lock(), timeout(LingerTimeoutMs)),
             Variant::Raw(raw) => raw.close(timeout(LingerTimeoutMs)),
         }
     })
+}
+
+/// Closes an open messaging channel (posts already fail: its `closed` flag
+/// is set): waits up to `linger` for what is queued to be sent and taken,
+/// keeps what was received and not yet taken for `LmqReceiveMessage`, then
+/// closes the Rust channel. `ERROR_TIMEOUT` if the linger ran out first.
+fn close_messaging(st: &mut MsgState, linger: Timeout) -> Result<()> {
+    let mut ch = match st.take() {
+        MsgState::Open(ch) => ch,
+        // Never opened: nothing to close. Closed: nothing more to do.
+        MsgState::Building(_) => return Ok(()),
+        closed @ MsgState::Closed(_) => {
+            *st = closed;
+            return Ok(());
+        }
+    };
+    let flushed = if linger.is_zero() {
+        Ok(())
+    } else {
+        ch.flush(linger)
+    };
+    let left: VecDeque<Message> = ch.try_iter().collect();
+    let closed = ch.close(Timeout::ZERO);
+    *st = MsgState::Closed(left);
+    match (linger.is_zero(), flushed, closed) {
+        (true, ..) | (false, Ok(()), Ok(())) => Ok(()),
+        _ => Err(Error::win32(
+            ERROR_TIMEOUT,
+            "the linger ran out with messages not yet sent or taken by the peer; the channel is closed all the same",
+        )),
+    }
 }
 
 /// Destroys a channel (closing it with zero linger if it is open) and sets
@@ -993,33 +1106,41 @@ pub unsafe extern "C" fn LmqDestroyChannel(Channel: PLMQ_CHANNEL) -> HRESULT {
 
 // ------------------------------------------------------------ send queues
 
-fn send_kind(t: LMQ_SENDQUEUETYPE, capacity: LONG) -> Result<SendQueueKind> {
+/// A send queue type as the Rust API's options: `(mono, options)`. LwMQ's
+/// unbounded types stay unbounded (they never wait); its bounded types are
+/// the discard limits.
+fn send_options(
+    t: LMQ_SENDQUEUETYPE,
+    capacity: LONG,
+    priority: Priority,
+) -> Result<(bool, QueueOptions)> {
     const CAP: &str = "Capacity";
     let bounded = || bounded_capacity(CAP, capacity);
+    let o = QueueOptions::new(priority);
     Ok(match t {
         LMQ_SENDQUEUETYPE_MONOPRODUCER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
-            SendQueueKind::MonoProducerUnbounded
+            (true, o.unbounded())
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_UNBOUNDED => {
             require_unbounded(CAP, capacity)?;
-            SendQueueKind::MultiProducerUnbounded
+            (false, o.unbounded())
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_UNBOUNDED_TAGGED => {
             require_unbounded(CAP, capacity)?;
-            SendQueueKind::MultiProducerUnboundedTagged
+            (false, o.unbounded().tagged())
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_DISCARD_OLDEST => {
-            SendQueueKind::MultiProducerBoundedDiscardOldest(bounded()?)
+            (false, o.discard_oldest(bounded()?))
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_DISCARD_NEWEST => {
-            SendQueueKind::MultiProducerBoundedDiscardNewest(bounded()?)
+            (false, o.discard_newest(bounded()?))
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_TAGGED_DISCARD_OLDEST => {
-            SendQueueKind::MultiProducerBoundedDiscardOldestTagged(bounded()?)
+            (false, o.discard_oldest(bounded()?).tagged())
         }
         LMQ_SENDQUEUETYPE_MULTIPRODUCER_BOUNDED_TAGGED_DISCARD_NEWEST => {
-            SendQueueKind::MultiProducerBoundedDiscardNewestTagged(bounded()?)
+            (false, o.discard_newest(bounded()?).tagged())
         }
         t => {
             return Err(Error::invalid(format!(
@@ -1064,14 +1185,21 @@ pub unsafe extern "C" fn LmqAddSendQueue(
             return Err(Error::null("SendQueue"));
         }
         let c = channel(Channel)?;
-        let kind = send_kind(QueueType, Capacity)?;
-        let bounded = Capacity != LMQ_QUEUECAPACITY_UNBOUNDED;
         let priority = priority(Priority)?;
-        let q = messaging(&c, "send queues")?.add_send_queue(kind, priority)?;
-        let queue = match q {
-            lwmq::SendQueue::Multi(m) => QueueKind::Multi(m),
-            mono => QueueKind::Mono(Mutex::new(mono)),
+        let (mono, options) = send_options(QueueType, Capacity, priority)?;
+        let bounded = Capacity != LMQ_QUEUECAPACITY_UNBOUNDED;
+        let mut st = messaging(&c, "send queues")?;
+        let MsgState::Building(b) = &mut *st else {
+            return Err(Error::state(
+                "send queues can only be added before the channel is opened",
+            ));
         };
+        let queue = if mono {
+            QueueKind::Mono(Mutex::new(b.mono_queue(options)?))
+        } else {
+            QueueKind::Multi(b.multi_queue(options)?)
+        };
+        drop(st);
         let obj = QueueObj {
             queue,
             bounded,
@@ -1097,6 +1225,62 @@ fn directions(flags: UINT32) -> Result<Directions> {
     }
 }
 
+/// The Rust endpoint for `LmqAddTransport`'s arguments, after LwMQ's own
+/// rules, in its words and order: the descriptor, `BufferSizeBytes`, then
+/// the counts against the creation flags (zero for an unused direction, at
+/// least one for a used one).
+fn endpoint(
+    descriptor: &str,
+    buffer_size: SIZE_T,
+    send: LONG,
+    receive: LONG,
+    dirs: Directions,
+) -> Result<Endpoint> {
+    let ep = Endpoint::new(descriptor)?;
+    let max = ep.limits().max_buffer_size;
+    if buffer_size == 0 || buffer_size > max {
+        return Err(Error::invalid(format!(
+            "{descriptor}: BufferSizeBytes {buffer_size} is out of range (rule: 1..={max} bytes for this transport)"
+        )));
+    }
+    let count = |which: &str, v: LONG| {
+        u32::try_from(v).map_err(|_| {
+            Error::invalid(format!(
+                "{which} is negative ({v}) (rule: buffer counts are >= 0)"
+            ))
+        })
+    };
+    let (s, r) = (
+        count("MaxPendingSendBuffers", send)?,
+        count("MaxPendingReceiveBuffers", receive)?,
+    );
+    let check = |uses: bool, which: &str, value: u32, dir: &str, only: &str| {
+        match (uses, value) {
+        (false, v) if v != 0 => Err(Error::invalid(format!(
+            "{which} is {v} but the transport does not {dir} (rule: a transport that only {only} must have zero {which})"
+        ))),
+        (true, 0) => Err(Error::invalid(format!(
+            "{which} is 0 but the transport {dir}s (rule: at least one buffer for each direction used)"
+        ))),
+        _ => Ok(()),
+    }
+    };
+    check(dirs.sends(), "MaxPendingSendBuffers", s, "send", "receives")?;
+    check(
+        dirs.receives(),
+        "MaxPendingReceiveBuffers",
+        r,
+        "receive",
+        "sends",
+    )?;
+    Ok(ep
+        .buffer_size(buffer_size)
+        .send_buffers(s)
+        .receive_buffers(r))
+}
+
+const ADD_AFTER_OPEN: &str = "transports can only be added before the channel is opened";
+
 fn add_transport(
     channel_h: LMQ_CHANNEL,
     descriptor: &str,
@@ -1107,15 +1291,17 @@ fn add_transport(
 ) -> Result<usize> {
     let c = channel(channel_h)?;
     let dirs = directions(flags)?;
+    let ep = endpoint(descriptor, buffer_size, send, receive, dirs)?;
     let obj = match &c.variant {
-        Variant::Messaging(ch) => {
-            let id = ch.lock().add_transport(
-                descriptor,
-                buffer_size,
-                i64::from(send),
-                i64::from(receive),
-                dirs,
-            )?;
+        Variant::Messaging(st) => {
+            let mut st = st.lock();
+            let MsgState::Building(b) = &mut *st else {
+                return Err(Error::state(ADD_AFTER_OPEN));
+            };
+            let id = b.add_transport(ep)?;
+            if dirs.receives() {
+                c.receives.store(true, Ordering::Release);
+            }
             TransportObj::Messaging {
                 channel: Arc::clone(&c),
                 id,
@@ -1124,25 +1310,24 @@ fn add_transport(
         Variant::Raw(raw) => {
             let mut transports = raw.transports.lock();
             if raw.phase.load(Ordering::Acquire) != Phase::Created as u8 {
-                return Err(ChannelError::AddTransportAfterOpen.into());
+                return Err(Error::state(ADD_AFTER_OPEN));
             }
             if let Some(first) = transports.first() {
                 let existing = first.transport.config().buffer_size();
                 if existing != buffer_size {
-                    return Err(ChannelError::BufferSizeMismatch {
+                    return Err(lwmq::ConfigError::BufferSizeMismatch {
+                        descriptor: descriptor.to_owned(),
                         existing,
                         new: buffer_size,
                     }
                     .into());
                 }
             }
-            let t = transport::create(
-                descriptor,
-                buffer_size,
-                i64::from(send),
-                i64::from(receive),
-                dirs,
-            )?;
+            let (s, r) = (
+                u32::try_from(send).unwrap_or(0),
+                u32::try_from(receive).unwrap_or(0),
+            );
+            let t = driver::create(descriptor, buffer_size, s, r)?;
             let rt = Arc::new(RawTransport {
                 transport: t,
                 phase: Arc::clone(&raw.phase),
@@ -1233,7 +1418,7 @@ fn query_limits(d: &str, limits: PLMQ_TRANSPORTBUFFERLIMITS, size: ULONG) -> Res
             "LimitsSize is {size} but LMQ_TRANSPORTBUFFERLIMITS is {need} bytes (rule: pass sizeof(LMQ_TRANSPORTBUFFERLIMITS))"
         )));
     }
-    let l = transport::query_limits(d)?;
+    let l = lwmq::transport::query_limits(d)?;
     let out = LMQ_TRANSPORTBUFFERLIMITS {
         MaxBufferSizeBytes: l.max_buffer_size,
         MaxPendingSendBuffers: l.max_send_buffers.min(i32::MAX as u32) as LONG,
@@ -1359,33 +1544,85 @@ pub unsafe extern "C" fn LmqTransportControl(
         match &*t {
             TransportObj::Raw(rt) => Ok(rt.transport.control(control)?),
             TransportObj::Messaging { channel, id } => {
-                let ch = messaging(channel, "messaging transports")?;
-                Ok(ch.transport(*id)?.control(control)?)
+                let mut st = messaging(channel, "messaging transports")?;
+                messaging_control(&mut st, *id, control)
             }
         }
     })
 }
 
+/// A control code on transport `id` of a messaging channel: a setting of
+/// its endpoint before open, of the running transport after.
+fn messaging_control(st: &mut MsgState, id: TransportId, control: TransportControl) -> Result<()> {
+    let gone = || Error::invalid(format!("the channel has no transport {}", id.0));
+    match st {
+        MsgState::Building(b) => {
+            let ep = b.endpoint_mut(id).ok_or_else(gone)?;
+            match control {
+                TransportControl::SetClientConnectionRetryInterval(d) => {
+                    ep.set_retry_interval(d)?
+                }
+                TransportControl::SetSpinDuration(d) => ep.set_spin(d)?,
+                TransportControl::SetAccessPolicy(p) => ep.set_access(p),
+                other => return Err(Error::invalid(format!("unsupported control {other:?}"))),
+            }
+            Ok(())
+        }
+        MsgState::Open(ch) => {
+            let t = ch.transport(id).ok_or_else(gone)?;
+            match control {
+                TransportControl::SetClientConnectionRetryInterval(d) => {
+                    Ok(t.set_retry_interval(d)?)
+                }
+                TransportControl::SetSpinDuration(d) => Ok(t.set_spin(d)?),
+                _ => Err(Error::state(
+                    "the peer access policy can only be set before the channel opens (rule: LmqTransportControl between LmqAddTransport and LmqOpenChannel)",
+                )),
+            }
+        }
+        MsgState::Closed(_) => Err(Error::closed()),
+    }
+}
+
 // -------------------------------------------------------------- receiving
 
 /// Waits for a message for up to `TimeoutMs` (0 polls, `INFINITE` waits),
-/// holding the channel's mutex one slice at a time.
-pub(crate) fn receive(c: &ChannelObj, ms: UINT32) -> Result<Received> {
+/// holding the channel's mutex one slice at a time. After a close, the
+/// messages received before it come first, then "closed".
+pub(crate) fn receive(c: &ChannelObj, ms: UINT32) -> Result<Message> {
     let deadline = timeout(ms).deadline();
-    let Variant::Messaging(ch) = &c.variant else {
+    let Variant::Messaging(st) = &c.variant else {
         return Err(Error::invalid(
             "raw channels have no messages (rule: use LmqRawChannelReceiveBuffer)",
         ));
     };
     loop {
-        let mut g = ch.lock();
+        let mut g = st.lock();
         let wait = if ms == 0 {
             Timeout::ZERO
         } else {
             Timeout::after(deadline.slice(SLICE))
         };
-        match g.receive(wait) {
-            Err(lwmq::ReceiveError::Timeout) if ms != 0 && !deadline.passed() => {
+        let got = match &mut *g {
+            MsgState::Open(ch) => ch.receive(wait),
+            MsgState::Closed(left) => {
+                return left
+                    .pop_front()
+                    .ok_or_else(|| lwmq::ReceiveError::Closed.into())
+            }
+            MsgState::Building(_) => {
+                return Err(Error::state(
+                    "the channel is not open (rule: open the channel before receiving)",
+                ))
+            }
+        };
+        match got {
+            // Each slice that ends with nothing while the transport is
+            // refused says `Refused`; LwMQ's receive waits its whole
+            // timeout and then reports the refusal as its timeout's text.
+            Err(lwmq::ReceiveError::Timeout | lwmq::ReceiveError::Refused { .. })
+                if ms != 0 && !deadline.passed() =>
+            {
                 MutexGuard::unlock_fair(g);
             }
             r => return Ok(r?),

@@ -10,9 +10,9 @@ use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use lwmq::channel::{PostError, ReceiveError};
+use lwmq::channel::{FlushError, InvalidMessage, OpenErrorKind, PostError, ReceiveError};
 use lwmq::message::MessageError;
-use lwmq::{ChannelError, DescriptorError, TransportError};
+use lwmq::{ConfigError, DescriptorError, TransportError};
 
 use crate::types::{DWORD, FACILITY_WIN32, HRESULT};
 // The codes, under the names the modules of this crate have always used.
@@ -53,6 +53,14 @@ impl Error {
     pub(crate) fn win32(code: DWORD, text: impl Into<String>) -> Self {
         Self::new(from_win32(code), text)
     }
+    /// A call on a closed channel (decision 47: one code for "closed").
+    pub(crate) fn closed() -> Self {
+        Self::win32(ERROR_OPERATION_ABORTED, "the channel is closed")
+    }
+    /// A call that needs an open channel, before it opened.
+    pub(crate) fn not_open() -> Self {
+        Self::state("the channel is not open (rule: LmqOpenChannel first)")
+    }
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
@@ -66,12 +74,17 @@ impl From<DescriptorError> for Error {
 impl From<TransportError> for Error {
     fn from(e: TransportError) -> Self {
         let code = match &e {
+            TransportError::Config(c) => return c.clone().into(),
             TransportError::Descriptor(_)
-            | TransportError::Config { .. }
             | TransportError::WrongDirection { .. }
             | TransportError::LengthTooLarge { .. }
             | TransportError::Control { .. } => E_INVALIDARG,
-            TransportError::AddressInUse(_) => from_win32(ERROR_ALREADY_EXISTS),
+            TransportError::AddressInUse(d) => {
+                return Error::win32(
+                    ERROR_ALREADY_EXISTS,
+                    format!("{d}: address in use: another server is listening on it (open as CLIENT to connect to it)"),
+                )
+            }
             TransportError::Sys { source, .. } => {
                 use rustix::io::Errno;
                 match source.errno {
@@ -92,25 +105,86 @@ impl From<TransportError> for Error {
     }
 }
 
-impl From<ChannelError> for Error {
-    fn from(e: ChannelError) -> Self {
-        let code = match &e {
-            ChannelError::Transport(_) => {
-                let ChannelError::Transport(t) = e else {
-                    unreachable!()
-                };
-                return t.into();
+/// The Rust API's configuration rules, in LwMQ's words.
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        let text = match &e {
+            ConfigError::BufferSize { descriptor, size, max } => format!(
+                "{descriptor}: BufferSizeBytes {size} is out of range (rule: 1..={max} bytes for this transport)"
+            ),
+            ConfigError::NoBuffers { descriptor } => format!(
+                "{descriptor}: MaxPendingSendBuffers and MaxPendingReceiveBuffers are both 0 (rule: at least one buffer for each direction used)"
+            ),
+            ConfigError::TooManyBuffers {
+                descriptor,
+                send,
+                receive,
+                max_each,
+                max_total,
+            } => format!(
+                "{descriptor}: {send} send + {receive} receive buffers exceed the transport's limit (rule: MaxPendingSendBuffers and MaxPendingReceiveBuffers at most {max_each} each and {max_total} in all)"
+            ),
+            ConfigError::BufferSizeMismatch {
+                descriptor,
+                existing,
+                new,
+            } => format!(
+                "{descriptor}: BufferSizeBytes {new} differs from the channel's {existing} (rule: every transport of a channel uses the same buffer size)"
+            ),
+            ConfigError::RetryInterval { descriptor, given, .. } => format!(
+                "{descriptor}: retry interval {given:?} is out of range (rule: 1 ms ..= 24 h)"
+            ),
+            ConfigError::Spin { descriptor, given, .. } => format!(
+                "{descriptor}: spin duration {given:?} is out of range (rule: at most 100 ms)"
+            ),
+            ConfigError::ZeroQueueLimit { .. } => {
+                "a bounded queue type needs a capacity of at least 1".to_owned()
             }
-            ChannelError::BufferSizeMismatch { .. }
-            | ChannelError::ZeroCapacity { .. }
-            | ChannelError::ReceiveQueueMissing
-            | ChannelError::ReceiveQueueWithoutReceivingTransport => E_INVALIDARG,
-            ChannelError::Closed => from_win32(ERROR_OPERATION_ABORTED),
-            ChannelError::Timeout => from_win32(ERROR_TIMEOUT),
-            ChannelError::Spawn(_) => E_OUTOFMEMORY,
-            _ => from_win32(ERROR_INVALID_STATE),
+            other => other.to_string(),
         };
-        Error::new(code, e.to_string())
+        Error::invalid(text)
+    }
+}
+
+/// Why `LmqOpenChannel` failed, in LwMQ's words.
+pub(crate) fn open_error(kind: OpenErrorKind) -> Error {
+    match kind {
+        OpenErrorKind::NoTransport => Error::state(
+            "the channel has no transport (rule: LmqAddTransport before LmqOpenChannel)",
+        ),
+        OpenErrorKind::NoQueue => Error::state(
+            "a transport sends but the channel has no send queue (rule: LmqAddSendQueue before LmqOpenChannel when some transport sends)",
+        ),
+        OpenErrorKind::QueueWithoutSender => Error::state(
+            "the channel has send queues but no transport sends (rule: send queues need a transport created with SEND or SENDRECEIVE)",
+        ),
+        OpenErrorKind::ReceiveQueueWithoutReceiver => Error::invalid(
+            "a receive queue type was given but no transport receives (rule: the receive queue type must be NA when no transport receives)",
+        ),
+        OpenErrorKind::Config(c) => c.into(),
+        OpenErrorKind::AddressInUse { descriptor } => {
+            TransportError::AddressInUse(descriptor).into()
+        }
+        OpenErrorKind::Transport(e) => e.into(),
+        OpenErrorKind::Spawn(what) => Error::new(
+            E_OUTOFMEMORY,
+            format!("could not start the channel's service thread: {what}"),
+        ),
+        other => Error::new(E_FAIL, other.to_string()),
+    }
+}
+
+/// Why `LmqFlushChannel` returned early.
+impl From<FlushError> for Error {
+    fn from(e: FlushError) -> Self {
+        match e {
+            FlushError::Timeout => Error::win32(
+                ERROR_TIMEOUT,
+                "timed out before every queued message was sent and taken by the peer (the sending goes on)",
+            ),
+            FlushError::Transport(t) => t.into(),
+            other => Error::new(E_FAIL, other.to_string()),
+        }
     }
 }
 
@@ -128,25 +202,56 @@ impl From<MessageError> for Error {
 /// The code and text of a failed post (the message itself is handled by
 /// the caller).
 pub(crate) fn post_error(e: &PostError) -> Error {
-    let code = match e {
-        PostError::Full(_) | PostError::Timeout(_) => from_win32(ERROR_TIMEOUT),
-        PostError::Closed(_) => from_win32(ERROR_OPERATION_ABORTED),
-        PostError::NotOpen(_) => from_win32(ERROR_INVALID_STATE),
-        PostError::TooLarge { .. } => from_win32(ERROR_INSUFFICIENT_BUFFER),
-        PostError::Acquire { error, .. } => return Error::from(error.clone()),
-        _ => E_INVALIDARG,
-    };
-    Error::new(code, e.to_string())
+    match e {
+        PostError::Full(_) => Error::win32(
+            ERROR_TIMEOUT,
+            "send queue is full: it stayed full for the whole timeout and the message was refused; post with a non-zero timeout to wait for room, enlarge the queue, or use a discard-oldest queue",
+        ),
+        PostError::Closed(_) => Error::win32(
+            ERROR_OPERATION_ABORTED,
+            "the channel is closed (rule: nothing can be posted once LmqCloseChannel has started)",
+        ),
+        PostError::NotOpen(_) => Error::state(
+            "the channel is not open (rule: open the channel before posting)",
+        ),
+        PostError::TagUnsupported(_) => Error::invalid(
+            "this send queue is not tagged (rule: post with tag 0, or add the queue with a *_TAGGED type)",
+        ),
+        PostError::Invalid {
+            error: InvalidMessage::TooLarge { encoded, limit },
+            ..
+        } => Error::win32(
+            ERROR_INSUFFICIENT_BUFFER,
+            format!("the message encodes to {encoded} bytes but a transport buffer holds at most {limit} bytes of messages (BufferSizeBytes minus the 8-byte buffer header); use larger buffers or split the message"),
+        ),
+        PostError::Invalid {
+            error: InvalidMessage::NoFrames,
+            ..
+        } => Error::invalid(
+            "a message must have at least one frame; append a frame before posting it",
+        ),
+        PostError::Invalid { error, .. } => Error::invalid(error.to_string()),
+        PostError::Acquire { error, .. } => Error::from(error.clone()),
+        other => Error::new(E_FAIL, other.to_string()),
+    }
 }
 
 impl From<ReceiveError> for Error {
     fn from(e: ReceiveError) -> Self {
-        let code = match e {
-            ReceiveError::Timeout => from_win32(ERROR_TIMEOUT),
-            ReceiveError::Closed => from_win32(ERROR_OPERATION_ABORTED),
-            _ => from_win32(ERROR_INVALID_STATE),
-        };
-        Error::new(code, e.to_string())
+        match e {
+            // LwMQ has no refusal code: a timeout whose text names it.
+            ReceiveError::Timeout | ReceiveError::Refused { .. } => {
+                Error::win32(ERROR_TIMEOUT, e.to_string())
+            }
+            ReceiveError::Closed | ReceiveError::Interrupted => Error::win32(
+                ERROR_OPERATION_ABORTED,
+                "the channel is closed and its receive queue is empty",
+            ),
+            ReceiveError::NotReceiving => Error::state(
+                "the channel has no receive queue (rule: receiving needs a transport created with RECEIVE or SENDRECEIVE)",
+            ),
+            other => Error::new(E_FAIL, other.to_string()),
+        }
     }
 }
 

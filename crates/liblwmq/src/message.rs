@@ -19,7 +19,7 @@ use lwmq::message::{
 use parking_lot::Mutex;
 
 use crate::api::{self, read_handle, timeout, write_opt, write_out, MessageObj};
-use crate::error::{boundary, post_error, Error, Result, ERROR_NOT_FOUND, ERROR_OPERATION_ABORTED};
+use crate::error::{boundary, post_error, Error, Result, ERROR_NOT_FOUND};
 use crate::handle::{self, Kind, Object};
 use crate::types::*;
 
@@ -456,13 +456,7 @@ fn post(queue: LMQ_SENDQUEUE, p: PLMQ_MESSAGE, tag: LONG_PTR, ms: UINT32) -> Res
     let msg = std::mem::take(&mut *slot);
     // The tag's bits are the key: negative tags are as good as positive ones.
     if let Err(e) = q.post(msg, tag as u64, timeout(ms)) {
-        let err = match e {
-            lwmq::PostError::NotOpen(_) if q.is_closed() => Error::win32(
-                ERROR_OPERATION_ABORTED,
-                "the channel is closed (rule: nothing can be posted once LmqCloseChannel has started)",
-            ),
-            ref e => post_error(e),
-        };
+        let err = post_error(&e);
         *slot = e.into_message();
         return Err(err);
     }
@@ -537,10 +531,10 @@ pub unsafe extern "C" fn LmqReceiveMessage(
             return Err(Error::null("Message"));
         }
         let c = api::channel(Channel)?;
-        let r = api::receive(&c, TimeoutMs)?;
-        let count = frame_count(&r.message);
-        let size = r.payload_size as UINT64;
-        let h = insert(r.message, true)?;
+        let m = api::receive(&c, TimeoutMs)?;
+        let count = frame_count(&m);
+        let size = m.payload_size() as UINT64;
+        let h = insert(m, true)?;
         // SAFETY: forwarded caller contract.
         unsafe {
             write_opt(FrameCount, count);

@@ -8,8 +8,8 @@
 //! pointer to NULL. Sends go in the order buffers were obtained; one out of
 //! order is refused and the buffer stays the caller's. `Dispose` takes a
 //! buffer from `Get` (given back unsent) or from `Receive`. The sides are
-//! the transport's [`SendSide`](lwmq::transport::SendSide) and
-//! [`ReceiveSide`](lwmq::transport::ReceiveSide), claimed on first use.
+//! the transport's `SendSide` and
+//! `ReceiveSide`, claimed on first use.
 //!
 //! # Waiting and closing
 //!
@@ -22,8 +22,8 @@
 //! wakes it) and returns `ERROR_OPERATION_ABORTED`, the code a closed
 //! messaging channel returns.
 
-use lwmq::timeout::Deadline;
-use lwmq::transport::RawBuf;
+use lwmq::internals::transport::RawBuf;
+use lwmq::internals::Deadline;
 use lwmq::{Timeout, TransportError};
 use parking_lot::{Mutex, MutexGuard};
 
@@ -58,7 +58,16 @@ fn raw_error(t: &RawTransport, e: TransportError) -> Error {
         TransportError::NotOpen(_) if t.is_closed() => {
             Error::win32(ERROR_OPERATION_ABORTED, "the channel was closed")
         }
-        TransportError::BufferLimit { .. } => Error::win32(ERROR_INVALID_STATE, e.to_string()),
+        TransportError::BufferLimit {
+            descriptor,
+            dir,
+            max,
+            limit,
+            hint,
+        } => Error::win32(
+            ERROR_INVALID_STATE,
+            format!("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})"),
+        ),
         TransportError::OutOfOrder { .. } | TransportError::UnknownBuffer { .. } => {
             Error::invalid(e.to_string())
         }

@@ -820,29 +820,31 @@ pub fn iox_lat(
 /// An lwmq messaging pair that connects and then sits idle in `receive`
 /// for `seconds`: what an idle channel costs.
 pub fn lwmq_idle(side: &str, uri: &str, seconds: f64) -> Result<(), PeerError> {
-    use lwmq::{Directions, Timeout};
-    use lwmq_cli::peer::RoleArg;
+    use lwmq::{Priority, QueueOptions};
+    use lwmq_cli::peer::{Dirs, RoleArg};
     let role = if side == "server" {
         RoleArg::Server
     } else {
         RoleArg::Client
     };
+    let failed = |f: lwmq_cli::failure::Failure| PeerError(format!("lwmq idle: {}", f.message));
+    let ep = lwmq_cli::peer::endpoint(uri, 64 * 1024, 4, Dirs::Both, None).map_err(failed)?;
     let (mut ch, _q) =
-        lwmq_cli::thr::open_msg_channel(uri, 64 * 1024, 4, Directions::SendReceive, role)
-            .map_err(|f| PeerError(format!("lwmq idle: {}", f.message)))?;
+        lwmq_cli::thr::open_msg_channel(ep, role, Some(QueueOptions::new(Priority::Normal)))
+            .map_err(failed)?;
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        match ch.receive(Timeout::after(left)) {
+        match ch.receive(left) {
             Ok(_) => return Err(PeerError("lwmq idle: a message arrived".into())),
             Err(lwmq::ReceiveError::Timeout) => {}
             Err(e) => return Err(PeerError(format!("lwmq idle: {e}"))),
         }
     }
-    let _ = ch.close(Timeout::after(Duration::from_secs(2)));
+    let _ = ch.close(Duration::from_secs(2));
     println!(
         "{}",
         serde_json::json!({"side": side, "idle_seconds": seconds})

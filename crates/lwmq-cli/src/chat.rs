@@ -15,12 +15,11 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use lwmq::channel::{Channel, SendQueue};
 use lwmq::message::{Message, NtTime, Timestamp};
-use lwmq::{Directions, RawChannel, Timeout, TransportId};
+use lwmq::{Channel, MonoQueue, Priority, QueueOptions, RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
-use crate::peer::RoleArg;
+use crate::peer::{Dirs, RoleArg};
 
 /// Arguments of `lwmq chat`.
 #[derive(Debug, clap::Args)]
@@ -77,7 +76,7 @@ pub fn run(a: &ChatArgs) -> Result<(), Failure> {
     }
 }
 
-fn post(q: &SendQueue, text: &[u8], latency: bool) -> Result<(), Failure> {
+fn post(q: &MonoQueue, text: &[u8], latency: bool) -> Result<(), Failure> {
     let mut m = Message::new();
     let stamp = if latency {
         Timestamp::PreciseSystemTime
@@ -85,26 +84,22 @@ fn post(q: &SendQueue, text: &[u8], latency: bool) -> Result<(), Failure> {
         Timestamp::None
     };
     m.push_copy(text, stamp).map_err(runtime)?;
-    q.post(m, Timeout::INFINITE).map_err(runtime)
+    q.post(m, Timeout::NEVER).map_err(runtime)
 }
 
 /// The first frame of the next message and its timestamp.
 fn receive(ch: &mut Channel) -> Result<(Vec<u8>, Option<NtTime>), Failure> {
-    let got = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+    let got = ch.receive(Timeout::NEVER).map_err(runtime)?;
     Ok(got
-        .message
         .frame(0)
         .map_or((Vec::new(), None), |f| (f.data().to_vec(), f.timestamp())))
 }
 
 fn messaging_chat(a: &ChatArgs) -> Result<(), Failure> {
-    let (mut ch, q) = crate::thr::open_msg_channel(
-        &a.uri,
-        BUFFER_SIZE,
-        4,
-        Directions::SendReceive,
-        RoleArg::Auto,
-    )?;
+    // LwMQ's MiniChat: an unbounded mono queue (a chat never waits).
+    let ep = crate::peer::endpoint(&a.uri, BUFFER_SIZE, 4, Dirs::Both, None)?;
+    let queue = QueueOptions::new(Priority::Normal).unbounded();
+    let (mut ch, q) = crate::thr::open_msg_channel(ep, RoleArg::Auto, Some(queue))?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
     eprintln!("lwmq chat: open on {}, waiting for the peer...", a.uri);
     post(&q, b"Hello", a.latency)?;
@@ -136,18 +131,12 @@ fn messaging_chat(a: &ChatArgs) -> Result<(), Failure> {
             .join()
             .map_err(|_| Failure::runtime("stdin thread panicked"))?
     })?;
-    ch.close(Timeout::after(LINGER)).map_err(runtime)
+    ch.close(LINGER).map_err(runtime)
 }
 
 fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
-    let mut ch: RawChannel = crate::peer::open_channel(
-        &a.uri,
-        BUFFER_SIZE,
-        4,
-        Directions::SendReceive,
-        RoleArg::Auto,
-        |_| Ok(()),
-    )?;
+    let ep = crate::peer::endpoint(&a.uri, BUFFER_SIZE, 4, Dirs::Both, None)?;
+    let ch: RawChannel = crate::peer::open_channel(ep, RoleArg::Auto)?;
     eprintln!(
         "lwmq chat: raw channel open on {}, waiting for the peer...",
         a.uri
@@ -157,7 +146,7 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
         let tx = ch.sender(TransportId(0)).map_err(runtime)?;
         let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
         let send = |tx: &lwmq::RawSender<'_>, text: &[u8]| -> Result<(), Failure> {
-            let mut buf = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+            let mut buf = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
             let len = text.len().min(buf.len().saturating_sub(STAMP_BYTES));
             buf.write(0, &NtTime::now().ticks().to_le_bytes())
                 .and_then(|()| buf.write(STAMP_BYTES, &text[..len]))
@@ -166,10 +155,7 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
         };
         let receive = |rx: &lwmq::RawReceiver<'_>| -> Result<(Vec<u8>, NtTime), Failure> {
             // A private copy: the peer's text is checked and printed.
-            let buf = rx
-                .receive_buffer(Timeout::INFINITE)
-                .map_err(runtime)?
-                .to_vec();
+            let buf = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?.to_vec();
             let Some((stamp, text)) = buf.split_first_chunk::<STAMP_BYTES>() else {
                 return Err(Failure::runtime(format!(
                     "short buffer ({} bytes, the 8-byte timestamp is missing)",
@@ -196,7 +182,7 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
                     send(&tx, line.as_bytes())?;
                 }
                 send(&tx, b"")?;
-                tx.flush(Timeout::INFINITE).map_err(runtime)
+                tx.flush(Timeout::NEVER).map_err(runtime)
             });
             loop {
                 let (text, stamp) = receive(&rx)?;

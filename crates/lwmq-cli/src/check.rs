@@ -3,7 +3,8 @@
 //! host, its kind, the port, and the addresses a host name resolves to
 //! now.
 
-use lwmq::descriptor::{parse_rendezvous_name, split_scheme, IpcAddress, TcpAddress, TcpHost};
+use lwmq::internals::descriptor::{parse_rendezvous_name, split_scheme};
+use lwmq::transport::{DescriptorError, IpcAddress, TcpAddress, TcpHost};
 use serde_json::json;
 
 use crate::failure::{emit, printable, Failure};
@@ -35,7 +36,7 @@ pub struct Checked {
 }
 
 /// Validates `uri`; on error returns the library's error (which names its rule).
-pub fn check(uri: &str) -> Result<Checked, lwmq::descriptor::DescriptorError> {
+pub fn check(uri: &str) -> Result<Checked, DescriptorError> {
     let addr = IpcAddress::parse(uri)?;
     let name = addr.rendezvous_name();
     let hashed = parse_rendezvous_name(&name).is_some_and(|n| n.hashed);
@@ -65,7 +66,7 @@ pub struct TcpChecked {
 }
 
 /// Validates a `tcp://` descriptor and resolves its host name, if any.
-pub fn check_tcp(uri: &str) -> Result<TcpChecked, lwmq::descriptor::DescriptorError> {
+pub fn check_tcp(uri: &str) -> Result<TcpChecked, DescriptorError> {
     use std::net::ToSocketAddrs;
     let a = TcpAddress::parse(uri)?;
     let host_kind = match a.host() {
@@ -104,10 +105,7 @@ fn run_tcp(args: &CheckArgs) -> Result<(), Failure> {
             "resolved": c.resolved.as_ref().ok(),
             "resolve_error": c.resolved.as_ref().err(),
         });
-        return emit(&format!(
-            "{v}
-"
-        ));
+        return emit(&format!("{v}\n"));
     }
     let resolved = match &c.resolved {
         Ok(v) if v.is_empty() => "- (an IP address)".to_owned(),
@@ -124,7 +122,7 @@ fn run_tcp(args: &CheckArgs) -> Result<(), Failure> {
     ))
 }
 
-fn invalid(args: &CheckArgs, e: &lwmq::descriptor::DescriptorError) -> Result<(), Failure> {
+fn invalid(args: &CheckArgs, e: &DescriptorError) -> Result<(), Failure> {
     if args.json {
         emit(&format!(
             "{}\n",

@@ -6,11 +6,9 @@
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
-use lwmq::Directions;
-
 use crate::failure::{emit, Failure};
 use crate::measure::{measure, Limits, LimitsConfig};
-use crate::peer::{open_channel, RoleArg};
+use crate::peer::{endpoint, open_channel, Dirs, RoleArg};
 use crate::raw_lat::{self, LatReport};
 use crate::raw_thr::{self, ThrReport};
 
@@ -81,7 +79,7 @@ fn throughput(
     size: usize,
     count: u64,
     buffer_size: usize,
-    buffers: i64,
+    buffers: u32,
 ) -> Result<ThrReport, Failure> {
     let c = child(&[
         "raw-thr".into(),
@@ -97,14 +95,8 @@ fn throughput(
         buffers.to_string(),
         "--json".into(),
     ])?;
-    let ch = open_channel(
-        uri,
-        buffer_size,
-        buffers,
-        Directions::Send,
-        RoleArg::Server,
-        |_| Ok(()),
-    )?;
+    let ep = endpoint(uri, buffer_size, buffers, Dirs::Send, None)?;
+    let ch = open_channel(ep, RoleArg::Server)?;
     raw_thr::send(&ch, size, count)?;
     let v = child_json(c)?;
     drop(ch);
@@ -131,14 +123,8 @@ fn latency(uri: &str, count: u64) -> Result<LatReport, Failure> {
         "--role".into(),
         "client".into(),
     ])?;
-    let ch = open_channel(
-        uri,
-        64 * 1024,
-        4,
-        Directions::SendReceive,
-        RoleArg::Server,
-        |_| Ok(()),
-    )?;
+    let ep = endpoint(uri, 64 * 1024, 4, Dirs::Both, None)?;
+    let ch = open_channel(ep, RoleArg::Server)?;
     let r = raw_lat::ping(&ch, 64, count)?;
     let _ = c.wait_with_output();
     Ok(r)

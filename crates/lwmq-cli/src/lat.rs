@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use lwmq::channel::{Channel, SendQueue};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{Directions, Timeout, TransportControl, TransportId};
+use lwmq::{Channel, MonoQueue, Priority, QueueOptions, Timeout};
 
 use crate::failure::{emit, Failure};
-use crate::peer::RoleArg;
+use crate::peer::{Dirs, RoleArg};
 use crate::raw_lat::{warmup, LatReport};
 use crate::thr::open_msg_channel;
 
@@ -50,22 +49,18 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
         )));
     }
     let buffer_size = (64 * 1024).max(a.size + 64);
-    let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, 4, Directions::SendReceive, a.role)?;
+    let spin = a.spin_us.map(Duration::from_micros);
+    let ep = crate::peer::endpoint(&a.uri, buffer_size, 4, Dirs::Both, spin)?;
+    let (mut ch, q) = open_msg_channel(ep, a.role, Some(QueueOptions::new(Priority::Normal)))?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
-    if let Some(us) = a.spin_us {
-        ch.transport(TransportId(0))
-            .map_err(runtime)?
-            .control(TransportControl::SetSpinDuration(Duration::from_micros(us)))
-            .map_err(|e| Failure::usage(e.to_string()))?;
-    }
     let total = a.count + warmup(a.count);
     if a.side == "pong" {
         pong(&mut ch, &q, total)?;
-        let _ = ch.close(Timeout::after(Duration::from_secs(10)));
+        let _ = ch.close(Duration::from_secs(10));
         return Ok(());
     }
     let r = ping(&mut ch, &q, a.size, a.count)?;
-    let _ = ch.close(Timeout::after(Duration::from_secs(1)));
+    let _ = ch.close(Duration::from_secs(1));
     emit(&if a.json {
         format!("{}\n", r.to_json(a.size))
     } else {
@@ -74,10 +69,10 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
 }
 
 /// Echoes `total` messages.
-pub fn pong(ch: &mut Channel, q: &SendQueue, total: u64) -> Result<(), Failure> {
+pub fn pong(ch: &mut Channel, q: &MonoQueue, total: u64) -> Result<(), Failure> {
     for _ in 0..total {
-        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
-        q.post(r.message, Timeout::INFINITE).map_err(runtime)?;
+        let m = ch.receive(Timeout::NEVER).map_err(runtime)?;
+        q.post(m, Timeout::NEVER).map_err(runtime)?;
     }
     Ok(())
 }
@@ -85,7 +80,7 @@ pub fn pong(ch: &mut Channel, q: &SendQueue, total: u64) -> Result<(), Failure> 
 /// Times `count` round trips after the warm-up.
 pub fn ping(
     ch: &mut Channel,
-    q: &SendQueue,
+    q: &MonoQueue,
     size: usize,
     count: u64,
 ) -> Result<LatReport, Failure> {
@@ -97,11 +92,10 @@ pub fn ping(
         payload[..8].copy_from_slice(&i.to_le_bytes());
         let mut m = Message::new();
         m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
-        q.post(m, Timeout::INFINITE).map_err(runtime)?;
-        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+        q.post(m, Timeout::NEVER).map_err(runtime)?;
+        let r = ch.receive(Timeout::NEVER).map_err(runtime)?;
         let rt = t0.elapsed();
         let ok = r
-            .message
             .frame(0)
             .is_some_and(|f| f.len() == size && f.data()[..8] == i.to_le_bytes());
         if !ok {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 
-use lwmq::descriptor::{parse_rendezvous_name, RENDEZVOUS_PREFIX};
+use lwmq::internals::descriptor::{parse_rendezvous_name, RENDEZVOUS_PREFIX};
 use serde_json::json;
 
 use crate::failure::{emit, printable, Failure};

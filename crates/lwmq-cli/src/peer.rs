@@ -1,7 +1,9 @@
 //! Opening a channel for the measuring commands: role choice (`auto` tries
 //! SERVER, then CLIENT) and transport options.
 
-use lwmq::{Directions, RawChannel, Role, Transport, TransportError, TransportId};
+use std::time::Duration;
+
+use lwmq::{Endpoint, RawChannel, Role};
 
 use crate::failure::Failure;
 
@@ -16,45 +18,72 @@ pub enum RoleArg {
     Client,
 }
 
-/// Opens a raw channel with one transport.
-pub fn open_channel(
+impl RoleArg {
+    /// The role to open as first (`auto` tries a server first).
+    pub fn first(self) -> Role {
+        match self {
+            RoleArg::Client => Role::Client,
+            _ => Role::Server,
+        }
+    }
+}
+
+/// The directions a command's transport uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dirs {
+    /// Send only.
+    Send,
+    /// Receive only.
+    Receive,
+    /// Both.
+    Both,
+}
+
+impl Dirs {
+    /// `(send buffers, receive buffers)`: `n` for each direction used, 0
+    /// for the other.
+    pub fn counts(self, n: u32) -> (u32, u32) {
+        match self {
+            Dirs::Send => (n, 0),
+            Dirs::Receive => (0, n),
+            Dirs::Both => (n, n),
+        }
+    }
+}
+
+/// The endpoint of a measuring command; a bad descriptor or setting is a
+/// usage error naming the rule.
+pub fn endpoint(
     uri: &str,
     buffer_size: usize,
-    buffers: i64,
-    dirs: Directions,
-    role: RoleArg,
-    configure: impl Fn(&dyn Transport) -> Result<(), TransportError>,
-) -> Result<RawChannel, Failure> {
-    let (s, r) = dirs.buffer_counts(buffers);
-    let mut ch = RawChannel::new();
-    ch.add_transport(uri, buffer_size, s, r, dirs)
-        .map_err(|e| match e {
-            lwmq::ChannelError::Transport(TransportError::Descriptor(d)) => {
-                Failure::usage(format!("invalid descriptor: {d}"))
-            }
-            lwmq::ChannelError::Transport(TransportError::Config { .. }) => {
-                Failure::usage(e.to_string())
-            }
-            other => Failure::runtime(other.to_string()),
-        })?;
-    configure(
-        ch.transport(TransportId(0))
-            .map_err(|e| Failure::runtime(e.to_string()))?,
-    )
-    .map_err(|e| Failure::usage(e.to_string()))?;
-    let first = match role {
-        RoleArg::Client => Role::Client,
-        _ => Role::Server,
-    };
-    match ch.open(first) {
-        Ok(()) => Ok(ch),
-        Err(lwmq::ChannelError::Transport(TransportError::AddressInUse(_)))
-            if role == RoleArg::Auto =>
-        {
-            ch.open(Role::Client)
-                .map_err(|e| Failure::runtime(e.to_string()))?;
-            Ok(ch)
-        }
+    buffers: u32,
+    dirs: Dirs,
+    spin: Option<Duration>,
+) -> Result<Endpoint, Failure> {
+    let (s, r) = dirs.counts(buffers);
+    let mut ep = Endpoint::new(uri)
+        .map_err(|d| Failure::usage(format!("invalid descriptor: {d}")))?
+        .buffer_size(buffer_size)
+        .send_buffers(s)
+        .receive_buffers(r);
+    if let Some(spin) = spin {
+        ep = ep.spin(spin);
+    }
+    ep.check().map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(ep)
+}
+
+/// Opens a raw channel with the one transport `ep`, as `role`.
+pub fn open_channel(ep: Endpoint, role: RoleArg) -> Result<RawChannel, Failure> {
+    let b = RawChannel::builder()
+        .transport(ep)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    match b.open(role.first()) {
+        Ok(ch) => Ok(ch),
+        Err(e) if e.is_address_in_use() && role == RoleArg::Auto => e
+            .into_builder()
+            .open(Role::Client)
+            .map_err(|e| Failure::runtime(e.to_string())),
         Err(e) => Err(Failure::runtime(e.to_string())),
     }
 }

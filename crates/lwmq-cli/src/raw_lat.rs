@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use lwmq::{Directions, RawChannel, Timeout, TransportControl, TransportId};
+use lwmq::{RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
-use crate::peer::{open_channel, RoleArg};
+use crate::peer::{endpoint, open_channel, Dirs, RoleArg};
 
 /// Arguments of `lwmq raw-lat`.
 #[derive(Debug, clap::Args)]
@@ -105,19 +105,9 @@ pub fn run(a: &RawLatArgs) -> Result<(), Failure> {
             a.size
         )));
     }
-    let ch = open_channel(
-        &a.uri,
-        buffer_size,
-        4,
-        Directions::SendReceive,
-        a.role,
-        |t| {
-            if let Some(us) = a.spin_us {
-                t.control(TransportControl::SetSpinDuration(Duration::from_micros(us)))?;
-            }
-            Ok(())
-        },
-    )?;
+    let spin = a.spin_us.map(Duration::from_micros);
+    let ep = endpoint(&a.uri, buffer_size, 4, Dirs::Both, spin)?;
+    let ch = open_channel(ep, a.role)?;
     let total = a.count + warmup(a.count);
     if a.side == "pong" {
         return pong(&ch, total);
@@ -144,8 +134,8 @@ pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
     let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
     let tx = ch.sender(TransportId(0)).map_err(runtime)?;
     for _ in 0..total {
-        let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
-        let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
+        let mut o = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
         let n = b.len().min(o.len());
         // SAFETY: both buffers are out (their guards live), `b` holds
         // `b.len()` readable bytes and `o` `o.len()` writable ones, and `n`
@@ -168,10 +158,10 @@ pub fn ping(ch: &RawChannel, size: usize, count: u64) -> Result<LatReport, Failu
     let w = warmup(count);
     for i in 0..w + count {
         let t0 = Instant::now();
-        let mut o = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let mut o = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
         o.write(0, &i.to_le_bytes()).map_err(runtime)?;
         o.send(size).map_err(runtime)?;
-        let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
         let rt = t0.elapsed();
         let mut echo = [0u8; 8];
         if b.len() != size || b.read(0, &mut echo).is_err() || echo != i.to_le_bytes() {

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use lwmq::{Directions, RawChannel, Timeout, TransportControl, TransportId};
+use lwmq::{RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
-use crate::peer::{open_channel, RoleArg};
+use crate::peer::{endpoint, open_channel, Dirs, RoleArg};
 
 /// Arguments of `lwmq raw-thr`.
 #[derive(Debug, clap::Args)]
@@ -33,7 +33,7 @@ pub struct RawThrArgs {
     pub buffer_size: Option<usize>,
     /// Send (or receive) buffer count.
     #[arg(long, default_value_t = 8)]
-    pub buffers: i64,
+    pub buffers: u32,
     /// Microseconds a waiting thread spins before sleeping (0 = futex only).
     #[arg(long)]
     pub spin_us: Option<u64>,
@@ -126,17 +126,10 @@ pub fn run(a: &RawThrArgs) -> Result<(), Failure> {
         )));
     }
     let sending = a.side == "send";
-    let dirs = if sending {
-        Directions::Send
-    } else {
-        Directions::Receive
-    };
-    let ch = open_channel(&a.uri, buffer_size, a.buffers, dirs, a.role, |t| {
-        if let Some(us) = a.spin_us {
-            t.control(TransportControl::SetSpinDuration(Duration::from_micros(us)))?;
-        }
-        Ok(())
-    })?;
+    let dirs = if sending { Dirs::Send } else { Dirs::Receive };
+    let spin = a.spin_us.map(Duration::from_micros);
+    let ep = endpoint(&a.uri, buffer_size, a.buffers, dirs, spin)?;
+    let ch = open_channel(ep, a.role)?;
     let report = if sending {
         send(&ch, a.size, a.count)?
     } else {
@@ -166,7 +159,7 @@ pub fn send(ch: &RawChannel, size: usize, count: u64) -> Result<ThrReport, Failu
     let pat = pattern(size);
     let mut start = None;
     for seq in 0..count {
-        let mut b = tx.get_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let mut b = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
         let stamp = seq.to_le_bytes();
         b.write(0, &pat)
@@ -175,7 +168,7 @@ pub fn send(ch: &RawChannel, size: usize, count: u64) -> Result<ThrReport, Failu
             .map_err(runtime)?;
         b.send(size).map_err(runtime)?;
     }
-    tx.flush(Timeout::INFINITE).map_err(runtime)?;
+    tx.flush(Timeout::NEVER).map_err(runtime)?;
     let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
     Ok(ThrReport {
         messages: count,
@@ -192,7 +185,7 @@ pub fn recv(ch: &RawChannel, size: usize, count: u64) -> Result<ThrReport, Failu
     let mut ok = true;
     let mut start = None;
     for seq in 0..count {
-        let b = rx.receive_buffer(Timeout::INFINITE).map_err(runtime)?;
+        let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
         let s = seq.to_le_bytes();
         // SAFETY: the peer is `lwmq raw-thr send` (this tool, `send`

@@ -1,18 +1,18 @@
 //! `lwmq thr send|recv`: throughput through a messaging channel, every
 //! payload verified. Same contract as `raw-thr` (see [`crate::raw_thr`]),
 //! but each payload is a one-frame [`Message`] created per message (copied
-//! frame), posted to a mono-producer unbounded NORMAL send queue and taken
-//! from a mono-consumer receive queue, so what is measured includes message
-//! creation, posting, clubbing, decoding and the receive queue.
+//! frame), posted to a mono queue (NORMAL, its high-water mark about one
+//! ring's worth of messages) and taken from a mono-consumer receive queue,
+//! so what is measured includes message creation, posting, clubbing,
+//! decoding and the receive queue.
 
 use std::time::Instant;
 
-use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{ChannelError, Directions, Role, Timeout, TransportError};
+use lwmq::{Channel, ConnectionState, Endpoint, MonoQueue, Priority, QueueOptions, Role, Timeout};
 
 use crate::failure::{emit, Failure};
-use crate::peer::RoleArg;
+use crate::peer::{Dirs, RoleArg};
 use crate::raw_thr::{pattern, ThrReport};
 
 /// Arguments of `lwmq thr`.
@@ -35,7 +35,7 @@ pub struct ThrArgs {
     pub buffer_size: Option<usize>,
     /// Send (or receive) buffer count.
     #[arg(long, default_value_t = 8)]
-    pub buffers: i64,
+    pub buffers: u32,
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
@@ -45,50 +45,24 @@ pub struct ThrArgs {
     pub lend: bool,
 }
 
-/// A messaging channel with one transport and, if it sends, one
-/// mono-producer unbounded NORMAL send queue.
+/// A messaging channel with the one transport `ep` and, if `queue` is
+/// given (the transport sends), one mono queue of those options.
 pub fn open_msg_channel(
-    uri: &str,
-    buffer_size: usize,
-    buffers: i64,
-    dirs: Directions,
+    ep: Endpoint,
     role: RoleArg,
-) -> Result<(Channel, Option<SendQueue>), Failure> {
-    let (s, r) = dirs.buffer_counts(buffers);
-    let build = || -> Result<(Channel, Option<SendQueue>), Failure> {
-        let mut ch = Channel::new();
-        ch.add_transport(uri, buffer_size, s, r, dirs)
-            .map_err(|e| match e {
-                ChannelError::Transport(TransportError::Descriptor(d)) => {
-                    Failure::usage(format!("invalid descriptor: {d}"))
-                }
-                ChannelError::Transport(TransportError::Config { .. }) => {
-                    Failure::usage(e.to_string())
-                }
-                other => Failure::runtime(other.to_string()),
-            })?;
-        let q = if dirs.sends() {
-            Some(
-                ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
-                    .map_err(runtime)?,
-            )
-        } else {
-            None
-        };
-        Ok((ch, q))
+    queue: Option<QueueOptions>,
+) -> Result<(Channel, Option<MonoQueue>), Failure> {
+    let mut b = Channel::builder()
+        .transport(ep)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let q = match queue {
+        Some(options) => Some(b.mono_queue(options).map_err(runtime)?),
+        None => None,
     };
-    let rq = dirs
-        .receives()
-        .then_some(ReceiveQueueKind::MonoConsumerUnbounded);
-    let (mut ch, q) = build()?;
-    let first = match role {
-        RoleArg::Client => Role::Client,
-        _ => Role::Server,
-    };
-    match ch.open(first, rq) {
-        Ok(()) => Ok((ch, q)),
-        Err(ChannelError::Transport(TransportError::AddressInUse(_))) if role == RoleArg::Auto => {
-            ch.open(Role::Client, rq).map_err(runtime)?;
+    match b.open(role.first()) {
+        Ok(ch) => Ok((ch, q)),
+        Err(e) if e.is_address_in_use() && role == RoleArg::Auto => {
+            let ch = e.into_builder().open(Role::Client).map_err(runtime)?;
             Ok((ch, q))
         }
         Err(e) => Err(runtime(e)),
@@ -128,19 +102,15 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     }
     let buffer_size = a
         .buffer_size
-        .unwrap_or((1 << 20).max(a.size + lwmq::wire::BUFFER_HEADER_LEN + 16));
+        .unwrap_or((1 << 20).max(a.size + BUFFER_OVERHEAD + 16));
     let sending = a.side == "send";
-    let dirs = if sending {
-        Directions::Send
-    } else {
-        Directions::Receive
-    };
-    let (mut ch, q) = open_msg_channel(&a.uri, buffer_size, a.buffers, dirs, a.role)?;
+    let dirs = if sending { Dirs::Send } else { Dirs::Receive };
+    let ep = crate::peer::endpoint(&a.uri, buffer_size, a.buffers, dirs, None)?;
+    let mark = queue_mark(buffer_size, a.buffers, a.size);
+    let options = QueueOptions::new(Priority::Normal).high_water_mark(mark);
+    let (mut ch, q) = open_msg_channel(ep, a.role, sending.then_some(options))?;
     let report = match q {
-        Some(q) => {
-            let window = queue_window(buffer_size, a.buffers, a.size);
-            send(&ch, &q, a.size, a.count, window)?
-        }
+        Some(q) => send(&ch, &q, a.size, a.count)?,
         None if a.lend => recv_lent(&mut ch, a.size, a.count)?,
         None => recv(&mut ch, a.size, a.count)?,
     };
@@ -161,7 +131,7 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
             report.render(&a.side, a.size).replacen("raw-thr", "thr", 1)
         )
     };
-    let _ = ch.close(Timeout::after(std::time::Duration::from_secs(5)));
+    let _ = ch.close(std::time::Duration::from_secs(5));
     emit(&text)?;
     if report.verified == Some(false) {
         return Err(Failure::runtime("thr recv: payloads failed verification"));
@@ -169,51 +139,41 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How many messages the sender lets wait in its queue: about one ring's
-/// worth (at least 4). Posting never blocks, so without such a window
-/// a sender that outruns its peer queues the whole run in memory, and the
-/// figure measures the allocator and page faults instead of the channel.
-pub fn queue_window(buffer_size: usize, buffers: i64, size: usize) -> usize {
-    let ring = buffer_size.saturating_mul(usize::try_from(buffers.max(1)).unwrap_or(1));
+/// Bytes a transport buffer spends on its own header (the messaging wire
+/// format's buffer header).
+const BUFFER_OVERHEAD: usize = 8;
+
+/// The high-water mark of `thr`'s queue: about one ring's worth of
+/// messages (at least 4). A larger mark only adds memory: once the ring is
+/// full the peer sets the pace, and a queue of whole runs measured the
+/// allocator and page faults instead of the channel (decision 32).
+pub fn queue_mark(buffer_size: usize, buffers: u32, size: usize) -> usize {
+    let ring = buffer_size.saturating_mul(buffers.max(1) as usize);
     (ring / size.max(1)).max(4)
 }
 
-/// Posts `count` messages, keeping at most about `window` queued (checked
-/// every 256 posts; the thread yields while the queue is over it); times
-/// from the first post to the flush.
-pub fn send(
-    ch: &Channel,
-    q: &SendQueue,
-    size: usize,
-    count: u64,
-    window: usize,
-) -> Result<ThrReport, Failure> {
+/// Posts `count` messages, each waiting at the queue's high-water mark
+/// while the peer is behind; times from the first post to the flush.
+pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrReport, Failure> {
     let pat = pattern(size);
     let mut payload = pat.clone();
     // Wait for the peer so that the time measured is the transfer.
     while !ch
-        .transport(lwmq::TransportId(0))
-        .map_err(runtime)?
-        .state()
-        .eq(&lwmq::ConnectionState::Connected)
+        .transports()
+        .all(|t| t.state() == ConnectionState::Connected)
     {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let start = Instant::now();
     for seq in 0..count {
-        if seq % 256 == 0 || size > 4096 {
-            while q.len() > window {
-                std::thread::yield_now();
-            }
-        }
         let s = seq.to_le_bytes();
         payload[..8].copy_from_slice(&s);
         payload[size - 8..].copy_from_slice(&s);
         let mut m = Message::with_capacity(1);
         m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
-        q.post(m, Timeout::INFINITE).map_err(runtime)?;
+        q.post(m, Timeout::NEVER).map_err(runtime)?;
     }
-    ch.flush(Timeout::INFINITE).map_err(runtime)?;
+    ch.flush(Timeout::NEVER).map_err(runtime)?;
     Ok(ThrReport {
         messages: count,
         bytes: count * size as u64,
@@ -237,11 +197,10 @@ pub fn recv(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Fail
     let mut ok = true;
     let mut start = None;
     for seq in 0..count {
-        let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
+        let m = ch.receive(Timeout::NEVER).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
-        ok &= r.frame_count == 1
-            && r.message
-                .frame(0)
+        ok &= m.frame_count() == 1
+            && m.frame(0)
                 .is_some_and(|f| is_payload(f.data(), seq, size, &pat));
     }
     Ok(finish(start, count, size, ok))
@@ -263,7 +222,7 @@ pub fn recv_lent(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport,
         expected[..8].copy_from_slice(&s);
         expected[size - 8..].copy_from_slice(&s);
         ok &= ch
-            .receive_with(Timeout::INFINITE, |m| {
+            .receive_with(Timeout::NEVER, |m| {
                 let Some(f) = m.frame(0).filter(|f| f.len() == size) else {
                     return false;
                 };

@@ -242,11 +242,11 @@ fn stalled_receiver_makes_get_buffer_time_out_and_loses_nothing() {
 /// connections that way; the client must count all ten as refusals.
 #[test]
 fn client_reads_a_refusal_sent_before_its_hello_was_read() {
-    use lwmq::descriptor::IpcAddress;
-    use lwmq::sys::socket;
-    use lwmq::transport::ipc::proto::Message;
-    use lwmq::transport::{Directions, RefusalReason};
-    use lwmq::{RawChannel, Role, TransportControl, TransportId};
+    use lwmq::internals::descriptor::IpcAddress;
+    use lwmq::internals::sys::socket;
+    use lwmq::internals::transport::ipc::proto::Message;
+    use lwmq::transport::RefusalReason;
+    use lwmq::{Role, TransportId};
     use std::os::fd::AsFd;
 
     const ROUNDS: u64 = 10;
@@ -275,15 +275,13 @@ fn client_reads_a_refusal_sent_before_its_hello_was_read() {
         // is not a refusal.
         refused
     });
-    let mut ch = RawChannel::new();
-    ch.add_transport(&uri, 4096, 0, 4, Directions::Receive)
-        .unwrap();
-    let t = ch.transport(TransportId(0)).unwrap();
-    t.control(TransportControl::SetClientConnectionRetryInterval(
-        Duration::from_millis(10),
-    ))
-    .unwrap();
-    ch.open(Role::Client).unwrap();
+    let ch = raw_channel(
+        &uri,
+        4096,
+        (0, 4),
+        |e| e.retry_interval(Duration::from_millis(10)),
+        Role::Client,
+    );
     let t = ch.transport(TransportId(0)).unwrap();
     assert_eq!(server.join().unwrap(), ROUNDS);
     let end = Instant::now() + LIVENESS;

@@ -16,9 +16,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lwmq::{
-    ConnectionState, Directions, RawChannel, Role, SendError, Timeout, TransportError, TransportId,
-};
+use lwmq::raw::SendError;
+use lwmq::{ConnectionState, RawChannel, Role, Timeout, TransportError, TransportId};
 
 const WAIT: Timeout = Timeout::after(Duration::from_secs(30));
 
@@ -36,11 +35,7 @@ fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
     let uri = unique("inject");
     let go = std::env::temp_dir().join(format!("lwmq-inject-{}", std::process::id()));
     let _ = std::fs::remove_file(&go);
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
+    let server = raw_channel(&uri, 4096, (4, 4), |e| e, Role::Server);
     let mut attacker = spawn(&[
         "hostile",
         &uri,
@@ -80,11 +75,7 @@ fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
     b.send(13).unwrap();
 
     // The next, honest peer gets exactly the application's bytes.
-    let mut honest = RawChannel::new();
-    honest
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    honest.open(Role::Client).unwrap();
+    let honest = raw_channel(&uri, 4096, (4, 4), |e| e, Role::Client);
     let rx = honest.receiver(TransportId(0)).unwrap();
     let got = rx.receive_buffer(WAIT).unwrap();
     assert_eq!(got.to_vec(), b"LEGIT-PAYLOAD");

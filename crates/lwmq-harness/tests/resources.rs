@@ -66,19 +66,22 @@ fn no_bad(p: &mut Peer) {
     assert!(bad.is_empty(), "{bad:?}");
 }
 
-/// No free descriptor when adding a transport: a typed error naming the
-/// call (`eventfd` ... "Too many open files"); once descriptors are freed,
-/// the same process adds, opens, connects and sends.
+/// No free descriptor when a transport is created (as its channel opens):
+/// a typed error naming the call (`eventfd` ... "Too many open files");
+/// once descriptors are freed, the same process opens, connects and sends.
 #[test]
-fn descriptor_exhaustion_when_adding_a_transport_is_a_typed_error_and_recoverable() {
+fn descriptor_exhaustion_when_opening_a_transport_is_a_typed_error_and_recoverable() {
     let uri = unique("fd-add");
     let mut server = raw_server(&uri);
     let mut c = limits_peer(&["client", &uri, "--hog-first", "--count", "100"]);
     let hogged = c.expect("HOGGED", LIVENESS);
-    let add = c.expect("ADD", LIVENESS);
+    c.expect("ADD ok", LIVENESS);
+    let open = c.expect("OPEN", LIVENESS);
     assert!(
-        add.starts_with("ADD err") && add.contains("Too many open files") && add.contains("Sys"),
-        "{add} (after {hogged})"
+        open.starts_with("OPEN err")
+            && open.contains("Too many open files")
+            && open.contains("Sys"),
+        "{open} (after {hogged})"
     );
     c.expect("FREED", LIVENESS);
     c.expect("RETRY ok", LIVENESS);

@@ -13,8 +13,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lwmq::transport::tcp::proto::{self, FrameType, Handshake, Header, Hello};
-use lwmq::transport::{ChannelKind, Directions, RefusalReason};
+use lwmq::internals::transport::tcp::proto::{self, FrameType, Handshake, Header, Hello};
+use lwmq::internals::transport::{ChannelKind, Directions};
+use lwmq::transport::RefusalReason;
 
 /// The receiving server every test attacks: raw, 4 buffers of 4 KiB.
 fn server() -> (Peer, u16) {

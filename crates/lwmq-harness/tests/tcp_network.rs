@@ -353,12 +353,20 @@ fn the_allow_list_refuses_other_addresses_on_both_sides_and_logs_it() {
         "{c}"
     );
     assert!(c.contains("10.0.0.0/8"), "{c}");
-    let s = server.expect("STATE refused", LIVENESS);
+    // A stranger turned away is a third party: an event on the server,
+    // never its state (nobody on the network can set it).
+    let s = server.expect("EVENT connection refused", LIVENESS);
     assert!(
         s.contains("we refused the peer") && s.contains("127.0.0.1"),
         "{s}"
     );
     assert!(server.stderr_contains("allow-list"), "{}", server.stderr());
+    server.drain();
+    assert!(
+        !server.seen.iter().any(|l| l.starts_with("STATE refused")),
+        "{:?}",
+        server.seen
+    );
     drop(server);
     drop(client);
     let uri = format!("tcp://127.0.0.1:{}", free_tcp_port());

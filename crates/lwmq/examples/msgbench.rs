@@ -4,8 +4,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use lwmq::internals::wire::{
+    validate_buffer, BufferIndex, BufferReader, BufferWriter, SharedBytes,
+};
 use lwmq::message::{Message, Timestamp};
-use lwmq::wire::{validate_buffer, BufferIndex, BufferReader, BufferWriter, SharedBytes};
 
 /// Runs `f` `iters` times, five rounds, and prints the best mean. An
 /// optional command-line argument selects the benchmarks whose name contains

@@ -4,25 +4,48 @@
 //! received buffers in place, in shared memory when the transport is
 //! `ipc://` (zero copy).
 //!
-//! ```no_run
-//! use lwmq::{Directions, RawChannel, Role, Timeout};
-//! let mut ch = RawChannel::new();
-//! let t = ch.add_transport("ipc://example/raw", 64 * 1024, 4, 4, Directions::SendReceive)?;
-//! ch.open(Role::Server)?;
-//! let tx = ch.sender(t)?;
-//! // Several buffers may be out at once (up to MaxPendingSendBuffers).
-//! let mut first = tx.get_buffer(Timeout::INFINITE)?;
-//! let mut second = tx.get_buffer(Timeout::INFINITE)?;
+//! ```
+//! use std::time::Duration;
+//! use lwmq::{Endpoint, RawChannel, Role, Timeout, TransportId};
+//!
+//! # let address = format!("ipc://lwmq-doc/raw/{}", std::process::id());
+//! // The peer: another process in real life, a thread here. It only
+//! // receives (0 send buffers).
+//! let peer_address = address.clone();
+//! type BoxError = Box<dyn std::error::Error + Send + Sync>;
+//! let peer = std::thread::spawn(move || -> Result<Vec<Vec<u8>>, BoxError> {
+//!     let ep = Endpoint::new(peer_address)?.send_buffers(0);
+//!     let ch = RawChannel::builder().transport(ep)?.open(Role::Client)?;
+//!     let rx = ch.receiver(TransportId(0))?;
+//!     let mut got = Vec::new();
+//!     for _ in 0..2 {
+//!         got.push(rx.receive_buffer(Duration::from_secs(20))?.to_vec());
+//!     }
+//!     Ok(got)
+//! });
+//!
+//! let ep = Endpoint::new(address)?.receive_buffers(0); // send only
+//! let ch = RawChannel::builder().transport(ep)?.open(Role::Server)?;
+//! let tx = ch.sender(TransportId(0))?;
+//! // Several buffers may be out at once (up to the send buffer count);
+//! // they leave in the order obtained.
+//! let mut first = tx.get_buffer(Timeout::NEVER)?;
+//! let mut second = tx.get_buffer(Timeout::NEVER)?;
 //! first.write(0, b"hello")?;
 //! second.write(0, b"world")?;
 //! first.send(5).map_err(|e| e.into_error())?;
 //! second.send(5).map_err(|e| e.into_error())?;
-//! let rx = ch.receiver(t)?;
-//! let got = rx.receive_buffer(Timeout::INFINITE)?;
-//! println!("{:?}", got.to_vec());
-//! got.dispose();
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! assert_eq!(peer.join().unwrap()?, [b"hello".to_vec(), b"world".to_vec()]);
+//! # Ok::<(), BoxError>(())
 //! ```
+//!
+//! **Alignment.** A send buffer is `buffer_size` bytes; what the sender
+//! writes at an offset arrives at the same offset. With `ipc://` a buffer in
+//! the connection's shared memory starts on a 64-byte boundary, but a
+//! buffer obtained while no peer is connected is staged in private memory
+//! with no alignment promise (it is copied into the ring when a peer
+//! connects). So read and write at offsets (`write`, `read`), and check
+//! [`SendBuffer::as_ptr`]'s alignment before casting it to a wider type.
 //!
 //! # Guarantees kept by types
 //!
@@ -50,7 +73,7 @@
 //!
 //! ```compile_fail
 //! # use lwmq::{RawChannel, TransportId};
-//! # fn f(mut ch: RawChannel) {
+//! # fn f(ch: RawChannel) {
 //! let tx = ch.sender(TransportId(0)).unwrap();
 //! ch.close(); // the channel cannot be closed while a sender lives
 //! drop(tx);
@@ -78,147 +101,219 @@
 //! peer.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::channel_error::ChannelError;
+use crate::channel::OpenErrorKind;
 use crate::timeout::Timeout;
 use crate::transport::{
-    BufferId, ChannelKind, Directions, RawBuf, ReceiveSide, Role, SendSide, Transport,
-    TransportError,
+    BufferId, ChannelKind, ConfigError, Endpoint, RawBuf, ReceiveSide, Role, SendSide, Transport,
+    TransportError, TransportId, TransportView,
 };
+use crate::transports;
 
-/// Index of a transport within its channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TransportId(pub usize);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Created,
-    Open,
-    Closed,
+/// Collects the transports of a [`RawChannel`], then opens it.
+#[must_use = "a builder does nothing until it is opened"]
+#[derive(Debug, Default)]
+pub struct RawChannelBuilder {
+    endpoints: Vec<Endpoint>,
 }
 
-/// A raw one-to-one channel.
-#[derive(Debug)]
-pub struct RawChannel {
-    transports: Vec<Arc<dyn Transport>>,
-    phase: Phase,
-}
-
-impl Default for RawChannel {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl RawChannel {
-    /// A new channel with no transport.
+impl RawChannelBuilder {
+    /// A builder with no transport.
     pub fn new() -> Self {
-        Self {
-            transports: Vec::new(),
-            phase: Phase::Created,
-        }
+        Self::default()
     }
 
-    /// Adds a transport (before `open` only). All transports of a channel
-    /// must use the same buffer size.
-    pub fn add_transport(
-        &mut self,
-        descriptor: &str,
-        buffer_size: usize,
-        send_buffers: i64,
-        receive_buffers: i64,
-        directions: Directions,
-    ) -> Result<TransportId, ChannelError> {
-        if self.phase != Phase::Created {
-            return Err(ChannelError::AddTransportAfterOpen);
-        }
-        crate::transports::add(
-            &mut self.transports,
-            descriptor,
-            buffer_size,
-            send_buffers,
-            receive_buffers,
-            directions,
-        )
+    /// Adds a transport (chainable); ids are positions, from 0. Fails if a
+    /// setting is out of range or the buffer size differs from the
+    /// transports already added.
+    pub fn transport(mut self, endpoint: Endpoint) -> Result<Self, ConfigError> {
+        self.add_transport(endpoint)?;
+        Ok(self)
     }
 
-    /// The transport with this id.
-    pub fn transport(&self, id: TransportId) -> Result<&dyn Transport, ChannelError> {
-        crate::transports::get(&self.transports, id)
+    /// [`Self::transport`] through `&mut`, returning the new id.
+    pub fn add_transport(&mut self, endpoint: Endpoint) -> Result<TransportId, ConfigError> {
+        transports::check_add(&self.endpoints, &endpoint)?;
+        self.endpoints.push(endpoint);
+        Ok(TransportId(self.endpoints.len() - 1))
     }
 
-    /// All transports, in the order added.
-    pub fn transports(&self) -> impl Iterator<Item = &dyn Transport> {
-        self.transports.iter().map(|t| t.as_ref())
+    /// The endpoint of transport `id`, as added.
+    pub fn endpoint(&self, id: TransportId) -> Option<&Endpoint> {
+        self.endpoints.get(id.0)
     }
 
     /// Opens the channel: servers bind, clients start connecting in the
-    /// background. A server whose address is taken fails with
-    /// [`TransportError::AddressInUse`] and leaves a single-transport channel
-    /// unopened, so the application can retry as [`Role::Client`]. With
-    /// several transports, a failure closes the ones already started and the
-    /// channel.
-    pub fn open(&mut self, role: Role) -> Result<(), ChannelError> {
-        match self.phase {
-            Phase::Open => return Err(ChannelError::AlreadyOpen),
-            Phase::Closed => return Err(ChannelError::Closed),
-            Phase::Created => {}
-        }
-        if self.transports.is_empty() {
-            return Err(ChannelError::NoTransport);
-        }
-        for (i, t) in self.transports.iter().enumerate() {
-            if let Err(e) = t.start(role, ChannelKind::Raw) {
-                if i > 0 {
-                    self.close();
-                }
-                return Err(e.into());
+    /// background. On failure nothing is left started and the builder
+    /// comes back in the [`RawOpenError`] (a server whose address is taken
+    /// can open it again as [`Role::Client`]).
+    pub fn open(self, role: Role) -> Result<RawChannel, RawOpenError> {
+        let fail = |kind: OpenErrorKind, started: Vec<Arc<dyn Transport>>, b| {
+            for t in &started {
+                t.stop();
             }
+            RawOpenError {
+                kind,
+                builder: Box::new(b),
+            }
+        };
+        if self.endpoints.is_empty() {
+            return Err(fail(OpenErrorKind::NoTransport, Vec::new(), self));
         }
-        self.phase = Phase::Open;
-        Ok(())
+        if let Err(e) = transports::check_all(&self.endpoints) {
+            return Err(fail(e.into(), Vec::new(), self));
+        }
+        let mut started: Vec<Arc<dyn Transport>> = Vec::with_capacity(self.endpoints.len());
+        for ep in &self.endpoints {
+            let t = match transports::create(ep) {
+                Ok(t) => t,
+                Err(e) => return Err(fail(e.into(), started, self)),
+            };
+            if let Err(e) = t.start(role, ChannelKind::Raw) {
+                t.stop();
+                return Err(fail(e.into(), started, self));
+            }
+            started.push(t);
+        }
+        Ok(RawChannel {
+            transports: started,
+        })
     }
 
-    /// Claims the send side of a transport.
-    pub fn sender(&self, id: TransportId) -> Result<RawSender<'_>, ChannelError> {
-        self.require_open()?;
+    /// Opens as a server, or as a client of the live server that holds the
+    /// address; returns the role taken.
+    pub fn open_server_or_client(self) -> Result<(RawChannel, Role), RawOpenError> {
+        match self.open(Role::Server) {
+            Ok(ch) => Ok((ch, Role::Server)),
+            Err(e) if e.is_address_in_use() => {
+                Ok((e.into_builder().open(Role::Client)?, Role::Client))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Why [`RawChannelBuilder::open`] failed; the builder comes back with it.
+#[must_use = "a RawOpenError holds the builder; open again with it or drop it"]
+pub struct RawOpenError {
+    kind: OpenErrorKind,
+    builder: Box<RawChannelBuilder>,
+}
+
+impl RawOpenError {
+    /// What went wrong.
+    pub fn kind(&self) -> &OpenErrorKind {
+        &self.kind
+    }
+
+    /// True if a server found its address taken.
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self.kind, OpenErrorKind::AddressInUse { .. })
+    }
+
+    /// The builder, to open again.
+    pub fn into_builder(self) -> RawChannelBuilder {
+        *self.builder
+    }
+}
+
+impl fmt::Debug for RawOpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawOpenError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for RawOpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl std::error::Error for RawOpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
+}
+
+/// Why [`RawChannel::sender`] or [`RawChannel::receiver`] gave no handle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// No transport with that id.
+    #[error("no {0} on this channel")]
+    UnknownTransport(TransportId),
+    /// The transport does not use that direction (0 buffers), or its
+    /// side is already claimed by another handle.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// An open raw one-to-one channel. Dropping it closes its transports.
+#[derive(Debug)]
+pub struct RawChannel {
+    transports: Vec<Arc<dyn Transport>>,
+}
+
+impl RawChannel {
+    /// A builder: `RawChannel::builder().transport(endpoint)?.open(role)`.
+    pub fn builder() -> RawChannelBuilder {
+        RawChannelBuilder::new()
+    }
+
+    /// The transport list, for the connection functions
+    /// (`channel/connection.rs`: `wait_connected`, `events`).
+    pub(crate) fn transport_list(&self) -> &[Arc<dyn Transport>] {
+        &self.transports
+    }
+
+    /// Transport `id`.
+    pub fn transport(&self, id: TransportId) -> Option<TransportView<'_>> {
+        transports::view(&self.transports, id)
+    }
+
+    /// All transports, in the order added.
+    pub fn transports(&self) -> impl Iterator<Item = TransportView<'_>> {
+        transports::views(&self.transports)
+    }
+
+    fn get(&self, id: TransportId) -> Result<&Arc<dyn Transport>, ClaimError> {
+        self.transports
+            .get(id.0)
+            .ok_or(ClaimError::UnknownTransport(id))
+    }
+
+    /// Claims the send side of transport `id` (one handle at a time; a
+    /// second one is [`TransportError::SideInUse`] until the first drops).
+    pub fn sender(&self, id: TransportId) -> Result<RawSender<'_>, ClaimError> {
         Ok(RawSender {
-            side: RefCell::new(self.transport(id)?.claim_sender()?),
+            side: RefCell::new(self.get(id)?.claim_sender()?),
             _channel: PhantomData,
         })
     }
 
-    /// Claims the receive side of a transport.
-    pub fn receiver(&self, id: TransportId) -> Result<RawReceiver<'_>, ChannelError> {
-        self.require_open()?;
+    /// Claims the receive side of transport `id` (one handle at a time).
+    pub fn receiver(&self, id: TransportId) -> Result<RawReceiver<'_>, ClaimError> {
         Ok(RawReceiver {
-            side: RefCell::new(self.transport(id)?.claim_receiver()?),
+            side: RefCell::new(self.get(id)?.claim_receiver()?),
             _channel: PhantomData,
         })
-    }
-
-    fn require_open(&self) -> Result<(), ChannelError> {
-        match self.phase {
-            Phase::Open => Ok(()),
-            Phase::Created => Err(ChannelError::NotOpen),
-            Phase::Closed => Err(ChannelError::Closed),
-        }
     }
 
     /// Closes every transport. Buffers not yet taken by the peer are lost.
-    pub fn close(&mut self) {
-        for t in &self.transports {
-            t.stop();
-        }
-        self.phase = Phase::Closed;
-    }
+    /// (Dropping the channel does the same.)
+    pub fn close(self) {}
 }
 
 impl Drop for RawChannel {
     fn drop(&mut self) {
-        self.close();
+        for t in &self.transports {
+            t.stop();
+        }
     }
 }
 
@@ -256,7 +351,7 @@ fn read_raw(raw: &RawBuf, offset: usize, out: &mut [u8]) -> Result<(), BufferRan
 
 /// The send side of one transport of a raw channel.
 ///
-/// Hands out up to `MaxPendingSendBuffers` buffers at once; they are sent
+/// Hands out up to the transport's send buffer count at once; they are sent
 /// in the order obtained. `Send` but not `Sync`: one thread at a time uses
 /// it and its buffers.
 pub struct RawSender<'c> {
@@ -272,14 +367,17 @@ impl std::fmt::Debug for RawSender<'_> {
 
 impl RawSender<'_> {
     /// A free send buffer, waiting up to `timeout`. Each call hands out
-    /// another one, up to `MaxPendingSendBuffers` at once
+    /// another one, up to the send buffer count at once
     /// ([`TransportError::BufferLimit`] beyond, at once). Before a peer is
-    /// connected, buffers are staged locally (up to `MaxPendingSendBuffers`
+    /// connected, buffers are staged locally (up to the send buffer count
     /// in all) and delivered when it connects.
-    pub fn get_buffer(&self, timeout: Timeout) -> Result<SendBuffer<'_>, TransportError> {
+    pub fn get_buffer(
+        &self,
+        timeout: impl Into<Timeout>,
+    ) -> Result<SendBuffer<'_>, TransportError> {
         // No `RefCell` borrow is held across a call out of this module, so
         // this one cannot collide with another.
-        let raw = self.side.borrow_mut().acquire(timeout)?;
+        let raw = self.side.borrow_mut().acquire(timeout.into())?;
         Ok(SendBuffer {
             side: &self.side,
             raw,
@@ -289,8 +387,8 @@ impl RawSender<'_> {
 
     /// Waits until every buffer sent so far was taken by the peer. Buffers
     /// still out are not waited for.
-    pub fn flush(&self, timeout: Timeout) -> Result<(), TransportError> {
-        self.side.borrow_mut().flush(timeout)
+    pub fn flush(&self, timeout: impl Into<Timeout>) -> Result<(), TransportError> {
+        self.side.borrow_mut().flush(timeout.into())
     }
 
     /// True if a peer is connected now.
@@ -305,6 +403,7 @@ impl RawSender<'_> {
 /// The bytes may lie in memory the peer can write (see the [module
 /// docs](self)): fill them with [`Self::write`] or [`Self::fill`], or
 /// through [`Self::as_mut_ptr`]; [`Self::as_mut_slice`] is `unsafe`.
+#[must_use = "a send buffer is given back unsent when dropped; send it with `send`"]
 pub struct SendBuffer<'s> {
     side: &'s RefCell<Box<dyn SendSide>>,
     raw: RawBuf,
@@ -458,6 +557,7 @@ impl Drop for SendBuffer<'_> {
 }
 
 /// Why [`SendBuffer::send`] did not send.
+#[must_use]
 pub enum SendError<'s> {
     /// Nothing was sent and the buffer is given back: `error` names the
     /// rule ([`TransportError::OutOfOrder`]: an older buffer is still out;
@@ -533,7 +633,7 @@ impl From<SendError<'_>> for TransportError {
 
 /// The receive side of one transport of a raw channel.
 ///
-/// Holds up to `MaxPendingReceiveBuffers` received buffers at once, given
+/// Holds up to the transport's receive buffer count of buffers at once, given
 /// back in any order. `Send` but not `Sync`, like [`RawSender`].
 pub struct RawReceiver<'c> {
     side: RefCell<Box<dyn ReceiveSide>>,
@@ -548,11 +648,14 @@ impl std::fmt::Debug for RawReceiver<'_> {
 
 impl RawReceiver<'_> {
     /// The next filled buffer, waiting up to `timeout`. Each call hands out
-    /// the next one, up to `MaxPendingReceiveBuffers` at once
+    /// the next one, up to the receive buffer count at once
     /// ([`TransportError::BufferLimit`] beyond, at once).
-    pub fn receive_buffer(&self, timeout: Timeout) -> Result<ReceivedBuffer<'_>, TransportError> {
+    pub fn receive_buffer(
+        &self,
+        timeout: impl Into<Timeout>,
+    ) -> Result<ReceivedBuffer<'_>, TransportError> {
         // No `RefCell` borrow is held across a call out of this module.
-        let raw = self.side.borrow_mut().receive(timeout)?;
+        let raw = self.side.borrow_mut().receive(timeout.into())?;
         Ok(ReceivedBuffer {
             side: &self.side,
             raw,
@@ -566,6 +669,7 @@ impl RawReceiver<'_> {
 /// The bytes may lie in memory the peer can write (see the [module
 /// docs](self)): copy them out with [`Self::read`] or [`Self::to_vec`] and
 /// check the copy; [`Self::as_slice`] is `unsafe`.
+#[must_use = "a received buffer is given back when dropped"]
 pub struct ReceivedBuffer<'r> {
     side: &'r RefCell<Box<dyn ReceiveSide>>,
     raw: RawBuf,

@@ -824,13 +824,27 @@ impl Consumer {
         spin: Duration,
         dead: &AtomicBool,
     ) -> Result<WaitOutcome, Violation> {
+        self.wait_data_or(deadline, spin, dead, &AtomicBool::new(false))
+    }
+
+    /// [`Self::wait_data`] that also ends, with [`WaitOutcome::Ready`], once
+    /// `stop` is set (a local flag: the caller checks what ended the wait).
+    /// Whoever sets `stop` wakes the ring's local sleepers
+    /// ([`wake_local`]) afterwards.
+    pub fn wait_data_or(
+        &mut self,
+        deadline: Deadline,
+        spin: Duration,
+        dead: &AtomicBool,
+        stop: &AtomicBool,
+    ) -> Result<WaitOutcome, Violation> {
         let map = Arc::clone(&self.map);
         let w = words(&map, &self.l);
         let fences = self.fences;
         wait_checked(
             w.tail,
             w.c_sleep,
-            || self.has_data(),
+            || Ok(self.has_data()? || stop.load(Ordering::SeqCst)),
             deadline,
             spin,
             dead,

@@ -1,12 +1,25 @@
-//! Timeouts as LwMQ expresses them: zero polls, `INFINITE` waits forever.
+//! [`Timeout`]: how long a call may wait. Every call that waits takes
+//! `impl Into<Timeout>`, so a [`Duration`] works as it is:
+//! `ch.receive(Duration::from_millis(100))`, `ch.receive(Timeout::NEVER)`,
+//! `ch.receive(Timeout::ZERO)`.
 
 use std::time::{Duration, Instant};
 
 /// How long an operation may wait.
 ///
-/// `Timeout::ZERO` polls (never blocks), [`Timeout::INFINITE`] waits until
-/// the condition holds or the object closes. From C, milliseconds with
-/// `INFINITE` = `0xFFFF_FFFF` map through [`Timeout::from_millis`].
+/// [`Timeout::ZERO`] polls (never blocks), [`Timeout::NEVER`] (also spelled
+/// [`Timeout::INFINITE`]) waits until the condition holds or the object
+/// closes, and a [`Duration`] converts into a finite timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use lwmq::Timeout;
+///
+/// let t: Timeout = Duration::from_secs(1).into();
+/// assert_eq!(t.duration(), Some(Duration::from_secs(1)));
+/// assert!(Timeout::ZERO.is_zero());
+/// assert_eq!(Timeout::NEVER.duration(), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timeout(Option<Duration>);
 
@@ -14,25 +27,16 @@ impl Timeout {
     /// Do not wait.
     pub const ZERO: Timeout = Timeout(Some(Duration::ZERO));
     /// Wait without limit.
-    pub const INFINITE: Timeout = Timeout(None);
-    /// The C API's `INFINITE`.
-    pub const INFINITE_MS: u32 = u32::MAX;
+    pub const NEVER: Timeout = Timeout(None);
+    /// Wait without limit (LwMQ's word; the same as [`Timeout::NEVER`]).
+    pub const INFINITE: Timeout = Timeout::NEVER;
 
-    /// A finite timeout.
+    /// A finite timeout (the same as `Timeout::from(d)`).
     pub const fn after(d: Duration) -> Self {
         Timeout(Some(d))
     }
 
-    /// Milliseconds, with `u32::MAX` meaning infinite (as in the C API).
-    pub const fn from_millis(ms: u32) -> Self {
-        if ms == Self::INFINITE_MS {
-            Self::INFINITE
-        } else {
-            Timeout(Some(Duration::from_millis(ms as u64)))
-        }
-    }
-
-    /// The duration, `None` for infinite.
+    /// The duration, `None` for [`Timeout::NEVER`].
     pub const fn duration(self) -> Option<Duration> {
         self.0
     }
@@ -42,7 +46,8 @@ impl Timeout {
         self.0 == Some(Duration::ZERO)
     }
 
-    /// The instant at which the wait ends, `None` for infinite.
+    /// The instant at which the wait ends, `None` inside for infinite.
+    #[doc(hidden)]
     pub fn deadline(self) -> Deadline {
         Deadline(
             self.0
@@ -54,6 +59,13 @@ impl Timeout {
 impl From<Duration> for Timeout {
     fn from(d: Duration) -> Self {
         Timeout(Some(d))
+    }
+}
+
+impl From<Option<Duration>> for Timeout {
+    /// `None` waits without limit.
+    fn from(d: Option<Duration>) -> Self {
+        Timeout(d)
     }
 }
 
@@ -82,5 +94,10 @@ impl Deadline {
     /// Remaining time capped at `cap` (for sliced waits).
     pub fn slice(self, cap: Duration) -> Duration {
         self.remaining().map_or(cap, |r| r.min(cap))
+    }
+
+    /// The time left as a [`Timeout`] ([`Timeout::NEVER`] for never).
+    pub fn timeout(self) -> Timeout {
+        Timeout(self.remaining())
     }
 }

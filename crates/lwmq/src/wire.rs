@@ -56,6 +56,8 @@ use std::fmt;
 
 use crate::message::{Message, MAX_FRAME_SIZE};
 
+// Used by lwmq's other crates through `lwmq::internals`.
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use decode::{validate_buffer, BufferReader, FrameSpan, RawFrame, RawFrames, RawMessage};
 pub use encode::BufferWriter;
 pub use index::{BufferIndex, IndexedFrames, IndexedMessage};

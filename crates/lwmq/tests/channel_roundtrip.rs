@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use channel_common::*;
-use lwmq::channel::{Channel, PostError, ReceiveQueueKind, SendQueueKind};
+use lwmq::channel::InvalidMessage;
 use lwmq::message::{ExternalFrame, Message, NtTime, Timestamp};
-use lwmq::{Role, Timeout};
+use lwmq::{Channel, CloseError, MonoQueue, PostError, QueueOptions, ReceiveQueue, Role, Timeout};
 
-const MONO: SendQueueKind = SendQueueKind::MonoProducerUnbounded;
-const RQ: ReceiveQueueKind = ReceiveQueueKind::MonoConsumerUnbounded;
+const MONO: QueueOptions = QueueOptions::new(lwmq::Priority::Normal);
+const RQ: ReceiveQueue = ReceiveQueue::mono();
 
-fn pair(name: &str, size: usize) -> ((Channel, lwmq::SendQueue), (Channel, lwmq::SendQueue)) {
+fn pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
     let uri = unique(name);
     let a = endpoint(&uri, Role::Server, size, MONO, RQ);
     let b = endpoint(&uri, Role::Client, size, MONO, RQ);
@@ -79,12 +79,12 @@ fn frames_of_every_count_and_kind_round_trip_exactly() {
     }
     for want in expected {
         let got = b.receive(LIVENESS).unwrap();
-        assert_eq!(got.frame_count, want.len());
+        assert_eq!(got.frame_count(), want.len());
         assert_eq!(
-            got.payload_size,
+            got.payload_size(),
             want.iter().map(|f| f.0.len()).sum::<usize>()
         );
-        assert_eq!(frames_of(&got.message), want);
+        assert_eq!(frames_of(&got), want);
     }
     a.flush(LIVENESS).unwrap();
 }
@@ -155,7 +155,11 @@ fn release_hook_runs_once_when_a_post_fails() {
     m.push_external(hooked(&h, vec![1u8; 10_000]), Timestamp::None)
         .unwrap();
     let err = qa.post(m, Timeout::INFINITE).unwrap_err();
-    let PostError::TooLarge { encoded, limit, .. } = &err else {
+    let PostError::Invalid {
+        error: InvalidMessage::TooLarge { encoded, limit },
+        ..
+    } = &err
+    else {
         panic!("{err:?}")
     };
     assert_eq!(*limit, 4096 - 8);
@@ -173,7 +177,7 @@ fn release_hook_runs_once_when_the_channel_closes_with_messages_queued() {
     let h = hooks();
     let uri = unique("closeq");
     // No peer: the messages stay queued.
-    let (mut a, qa) = endpoint(&uri, Role::Server, 65536, MONO, RQ);
+    let (a, qa) = endpoint(&uri, Role::Server, 65536, MONO, RQ);
     for _ in 0..10 {
         let mut m = Message::new();
         m.push_external(hooked(&h, vec![5u8; 100]), Timestamp::None)
@@ -182,17 +186,14 @@ fn release_hook_runs_once_when_the_channel_closes_with_messages_queued() {
     }
     assert_eq!(h.acquired.load(Ordering::SeqCst), 10);
     assert_eq!(h.released.load(Ordering::SeqCst), 0);
-    a.close(Timeout::ZERO).unwrap();
+    assert_eq!(a.close(Timeout::ZERO), Err(CloseError::Unsent { lost: 10 }));
     assert_eq!(h.released.load(Ordering::SeqCst), 10);
-    // Posting after close gives the message back.
+    // Posting after close gives the message back, saying "closed".
     let mut m = Message::new();
     m.push_external(hooked(&h, vec![5u8; 100]), Timestamp::None)
         .unwrap();
     let e = qa.post(m, Timeout::INFINITE).unwrap_err();
-    assert!(
-        matches!(e, PostError::NotOpen(_) | PostError::Closed(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, PostError::Closed(_)), "{e:?}");
     drop(e);
     assert_eq!(h.released.load(Ordering::SeqCst), 11);
 }

@@ -6,10 +6,10 @@ use std::thread;
 use std::time::Duration;
 
 use common::DropLog;
-use lwmq::queue::{
+use lwmq::internals::queue::{
     receive_queue, PushError, QueueConfigError, ReceiveConsumer, ReceiveQueueKind as K, RecvError,
 };
-use lwmq::timeout::Timeout;
+use lwmq::Timeout;
 
 const LONG: Timeout = Timeout::after(Duration::from_secs(60));
 
@@ -111,7 +111,7 @@ fn multi_consumer_every_item_once() {
                         match r.receive(LONG) {
                             Ok(v) => got.push(v),
                             Err(RecvError::Closed) => return got,
-                            Err(RecvError::Timeout) => panic!("stalled"),
+                            Err(e) => panic!("stalled: {e}"),
                         }
                     }
                 })

@@ -1,7 +1,7 @@
 //! The priority policy of the scheduler.
 
-use lwmq::queue::{Priority, Producer, QueueId, Scheduler, SendQueueKind as K};
-use lwmq::timeout::Timeout;
+use lwmq::internals::queue::{Priority, Producer, QueueId, Scheduler, SendQueueKind as K};
+use lwmq::Timeout;
 
 /// Items are (priority index, queue index within the test, sequence).
 type Item = (usize, usize, usize);

@@ -7,10 +7,10 @@ use std::thread;
 use std::time::Duration;
 
 use common::DropLog;
-use lwmq::queue::{
+use lwmq::internals::queue::{
     Notify, PostError, Priority, Producer, QueueConfigError, Scheduler, SendQueueKind as K,
 };
-use lwmq::timeout::Timeout;
+use lwmq::Timeout;
 
 const LONG: Timeout = Timeout::after(Duration::from_secs(60));
 
@@ -217,10 +217,10 @@ fn bounded_discard_newest_refuses_new() {
             panic!("expected Full");
         };
         assert_eq!(back.id, 3);
-        let Err(PostError::Timeout(back2)) =
+        let Err(PostError::Full(back2)) =
             p.post(log.item(4), Timeout::after(Duration::from_millis(20)))
         else {
-            panic!("expected Timeout");
+            panic!("expected Full after the timeout");
         };
         assert_eq!(back2.id, 4);
         assert_eq!(p.discarded(), 2);
@@ -346,11 +346,11 @@ fn dropping_scheduler_closes_queues_and_drops_items_once() {
 fn handles_are_send_and_multi_handles_sync() {
     fn send<T: Send>() {}
     fn sync<T: Send + Sync + Clone>() {}
-    send::<lwmq::queue::MonoProducer<String>>();
+    send::<lwmq::internals::queue::MonoProducer<String>>();
     send::<Producer<String>>();
     send::<Scheduler<String>>();
-    sync::<lwmq::queue::MultiProducer<String>>();
-    sync::<lwmq::queue::Receiver<String>>();
-    send::<lwmq::queue::MonoReceiver<String>>();
-    send::<lwmq::queue::ReceiveProducer<String>>();
+    sync::<lwmq::internals::queue::MultiProducer<String>>();
+    sync::<lwmq::internals::queue::Receiver<String>>();
+    send::<lwmq::internals::queue::MonoReceiver<String>>();
+    send::<lwmq::internals::queue::ReceiveProducer<String>>();
 }

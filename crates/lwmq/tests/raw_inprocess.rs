@@ -5,14 +5,30 @@
 use std::time::Duration;
 
 use lwmq::transport::RefusalReason;
-use lwmq::{ConnectionState, Directions, RawChannel, Role, Timeout, TransportError};
+use lwmq::{
+    ConfigError, ConnectionState, Endpoint, RawChannel, Role, Timeout, TransportError, TransportId,
+};
 
 fn unique(name: &str) -> String {
     format!("ipc://lwmq-test/{}/{}/{name}", std::process::id(), line!())
 }
 
+/// A raw channel with one transport, opened in `role`.
+fn raw(uri: &str, size: usize, send: u32, receive: u32, role: Role) -> RawChannel {
+    let ep = Endpoint::new(uri)
+        .unwrap()
+        .buffer_size(size)
+        .send_buffers(send)
+        .receive_buffers(receive);
+    RawChannel::builder()
+        .transport(ep)
+        .unwrap()
+        .open(role)
+        .unwrap()
+}
+
 fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
-    let t = ch.transport(lwmq::TransportId(0)).unwrap();
+    let t = ch.transport(TransportId(0)).unwrap();
     for _ in 0..1000 {
         let s = t.state();
         if want(&s) {
@@ -30,11 +46,8 @@ fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) -> Conne
 #[test]
 fn round_trip_both_directions_and_staging() {
     let uri = unique("rt");
-    let mut client = RawChannel::new();
-    let ct = client
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let client = raw(&uri, 4096, 4, 4, Role::Client);
+    let ct = TransportId(0);
     // Send before the server exists: staged.
     {
         let tx = client.sender(ct).unwrap();
@@ -49,11 +62,8 @@ fn round_trip_both_directions_and_staging() {
             Err(TransportError::Timeout)
         ));
     }
-    let mut server = RawChannel::new();
-    let st = server
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
+    let server = raw(&uri, 4096, 4, 4, Role::Server);
+    let st = TransportId(0);
     let rx = server.receiver(st).unwrap();
     for i in 0..4u8 {
         let b = rx
@@ -91,31 +101,29 @@ fn round_trip_both_directions_and_staging() {
 #[test]
 fn second_server_is_refused_address_in_use() {
     let uri = unique("inuse");
-    let mut a = RawChannel::new();
-    a.add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    a.open(Role::Server).unwrap();
-    let mut b = RawChannel::new();
-    b.add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    let e = b.open(Role::Server).unwrap_err();
+    let _a = raw(&uri, 1024, 1, 1, Role::Server);
+    let ep = Endpoint::new(&uri)
+        .unwrap()
+        .buffer_size(1024)
+        .send_buffers(1)
+        .receive_buffers(1);
+    let e = RawChannel::builder()
+        .transport(ep)
+        .unwrap()
+        .open(Role::Server)
+        .unwrap_err();
+    assert!(e.is_address_in_use(), "{e}");
     assert!(e.to_string().contains("address in use"), "{e}");
-    // Fall back to client on the same channel.
-    b.open(Role::Client).unwrap();
+    // Fall back to client with the builder the error gave back.
+    let b = e.into_builder().open(Role::Client).unwrap();
     wait_state(&b, |s| *s == ConnectionState::Connected);
 }
 
 #[test]
 fn buffer_size_mismatch_is_refused_on_both_sides() {
     let uri = unique("mismatch");
-    let mut s = RawChannel::new();
-    s.add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    s.open(Role::Server).unwrap();
-    let mut c = RawChannel::new();
-    c.add_transport(&uri, 2048, 1, 1, Directions::SendReceive)
-        .unwrap();
-    c.open(Role::Client).unwrap();
+    let s = raw(&uri, 1024, 1, 1, Role::Server);
+    let c = raw(&uri, 2048, 1, 1, Role::Client);
     let cs = wait_state(&c, |s| matches!(s, ConnectionState::Refused(_)));
     let ConnectionState::Refused(r) = cs else {
         unreachable!()
@@ -128,7 +136,7 @@ fn buffer_size_mismatch_is_refused_on_both_sides() {
     };
     assert!(!r.by_peer);
     assert!(s
-        .transport(lwmq::TransportId(0))
+        .transport(TransportId(0))
         .unwrap()
         .last_error()
         .unwrap()
@@ -138,12 +146,8 @@ fn buffer_size_mismatch_is_refused_on_both_sides() {
 #[test]
 fn incompatible_directions_are_refused() {
     let uri = unique("dirs");
-    let mut s = RawChannel::new();
-    s.add_transport(&uri, 1024, 1, 0, Directions::Send).unwrap();
-    s.open(Role::Server).unwrap();
-    let mut c = RawChannel::new();
-    c.add_transport(&uri, 1024, 1, 0, Directions::Send).unwrap();
-    c.open(Role::Client).unwrap();
+    let _s = raw(&uri, 1024, 1, 0, Role::Server);
+    let c = raw(&uri, 1024, 1, 0, Role::Client);
     let ConnectionState::Refused(r) = wait_state(&c, |s| matches!(s, ConnectionState::Refused(_)))
     else {
         unreachable!()
@@ -153,78 +157,77 @@ fn incompatible_directions_are_refused() {
 
 #[test]
 fn lifecycle_rules() {
-    let mut ch = RawChannel::new();
+    let e = RawChannel::builder().open(Role::Server).unwrap_err();
+    assert!(
+        matches!(e.kind(), lwmq::channel::OpenErrorKind::NoTransport),
+        "{e}"
+    );
+    let ep = |name: &str, size: usize| {
+        Endpoint::new(unique(name))
+            .unwrap()
+            .buffer_size(size)
+            .send_buffers(1)
+            .receive_buffers(1)
+    };
+    let mut b = RawChannel::builder().transport(ep("life", 1024)).unwrap();
+    let e = b.add_transport(ep("life2", 2048)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::BufferSizeMismatch {
+                existing: 1024,
+                new: 2048,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let ch = b.open(Role::Server).unwrap();
     assert!(matches!(
-        ch.open(Role::Server),
-        Err(lwmq::ChannelError::NoTransport)
+        ch.sender(TransportId(1)),
+        Err(lwmq::raw::ClaimError::UnknownTransport(TransportId(1)))
     ));
-    ch.add_transport(&unique("life"), 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
+    let _tx = ch.sender(TransportId(0)).unwrap();
     assert!(matches!(
-        ch.add_transport(&unique("life2"), 2048, 1, 1, Directions::SendReceive),
-        Err(lwmq::ChannelError::BufferSizeMismatch { .. })
-    ));
-    assert!(matches!(
-        ch.sender(lwmq::TransportId(0)),
-        Err(lwmq::ChannelError::NotOpen)
-    ));
-    ch.open(Role::Server).unwrap();
-    assert!(matches!(
-        ch.add_transport(&unique("life3"), 1024, 1, 1, Directions::SendReceive),
-        Err(lwmq::ChannelError::AddTransportAfterOpen)
-    ));
-    let _tx = ch.sender(lwmq::TransportId(0)).unwrap();
-    assert!(matches!(
-        ch.sender(lwmq::TransportId(0)),
-        Err(lwmq::ChannelError::Transport(
+        ch.sender(TransportId(0)),
+        Err(lwmq::raw::ClaimError::Transport(
             TransportError::SideInUse { .. }
         ))
     ));
 }
 
 #[test]
-fn control_codes_are_checked() {
-    use lwmq::{AccessPolicy, TransportControl};
-    let mut ch = RawChannel::new();
-    let t = ch
-        .add_transport(&unique("ctl"), 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    let tr = ch.transport(t).unwrap();
+fn settings_are_checked() {
+    let ep = Endpoint::new(unique("ctl"))
+        .unwrap()
+        .buffer_size(1024)
+        .send_buffers(1)
+        .receive_buffers(1);
     for bad in [Duration::ZERO, Duration::from_secs(86401)] {
-        let e = tr
-            .control(TransportControl::SetClientConnectionRetryInterval(bad))
-            .unwrap_err();
-        assert!(e.to_string().contains("rule: 1 ms ..= 24 h"), "{e}");
+        let e = ep.clone().retry_interval(bad).check().unwrap_err();
+        assert!(matches!(e, ConfigError::RetryInterval { .. }), "{e}");
+        assert!(e.to_string().contains("retry_interval"), "{e}");
     }
-    let e = tr
-        .control(TransportControl::SetSpinDuration(Duration::from_secs(1)))
-        .unwrap_err();
-    assert!(e.to_string().contains("at most 100 ms"), "{e}");
-    tr.control(TransportControl::SetAccessPolicy(
-        AccessPolicy::same_user().allow_root(),
-    ))
-    .unwrap();
-    ch.open(Role::Server).unwrap();
-    let tr = ch.transport(t).unwrap();
-    let e = tr
-        .control(TransportControl::SetAccessPolicy(AccessPolicy::any_user()))
-        .unwrap_err();
-    assert!(e.to_string().contains("before the channel opens"), "{e}");
-    // The retry interval may change at any time.
-    tr.control(TransportControl::SetClientConnectionRetryInterval(
-        Duration::from_millis(5),
-    ))
-    .unwrap();
+    let e = ep.clone().spin(Duration::from_secs(1)).check().unwrap_err();
+    assert!(matches!(e, ConfigError::Spin { .. }), "{e}");
+    let ch = RawChannel::builder()
+        .transport(ep.access(lwmq::AccessPolicy::same_user().allow_root()))
+        .unwrap()
+        .open(Role::Server)
+        .unwrap();
+    let tr = ch.transport(TransportId(0)).unwrap();
+    // The same rules at run time; a refused value changes nothing.
+    assert!(tr.set_retry_interval(Duration::ZERO).is_err());
+    assert!(tr.set_spin(Duration::from_secs(1)).is_err());
+    // The retry interval and the spin may change at any time.
+    tr.set_retry_interval(Duration::from_millis(5)).unwrap();
+    tr.set_spin(Duration::ZERO).unwrap();
 }
 
 #[test]
 fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
-    let mut ch = RawChannel::new();
-    let t = ch
-        .add_transport(&unique("len"), 128, 2, 0, Directions::Send)
-        .unwrap();
-    ch.open(Role::Client).unwrap();
-    let tx = ch.sender(t).unwrap();
+    let ch = raw(&unique("len"), 128, 2, 0, Role::Client);
+    let tx = ch.sender(TransportId(0)).unwrap();
     let b = tx.get_buffer(Timeout::ZERO).unwrap();
     assert_eq!(b.len(), 128);
     let e = b.send(129).unwrap_err();
@@ -238,8 +241,8 @@ fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
         ),
         "{e}"
     );
-    // The failed send gave the buffer back; dropping it aborts it: all
-    // MaxPendingSendBuffers are still available.
+    // The failed send gave the buffer back; dropping it aborts it: both
+    // send buffers are still available.
     let b = e.into_buffer().expect("given back");
     assert_eq!(b.len(), 128);
     drop(b);
@@ -251,7 +254,6 @@ fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
         tx.get_buffer(Timeout::ZERO),
         Err(TransportError::Timeout)
     ));
-    assert_eq!(ch.transport(t).unwrap().pending_send(), 2);
 }
 
 /// The retry-interval control code governs how often a client tries: with a
@@ -259,20 +261,19 @@ fn send_length_beyond_buffer_is_refused_and_buffer_kept() {
 /// after the server appears; shortening it lets it connect.
 #[test]
 fn retry_interval_control_code_governs_reconnection() {
-    use lwmq::TransportControl;
     let uri = unique("retry");
-    let mut client = RawChannel::new();
-    let ct = client
-        .add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    client
-        .transport(ct)
+    let ep = Endpoint::new(&uri)
         .unwrap()
-        .control(TransportControl::SetClientConnectionRetryInterval(
-            Duration::from_secs(3600),
-        ))
+        .buffer_size(1024)
+        .send_buffers(1)
+        .receive_buffers(1)
+        .retry_interval(Duration::from_secs(3600));
+    let client = RawChannel::builder()
+        .transport(ep)
+        .unwrap()
+        .open(Role::Client)
         .unwrap();
-    client.open(Role::Client).unwrap();
+    let ct = TransportId(0);
     // Its first attempt finds nobody.
     let attempts = || client.transport(ct).unwrap().stats().connect_attempts;
     for _ in 0..3000 {
@@ -282,11 +283,7 @@ fn retry_interval_control_code_governs_reconnection() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(attempts(), 1);
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, 1024, 1, 1, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
+    let _server = raw(&uri, 1024, 1, 1, Role::Server);
     std::thread::sleep(Duration::from_millis(500));
     // No retry within the hour-long interval, so still not connected.
     assert_eq!(attempts(), 1);
@@ -297,9 +294,7 @@ fn retry_interval_control_code_governs_reconnection() {
     client
         .transport(ct)
         .unwrap()
-        .control(TransportControl::SetClientConnectionRetryInterval(
-            Duration::from_millis(10),
-        ))
+        .set_retry_interval(Duration::from_millis(10))
         .unwrap();
     wait_state(&client, |s| *s == ConnectionState::Connected);
     assert_eq!(client.transport(ct).unwrap().stats().connections, 1);
@@ -310,6 +305,9 @@ fn buffer_limits_query() {
     let l = lwmq::transport::query_limits("ipc://x:1").unwrap();
     assert_eq!(l.max_total_buffers, 4096);
     assert_eq!(l.max_buffer_size, 1 << 30);
-    assert_eq!(l.max_inline_data_size, lwmq::MAX_INLINE_DATA_SIZE);
+    assert_eq!(
+        l.max_inline_data_size as usize,
+        lwmq::message::MAX_INLINE_FRAME_SIZE
+    );
     assert!(lwmq::transport::query_limits("ipc://").is_err());
 }

@@ -8,9 +8,10 @@ mod channel_common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use channel_common::*;
-use lwmq::channel::{ReceiveError, ReceiveQueueKind, SendQueueKind};
+use lwmq::channel::Lent;
 use lwmq::message::{Message, NtTime, Timestamp};
-use lwmq::{Lent, Role, Timeout};
+use lwmq::{QueueOptions, ReceiveError, ReceiveQueue};
+use lwmq::{Role, Timeout};
 
 /// Message `n`: shapes rotate through one small frame, one large frame
 /// (past the inline size) and three frames, the middle one timestamped.
@@ -76,32 +77,20 @@ fn check_lent(m: &Lent<'_>, n: u64) {
     assert_eq!(frames_of(&m.to_message()), expected);
 }
 
-fn pair(rq: ReceiveQueueKind) -> (lwmq::Channel, lwmq::SendQueue, lwmq::Channel) {
+fn pair(rq: ReceiveQueue) -> (lwmq::Channel, lwmq::MonoQueue, lwmq::Channel) {
     let uri = unique("lend");
-    let (a, q) = endpoint(
-        &uri,
-        Role::Server,
-        4096,
-        SendQueueKind::MonoProducerUnbounded,
-        rq,
-    );
-    let (b, _) = endpoint(
-        &uri,
-        Role::Client,
-        4096,
-        SendQueueKind::MonoProducerUnbounded,
-        rq,
-    );
+    let (a, q) = endpoint(&uri, Role::Server, 4096, QueueOptions::default(), rq);
+    let (b, _) = endpoint(&uri, Role::Client, 4096, QueueOptions::default(), rq);
     (a, q, b)
 }
 
 #[test]
 fn lent_and_received_messages_interleave_in_order() {
     const N: u64 = 3_000;
-    let (_a, q, mut b) = pair(ReceiveQueueKind::MonoConsumerUnbounded);
+    let (_a, q, mut b) = pair(ReceiveQueue::mono());
     let poster = std::thread::spawn(move || {
         for n in 0..N {
-            q.post(shaped(n), Timeout::ZERO).unwrap();
+            q.post(shaped(n), Timeout::NEVER).unwrap();
         }
         q
     });
@@ -129,7 +118,7 @@ fn lent_and_received_messages_interleave_in_order() {
 
 #[test]
 fn a_multi_consumer_queue_lends_owned_messages() {
-    let (_a, q, mut b) = pair(ReceiveQueueKind::MultiConsumerUnbounded);
+    let (_a, q, mut b) = pair(ReceiveQueue::multi());
     for n in 0..30 {
         q.post(shaped(n), Timeout::ZERO).unwrap();
     }
@@ -140,7 +129,7 @@ fn a_multi_consumer_queue_lends_owned_messages() {
 
 #[test]
 fn a_closure_that_panics_loses_only_its_own_message() {
-    let (_a, q, mut b) = pair(ReceiveQueueKind::MonoConsumerUnbounded);
+    let (_a, q, mut b) = pair(ReceiveQueue::mono());
     for n in 0..3 {
         q.post(shaped(3 * n), Timeout::ZERO).unwrap();
     }
@@ -159,10 +148,15 @@ fn a_closure_that_panics_loses_only_its_own_message() {
 }
 
 #[test]
-fn receive_with_before_open_says_not_open() {
-    let mut ch = lwmq::Channel::new();
+fn receive_with_on_a_channel_that_does_not_receive_says_so() {
+    let ep = lwmq::Endpoint::new(unique("norx"))
+        .unwrap()
+        .receive_buffers(0);
+    let mut b = lwmq::Channel::builder().transport(ep).unwrap();
+    let _q = b.mono_queue(lwmq::Priority::Normal).unwrap();
+    let mut ch = b.linger(Timeout::ZERO).open(Role::Server).unwrap();
     let mut called = false;
     let r = ch.receive_with(Timeout::ZERO, |_| called = true);
-    assert!(matches!(r, Err(ReceiveError::NotOpen)), "{r:?}");
+    assert!(matches!(r, Err(ReceiveError::NotReceiving)), "{r:?}");
     assert!(!called);
 }

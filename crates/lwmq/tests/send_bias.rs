@@ -15,9 +15,10 @@ use std::thread;
 use std::time::Duration;
 
 use channel_common::*;
-use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{ConnectionState, Directions, Role, Timeout, TransportId};
+use lwmq::{
+    Channel, ConnectionState, Endpoint, MonoQueue, MultiQueue, Priority, Role, Timeout, TransportId,
+};
 
 /// A message from poster `source`: `(source, seq)`.
 fn tagged(source: u64, seq: u64) -> Message {
@@ -45,20 +46,18 @@ fn bias_possible() -> bool {
 /// A send-only server with a mono and a multi queue (both NORMAL), and a
 /// receive-only client connected to it. Small buffers and rings, so that
 /// rings fill and buffers are kept open while the receiver is busy.
-fn pair(uri: &str) -> (Channel, SendQueue, SendQueue, Channel) {
-    let mut tx = Channel::new();
-    tx.add_transport(uri, 4096, 4, 0, Directions::Send).unwrap();
-    let mono = tx
-        .add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)
+fn pair(uri: &str) -> (Channel, MonoQueue, MultiQueue, Channel) {
+    let ep = || Endpoint::new(uri).unwrap().buffer_size(4096);
+    let mut b = Channel::builder()
+        .transport(ep().send_buffers(4).receive_buffers(0))
         .unwrap();
-    let multi = tx
-        .add_send_queue(SendQueueKind::MultiProducerUnbounded, Priority::Normal)
-        .unwrap();
-    tx.open(Role::Server, None).unwrap();
-    let mut rx = Channel::new();
-    rx.add_transport(uri, 4096, 0, 4, Directions::Receive)
-        .unwrap();
-    rx.open(Role::Client, Some(ReceiveQueueKind::MonoConsumerUnbounded))
+    let mono = b.mono_queue(Priority::Normal).unwrap();
+    let multi = b.multi_queue(Priority::Normal).unwrap();
+    let tx = b.open(Role::Server).unwrap();
+    let rx = Channel::builder()
+        .transport(ep().send_buffers(0).receive_buffers(4))
+        .unwrap()
+        .open(Role::Client)
         .unwrap();
     let t = tx.transport(TransportId(0)).unwrap();
     for _ in 0..20_000 {
@@ -106,10 +105,10 @@ fn a_biased_mono_queue_shares_the_sender_with_other_posters_flush_and_the_servic
     const MULTI: u64 = 15_000;
     const MULTI_POSTERS: u64 = 2;
     let uri = unique("bias-mixed");
-    let (mut tx, mono, multi, mut rx) = pair(&uri);
-    let SendQueue::Multi(multi) = multi else {
-        panic!("a multi-producer kind gives a multi queue")
-    };
+    // Posts wait at the queues' high-water mark when the receiver falls
+    // behind: the bias, the service thread, flushes and blocked posters
+    // all meet here.
+    let (tx, mono, multi, mut rx) = pair(&uri);
 
     let total = MONO + MULTI * MULTI_POSTERS;
     let receiver = thread::spawn(move || {
@@ -131,7 +130,7 @@ fn a_biased_mono_queue_shares_the_sender_with_other_posters_flush_and_the_servic
     let posting = Arc::new(AtomicBool::new(true));
     let mono_poster = thread::spawn(move || {
         for seq in 0..MONO {
-            mono.post(tagged(0, seq), Timeout::ZERO).unwrap();
+            mono.post(tagged(0, seq), Timeout::NEVER).unwrap();
             if seq % 1024 == 0 {
                 thread::yield_now();
             }
@@ -143,7 +142,7 @@ fn a_biased_mono_queue_shares_the_sender_with_other_posters_flush_and_the_servic
             let q = multi.clone();
             thread::spawn(move || {
                 for seq in 0..MULTI {
-                    q.post(tagged(source, seq), Timeout::ZERO).unwrap();
+                    q.post(tagged(source, seq), Timeout::NEVER).unwrap();
                     if seq % 256 == 0 {
                         thread::yield_now();
                     }

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use lwmq::transport::tcp::AllowList;
-use lwmq::transport::RefusalReason;
+use lwmq::internals::transport::TransportControl;
+use lwmq::transport::{AllowList, DisconnectReason, RefusalReason};
 use lwmq::{
-    ConnectionState, Directions, RawChannel, Role, Timeout, TransportControl, TransportError,
-    TransportId,
+    ConfigError, ConnectionEvent, ConnectionState, Endpoint, RawChannel, Role, Timeout,
+    TransportError, TransportId,
 };
 
 /// A `tcp://127.0.0.1:PORT` descriptor with a port that was free a moment
@@ -36,18 +36,28 @@ fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) -> Conne
     );
 }
 
-fn pair(size: usize, n: i64) -> (RawChannel, RawChannel, String) {
+/// An endpoint with `n` send and `n` receive buffers of `size` bytes.
+fn ep(uri: &str, size: usize, n: u32) -> Endpoint {
+    Endpoint::new(uri)
+        .unwrap()
+        .buffer_size(size)
+        .send_buffers(n)
+        .receive_buffers(n)
+}
+
+/// A raw channel with one transport, opened in `role`.
+fn raw(ep: Endpoint, role: Role) -> RawChannel {
+    RawChannel::builder()
+        .transport(ep)
+        .unwrap()
+        .open(role)
+        .unwrap()
+}
+
+fn pair(size: usize, n: u32) -> (RawChannel, RawChannel, String) {
     let uri = free_uri();
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, size, n, n, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
-    let mut client = RawChannel::new();
-    client
-        .add_transport(&uri, size, n, n, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let server = raw(ep(&uri, size, n), Role::Server);
+    let client = raw(ep(&uri, size, n), Role::Client);
     (server, client, uri)
 }
 
@@ -56,11 +66,8 @@ const LONG: Timeout = Timeout::after(Duration::from_secs(60));
 #[test]
 fn round_trip_both_directions_and_staging() {
     let uri = free_uri();
-    let mut client = RawChannel::new();
-    let ct = client
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let client = raw(ep(&uri, 4096, 4), Role::Client);
+    let ct = TransportId(0);
     // Sent before the server exists: staged.
     {
         let tx = client.sender(ct).unwrap();
@@ -74,11 +81,8 @@ fn round_trip_both_directions_and_staging() {
             Err(TransportError::Timeout)
         ));
     }
-    let mut server = RawChannel::new();
-    let st = server
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
+    let server = raw(ep(&uri, 4096, 4), Role::Server);
+    let st = TransportId(0);
     let rx = server.receiver(st).unwrap();
     for i in 0..4u8 {
         let b = rx.receive_buffer(LONG).unwrap();
@@ -159,7 +163,11 @@ fn a_stalled_receiver_makes_the_sender_time_out_without_growing() {
     }
     assert_eq!(sent, 8);
     assert_eq!(
-        client.transport(TransportId(0)).unwrap().pending_send(),
+        client
+            .transport(TransportId(0))
+            .unwrap()
+            .driver()
+            .pending_send(),
         4,
         "four wait for credits"
     );
@@ -189,7 +197,7 @@ fn several_buffers_out_on_both_sides_in_order() {
     // refused and gives it back.
     let last = out.pop().unwrap();
     let last = match last.send(1) {
-        Err(lwmq::SendError::Refused { buffer, .. }) => buffer,
+        Err(lwmq::raw::SendError::Refused { buffer, .. }) => buffer,
         other => panic!("{other:?}"),
     };
     out.remove(2).abort();
@@ -211,16 +219,15 @@ fn several_buffers_out_on_both_sides_in_order() {
 #[test]
 fn refusals_are_visible_on_both_sides() {
     let uri = free_uri();
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, 4096, 4, 4, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
-    let mut client = RawChannel::new();
-    client
-        .add_transport(&uri, 8192, 4, 4, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let server = raw(ep(&uri, 4096, 4), Role::Server);
+    let client = raw(ep(&uri, 8192, 4), Role::Client);
+    // `wait_connected` returns the refusal as soon as it comes.
+    match client.wait_connected(LONG) {
+        Err(lwmq::ConnectError::Refused { refusal, .. }) => {
+            assert_eq!(refusal.reason, RefusalReason::BufferSize)
+        }
+        other => panic!("{other:?}"),
+    }
     let s = wait_state(&client, |s| matches!(s, ConnectionState::Refused(_)));
     let ConnectionState::Refused(r) = s else {
         unreachable!()
@@ -238,50 +245,54 @@ fn refusals_are_visible_on_both_sides() {
     };
     assert!(!r.by_peer);
     assert_eq!(r.reason, RefusalReason::BufferSize);
+    // Both logs hold the refusal as an event.
+    for (ch, by_peer) in [(&client, true), (&server, false)] {
+        let mut ev = ch.transport(TransportId(0)).unwrap().events();
+        match ev.next(LONG) {
+            Some(ConnectionEvent::Refused(r)) => {
+                assert_eq!((r.reason, r.by_peer), (RefusalReason::BufferSize, by_peer))
+            }
+            e => panic!("{e:?}"),
+        }
+    }
 }
 
 #[test]
 fn a_second_server_is_refused_in_use_and_busy_servers_refuse_clients() {
     let (server, _client, uri) = pair(64, 2);
     wait_state(&server, |s| *s == ConnectionState::Connected);
-    let mut second = RawChannel::new();
-    second
-        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    let e = second.open(Role::Server).unwrap_err().to_string();
-    assert!(e.contains("address in use"), "{e}");
-    let mut third = RawChannel::new();
-    third
-        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    third.open(Role::Client).unwrap();
+    let e = RawChannel::builder()
+        .transport(ep(&uri, 64, 2))
+        .unwrap()
+        .open(Role::Server)
+        .unwrap_err();
+    assert!(e.is_address_in_use(), "{e}");
+    assert!(e.to_string().contains("address in use"), "{e}");
+    let third = raw(ep(&uri, 64, 2), Role::Client);
     let s = wait_state(&third, |s| matches!(s, ConnectionState::Refused(_)));
     let ConnectionState::Refused(r) = s else {
         unreachable!()
     };
     assert_eq!(r.reason, RefusalReason::Busy);
+    // The busy server turned away a third party: an event, not its state.
+    let st = server.transport(TransportId(0)).unwrap();
+    assert_eq!(st.state(), ConnectionState::Connected);
+    let mut ev = st.events();
+    let mut busy = false;
+    while let Some(e) = ev.try_next() {
+        busy |= matches!(e, ConnectionEvent::Refused(r) if r.reason == RefusalReason::Busy && !r.by_peer);
+    }
+    assert!(busy, "no Busy event on the server");
 }
 
 #[test]
 fn the_allow_list_refuses_on_both_sides_with_the_reason() {
     let uri = free_uri();
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    server
-        .transport(TransportId(0))
-        .unwrap()
-        .control(TransportControl::SetPeerAllowList(
-            AllowList::parse(&["10.0.0.0/8"]).unwrap(),
-        ))
-        .unwrap();
-    server.open(Role::Server).unwrap();
-    let mut client = RawChannel::new();
-    client
-        .add_transport(&uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let server = raw(
+        ep(&uri, 64, 2).allow_peers(AllowList::parse(&["10.0.0.0/8"]).unwrap()),
+        Role::Server,
+    );
+    let client = raw(ep(&uri, 64, 2), Role::Client);
     let ConnectionState::Refused(r) =
         wait_state(&client, |s| matches!(s, ConnectionState::Refused(_)))
     else {
@@ -295,10 +306,16 @@ fn the_allow_list_refuses_on_both_sides_with_the_reason() {
         .last_error()
         .unwrap();
     assert!(err.contains("allow-list"), "{err}");
-    // Set after open: refused.
+    // A stranger turned away is not the server's state.
+    assert_eq!(
+        server.transport(TransportId(0)).unwrap().state(),
+        ConnectionState::Listening
+    );
+    // Set after open (the C API's control code): refused.
     assert!(server
         .transport(TransportId(0))
         .unwrap()
+        .driver()
         .control(TransportControl::SetPeerAllowList(AllowList::any()))
         .is_err());
 }
@@ -307,20 +324,39 @@ fn the_allow_list_refuses_on_both_sides_with_the_reason() {
 fn reconnection_after_the_server_restarts_delivers_staged_buffers() {
     let (server, client, uri) = pair(64, 4);
     wait_state(&client, |s| *s == ConnectionState::Connected);
+    let mut ev = client.transport(TransportId(0)).unwrap().events();
+    let server_addr = match ev.next(LONG) {
+        Some(ConnectionEvent::Connected {
+            peer,
+            generation: 1,
+        }) => {
+            assert_eq!(peer.pid, None);
+            peer.addr.expect("a tcp peer has an address")
+        }
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(server_addr.to_string(), uri.trim_start_matches("tcp://"));
     drop(server);
     wait_state(&client, |s| *s != ConnectionState::Connected);
+    match ev.next(LONG) {
+        Some(ConnectionEvent::Disconnected {
+            generation: 1,
+            reason,
+            peer,
+        }) => {
+            assert_eq!(peer.addr, Some(server_addr));
+            assert_eq!(reason, DisconnectReason::PeerLeft);
+        }
+        e => panic!("{e:?}"),
+    }
     let tx = client.sender(TransportId(0)).unwrap();
     for i in 0..4u8 {
         let mut b = tx.get_buffer(LONG).unwrap();
         b.write(0, &[i]).unwrap();
         b.send(1).unwrap();
     }
-    let mut server = RawChannel::new();
-    server
-        .add_transport(&uri, 64, 4, 4, Directions::SendReceive)
-        .unwrap();
     // The old listener is gone; the port is free again.
-    server.open(Role::Server).unwrap();
+    let server = raw(ep(&uri, 64, 4), Role::Server);
     let rx = server.receiver(TransportId(0)).unwrap();
     for i in 0..4u8 {
         assert_eq!(rx.receive_buffer(LONG).unwrap().to_vec(), [i]);
@@ -333,15 +369,41 @@ fn reconnection_after_the_server_restarts_delivers_staged_buffers() {
             .reconnections
             >= 1
     );
+    assert!(matches!(
+        ev.next(LONG),
+        Some(ConnectionEvent::Connected { generation: 2, .. })
+    ));
 }
 
 #[test]
-fn controls_are_checked() {
+fn settings_are_checked() {
     let uri = free_uri();
-    let mut ch = RawChannel::new();
-    ch.add_transport(&uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
+    let open = |ep: Endpoint| RawChannel::builder().transport(ep).map(|_| ());
+    for d in [Duration::from_millis(10), Duration::from_secs(3601)] {
+        match open(ep(&uri, 64, 2).heartbeat_timeout(d)) {
+            Err(ConfigError::HeartbeatTimeout { given, .. }) => assert_eq!(given, d),
+            other => panic!("{other:?}"),
+        }
+    }
+    for d in [
+        Duration::ZERO,
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    ] {
+        open(ep(&uri, 64, 2).heartbeat_timeout(d)).unwrap();
+    }
+    let e = open(ep(&uri, 64, 2).access(lwmq::AccessPolicy::any_user())).unwrap_err();
+    assert!(matches!(e, ConfigError::NotForScheme { .. }), "{e}");
+    assert!(e.to_string().contains("allow_peers"), "{e}");
+    let ipc = "ipc://lwmq-test/tcp-settings";
+    let e = open(ep(ipc, 64, 2).heartbeat_timeout(Duration::from_secs(1))).unwrap_err();
+    assert!(e.to_string().contains("tcp:// only"), "{e}");
+    let e = open(ep(ipc, 64, 2).allow_peers(AllowList::any())).unwrap_err();
+    assert!(e.to_string().contains("tcp:// only"), "{e}");
+    // The control codes behind them (what the C API sends) check the same.
+    let ch = raw(ep(&uri, 64, 2), Role::Client);
     let t = ch.transport(TransportId(0)).unwrap();
+    let t = t.driver();
     assert!(t
         .control(TransportControl::SetHeartbeatTimeout(
             Duration::from_millis(10)
@@ -351,47 +413,52 @@ fn controls_are_checked() {
         .control(TransportControl::SetHeartbeatTimeout(Duration::ZERO))
         .is_ok());
     assert!(t
-        .control(TransportControl::SetHeartbeatTimeout(Duration::from_secs(
-            1
-        )))
-        .is_ok());
-    assert!(t
         .control(TransportControl::SetAccessPolicy(
             lwmq::AccessPolicy::any_user()
         ))
         .is_err());
-    let mut ipc = RawChannel::new();
-    ipc.add_transport(
-        "ipc://lwmq-test/tcp-controls",
-        64,
-        2,
-        2,
-        Directions::SendReceive,
-    )
-    .unwrap();
-    let e = ipc
-        .transport(TransportId(0))
-        .unwrap()
-        .control(TransportControl::SetHeartbeatTimeout(Duration::from_secs(
-            1,
-        )))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("tcp:// only"), "{e}");
+    assert!(t
+        .control(TransportControl::SetAccessPolicy(
+            lwmq::AccessPolicy::same_user()
+        ))
+        .is_ok());
+}
+
+/// A receive waiting on a `tcp://` transport (connected, or still
+/// connecting) returns `Interrupted` when another thread interrupts it.
+#[test]
+fn an_interrupter_ends_a_waiting_receive() {
+    use lwmq::{Channel, ReceiveError};
+    let uri = free_uri();
+    let open = |role| {
+        let mut b = Channel::builder().transport(ep(&uri, 1024, 2)).unwrap();
+        let _queue = b.mono_queue(lwmq::Priority::Normal).unwrap();
+        b.open(role).unwrap()
+    };
+    let mut client = open(Role::Client);
+    for connected in [false, true] {
+        let _server = connected.then(|| {
+            let s = open(Role::Server);
+            client.wait_connected(LONG).unwrap();
+            s
+        });
+        let stop = client.interrupter();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            stop.interrupt();
+        });
+        assert!(matches!(
+            client.receive(LONG),
+            Err(ReceiveError::Interrupted)
+        ));
+        t.join().unwrap();
+    }
 }
 
 /// One buffer each way over `uri` (server and client in this process).
 fn exchange(uri: &str) {
-    let mut server = RawChannel::new();
-    server
-        .add_transport(uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    server.open(Role::Server).unwrap();
-    let mut client = RawChannel::new();
-    client
-        .add_transport(uri, 64, 2, 2, Directions::SendReceive)
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let server = raw(ep(uri, 64, 2), Role::Server);
+    let client = raw(ep(uri, 64, 2), Role::Client);
     let tx = client.sender(TransportId(0)).unwrap();
     let mut b = tx.get_buffer(LONG).unwrap();
     b.write(0, b"ping").unwrap();
@@ -424,27 +491,7 @@ fn ipv6_literals_and_host_names_connect() {
     exchange(&format!("tcp://localhost:{p}"));
     // Every interface for the server, loopback for the client.
     let p = port("0.0.0.0:0").unwrap();
-    let mut server = RawChannel::new();
-    server
-        .add_transport(
-            &format!("tcp://0.0.0.0:{p}"),
-            64,
-            1,
-            1,
-            Directions::SendReceive,
-        )
-        .unwrap();
-    server.open(Role::Server).unwrap();
-    let mut client = RawChannel::new();
-    client
-        .add_transport(
-            &format!("tcp://127.0.0.1:{p}"),
-            64,
-            1,
-            1,
-            Directions::SendReceive,
-        )
-        .unwrap();
-    client.open(Role::Client).unwrap();
+    let _server = raw(ep(&format!("tcp://0.0.0.0:{p}"), 64, 1), Role::Server);
+    let client = raw(ep(&format!("tcp://127.0.0.1:{p}"), 64, 1), Role::Client);
     wait_state(&client, |s| *s == ConnectionState::Connected);
 }

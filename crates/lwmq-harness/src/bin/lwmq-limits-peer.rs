@@ -36,8 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lwmq::transport::Transport;
-use lwmq::{ConnectionState, Directions, RawChannel, Role, Timeout, TransportId};
+use lwmq::{ConnectionState, Endpoint, RawChannel, Role, Timeout, TransportId, TransportView};
 use lwmq_harness::{check, fill, init_logging};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
@@ -131,7 +130,7 @@ fn set_as(limit: Option<u64>) {
 }
 
 /// Acts on control files and reports state and last-error changes.
-fn watch(t: &dyn Transport, ctl: Option<&Path>, stop: &AtomicBool) {
+fn watch(t: TransportView<'_>, ctl: Option<&Path>, stop: &AtomicBool) {
     let (mut state, mut error) = (String::new(), None);
     while !stop.load(Ordering::Relaxed) {
         let s = t.state().to_string();
@@ -173,16 +172,22 @@ fn watch(t: &dyn Transport, ctl: Option<&Path>, stop: &AtomicBool) {
 }
 
 fn server(o: &Opts) {
-    let mut ch = RawChannel::new();
-    ch.add_transport(&o.uri, o.buffer_size, 0, 8, Directions::Receive)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    ch.open(Role::Server)
+    let ep = Endpoint::new(&o.uri)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .buffer_size(o.buffer_size)
+        .send_buffers(0)
+        .receive_buffers(8);
+    let ch = RawChannel::builder()
+        .transport(ep)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .open(Role::Server)
         .unwrap_or_else(|e| fail(e.to_string()));
     say("OPEN server");
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let t = ch.transport(TransportId(0)).expect("added");
-        s.spawn(|| watch(t, o.ctl.as_deref(), &stop));
+        let (ctl, stop) = (o.ctl.as_deref(), &stop);
+        s.spawn(move || watch(t, ctl, stop));
         let rx = ch
             .receiver(TransportId(0))
             .unwrap_or_else(|e| fail(e.to_string()));
@@ -215,23 +220,41 @@ fn server(o: &Opts) {
     });
 }
 
+/// The client's channel: the endpoint is checked when added (`ADD`); the
+/// transport, and its descriptors, are created when it opens (`OPEN`).
 fn client_channel(o: &Opts) -> Result<RawChannel, String> {
-    let mut ch = RawChannel::new();
-    match ch.add_transport(&o.uri, o.buffer_size, 8, 0, Directions::Send) {
-        Ok(_) => say("ADD ok"),
-        Err(e) => {
-            say(format!("ADD err {e} ({e:?})"));
-            return Err(e.to_string());
+    let added = Endpoint::new(&o.uri)
+        .map_err(|e| e.to_string())
+        .map(|ep| {
+            ep.buffer_size(o.buffer_size)
+                .send_buffers(8)
+                .receive_buffers(0)
+        })
+        .and_then(|ep| {
+            RawChannel::builder()
+                .transport(ep)
+                .map_err(|e| e.to_string())
+        });
+    let b = match added {
+        Ok(b) => {
+            say("ADD ok");
+            b
         }
-    }
-    match ch.open(Role::Client) {
-        Ok(()) => say("OPEN ok"),
+        Err(e) => {
+            say(format!("ADD err {e}"));
+            return Err(e);
+        }
+    };
+    match b.open(Role::Client) {
+        Ok(ch) => {
+            say("OPEN ok");
+            Ok(ch)
+        }
         Err(e) => {
             say(format!("OPEN err {e} ({e:?})"));
-            return Err(e.to_string());
+            Err(e.to_string())
         }
     }
-    Ok(ch)
 }
 
 fn client(o: &Opts) {
@@ -251,7 +274,8 @@ fn client(o: &Opts) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let t = ch.transport(TransportId(0)).expect("added");
-        s.spawn(|| watch(t, o.ctl.as_deref(), &stop));
+        let (ctl, stop) = (o.ctl.as_deref(), &stop);
+        s.spawn(move || watch(t, ctl, stop));
         let end = Instant::now() + Duration::from_secs(120);
         while t.state() != ConnectionState::Connected {
             if Instant::now() > end {

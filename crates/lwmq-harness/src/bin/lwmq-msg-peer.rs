@@ -61,9 +61,12 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use lwmq::channel::{Channel, Priority, ReceiveError, ReceiveQueueKind, SendQueue, SendQueueKind};
 use lwmq::message::{Message, Timestamp};
-use lwmq::{Directions, Role, Timeout};
+use lwmq::{
+    Channel, ChannelBuilder, Endpoint, MonoQueue, PostError, Priority, QueueOptions, ReceiveError,
+    ReceiveQueue, TransportId,
+};
+use lwmq::{Role, Timeout};
 
 fn fail(msg: impl AsRef<str>) -> ! {
     eprintln!("lwmq-msg-peer: {}", msg.as_ref());
@@ -185,50 +188,60 @@ fn extra() -> &'static Extra {
     EXTRA.get_or_init(Extra::default)
 }
 
-/// A channel with one transport of 64 KiB buffers (`(send, receive)`
-/// buffer counts; the directions follow from them) and, if given, one
-/// send queue of `send` kind, opened in `role` with receive queue `recv`.
-fn open_channel(
-    uri: &str,
-    role: Role,
-    (sends, receives): (i64, i64),
-    send: Option<SendQueueKind>,
-    recv: Option<ReceiveQueueKind>,
-) -> (Channel, lwmq::TransportId, Option<SendQueue>) {
-    let dirs = match (sends > 0, receives > 0) {
-        (true, true) => Directions::SendReceive,
-        (true, false) => Directions::Send,
-        _ => Directions::Receive,
+/// A builder with one transport of 64 KiB buffers (`(send, receive)`
+/// buffer counts; the directions follow from them) and receive queue
+/// `recv` (the default one if `None` and the transport receives).
+///
+/// With `--also URI`, a sending builder gets a second, send-only
+/// transport (id 1); `--heartbeat-ms` sets every transport's heartbeat
+/// timeout.
+fn builder(uri: &str, (sends, receives): (u32, u32), recv: Option<ReceiveQueue>) -> ChannelBuilder {
+    let ep = |uri: &str, receives| {
+        let mut ep = Endpoint::new(uri)
+            .unwrap_or_else(|e| fail(e.to_string()))
+            .buffer_size(64 * 1024)
+            .send_buffers(sends)
+            .receive_buffers(receives);
+        if let Some(ms) = extra().heartbeat_ms {
+            ep = ep.heartbeat_timeout(Duration::from_millis(ms));
+        }
+        ep
     };
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(uri, 64 * 1024, sends, receives, dirs)
+    let mut b = Channel::builder()
+        .transport(ep(uri, receives))
         .unwrap_or_else(|e| fail(e.to_string()));
-    let mut ids = vec![t];
     if let (Some(also), true) = (&extra().also, sends > 0) {
-        ids.push(
-            ch.add_transport(also, 64 * 1024, sends, 0, Directions::Send)
-                .unwrap_or_else(|e| fail(e.to_string())),
-        );
+        b = b
+            .transport(ep(also, 0))
+            .unwrap_or_else(|e| fail(e.to_string()));
     }
-    if let Some(ms) = extra().heartbeat_ms {
-        for id in ids {
-            ch.transport(id)
-                .and_then(|tr| {
-                    tr.control(lwmq::TransportControl::SetHeartbeatTimeout(
-                        Duration::from_millis(ms),
-                    ))
-                    .map_err(Into::into)
-                })
-                .unwrap_or_else(|e| fail(e.to_string()));
+    match recv {
+        Some(rq) => b.receive_queue(rq),
+        None => b,
+    }
+}
+
+/// Opens `b` in `role`.
+fn open(b: ChannelBuilder, role: Role) -> Channel {
+    b.open(role).unwrap_or_else(|e| fail(e.to_string()))
+}
+
+/// The only transport of these channels.
+const T: TransportId = TransportId(0);
+
+/// Posts `m`, waiting at the queue's high-water mark in 1 ms steps so that
+/// `watch` keeps reporting the connection meanwhile.
+fn post_watching(q: &MonoQueue, mut m: Message, ch: &Channel, watch: &mut Watch) {
+    loop {
+        match q.post(m, Duration::from_millis(1)) {
+            Ok(()) => return,
+            Err(PostError::Full(back)) => {
+                watch.check(ch, T);
+                m = back;
+            }
+            Err(e) => fail(e.to_string()),
         }
     }
-    let q = send.map(|kind| {
-        ch.add_send_queue(kind, Priority::Normal)
-            .unwrap_or_else(|e| fail(e.to_string()))
-    });
-    ch.open(role, recv).unwrap_or_else(|e| fail(e.to_string()));
-    (ch, t, q)
 }
 
 /// With `LWMQ_TEST_SIGUSR1` set: `SIGNALS <n>`, the signals handled.
@@ -272,13 +285,13 @@ struct Watch {
 }
 
 impl Watch {
-    fn check(&mut self, ch: &Channel, t: lwmq::TransportId) {
+    fn check(&mut self, ch: &Channel, t: TransportId) {
         if !self.on {
             return;
         }
         let up = ch
             .transport(t)
-            .is_ok_and(|t| t.state() == lwmq::ConnectionState::Connected);
+            .is_some_and(|t| t.state() == lwmq::ConnectionState::Connected);
         if up != self.up {
             self.up = up;
             say(format!("CONN {}", if up { "up" } else { "down" }));
@@ -291,24 +304,18 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         on: watch,
         up: false,
     };
-    let (mut ch, t, q) = open_channel(
-        uri,
-        role,
-        (8, 0),
-        Some(SendQueueKind::MonoProducerUnbounded),
-        None,
-    );
-    let q = q.expect("send queue");
+    // A stream, not a memory test: at most 10,000 messages wait.
+    let mut b = builder(uri, (8, 0), None);
+    let q = b
+        .mono_queue(QueueOptions::new(Priority::Normal).high_water_mark(10_000))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let ch = open(b, role);
+    let t = T;
     say(format!("OPEN {}", role_name(role)));
     let run = new_run();
     let mut buf = vec![0u8; size];
     let mut seq = 0u64;
     while count == 0 || seq < count {
-        // Keep the queue short: a stream, not a memory test.
-        while q.len() > 10_000 {
-            watch.check(&ch, t);
-            std::thread::sleep(Duration::from_millis(1));
-        }
         if seq.is_multiple_of(64) {
             watch.check(&ch, t);
         }
@@ -316,8 +323,7 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         let mut m = Message::new();
         m.push_copy(&buf, Timestamp::None)
             .unwrap_or_else(|e| fail(e.to_string()));
-        q.post(m, Timeout::INFINITE)
-            .unwrap_or_else(|e| fail(e.to_string()));
+        post_watching(&q, m, &ch, &mut watch);
         seq += 1;
         record(progress, &[seq]);
     }
@@ -333,26 +339,21 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         .unwrap_or_else(|e| fail(format!("flush: {e}")));
     say(format!("SENT {seq}"));
     say_signals();
-    let _ = ch.close(Timeout::after(Duration::from_secs(5)));
+    let _ = ch.close(Duration::from_secs(5));
 }
 
 fn recv(uri: &str, role: Role, count: u64, progress: Option<&File>, watch: bool) {
     let wait = if watch {
         Timeout::after(Duration::from_millis(1))
     } else {
-        Timeout::INFINITE
+        Timeout::NEVER
     };
     let mut watch = Watch {
         on: watch,
         up: false,
     };
-    let (mut ch, t, _) = open_channel(
-        uri,
-        role,
-        (0, 8),
-        None,
-        Some(ReceiveQueueKind::MonoConsumerUnbounded),
-    );
+    let mut ch = open(builder(uri, (0, 8), Some(ReceiveQueue::mono())), role);
+    let t = T;
     say(format!("OPEN {}", role_name(role)));
     let mut c = Checker::default();
     while count == 0 || c.received < count {
@@ -387,10 +388,10 @@ struct Checker {
 
 impl Checker {
     /// Checks one message; returns its `(run, seq)` if intact.
-    fn check(&mut self, r: &lwmq::Received) -> Option<(u64, u64)> {
+    fn check(&mut self, r: &Message) -> Option<(u64, u64)> {
         self.received += 1;
-        let checked = (r.frame_count == 1)
-            .then(|| r.message.frame(0))
+        let checked = (r.frame_count() == 1)
+            .then(|| r.frame(0))
             .flatten()
             .and_then(|f| lwmq_harness::check(f.data()));
         let Some((run, seq)) = checked else {
@@ -437,30 +438,24 @@ impl Checker {
 /// `STAT decode_errors=.. messages_received=..` whenever the channel's
 /// count of corrupt buffers changes.
 fn duplex(uri: &str, role: Role, size: usize) {
-    let (mut ch, t, q) = open_channel(
-        uri,
-        role,
-        (8, 8),
-        Some(SendQueueKind::MultiProducerUnbounded),
-        Some(ReceiveQueueKind::MonoConsumerUnbounded),
-    );
-    let Some(SendQueue::Multi(q)) = q else {
-        fail("expected a multi-producer queue")
-    };
+    let mut b = builder(uri, (8, 8), Some(ReceiveQueue::mono()));
+    let q = b
+        .multi_queue(QueueOptions::new(Priority::Normal).high_water_mark(10_000))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut ch = open(b, role);
+    let t = T;
     say(format!("OPEN {}", role_name(role)));
     std::thread::spawn(move || {
         let run = new_run();
         say(format!("SENDING {run}"));
         let mut buf = vec![0u8; size];
         for seq in 0u64.. {
-            while q.len() > 10_000 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
             lwmq_harness::fill(&mut buf, run, seq);
             let mut m = Message::new();
             m.push_copy(&buf, Timestamp::None)
                 .unwrap_or_else(|e| fail(e.to_string()));
-            q.post(m, Timeout::INFINITE)
+            // Waits at the high-water mark while the peer is away.
+            q.post(m, Timeout::NEVER)
                 .unwrap_or_else(|e| fail(e.to_string()));
         }
     });
@@ -506,13 +501,11 @@ fn judge_frames(lens: &[usize], payload_size: usize, frame_count: usize) -> Opti
 fn judge(uri: &str, role: Role, seconds: u64) {
     // Send+receive, as the attacker's hand-made handshake asks; nothing is
     // ever posted.
-    let (mut ch, _t, _q) = open_channel(
-        uri,
-        role,
-        (8, 8),
-        Some(SendQueueKind::MonoProducerUnbounded),
-        Some(ReceiveQueueKind::MonoConsumerUnbounded),
-    );
+    let mut b = builder(uri, (8, 8), Some(ReceiveQueue::mono()));
+    let _q = b
+        .mono_queue(Priority::Normal)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut ch = open(b, role);
     say(format!("OPEN {}", role_name(role)));
     let end = Instant::now() + Duration::from_secs(seconds);
     let (mut delivered, mut bad, mut in_place) = (0u64, 0u64, 0u64);
@@ -523,14 +516,12 @@ fn judge(uri: &str, role: Role, seconds: u64) {
         // decoded ahead (owned) and in place.
         let verdict = if (delivered / 50) % 2 == 0 {
             ch.receive(Timeout::after(Duration::from_millis(20)))
-                .map(|r| {
-                    let m = &r.message;
+                .map(|m| {
                     let lens: Vec<usize> = m.frames().map(|f| f.len()).collect();
                     gathered.clear();
-                    gathered.resize(r.payload_size, 0);
+                    gathered.resize(m.payload_size(), 0);
                     let mut at = 0;
-                    let mut fault = judge_frames(&lens, r.payload_size, r.frame_count)
-                        .or_else(|| judge_frames(&lens, m.payload_size(), m.frame_count()));
+                    let mut fault = judge_frames(&lens, m.payload_size(), m.frame_count());
                     for f in m.frames() {
                         let copied = gathered.get_mut(at..at + f.len()).map(|d| f.copy_to(d));
                         if copied == Some(f.len()) {
@@ -591,17 +582,15 @@ fn judge(uri: &str, role: Role, seconds: u64) {
 /// Opens a send+receive channel, prints `CONNECTED` once the peer is there,
 /// then blocks in `receive` (as an idle application would) for `seconds`.
 fn idle(uri: &str, role: Role, seconds: u64) {
-    let (mut ch, t, _q) = open_channel(
-        uri,
-        role,
-        (4, 4),
-        Some(SendQueueKind::MonoProducerUnbounded),
-        Some(ReceiveQueueKind::MonoConsumerUnbounded),
-    );
+    let mut b = builder(uri, (4, 4), Some(ReceiveQueue::mono()));
+    let _q = b
+        .mono_queue(Priority::Normal)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut ch = open(b, role);
     let connected = (0..6000).any(|_| {
         let up = ch
-            .transport(t)
-            .is_ok_and(|t| t.state() == lwmq::ConnectionState::Connected);
+            .transport(T)
+            .is_some_and(|t| t.state() == lwmq::ConnectionState::Connected);
         if !up {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -621,14 +610,11 @@ fn idle(uri: &str, role: Role, seconds: u64) {
 
 /// The load soak's sender (see the module documentation).
 fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
-    let (ch, _, q) = open_channel(
-        uri,
-        role,
-        (8, 0),
-        Some(SendQueueKind::MultiProducerBoundedDiscardOldest(qcap)),
-        None,
-    );
-    let q = q.expect("send queue");
+    let mut b = builder(uri, (8, 0), None);
+    let q = b
+        .multi_queue(QueueOptions::new(Priority::Normal).discard_oldest(qcap))
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let ch = open(b, role);
     say(format!("OPEN {}", role_name(role)));
     let run = new_run();
     let mut buf = vec![0u8; size];
@@ -686,12 +672,9 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
 
 /// The load soak's slow receiver (see the module documentation).
 fn load_recv(uri: &str, role: Role, qcap: usize, every: u64, sleep_us: u64) {
-    let (mut ch, _, _) = open_channel(
-        uri,
+    let mut ch = open(
+        builder(uri, (0, 8), Some(ReceiveQueue::multi_discard_oldest(qcap))),
         role,
-        (0, 8),
-        None,
-        Some(ReceiveQueueKind::MultiConsumerBoundedDiscardOldest(qcap)),
     );
     say(format!("OPEN {}", role_name(role)));
     let (mut delivered, mut bad) = (0u64, 0u64);
@@ -714,8 +697,8 @@ fn load_recv(uri: &str, role: Role, qcap: usize, every: u64, sleep_us: u64) {
             Err(ReceiveError::Timeout) => continue,
             Err(e) => fail(e.to_string()),
         };
-        let data = (r.frame_count == 1)
-            .then(|| r.message.frame(0))
+        let data = (r.frame_count() == 1)
+            .then(|| r.frame(0))
             .flatten()
             .map(|f| f.data().to_vec())
             .unwrap_or_default();

@@ -49,15 +49,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lwmq::descriptor::IpcAddress;
-use lwmq::ring::{self, HEAD, TAIL};
-use lwmq::sys::{shm, socket};
-use lwmq::transport::ipc::proto::{Hello, Message, SectionLayout};
-use lwmq::transport::{ChannelKind, Directions, RefusalReason, TransportError};
-use lwmq::wire::{self, BufferWriter};
-use lwmq::{
-    AccessPolicy, ConnectionState, RawChannel, Role, Timeout, TransportControl, TransportId,
-};
+use lwmq::internals::descriptor::IpcAddress;
+use lwmq::internals::ring::{self, HEAD, TAIL};
+use lwmq::internals::sys::{shm, socket};
+use lwmq::internals::transport::ipc::proto::{Hello, Message, SectionLayout};
+use lwmq::internals::transport::{ChannelKind, Directions};
+use lwmq::internals::wire::{self, BufferWriter};
+use lwmq::transport::{AllowList, RefusalReason, TransportError};
+use lwmq::{AccessPolicy, ConnectionState, Endpoint, RawChannel, Role, Timeout, TransportId};
 use lwmq_harness::{check, fill, init_logging};
 
 struct Opts {
@@ -164,54 +163,47 @@ fn parse() -> Opts {
 
 fn open(o: &Opts, default_dirs: Directions) -> RawChannel {
     let dirs = o.dirs.unwrap_or(default_dirs);
-    let (s, r) = dirs.buffer_counts(o.buffers);
-    let make = || {
-        let mut ch = RawChannel::new();
-        ch.add_transport(&o.uri, o.buffer_size, s, r, dirs)
-            .unwrap_or_else(|e| fail(e.to_string()));
-        let t = ch.transport(TransportId(0)).expect("added");
-        if o.any_user || o.allow_root {
-            let p = if o.any_user {
-                AccessPolicy::any_user()
-            } else {
-                AccessPolicy::same_user().allow_root()
-            };
-            t.control(TransportControl::SetAccessPolicy(p))
-                .unwrap_or_else(|e| fail(e.to_string()));
-        }
-        if let Some(ms) = o.retry_ms {
-            t.control(TransportControl::SetClientConnectionRetryInterval(
-                Duration::from_millis(ms.into()),
-            ))
-            .unwrap_or_else(|e| fail(e.to_string()));
-        }
-        if let Some(ms) = o.heartbeat_ms {
-            t.control(TransportControl::SetHeartbeatTimeout(
-                Duration::from_millis(ms),
-            ))
-            .unwrap_or_else(|e| fail(e.to_string()));
-        }
-        if !o.allow.is_empty() {
-            let list = lwmq::transport::tcp::AllowList::parse(&o.allow)
-                .unwrap_or_else(|e| fail(e.to_string()));
-            t.control(TransportControl::SetPeerAllowList(list))
-                .unwrap_or_else(|e| fail(e.to_string()));
-        }
-        ch
+    let n = u32::try_from(o.buffers).unwrap_or_else(|_| fail("bad --buffers"));
+    let (s, r) = match dirs {
+        Directions::Send => (n, 0),
+        Directions::Receive => (0, n),
+        Directions::SendReceive => (n, n),
     };
-    let mut ch = make();
-    let role = match o.role.as_str() {
-        "server" => Role::Server,
-        "client" => Role::Client,
-        _ => match ch.open(Role::Server) {
-            Ok(()) => {
+    let mut ep = Endpoint::new(&o.uri)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .buffer_size(o.buffer_size)
+        .send_buffers(s)
+        .receive_buffers(r);
+    if o.any_user {
+        ep = ep.access(AccessPolicy::any_user());
+    } else if o.allow_root {
+        ep = ep.access(AccessPolicy::same_user().allow_root());
+    }
+    if let Some(ms) = o.retry_ms {
+        ep = ep.retry_interval(Duration::from_millis(ms.into()));
+    }
+    if let Some(ms) = o.heartbeat_ms {
+        ep = ep.heartbeat_timeout(Duration::from_millis(ms));
+    }
+    if !o.allow.is_empty() {
+        let list = AllowList::parse(&o.allow).unwrap_or_else(|e| fail(e.to_string()));
+        ep = ep.allow_peers(list);
+    }
+    let b = RawChannel::builder()
+        .transport(ep)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let (b, role) = match o.role.as_str() {
+        "server" => (b, Role::Server),
+        "client" => (b, Role::Client),
+        _ => match b.open(Role::Server) {
+            Ok(ch) => {
                 say("OPEN server");
                 return ch;
             }
-            Err(_) => Role::Client,
+            Err(e) => (e.into_builder(), Role::Client),
         },
     };
-    ch.open(role).unwrap_or_else(|e| fail(e.to_string()));
+    let ch = b.open(role).unwrap_or_else(|e| fail(e.to_string()));
     say(format!(
         "OPEN {}",
         if role == Role::Server {
@@ -267,7 +259,7 @@ fn send(o: &Opts) {
             // Obtained on a connection that ended before the send: gone
             // with it (never delivered to the next peer); send the same
             // payload again in a new buffer.
-            Err(lwmq::SendError::Failed(TransportError::BufferLost(_))) => {
+            Err(lwmq::raw::SendError::Failed(TransportError::BufferLost(_))) => {
                 lost += 1;
                 say(format!("LOST {lost}"));
             }
@@ -399,7 +391,7 @@ fn send_window(o: &Opts, tx: &lwmq::RawSender<'_>, run: u64, size: usize) {
         if out.len() > 1 {
             let (keep, last) = out.pop().expect("two or more");
             match last.send(size) {
-                Err(lwmq::SendError::Refused {
+                Err(lwmq::raw::SendError::Refused {
                     error: TransportError::OutOfOrder { .. },
                     buffer,
                 }) => out.push((keep, buffer)),
@@ -437,9 +429,18 @@ fn say_signals() {
 fn idle(o: &Opts) {
     let ch = open(o, Directions::SendReceive);
     let t = ch.transport(TransportId(0)).expect("added");
+    let mut events = t.events();
+    // Events first, then the state: a state change made with an event is
+    // visible once the event is.
+    let mut say_events = || {
+        while let Some(e) = events.try_next() {
+            say(format!("EVENT {e}"));
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     while Instant::now() < deadline {
+        say_events();
         let s = t.state();
         let text = s.to_string();
         if text != last {
@@ -455,6 +456,7 @@ fn idle(o: &Opts) {
     // Report refusals seen during the idle period too.
     let end = Instant::now() + Duration::from_secs(o.seconds);
     while Instant::now() < end {
+        say_events();
         let text = t.state().to_string();
         if text != last {
             say(format!("STATE {text}"));
@@ -882,8 +884,8 @@ fn hostile_stream(o: &Opts, addr: &IpcAddress) {
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
-            let stride =
-                lwmq::ring::RingLayout::stride(c2s.buffer_size).unwrap_or_else(|| fail("stride"));
+            let stride = lwmq::internals::ring::RingLayout::stride(c2s.buffer_size)
+                .unwrap_or_else(|| fail("stride"));
             let pos = p.published;
             let off = c2s.slots + (pos % u64::from(c2s.capacity)) as usize * stride;
             p.map

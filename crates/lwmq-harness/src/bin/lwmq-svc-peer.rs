@@ -32,13 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lwmq::channel::{Channel, ReceiveError, ReceiveQueueKind};
-use lwmq::descriptor::IpcAddress;
-use lwmq::sys::{shm, socket};
-use lwmq::transport::ipc::proto::{Accept, Message, SectionLayout, MAX_MESSAGE};
+use lwmq::internals::descriptor::IpcAddress;
+use lwmq::internals::sys::{shm, socket};
+use lwmq::internals::transport::ipc::proto::{Accept, Message, SectionLayout, MAX_MESSAGE};
 use lwmq::transport::RefusalReason;
 use lwmq::{
-    AccessPolicy, ConnectionState, Directions, RawChannel, Role, Timeout, TransportControl,
+    AccessPolicy, Channel, ConnectionState, Endpoint, RawChannel, ReceiveError, Role, Timeout,
     TransportId,
 };
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -134,17 +133,18 @@ fn memfd_map_line() -> Option<String> {
 /// of them, the geometry of `lwmq-msg-peer`), then closes with
 /// `--linger-ms` and reports how long `close` took.
 fn serve(o: &Opts) {
-    let mut ch = Channel::new();
-    let t = ch
-        .add_transport(&o.uri, 64 * 1024, 0, 8, Directions::Receive)
-        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut ep = Endpoint::new(&o.uri)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .buffer_size(64 * 1024)
+        .send_buffers(0)
+        .receive_buffers(8);
     if o.any_user {
-        ch.transport(t)
-            .expect("added")
-            .control(TransportControl::SetAccessPolicy(AccessPolicy::any_user()))
-            .unwrap_or_else(|e| fail(e.to_string()));
+        ep = ep.access(AccessPolicy::any_user());
     }
-    ch.open(Role::Server, Some(ReceiveQueueKind::MonoConsumerUnbounded))
+    let mut ch = Channel::builder()
+        .transport(ep)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .open(Role::Server)
         .unwrap_or_else(|e| fail(e.to_string()));
     say("OPEN server");
     let mut received = 0u64;
@@ -165,30 +165,25 @@ fn serve(o: &Opts) {
     }
     say(format!("DONE {received}"));
     let t0 = Instant::now();
-    let _ = ch.close(Timeout::after(Duration::from_millis(o.linger_ms)));
+    let _ = ch.close(Duration::from_millis(o.linger_ms));
     say(format!("CLOSED ms={}", t0.elapsed().as_millis()));
 }
 
 /// A raw client that reports every state it passes through.
 fn client(o: &Opts) {
-    let mut ch = RawChannel::new();
-    ch.add_transport(
-        &o.uri,
-        o.buffer_size,
-        o.buffers,
-        o.buffers,
-        Directions::SendReceive,
-    )
-    .unwrap_or_else(|e| fail(e.to_string()));
+    let n = u32::try_from(o.buffers).unwrap_or_else(|_| fail("bad --buffers"));
+    let mut ep = Endpoint::new(&o.uri)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .buffer_size(o.buffer_size)
+        .send_buffers(n)
+        .receive_buffers(n);
     if o.allow_root {
-        ch.transport(TransportId(0))
-            .expect("added")
-            .control(TransportControl::SetAccessPolicy(
-                AccessPolicy::same_user().allow_root(),
-            ))
-            .unwrap_or_else(|e| fail(e.to_string()));
+        ep = ep.access(AccessPolicy::same_user().allow_root());
     }
-    ch.open(Role::Client)
+    let ch = RawChannel::builder()
+        .transport(ep)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .open(Role::Client)
         .unwrap_or_else(|e| fail(e.to_string()));
     say("OPEN client");
     let t = ch.transport(TransportId(0)).expect("added");

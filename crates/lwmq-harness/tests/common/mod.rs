@@ -301,3 +301,24 @@ pub fn free_tcp_port() -> u16 {
     }
     panic!("no free tcp port in 20000..32000");
 }
+
+/// A raw channel with one `ipc://` transport (`s` send and `r` receive
+/// buffers of `size` bytes; `tweak` sets anything else), opened in `role`.
+pub fn raw_channel(
+    uri: &str,
+    size: usize,
+    (s, r): (u32, u32),
+    tweak: impl FnOnce(lwmq::Endpoint) -> lwmq::Endpoint,
+    role: lwmq::Role,
+) -> lwmq::RawChannel {
+    let ep = lwmq::Endpoint::new(uri)
+        .unwrap()
+        .buffer_size(size)
+        .send_buffers(s)
+        .receive_buffers(r);
+    lwmq::RawChannel::builder()
+        .transport(tweak(ep))
+        .unwrap()
+        .open(role)
+        .unwrap()
+}

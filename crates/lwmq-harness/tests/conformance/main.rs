@@ -40,6 +40,7 @@ conformance!(
     messaging_client_first_then_server_delivers_everything,
     second_server_is_refused_in_use_while_the_first_keeps_working,
     refusal_reason_is_visible_on_both_sides,
+    connection_events_name_the_peer_and_why_it_left,
     incompatible_directions_are_refused_on_both_sides,
     raw_sender_killed_mid_stream_then_restarted,
     raw_receiver_killed_mid_stream_loss_is_bounded,

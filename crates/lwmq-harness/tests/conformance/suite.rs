@@ -141,9 +141,66 @@ pub fn refusal_reason_is_visible_on_both_sides(s: Scheme) {
         s_line.contains("we refused the peer") && s_line.contains("BufferSizeBytes"),
         "{s_line}"
     );
-    // Logged on both sides too.
-    assert!(server.stderr_contains("connection refused: we refused the peer: BufferSizeBytes"));
-    assert!(client.stderr_contains("connection refused: peer refused us: BufferSizeBytes"));
+    // An event on both sides, and logged on both sides too.
+    for (p, who) in [
+        (&mut server, "we refused the peer"),
+        (&mut client, "peer refused us"),
+    ] {
+        let e = p.expect("EVENT connection refused", LIVENESS);
+        assert!(e.contains(who) && e.contains("buffer_size mismatch"), "{e}");
+    }
+    assert!(server.stderr_contains("connection refused: we refused the peer: buffer_size mismatch"));
+    assert!(client.stderr_contains("connection refused: peer refused us: buffer_size mismatch"));
+}
+
+/// The connection log on both sides: `Connected` with who the peer is
+/// (`ipc://`: its pid from the kernel; `tcp://`: its address), then, when
+/// the client is killed (`kill -9`), `Disconnected` on the server with the
+/// reason "the peer closed the connection", and the server listening
+/// again; a new client is the next connection (generation 2).
+pub fn connection_events_name_the_peer_and_why_it_left(s: Scheme) {
+    let uri = s.uri("events");
+    let idle = |role: &str| {
+        spawn(&[
+            "idle",
+            &uri,
+            "--role",
+            role,
+            "--seconds",
+            "30",
+            "--retry-ms",
+            "20",
+        ])
+    };
+    let mut server = idle("server");
+    server.expect("OPEN server", LIVENESS);
+    let mut client = idle("client");
+    // An idle peer prints the event before the state it brings.
+    let e = client.expect("EVENT connected to", LIVENESS);
+    assert!(e.contains("(connection 1)"), "{e}");
+    if s == Scheme::Tcp {
+        assert!(e.contains(uri.trim_start_matches("tcp://")), "{e}");
+    }
+    client.expect("CONNECTED", LIVENESS);
+    let peer = match s {
+        Scheme::Ipc => format!("pid {}", client.pid()),
+        Scheme::Tcp => "127.0.0.1:".to_owned(),
+    };
+    let e = server.expect("EVENT connected to", LIVENESS);
+    assert!(e.contains(&peer) && e.contains("(connection 1)"), "{e}");
+    client.kill9();
+    let e = server.expect("EVENT disconnected from", LIVENESS);
+    assert!(
+        e.contains(&peer)
+            && e.contains("(connection 1)")
+            && e.contains("the peer closed the connection"),
+        "{e}"
+    );
+    server.expect("STATE listening", LIVENESS);
+    let mut again = idle("client");
+    again.expect("CONNECTED", LIVENESS);
+    let e = server.expect("EVENT connected to", LIVENESS);
+    assert!(e.contains("(connection 2)"), "{e}");
 }
 
 /// Two senders (or two receivers) cannot make a channel.

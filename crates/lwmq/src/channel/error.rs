@@ -1,53 +1,181 @@
-//! The errors of posting and receiving: one enum per operation; a failed
-//! post gives the message back.
+//! The errors of the messaging channel, one per operation: opening
+//! ([`OpenError`], which gives the builder back), posting ([`PostError`],
+//! which gives the message back), receiving ([`ReceiveError`]), flushing
+//! ([`FlushError`]) and closing ([`CloseError`]).
 
 use std::fmt;
 
+use super::ChannelBuilder;
 use crate::message::{Message, MessageError};
+use crate::transport::{ConfigError, Refusal, TransportError, TransportId};
 
-/// Why [`SendQueue::post`](super::SendQueue::post) did not queue a message.
-/// Every variant hands the message back ([`PostError::into_message`]);
-/// dropping the error drops the message (running release hooks).
-#[derive(thiserror::Error)]
+/// Why [`ChannelBuilder::open`] failed. The builder comes back with it
+/// ([`OpenError::into_builder`]), unchanged and not started, so that the
+/// caller can change something and open again: typically a server whose
+/// address is taken ([`OpenError::is_address_in_use`]) opens as a client.
+#[must_use = "an OpenError holds the builder; open again with it or drop it"]
+pub struct OpenError {
+    kind: OpenErrorKind,
+    builder: Box<ChannelBuilder>,
+}
+
+/// What [`OpenError`] is about; each variant names the rule or the failure.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PostError {
-    /// A bounded discard-newest queue was full and the timeout was zero.
-    #[error("send queue is full: the message was refused; post with a non-zero timeout to wait for room, enlarge the queue, or use a discard-oldest queue")]
-    Full(Message),
-    /// A bounded discard-newest queue stayed full for the whole timeout.
-    #[error("send queue stayed full for the whole timeout: the message was refused; the peer is not draining fast enough")]
-    Timeout(Message),
-    /// The channel is closing or closed.
-    #[error("the channel is closing or closed: nothing more can be posted")]
-    Closed(Message),
-    /// The channel is not open yet.
-    #[error("the channel is not open (rule: open the channel before posting)")]
-    NotOpen(Message),
-    /// A non-zero tag on an untagged queue.
+pub enum OpenErrorKind {
+    /// No transport was added.
     #[error(
-        "this send queue is not tagged: post with tag 0, or add the queue with a *Tagged kind"
+        "the channel has no transport (rule: add at least one with ChannelBuilder::transport)"
     )]
-    TagUnsupported(Message),
+    NoTransport,
+    /// A transport sends but no queue was created.
+    #[error("a transport sends (it has send buffers) but the channel has no queue to post to (rule: create a queue with ChannelBuilder::mono_queue or multi_queue, or give every transport 0 send buffers)")]
+    NoQueue,
+    /// Queues were created but no transport sends.
+    #[error("the channel has queues but no transport sends (rule: give a transport send buffers, or do not create queues)")]
+    QueueWithoutSender,
+    /// A receive queue was given but no transport receives.
+    #[error("a receive queue was given but no transport receives (rule: give a transport receive buffers, or do not call ChannelBuilder::receive_queue)")]
+    ReceiveQueueWithoutReceiver,
+    /// An endpoint or queue setting breaks a rule (an endpoint may have
+    /// been changed after it was added).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A server's address is taken by another live server.
+    #[error("{descriptor}: address in use: another server is listening on it (open as Role::Client to connect to it)")]
+    AddressInUse {
+        /// The transport.
+        descriptor: String,
+    },
+    /// A transport could not start (a system call failed).
+    #[error(transparent)]
+    Transport(TransportError),
+    /// A helper thread could not be started.
+    #[error("could not start the channel's helper thread: {0}")]
+    Spawn(String),
+}
+
+impl OpenError {
+    pub(crate) fn new(kind: impl Into<OpenErrorKind>, builder: ChannelBuilder) -> Self {
+        OpenError {
+            kind: kind.into(),
+            builder: Box::new(builder),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &OpenErrorKind {
+        &self.kind
+    }
+
+    /// True if a server found its address taken: open the returned builder
+    /// as [`Role::Client`](crate::Role::Client) to connect to that server.
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self.kind, OpenErrorKind::AddressInUse { .. })
+    }
+
+    /// The builder, to open again.
+    pub fn into_builder(self) -> ChannelBuilder {
+        *self.builder
+    }
+
+    /// The failure and the builder.
+    pub fn into_parts(self) -> (OpenErrorKind, ChannelBuilder) {
+        (self.kind, *self.builder)
+    }
+}
+
+impl From<TransportError> for OpenErrorKind {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::AddressInUse(descriptor) => OpenErrorKind::AddressInUse { descriptor },
+            TransportError::Config(c) => OpenErrorKind::Config(c),
+            e => OpenErrorKind::Transport(e),
+        }
+    }
+}
+
+impl fmt::Debug for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
+}
+
+/// A message a post refused because it can never be sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidMessage {
     /// The message has no frames.
-    #[error("a message must have at least one frame; append a frame before posting it")]
-    NoFrames(Message),
-    /// The encoded message does not fit in an empty transport buffer.
-    #[error("the message encodes to {encoded} bytes but a transport buffer holds at most {limit} bytes of messages (BufferSizeBytes minus the 8-byte buffer header); use larger buffers or split the message")]
+    #[error("a message must have at least one frame; push a frame before posting it")]
+    NoFrames,
+    /// More frames than a message may hold.
+    #[error("the message has {count} frames (rule: at most {max})")]
+    TooManyFrames {
+        /// Its frames.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The encoded message does not fit an empty transport buffer.
+    #[error("the message encodes to {encoded} bytes but a transport buffer holds at most {limit} bytes of messages (buffer_size minus the 8-byte buffer header); use larger buffers or split the message")]
     TooLarge {
-        /// The message.
-        message: Message,
         /// Its encoded size.
         encoded: usize,
         /// Room in an empty buffer.
         limit: usize,
     },
-    /// The acquire hook of an external frame failed.
+}
+
+/// Why a post did not queue a message. Every variant hands the message
+/// back ([`PostError::into_message`]); dropping the error drops the message
+/// (running the release hooks of its external frames).
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    /// The queue stayed at its limit for the whole timeout: its high-water
+    /// mark (the default: the poster waits for the peer to catch up, then
+    /// gets the message back) or a discard-newest capacity.
+    #[error("send queue is full: it stayed at its limit for the whole timeout (the peer is not taking messages as fast as they are posted); post with a longer timeout, raise the limit, or drop the message")]
+    Full(Message),
+    /// The channel was closed or dropped.
+    #[error("the channel is closed: nothing more can be posted")]
+    Closed(Message),
+    /// The queue's channel is not open yet (a queue taken from a builder
+    /// before [`ChannelBuilder::open`]).
+    #[error("the channel is not open yet: post after ChannelBuilder::open")]
+    NotOpen(Message),
+    /// A non-zero tag on a queue that is not tagged.
+    #[error("this queue is not tagged: post with tag 0, or create it with QueueOptions::tagged")]
+    TagUnsupported(Message),
+    /// The message can never be sent as it is.
     #[error("{error}")]
-    Acquire {
+    Invalid {
+        /// The rule it breaks.
+        error: InvalidMessage,
         /// The message.
         message: Message,
+    },
+    /// The acquire hook of an external frame failed (it runs at post time).
+    #[error("{error}")]
+    Acquire {
         /// The hook's failure.
         error: MessageError,
+        /// The message.
+        message: Message,
     },
 }
 
@@ -56,21 +184,23 @@ impl PostError {
     pub fn into_message(self) -> Message {
         match self {
             PostError::Full(m)
-            | PostError::Timeout(m)
             | PostError::Closed(m)
             | PostError::NotOpen(m)
             | PostError::TagUnsupported(m)
-            | PostError::NoFrames(m)
-            | PostError::TooLarge { message: m, .. }
+            | PostError::Invalid { message: m, .. }
             | PostError::Acquire { message: m, .. } => m,
         }
+    }
+
+    /// True for [`PostError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PostError::Closed(_))
     }
 
     pub(crate) fn from_queue(e: crate::queue::PostError<Message>) -> Self {
         use crate::queue::PostError as Q;
         match e {
             Q::Full(m) => PostError::Full(m),
-            Q::Timeout(m) => PostError::Timeout(m),
             Q::Closed(m) => PostError::Closed(m),
             Q::TagUnsupported(m) => PostError::TagUnsupported(m),
         }
@@ -81,15 +211,12 @@ impl fmt::Debug for PostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PostError::Full(_) => f.write_str("Full(..)"),
-            PostError::Timeout(_) => f.write_str("Timeout(..)"),
             PostError::Closed(_) => f.write_str("Closed(..)"),
             PostError::NotOpen(_) => f.write_str("NotOpen(..)"),
             PostError::TagUnsupported(_) => f.write_str("TagUnsupported(..)"),
-            PostError::NoFrames(_) => f.write_str("NoFrames(..)"),
-            PostError::TooLarge { encoded, limit, .. } => f
-                .debug_struct("TooLarge")
-                .field("encoded", encoded)
-                .field("limit", limit)
+            PostError::Invalid { error, .. } => f
+                .debug_struct("Invalid")
+                .field("error", error)
                 .finish_non_exhaustive(),
             PostError::Acquire { error, .. } => f
                 .debug_struct("Acquire")
@@ -99,20 +226,71 @@ impl fmt::Debug for PostError {
     }
 }
 
-/// Why [`Channel::receive`](super::Channel::receive) returned no message.
-#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a receive returned no message.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReceiveError {
-    /// Nothing arrived within the timeout (or nothing was queued on a poll).
-    #[error("no message arrived within the timeout; poll again or wait longer")]
+    /// Nothing arrived within the timeout (or nothing was ready on a
+    /// `try_` call), and no refusal explains it: a peer is connected but
+    /// sent nothing, or the transports are still listening or connecting
+    /// (see [`Channel::wait_connected`](super::Channel::wait_connected)).
+    #[error("no message arrived within the timeout (if no peer is connected, the transport is still listening or connecting; a refused connection would be reported as such)")]
     Timeout,
-    /// The channel was closed and every received message was taken.
-    #[error("the channel is closed and its receive queue is empty")]
+    /// Nothing arrived, no receiving transport is connected, and this one
+    /// was refused: nothing will arrive until the cause is removed (the
+    /// transport keeps retrying). Returned instead of `Timeout`.
+    #[error("no message arrived: transport #{} cannot connect: {refusal} (it keeps retrying, but nothing will arrive until this cause is removed)", transport.0)]
+    Refused {
+        /// The refused receiving transport (the first one, if several).
+        transport: TransportId,
+        /// Its latest refusal.
+        refusal: Refusal,
+    },
+    /// [`Interrupter::interrupt`](super::Interrupter::interrupt) ended the
+    /// wait (or was called since the last receive).
+    #[error("the receive was interrupted (Interrupter::interrupt)")]
+    Interrupted,
+    /// The channel is closed and every message it received was taken.
+    #[error("the channel is closed and every received message was taken")]
     Closed,
-    /// The channel is not open yet.
-    #[error("the channel is not open (rule: open the channel before receiving)")]
-    NotOpen,
     /// No transport of the channel receives.
-    #[error("the channel has no receive queue (rule: receiving needs a transport created with RECEIVE or SENDRECEIVE)")]
-    NoReceiveQueue,
+    #[error(
+        "the channel does not receive (rule: receiving needs a transport with receive buffers)"
+    )]
+    NotReceiving,
+}
+
+/// Why [`Channel::flush`](super::Channel::flush) returned before everything
+/// was sent.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// Messages were still queued, or buffers not yet taken by the peer,
+    /// when the timeout ended. The sending goes on.
+    #[error("timed out before every queued message was sent and taken by the peer (the sending goes on)")]
+    Timeout,
+    /// A transport failed while flushing.
+    #[error(transparent)]
+    Transport(TransportError),
+}
+
+/// What [`Channel::close`](super::Channel::close) could not do within its
+/// linger. The channel is closed either way.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// The linger ended with messages still queued: they were dropped
+    /// (external frames released) and are lost.
+    #[error("{lost} messages were still queued when the linger ended and were dropped (close with a longer linger, or check that a peer is connected)")]
+    Unsent {
+        /// Messages dropped.
+        lost: u64,
+    },
+    /// Every message was handed to the transports, but a peer had not
+    /// taken all of it when the linger ended; what it had not taken is
+    /// lost with the connection.
+    #[error(
+        "every message was sent, but the peer had not taken all of them when the linger ended"
+    )]
+    Untaken,
 }

@@ -1,40 +1,60 @@
 //! Messaging channels (`LMQ_CHANNELTYPE_ONE_TO_ONE`): messages posted to
-//! prioritised send queues, clubbed into transport buffers, fanned out to
-//! every sending transport, and received from one receive queue.
+//! prioritised queues, clubbed into transport buffers, fanned out to every
+//! sending transport, and received from one receive queue.
 //!
-//! ```no_run
-//! use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueueKind};
-//! use lwmq::message::{Message, Timestamp};
-//! use lwmq::{Directions, Role, Timeout};
+//! A [`ChannelBuilder`] collects transports ([`Endpoint`](crate::Endpoint)s), queues and
+//! settings; [`ChannelBuilder::open`] turns it into a [`Channel`], which is
+//! open for as long as it lives. Queues ([`MonoQueue`], [`MultiQueue`])
+//! are handles of their own: post from any thread that holds one.
 //!
-//! let mut ch = Channel::new();
-//! ch.add_transport("ipc://example/chat", 64 * 1024, 4, 4, Directions::SendReceive)?;
-//! let queue = ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)?;
-//! ch.open(Role::Server, Some(ReceiveQueueKind::MonoConsumerUnbounded))?;
+//! ```
+//! use std::time::Duration;
+//! use lwmq::{Channel, Endpoint, Message, Priority, Role, Timeout};
+//! use lwmq::message::Timestamp;
+//!
+//! # let address = format!("ipc://lwmq-doc/channel/{}", std::process::id());
+//! // The peer: another process in real life, a thread here.
+//! let peer_address = address.clone();
+//! let peer = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let mut b = Channel::builder().transport(Endpoint::new(peer_address)?)?;
+//!     let replies = b.mono_queue(Priority::Normal)?;
+//!     let mut ch = b.open(Role::Client)?;
+//!     let request = ch.receive(Duration::from_secs(20))?;
+//!     replies.post(request, Timeout::NEVER)?; // echo it back
+//!     ch.close(Duration::from_secs(20))?;
+//!     Ok(())
+//! });
+//!
+//! let mut b = Channel::builder().transport(Endpoint::new(address)?)?;
+//! let requests = b.mono_queue(Priority::Normal)?;
+//! let mut ch = b.open(Role::Server)?;
 //!
 //! let mut hello = Message::new();
 //! hello.push_copy(b"Hello", Timestamp::None)?;
-//! queue.post(hello, Timeout::INFINITE)?;
-//!
-//! let got = ch.receive(Timeout::INFINITE)?;
-//! println!("{} frames, {} bytes", got.frame_count, got.payload_size);
-//! ch.close(Timeout::after(std::time::Duration::from_secs(1)));
+//! requests.post(hello, Timeout::NEVER)?;
+//! let reply = ch.receive(Duration::from_secs(20))?;
+//! assert_eq!(reply.frame(0).unwrap().data(), b"Hello");
+//! peer.join().unwrap().unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Lifecycle: [`Channel::new`] → [`Channel::add_transport`] →
-//! [`Channel::add_send_queue`] → [`Channel::open`] → post / receive →
-//! [`Channel::flush`] → [`Channel::close`] (or drop). Every rule is checked
-//! at the step that breaks it and reported as a named [`ChannelError`].
-//! The design (threads, clubbing, connection loss, linger) is described in
-//! `docs/messaging.md`.
+//! Posting waits at a queue's high-water mark (backpressure by default,
+//! see [`QueueOptions`]); dropping a channel waits for its queued messages
+//! up to the builder's linger, then drops, counts and logs what is left
+//! ([`Channel::close`] reports it as a [`CloseError`]). The design
+//! (threads, clubbing, connection loss) is described in
+//! `docs/messaging.md`, the API in `docs/rust-api.md`.
 
 // A failed post hands the message back by value (as crossbeam's
 // `SendError<T>` does): boxing it would allocate on every failed post.
 #![allow(clippy::result_large_err)]
 
+mod affinity;
+mod builder;
+mod connection;
 mod error;
 mod lent;
+mod queues;
 mod receive;
 mod send;
 
@@ -43,18 +63,24 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::channel_error::ChannelError;
 use crate::message::Message;
-use crate::queue::{self, ReceiveConsumer, Scheduler};
-use crate::raw::TransportId;
+use crate::queue::{self, ReceiveConsumer, ReceiveProducer, ReceiveWaker, RecvError};
 use crate::timeout::Timeout;
-use crate::transport::{ChannelKind, Directions, Role, Transport};
+use crate::transport::{Transport, TransportError, TransportId, TransportView};
+use crate::transports;
 
-pub use crate::queue::{Priority, ReceiveQueueKind, SendQueueKind};
-pub use error::{PostError, ReceiveError};
+pub use crate::queue::Priority;
+pub use affinity::AffinityError;
+pub use builder::{ChannelBuilder, ReceiveQueue};
+pub(crate) use connection::wait_transport;
+pub use connection::{ChannelEvents, ConnectError};
+pub use error::{
+    CloseError, FlushError, InvalidMessage, OpenError, OpenErrorKind, PostError, ReceiveError,
+};
 pub use lent::{Lent, LentFrame, LentFrames};
-pub use send::{MonoSendQueue, MultiSendQueue, SendQueue};
+pub use queues::{MonoQueue, MultiQueue, QueueOptions};
 
+use affinity::Affinity;
 use receive::{Drain, Lending, RxShared};
 use send::{SendShared, TxSide};
 
@@ -63,44 +89,17 @@ use send::{SendShared, TxSide};
 const RECEIVE_POLLS: u32 = 256;
 
 /// Longest single sleep of a waiting `receive` in the transport, after
-/// which it re-checks the receive queue.
+/// which it re-checks the receive queue. (An [`Interrupter`] ends it at
+/// once.)
 const RECEIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long a waiting `receive` sleeps on the queue while another thread
 /// owns the transport, before it tries to own it again.
 const RECEIVE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Created,
-    Open,
-    Closed,
-}
-
-/// A received message with its frame count and payload size
-/// (`LmqReceiveMessage`'s outputs). Dropping it disposes it.
-#[derive(Debug)]
-pub struct Received {
-    /// The message.
-    pub message: Message,
-    /// Its number of frames.
-    pub frame_count: usize,
-    /// Its total payload bytes.
-    pub payload_size: usize,
-}
-
-impl Received {
-    fn new(message: Message) -> Self {
-        Received {
-            frame_count: message.frame_count(),
-            payload_size: message.payload_size(),
-            message,
-        }
-    }
-}
-
-/// Counters of a channel, cumulative since it was created.
+/// Counters of a channel, cumulative since it opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ChannelStats {
     /// Messages encoded into committed buffers (a message fanned out to two
     /// transports counts twice).
@@ -134,222 +133,86 @@ pub struct ChannelStats {
     /// peer could have written into it). Messages still queued are not
     /// lost; they go to the next peer.
     pub messages_lost: u64,
+    /// Messages dropped by a close whose linger ended first (0 on an open
+    /// channel; see [`Channel::close_with_stats`]).
+    pub lost_on_close: u64,
 }
 
-/// A messaging channel (see the [module documentation](self)).
+/// An open messaging channel (see the [module documentation](self)).
+///
+/// Made by [`ChannelBuilder::open`]; open until it is closed
+/// ([`Channel::close`]) or dropped. Dropping it closes it with the
+/// builder's linger (default 1 s): it waits while messages are queued and
+/// a peer is connected or may connect, then drops what is left, logs at
+/// `warn` how many messages were lost, and returns.
 pub struct Channel {
     transports: Vec<Arc<dyn Transport>>,
-    phase: Phase,
     shared: Arc<SendShared>,
-    queue_count: usize,
     consumer: Option<ReceiveConsumer<Message>>,
     /// Messages decoded ahead by an inline receive (one transport into a
     /// mono-consumer queue), older than anything in the queue; taken first.
     local: VecDeque<Message>,
-    /// The receive path; `None` before `open`, after `close`, and when
-    /// nothing receives. Dropping it closes the receive queue.
+    /// The receive path; `None` when nothing receives and after the
+    /// channel shut down. Dropping it closes the receive queue.
     rx: Option<Arc<RxShared>>,
     threads: Vec<JoinHandle<()>>,
     affinity: Arc<Mutex<Affinity>>,
-}
-
-#[derive(Debug, Default)]
-struct Affinity {
-    cpus: Option<Vec<usize>>,
-    tids: Vec<rustix::thread::Pid>,
-}
-
-impl Affinity {
-    /// The set in force: the one set, or else the inherited one.
-    fn current(&self) -> Vec<usize> {
-        if let Some(cpus) = &self.cpus {
-            return cpus.clone();
-        }
-        let set = rustix::thread::sched_getaffinity(self.tids.first().copied());
-        set.map_or_else(
-            |_| Vec::new(),
-            |set| {
-                (0..rustix::thread::CpuSet::MAX_CPU)
-                    .filter(|&c| set.is_set(c))
-                    .collect()
-            },
-        )
-    }
-
-    fn apply(cpus: &[usize], tid: rustix::thread::Pid) -> rustix::io::Result<()> {
-        let mut set = rustix::thread::CpuSet::new();
-        for &c in cpus {
-            set.set(c);
-        }
-        rustix::thread::sched_setaffinity(Some(tid), &set)
-    }
+    linger: Timeout,
+    /// Set once shut down (by `close`), so that `Drop` does nothing.
+    down: bool,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
             .field("transports", &self.transports)
-            .field("phase", &self.phase)
-            .field("send_queues", &self.queue_count)
+            .field("receives", &self.consumer.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Default for Channel {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Channel {
-    /// A new channel with no transport and no send queue.
-    pub fn new() -> Self {
-        Channel {
-            transports: Vec::new(),
-            phase: Phase::Created,
-            shared: Arc::new(SendShared::new(Scheduler::new())),
-            queue_count: 0,
+    /// A builder: `Channel::builder().transport(endpoint)?...open(role)`.
+    pub fn builder() -> ChannelBuilder {
+        ChannelBuilder::new()
+    }
+
+    /// Starts the helper threads of a channel whose transports started.
+    fn start(
+        b: ChannelBuilder,
+        transports: Vec<Arc<dyn Transport>>,
+        queue: Option<(ReceiveProducer<Message>, ReceiveConsumer<Message>)>,
+    ) -> Result<Channel, OpenError> {
+        let buffer_size = transports[0].config().buffer_size();
+        let mut ch = Channel {
+            transports,
+            shared: Arc::clone(&b.shared),
             consumer: None,
             local: VecDeque::new(),
             rx: None,
             threads: Vec::new(),
-            affinity: Arc::default(),
-        }
-    }
-
-    /// Adds a transport by descriptor (`LmqAddTransport`); before `open`
-    /// only, and every transport of a channel uses the same buffer size.
-    pub fn add_transport(
-        &mut self,
-        descriptor: &str,
-        buffer_size: usize,
-        send_buffers: i64,
-        receive_buffers: i64,
-        directions: Directions,
-    ) -> Result<TransportId, ChannelError> {
-        if self.phase != Phase::Created {
-            return Err(ChannelError::AddTransportAfterOpen);
-        }
-        crate::transports::add(
-            &mut self.transports,
-            descriptor,
-            buffer_size,
-            send_buffers,
-            receive_buffers,
-            directions,
-        )
-    }
-
-    /// The transport with this id, for its state, stats and control codes.
-    pub fn transport(&self, id: TransportId) -> Result<&dyn Transport, ChannelError> {
-        crate::transports::get(&self.transports, id)
-    }
-
-    /// All transports, in the order added.
-    pub fn transports(&self) -> impl Iterator<Item = &dyn Transport> {
-        self.transports.iter().map(|t| t.as_ref())
-    }
-
-    /// Adds a send queue (`LmqAddSendQueue`); before `open` only. Bounded
-    /// kinds carry their capacity, which must be at least 1.
-    pub fn add_send_queue(
-        &mut self,
-        kind: SendQueueKind,
-        priority: Priority,
-    ) -> Result<SendQueue, ChannelError> {
-        if self.phase != Phase::Created {
-            return Err(ChannelError::AddSendQueueAfterOpen);
-        }
-        let (_, producer) = self
-            .shared
-            .exclusive(|s| s.scheduler.add_queue(kind, priority))
-            .map_err(|_| ChannelError::ZeroCapacity { which: "send" })?;
-        self.queue_count += 1;
-        Ok(SendQueue::new(producer, Arc::clone(&self.shared)))
-    }
-
-    /// Opens the channel (`LmqOpenChannel`).
-    ///
-    /// Rules, each a named [`ChannelError`]: at least one transport
-    /// ([`NoTransport`](ChannelError::NoTransport)); `receive_queue` is
-    /// given iff some transport receives
-    /// ([`ReceiveQueueMissing`](ChannelError::ReceiveQueueMissing),
-    /// [`ReceiveQueueWithoutReceivingTransport`](ChannelError::ReceiveQueueWithoutReceivingTransport));
-    /// a bounded kind has capacity >= 1
-    /// ([`ZeroCapacity`](ChannelError::ZeroCapacity)); at least one send
-    /// queue iff some transport sends
-    /// ([`NoSendQueue`](ChannelError::NoSendQueue),
-    /// [`SendQueueWithoutSendingTransport`](ChannelError::SendQueueWithoutSendingTransport)).
-    ///
-    /// Servers bind now; clients connect in the background, so the peer
-    /// may start later. A server whose address is taken fails with
-    /// `TransportError::AddressInUse` and leaves a single-transport channel
-    /// unopened, so that the caller can retry as [`Role::Client`].
-    pub fn open(
-        &mut self,
-        role: Role,
-        receive_queue: Option<ReceiveQueueKind>,
-    ) -> Result<(), ChannelError> {
-        match self.phase {
-            Phase::Open => return Err(ChannelError::AlreadyOpen),
-            Phase::Closed => return Err(ChannelError::Closed),
-            Phase::Created => {}
-        }
-        if self.transports.is_empty() {
-            return Err(ChannelError::NoTransport);
-        }
-        let sends = self
-            .transports
-            .iter()
-            .any(|t| t.config().directions().sends());
-        let receives = self
-            .transports
-            .iter()
-            .any(|t| t.config().directions().receives());
-        match (receives, receive_queue) {
-            (true, None) => return Err(ChannelError::ReceiveQueueMissing),
-            (false, Some(_)) => return Err(ChannelError::ReceiveQueueWithoutReceivingTransport),
-            _ => {}
-        }
-        match (sends, self.queue_count > 0) {
-            (true, false) => return Err(ChannelError::NoSendQueue),
-            (false, true) => return Err(ChannelError::SendQueueWithoutSendingTransport),
-            _ => {}
-        }
-        let queue = match receive_queue {
-            Some(kind) => Some(
-                queue::receive_queue::<Message>(kind)
-                    .map_err(|_| ChannelError::ZeroCapacity { which: "receive" })?,
-            ),
-            None => None,
+            affinity: Arc::clone(&b.affinity),
+            linger: b.linger,
+            down: false,
         };
-        for (i, t) in self.transports.iter().enumerate() {
-            if let Err(e) = t.start(role, ChannelKind::Messaging) {
-                for started in &self.transports[..i] {
-                    started.stop();
-                }
-                if i > 0 {
-                    self.phase = Phase::Closed;
-                }
-                return Err(e.into());
-            }
+        if let Err(kind) = ch.start_threads(queue) {
+            // Back to the state of an unopened builder: threads joined,
+            // sides released, transports stopped.
+            ch.stop_threads();
+            ch.shared.exclusive(|s| s.sides.clear());
+            ch.shared.stop.store(false, Ordering::Release);
+            ch.down = true;
+            let started = std::mem::take(&mut ch.transports);
+            return Err(ChannelBuilder::undo(started, kind, b));
         }
-        if let Err(e) = self.start_threads(queue) {
-            self.shutdown();
-            return Err(e);
-        }
-        self.shared
-            .buffer_size
-            .store(self.transports[0].config().buffer_size(), Ordering::Release);
-        self.phase = Phase::Open;
-        // Messages can only be posted from now on; nothing to kick yet.
-        Ok(())
+        ch.shared.buffer_size.store(buffer_size, Ordering::Release);
+        Ok(ch)
     }
 
     fn start_threads(
         &mut self,
-        queue: Option<(queue::ReceiveProducer<Message>, ReceiveConsumer<Message>)>,
-    ) -> Result<(), ChannelError> {
+        queue: Option<(ReceiveProducer<Message>, ReceiveConsumer<Message>)>,
+    ) -> Result<(), OpenErrorKind> {
         let mut sides = Vec::new();
         for t in &self.transports {
             if t.config().directions().sends() {
@@ -371,113 +234,157 @@ impl Channel {
                 }
             }
             let rx = Arc::new(rx);
+            self.rx = Some(Arc::clone(&rx));
             for i in 0..rx.sides.len() {
                 let (r, s) = (Arc::clone(&rx), Arc::clone(&self.shared));
                 self.spawn("lwmq-recv", move || r.receive_loop(i, &s.counters))?;
             }
-            self.rx = Some(rx);
         }
         Ok(())
     }
 
-    fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), ChannelError> {
+    fn spawn(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), OpenErrorKind> {
         let affinity = Arc::clone(&self.affinity);
         let h = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                let tid = rustix::thread::gettid();
-                {
-                    let mut a = affinity.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(cpus) = &a.cpus {
-                        if let Err(e) = Affinity::apply(cpus, tid) {
-                            log::warn!("lwmq: sched_setaffinity failed: {e}");
-                        }
-                    }
-                    a.tids.push(tid);
-                }
+                Affinity::register(&affinity);
                 f();
             })
-            .map_err(|e| ChannelError::Spawn(e.to_string()))?;
+            .map_err(|e| OpenErrorKind::Spawn(e.to_string()))?;
         self.threads.push(h);
         Ok(())
+    }
+
+    /// Transport `id` (ids are positions in the order the transports were
+    /// added, from 0).
+    pub fn transport(&self, id: TransportId) -> Option<TransportView<'_>> {
+        transports::view(&self.transports, id)
+    }
+
+    /// All transports, in the order added.
+    pub fn transports(&self) -> impl Iterator<Item = TransportView<'_>> {
+        transports::views(&self.transports)
     }
 
     /// Pins the channel's helper threads (the send service thread and one
     /// receive thread per receiving transport) to `cpus` (the Linux meaning
     /// of `LMQ_CHANNELCONTROLCODE_SERVICETHREADGROUPAFFINITY`, and of the
-    /// ideal-processor code with one CPU). Applies to running threads now
-    /// and to threads started later by `open`. The transports' own
-    /// connection threads are not affected. Returns the previous set, as
+    /// ideal-processor code with one CPU). The transports' own connection
+    /// threads are not affected. Returns the previous set, as
     /// [`service_thread_affinity`](Self::service_thread_affinity) reported
     /// it; on failure nothing changes.
-    pub fn set_service_thread_affinity(&self, cpus: &[usize]) -> Result<Vec<usize>, ChannelError> {
-        let control = |what: String| {
-            ChannelError::Transport(crate::transport::TransportError::Control {
-                descriptor: "channel".into(),
-                what,
-            })
-        };
-        if cpus.is_empty() || cpus.iter().any(|&c| c >= rustix::thread::CpuSet::MAX_CPU) {
-            return Err(control(format!(
-                "CPU set {cpus:?} is empty or out of range (rule: 1 or more CPUs below {})",
-                rustix::thread::CpuSet::MAX_CPU
-            )));
-        }
-        let mut a = self.affinity.lock().unwrap_or_else(|e| e.into_inner());
-        let previous = a.current();
-        for (i, &tid) in a.tids.iter().enumerate() {
-            match Affinity::apply(cpus, tid) {
-                // A helper thread that has ended (after close) has no
-                // affinity to set.
-                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                Err(e) => {
-                    if !previous.is_empty() {
-                        for &done in &a.tids[..i] {
-                            let _ = Affinity::apply(&previous, done);
-                        }
-                    }
-                    return Err(control(format!("sched_setaffinity({cpus:?}) failed: {e}")));
-                }
-            }
-        }
-        a.cpus = Some(cpus.to_vec());
-        Ok(previous)
+    pub fn set_service_thread_affinity(&self, cpus: &[usize]) -> Result<Vec<usize>, AffinityError> {
+        Affinity::set(&self.affinity, cpus)
     }
 
     /// The CPUs the channel's helper threads run on: the set given to
     /// [`set_service_thread_affinity`](Self::set_service_thread_affinity),
-    /// or, before any, the set they inherit (that of the running helper
-    /// threads, or, before `open`, of the calling thread, which is what
-    /// threads started by an `open` from this thread inherit).
+    /// or, before any, the set they inherited.
     pub fn service_thread_affinity(&self) -> Vec<usize> {
-        self.affinity
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .current()
+        Affinity::get(&self.affinity)
     }
 
     /// Takes the next received message, waiting up to `timeout`
-    /// ([`Timeout::ZERO`] polls, [`Timeout::INFINITE`] waits until a message
-    /// arrives or the channel closes).
+    /// ([`Timeout::ZERO`] polls, [`Timeout::NEVER`] waits until a message
+    /// arrives, the channel closes or an [`Interrupter`] interrupts).
     ///
     /// A waiting receive first polls briefly (a few hundred polls, about a
     /// microsecond) before it sleeps, so that a message arriving at once is
-    /// taken without a wake-up.
-    pub fn receive(&mut self, timeout: Timeout) -> Result<Received, ReceiveError> {
-        let consumer = match (&mut self.consumer, self.phase) {
-            (Some(c), _) => c,
-            (None, Phase::Created) => return Err(ReceiveError::NotOpen),
-            (None, Phase::Closed) => return Err(ReceiveError::Closed),
-            (None, Phase::Open) => return Err(ReceiveError::NoReceiveQueue),
+    /// taken without a wake-up. A received message's frames are its own
+    /// (copied out of the transport buffer); [`Self::receive_with`] reads
+    /// them in place instead.
+    ///
+    /// When the wait ends with nothing while no receiving transport is
+    /// connected and one of them is refused, the answer is
+    /// [`ReceiveError::Refused`] (with the refusal) instead of
+    /// [`ReceiveError::Timeout`]: waiting longer will not help until its
+    /// cause is removed.
+    #[inline]
+    pub fn receive(&mut self, timeout: impl Into<Timeout>) -> Result<Message, ReceiveError> {
+        self.receive_inner(timeout.into(), true)
+    }
+
+    /// [`Self::receive`] without waiting: a message if one is ready,
+    /// [`ReceiveError::Timeout`] otherwise.
+    #[inline]
+    pub fn try_receive(&mut self) -> Result<Message, ReceiveError> {
+        self.receive_inner(Timeout::ZERO, true)
+    }
+
+    /// Waits up to `timeout` for a message, then takes every message that
+    /// is ready too, up to `max` in all, appending them to `out`. Returns
+    /// how many were taken (at least 1, or 0 when `max` is 0).
+    pub fn receive_batch(
+        &mut self,
+        out: &mut Vec<Message>,
+        max: usize,
+        timeout: impl Into<Timeout>,
+    ) -> Result<usize, ReceiveError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive_inner(timeout.into(), true)?);
+        let mut n = 1;
+        while n < max {
+            match self.receive_inner(Timeout::ZERO, false) {
+                Ok(m) => out.push(m),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The received messages, waiting for each: the iterator ends when a
+    /// receive fails (the channel closed, an [`Interrupter`] interrupted,
+    /// or the channel does not receive).
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter(self)
+    }
+
+    /// The messages that are ready now, without waiting.
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter(self)
+    }
+
+    /// A handle that interrupts this channel's receives from another
+    /// thread (see [`Interrupter`]).
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            waker: self.consumer.as_ref().map(ReceiveConsumer::waker),
+            transports: self
+                .transports
+                .iter()
+                .filter(|t| t.config().directions().receives())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn receive_inner(
+        &mut self,
+        timeout: Timeout,
+        interruptible: bool,
+    ) -> Result<Message, ReceiveError> {
+        let Some(consumer) = &mut self.consumer else {
+            return Err(ReceiveError::NotReceiving);
         };
+        if interruptible && consumer.take_interrupt() {
+            return Err(ReceiveError::Interrupted);
+        }
         if let Some(message) = self.local.pop_front() {
             if let Some(rx) = &self.rx {
                 rx.touch();
             }
-            return Ok(Received::new(message));
+            return Ok(message);
         }
         let got = match (consumer.receive(Timeout::ZERO), &self.rx) {
-            (Err(queue::RecvError::Timeout), Some(rx)) => {
+            (Err(RecvError::Timeout), Some(rx)) => {
                 let (local, c) = (&mut self.local, &self.shared.counters);
                 Self::receive_inline(
                     consumer,
@@ -488,9 +395,7 @@ impl Channel {
                     |m| m,
                 )
             }
-            (Err(queue::RecvError::Timeout), None) if !timeout.is_zero() => {
-                consumer.receive(timeout)
-            }
+            (Err(RecvError::Timeout), None) if !timeout.is_zero() => consumer.receive(timeout),
             (got, rx) => {
                 if let Some(rx) = rx {
                     rx.touch();
@@ -499,9 +404,10 @@ impl Channel {
             }
         };
         match got {
-            Ok(message) => Ok(Received::new(message)),
-            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
-            Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
+            Ok(message) => Ok(message),
+            // Nothing arrived: a refused transport is the answer, if any.
+            Err(RecvError::Timeout) => Err(self.nothing_received()),
+            Err(e) => Err(receive_error(e)),
         }
     }
 
@@ -520,16 +426,20 @@ impl Channel {
     /// still change the bytes while `f` reads them (never the bounds).
     pub fn receive_with<R>(
         &mut self,
-        timeout: Timeout,
+        timeout: impl Into<Timeout>,
         f: impl FnOnce(Lent<'_>) -> R,
     ) -> Result<R, ReceiveError> {
+        let timeout = timeout.into();
         let direct = matches!(
             (&self.consumer, &self.rx),
             (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
         );
         let (Some(consumer), Some(rx), true) = (&mut self.consumer, &self.rx, direct) else {
-            return self.receive(timeout).map(|r| f(Lent::owned(&r.message)));
+            return self.receive(timeout).map(|m| f(Lent::owned(&m)));
         };
+        if consumer.take_interrupt() {
+            return Err(ReceiveError::Interrupted);
+        }
         // Older messages first: decoded ahead, then queued.
         if let Some(message) = self.local.pop_front() {
             rx.touch();
@@ -552,14 +462,15 @@ impl Channel {
                 Some(f) => Ok(f(Lent::owned(&m))),
                 None => unreachable!("`f` runs only when a message is lent"),
             },
-            Err(queue::RecvError::Timeout) => Err(ReceiveError::Timeout),
-            Err(queue::RecvError::Closed) => Err(ReceiveError::Closed),
+            Err(RecvError::Timeout) => Err(self.nothing_received()),
+            Err(e) => Err(receive_error(e)),
         }
     }
 
     /// The receive queue is empty: drain the transports on this thread
     /// (see `receive.rs`), polling briefly, then sleeping in the transport
-    /// (one receiving transport) or on the queue (several).
+    /// (one receiving transport) or on the queue (several). An interrupt
+    /// ends it: the transport's sleep and the queue's both wake for it.
     ///
     /// `take` takes one message straight from the transport (one receiving
     /// transport, mono-consumer queue); `queued` turns a message from the
@@ -571,7 +482,7 @@ impl Channel {
         timeout: Timeout,
         take: &mut impl FnMut(&mut ReceiveConsumer<Message>, Timeout) -> Result<T, Drain>,
         queued: impl Fn(Message) -> T,
-    ) -> Result<T, queue::RecvError> {
+    ) -> Result<T, RecvError> {
         let deadline = timeout.deadline();
         let mut polls = 0u32;
         // One transport into a mono-consumer queue: take messages straight
@@ -598,11 +509,14 @@ impl Channel {
                 }
             }
             match consumer.receive(Timeout::ZERO) {
-                Err(queue::RecvError::Timeout) => {}
+                Err(RecvError::Timeout) => {}
                 got => return got.map(&queued),
             }
             if timeout.is_zero() {
-                return Err(queue::RecvError::Timeout);
+                return Err(RecvError::Timeout);
+            }
+            if consumer.take_interrupt() {
+                return Err(RecvError::Interrupted);
             }
             // A short poll without reading the clock (the machine may
             // have 2 cores: a long spin would steal the peer's core).
@@ -612,7 +526,7 @@ impl Channel {
                 continue;
             }
             let slice = match deadline.remaining() {
-                Some(left) if left.is_zero() => return Err(queue::RecvError::Timeout),
+                Some(left) if left.is_zero() => return Err(RecvError::Timeout),
                 Some(left) => left.min(RECEIVE_WAIT),
                 None => RECEIVE_WAIT,
             };
@@ -641,17 +555,18 @@ impl Channel {
                 guard = None;
             }
             match consumer.receive(Timeout::after(wait)) {
-                Err(queue::RecvError::Timeout) => {}
+                Err(RecvError::Timeout) => {}
                 got => return got.map(&queued),
             }
         }
     }
 
-    /// A handle for receiving from several threads (multi-consumer receive
-    /// queue kinds only; `None` otherwise or before `open`).
-    pub fn receiver(&self) -> Option<queue::Receiver<Message>> {
+    /// A handle for receiving from other threads, for a channel whose
+    /// receive queue is a multi-consumer one ([`ReceiveQueue::multi`] and
+    /// the discard kinds); `None` otherwise.
+    pub fn receiver(&self) -> Option<Receiver> {
         match &self.consumer {
-            Some(ReceiveConsumer::Multi(r)) => Some(r.clone()),
+            Some(ReceiveConsumer::Multi(r)) => Some(Receiver(r.clone())),
             _ => None,
         }
     }
@@ -661,58 +576,100 @@ impl Channel {
     /// sending transport, or until `timeout` (`LmqFlushChannel`). After a
     /// timeout the sending goes on. A transport without a peer holds its
     /// messages in the queues, so flush waits for a peer to connect.
-    pub fn flush(&self, timeout: Timeout) -> Result<(), ChannelError> {
-        match self.phase {
-            Phase::Created => return Err(ChannelError::NotOpen),
-            Phase::Closed => return Err(ChannelError::Closed),
-            Phase::Open => {}
-        }
-        self.flush_inner(timeout)
+    pub fn flush(&self, timeout: impl Into<Timeout>) -> Result<(), FlushError> {
+        self.flush_inner(timeout.into())
     }
 
-    fn flush_inner(&self, timeout: Timeout) -> Result<(), ChannelError> {
+    fn flush_inner(&self, timeout: Timeout) -> Result<(), FlushError> {
         let deadline = timeout.deadline();
         let r = self.shared.with_owner(deadline, |s| loop {
             if s.pump(&self.shared.counters, true) == send::Pump::Idle {
                 return s.flush_sides(deadline).map_err(|e| match e {
-                    crate::transport::TransportError::Timeout => ChannelError::Timeout,
-                    e => e.into(),
+                    TransportError::Timeout => FlushError::Timeout,
+                    e => FlushError::Transport(e),
                 });
             }
             if deadline.passed() || self.shared.stop.load(Ordering::Acquire) {
-                return Err(ChannelError::Timeout);
+                return Err(FlushError::Timeout);
             }
             s.wait_progress(deadline.slice(send::WAIT_SLICE));
         });
-        r.unwrap_or(Err(ChannelError::Timeout))
+        r.unwrap_or(Err(FlushError::Timeout))
     }
 
-    /// Closes the channel (`LmqCloseChannel`): posts fail from now on;
-    /// waits up to `linger` for queued messages to be sent and taken by the
-    /// peer ([`Timeout::ZERO`]: not at all), then stops the transports and
-    /// the helper threads and drops whatever is still queued (running the
-    /// release hooks of external frames). Received messages not yet taken
-    /// stay receivable, then `receive` reports [`ReceiveError::Closed`].
-    /// Returns [`ChannelError::Timeout`] if the linger ran out with messages
-    /// unsent (the channel is closed either way).
-    pub fn close(&mut self, linger: Timeout) -> Result<(), ChannelError> {
-        if self.phase != Phase::Open {
-            self.shutdown();
-            return Ok(());
-        }
+    /// Closes the channel: posts fail with [`PostError::Closed`] from now
+    /// on; waits up to `linger` for queued messages to be sent and taken by
+    /// the peer ([`Timeout::ZERO`]: not at all), then stops the transports
+    /// and the helper threads and drops whatever is still queued (running
+    /// the release hooks of external frames). Received messages not taken
+    /// yet are dropped with the channel (take them first with
+    /// [`Self::try_iter`]).
+    ///
+    /// Returns [`CloseError::Unsent`] with the number of messages dropped
+    /// if the linger ended first, [`CloseError::Untaken`] if everything was
+    /// sent but not all of it taken. The channel is closed either way, and
+    /// gone: a second close cannot be written.
+    ///
+    /// ```compile_fail
+    /// # fn f(ch: lwmq::Channel) {
+    /// let _ = ch.close(lwmq::Timeout::ZERO);
+    /// let _ = ch.close(lwmq::Timeout::ZERO); // use of a moved value
+    /// # }
+    /// ```
+    pub fn close(self, linger: impl Into<Timeout>) -> Result<(), CloseError> {
+        self.close_with_stats(linger).1
+    }
+
+    /// [`Self::close`], also returning the channel's final counters
+    /// (with [`ChannelStats::lost_on_close`]).
+    pub fn close_with_stats(
+        mut self,
+        linger: impl Into<Timeout>,
+    ) -> (ChannelStats, Result<(), CloseError>) {
+        let (lost, result) = self.close_inner(linger.into());
+        let mut stats = self.stats();
+        stats.lost_on_close = lost;
+        (stats, result)
+    }
+
+    /// Closes, returning the messages lost and the result.
+    fn close_inner(&mut self, linger: Timeout) -> (u64, Result<(), CloseError>) {
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.buffer_size.store(0, Ordering::Release);
         self.shared.exclusive(|s| s.scheduler.close());
-        let r = if linger.is_zero() {
+        let flushed = if linger.is_zero() {
             Ok(())
         } else {
             self.flush_inner(linger)
         };
-        self.shutdown();
-        r
+        let lost = self.shutdown();
+        let result = match (lost, flushed) {
+            (0, Ok(())) => Ok(()),
+            (0, Err(_)) => Err(CloseError::Untaken),
+            (lost, _) => Err(CloseError::Unsent { lost }),
+        };
+        (lost, result)
     }
 
-    fn shutdown(&mut self) {
+    /// Stops everything; returns the messages dropped.
+    fn shutdown(&mut self) -> u64 {
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.buffer_size.store(0, Ordering::Release);
+        self.stop_threads();
+        // Closes the receive queue.
+        self.rx = None;
+        let lost = self.shared.exclusive(|s| {
+            let lost = s.drop_all();
+            // The sides' claims end here; the transports are stopped.
+            s.sides.clear();
+            lost
+        });
+        self.down = true;
+        lost
+    }
+
+    /// Stops the transports and joins the helper threads.
+    fn stop_threads(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(rx) = &self.rx {
             rx.stop.store(true, Ordering::Release);
@@ -724,14 +681,6 @@ impl Channel {
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
-        // Closes the receive queue: what is queued stays receivable.
-        self.rx = None;
-        self.shared.exclusive(|s| {
-            s.drop_all();
-            // The sides' claims end here; the transports are stopped.
-            s.sides.clear();
-        });
-        self.phase = Phase::Closed;
     }
 
     /// The channel's counters.
@@ -755,15 +704,173 @@ impl Channel {
             bias_grants: c.bias_grants.load(Ordering::Relaxed),
             bias_revocations: c.bias_revocations.load(Ordering::Relaxed),
             messages_lost: c.messages_lost.load(Ordering::Relaxed),
+            lost_on_close: 0,
         }
     }
 }
 
 impl Drop for Channel {
-    /// Closes with zero linger: whatever is still queued is dropped.
+    /// Closes with the builder's linger; messages still queued after it
+    /// are dropped, and their number is logged at `warn`.
     fn drop(&mut self) {
-        if self.phase != Phase::Closed {
-            self.shutdown();
+        if self.down {
+            return;
         }
+        let (lost, _) = self.close_inner(self.linger);
+        if lost > 0 {
+            let linger = self.linger.duration();
+            log::warn!(
+                "lwmq: channel dropped with {lost} messages still queued after its linger of {linger:?}: they are lost (close it with Channel::close to handle this, or give the builder a longer linger)"
+            );
+        }
+    }
+}
+
+fn receive_error(e: RecvError) -> ReceiveError {
+    match e {
+        RecvError::Timeout => ReceiveError::Timeout,
+        RecvError::Closed => ReceiveError::Closed,
+        RecvError::Interrupted => ReceiveError::Interrupted,
+    }
+}
+
+/// Interrupts a channel's receives from any thread: `Clone + Send + Sync`,
+/// from [`Channel::interrupter`].
+///
+/// [`Interrupter::interrupt`] makes a [`Channel::receive`] (or
+/// `receive_with`, `receive_batch`, a [`Receiver`]'s receive) that is
+/// waiting in another thread return [`ReceiveError::Interrupted`]
+/// promptly: it wakes the futex or condition variable the receive sleeps
+/// on. If no receive is waiting, the next one returns it. One interrupt
+/// ends one receive.
+///
+/// ```
+/// use std::time::Duration;
+/// use lwmq::{Channel, Endpoint, ReceiveError, Role, Timeout};
+///
+/// # let address = format!("ipc://lwmq-doc/interrupter/{}", std::process::id());
+/// let ep = Endpoint::new(address)?.send_buffers(0); // receive only
+/// let mut ch = Channel::builder().transport(ep)?.open(Role::Server)?;
+/// let stop = ch.interrupter();
+/// let t = std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(50));
+///     stop.interrupt();
+/// });
+/// assert_eq!(ch.receive(Timeout::NEVER).unwrap_err(), ReceiveError::Interrupted);
+/// t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Interrupter {
+    waker: Option<ReceiveWaker>,
+    transports: Vec<Arc<dyn Transport>>,
+}
+
+impl Interrupter {
+    /// Interrupts one receive: the one waiting now, or the next one.
+    pub fn interrupt(&self) {
+        // The flag first (the queue's waker sets it), then the transports'
+        // sleepers: a receive woken in the transport finds it set.
+        if let Some(w) = &self.waker {
+            w.interrupt();
+        }
+        for t in &self.transports {
+            t.interrupt_receive();
+        }
+    }
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupter")
+            .field("receives", &self.waker.is_some())
+            .finish()
+    }
+}
+
+/// A handle receiving from a channel's multi-consumer receive queue, from
+/// any thread: `Clone + Send + Sync`, from [`Channel::receiver`]. It takes
+/// messages that the channel's receive threads queued; it cannot close the
+/// channel or its queue.
+#[derive(Clone)]
+pub struct Receiver(queue::Receiver<Message>);
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("queued", &self.0.len())
+            .finish()
+    }
+}
+
+impl Receiver {
+    /// Takes the next message, waiting up to `timeout`; errors as
+    /// [`Channel::receive`].
+    pub fn receive(&self, timeout: impl Into<Timeout>) -> Result<Message, ReceiveError> {
+        self.0.receive(timeout.into()).map_err(receive_error)
+    }
+
+    /// A message if one is queued, [`ReceiveError::Timeout`] otherwise.
+    pub fn try_receive(&self) -> Result<Message, ReceiveError> {
+        if self.0.take_interrupt() {
+            return Err(ReceiveError::Interrupted);
+        }
+        self.0.receive(Timeout::ZERO).map_err(receive_error)
+    }
+
+    /// As [`Channel::receive_batch`].
+    pub fn receive_batch(
+        &self,
+        out: &mut Vec<Message>,
+        max: usize,
+        timeout: impl Into<Timeout>,
+    ) -> Result<usize, ReceiveError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive(timeout)?);
+        let mut n = 1;
+        while n < max {
+            match self.0.receive(Timeout::ZERO) {
+                Ok(m) => out.push(m),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Messages queued now (approximate while others receive).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Iterator of [`Channel::iter`]: waits for each message.
+#[derive(Debug)]
+#[must_use = "iterators do nothing unless consumed"]
+pub struct Iter<'a>(&'a mut Channel);
+
+impl Iterator for Iter<'_> {
+    type Item = Message;
+    fn next(&mut self) -> Option<Message> {
+        self.0.receive(Timeout::NEVER).ok()
+    }
+}
+
+/// Iterator of [`Channel::try_iter`]: the messages ready now.
+#[derive(Debug)]
+#[must_use = "iterators do nothing unless consumed"]
+pub struct TryIter<'a>(&'a mut Channel);
+
+impl Iterator for TryIter<'_> {
+    type Item = Message;
+    fn next(&mut self) -> Option<Message> {
+        self.0.receive_inner(Timeout::ZERO, false).ok()
     }
 }

@@ -25,7 +25,7 @@
 //! logged and counted: a message is delivered whole or not at all, and a
 //! corrupt buffer says nothing trustworthy about its parts.
 //!
-//! [`Receiver`]: crate::queue::Receiver
+//! [`Receiver`]: super::Receiver
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -52,13 +52,13 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::message::Message;
-use crate::queue::{MonoProducer, MultiProducer, Notify, Producer, Scheduler};
+use crate::queue::{Notify, Scheduler};
 use crate::sys::barrier;
 use crate::timeout::{Deadline, Timeout};
 use crate::transport::{RawBuf, SendSide, TransportError};
 use crate::wire::{self, BufferWriter, SharedBytesMut, TryPushError};
 
-use super::error::PostError;
+use super::error::{InvalidMessage, PostError};
 
 const RUNNING: usize = 1;
 const DIRTY: usize = 2;
@@ -398,6 +398,9 @@ impl Sender {
             let mut w: Vec<_> = self.sides.iter().map(|_| None).collect();
             self.fill(&mut w, c);
         }
+        // Posters blocked at a high-water mark: once per pump, and only if
+        // something was taken.
+        self.scheduler.wake_posters();
         self.outcome()
     }
 
@@ -523,15 +526,21 @@ impl Sender {
     }
 
     /// Drops everything still queued (close).
-    pub(crate) fn drop_all(&mut self) {
+    /// Returns how many messages were dropped: still queued, in a
+    /// transport's backlog (counted per transport that missed it), or in a
+    /// buffer kept open and not sent.
+    pub(crate) fn drop_all(&mut self) -> u64 {
         self.scheduler.close();
-        self.scheduler.drain_and_drop();
+        let mut lost = self.scheduler.drain_and_drop() as u64;
         for s in &mut self.sides {
+            lost += s.backlog.len() as u64;
             s.backlog.clear();
-            if let Some((raw, ..)) = s.open.take() {
+            if let Some((raw, _, count)) = s.open.take() {
+                lost += u64::from(count);
                 let _ = s.side.abort(raw.id);
             }
         }
+        lost
     }
 }
 
@@ -591,6 +600,9 @@ pub(crate) struct SendShared {
     /// stands back while this is non-zero.
     wanted: AtomicUsize,
     pub(crate) stop: AtomicBool,
+    /// Set when the channel starts closing (posts then fail `Closed`
+    /// rather than `NotOpen`).
+    pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -615,6 +627,7 @@ impl SendShared {
             service: Notify::new(),
             wanted: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -1037,230 +1050,54 @@ impl SendShared {
 
 /// Why [`check`] refused a message (the message itself stays with the
 /// caller until it is put into the [`PostError`]).
-enum Refused {
+pub(crate) enum Refused {
     NotOpen,
-    NoFrames,
-    TooLarge { encoded: usize, limit: usize },
+    Closed,
+    Invalid(InvalidMessage),
     Acquire(crate::message::MessageError),
 }
 
 impl Refused {
     #[cold]
-    fn into_error(self, message: Message) -> PostError {
+    pub(crate) fn into_error(self, message: Message) -> PostError {
         match self {
             Refused::NotOpen => PostError::NotOpen(message),
-            Refused::NoFrames => PostError::NoFrames(message),
-            Refused::TooLarge { encoded, limit } => PostError::TooLarge {
-                message,
-                encoded,
-                limit,
-            },
-            Refused::Acquire(error) => PostError::Acquire { message, error },
+            Refused::Closed => PostError::Closed(message),
+            Refused::Invalid(error) => PostError::Invalid { error, message },
+            Refused::Acquire(error) => PostError::Acquire { error, message },
         }
     }
 }
 
-/// Checks a message at post time: frames, size after encoding, external
-/// acquire. Borrows it, so that the common case moves nothing.
+/// Checks a message at post time: the channel is open, the message has
+/// 1..=65,535 frames, fits an empty buffer after encoding, and its external
+/// frames' acquire hooks succeed. Borrows it, so that the common case
+/// moves nothing.
 #[inline]
-fn check(shared: &SendShared, message: &Message) -> Result<(), Refused> {
+pub(crate) fn check(shared: &SendShared, message: &Message) -> Result<(), Refused> {
     let size = shared.buffer_size.load(Ordering::Acquire);
     if size == 0 {
-        return Err(Refused::NotOpen);
-    }
-    if message.is_empty() {
-        return Err(Refused::NoFrames);
-    }
-    if let Err(e) = wire::fits_in_empty_buffer(message, size) {
-        return Err(Refused::TooLarge {
-            encoded: e.encoded,
-            limit: e.limit,
+        return Err(if shared.closed.load(Ordering::Acquire) {
+            Refused::Closed
+        } else {
+            Refused::NotOpen
         });
     }
+    let frames = message.frame_count();
+    if frames == 0 {
+        return Err(Refused::Invalid(InvalidMessage::NoFrames));
+    }
+    if frames > crate::message::MAX_FRAMES {
+        return Err(Refused::Invalid(InvalidMessage::TooManyFrames {
+            count: frames,
+            max: crate::message::MAX_FRAMES,
+        }));
+    }
+    if let Err(e) = wire::fits_in_empty_buffer(message, size) {
+        return Err(Refused::Invalid(InvalidMessage::TooLarge {
+            encoded: e.encoded,
+            limit: e.limit,
+        }));
+    }
     message.acquire_external().map_err(Refused::Acquire)
-}
-
-/// Posting handle of a send queue, as returned by
-/// [`Channel::add_send_queue`](super::Channel::add_send_queue).
-///
-/// A [`MonoSendQueue`] (for [`SendQueueKind::MonoProducerUnbounded`]) is
-/// `Send` but neither `Sync` nor `Clone`; a [`MultiSendQueue`] is both.
-/// Match on this enum to get the concrete handle, or post through it.
-///
-/// [`SendQueueKind::MonoProducerUnbounded`]: crate::queue::SendQueueKind::MonoProducerUnbounded
-#[derive(Debug)]
-pub enum SendQueue {
-    /// A mono-producer queue.
-    Mono(MonoSendQueue),
-    /// A multi-producer queue.
-    Multi(MultiSendQueue),
-}
-
-impl SendQueue {
-    pub(crate) fn new(producer: Producer<Message>, shared: Arc<SendShared>) -> Self {
-        match producer {
-            Producer::Mono(producer) => SendQueue::Mono(MonoSendQueue {
-                producer,
-                bias: shared.new_bias_slot(),
-                shared,
-            }),
-            Producer::Multi(producer) => SendQueue::Multi(MultiSendQueue { producer, shared }),
-        }
-    }
-
-    /// Posts `message` (no tag). See [`MultiSendQueue::post_with_tag`].
-    pub fn post(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
-        self.post_with_tag(message, 0, timeout)
-    }
-
-    /// Posts `message` with `tag`. See [`MultiSendQueue::post_with_tag`].
-    pub fn post_with_tag(
-        &self,
-        message: Message,
-        tag: u64,
-        timeout: Timeout,
-    ) -> Result<(), PostError> {
-        match self {
-            SendQueue::Mono(q) if tag == 0 => q.post(message),
-            SendQueue::Mono(_) => Err(PostError::TagUnsupported(message)),
-            SendQueue::Multi(q) => q.post_with_tag(message, tag, timeout),
-        }
-    }
-
-    /// Messages queued and not yet taken by the sender (approximate).
-    pub fn len(&self) -> usize {
-        match self {
-            SendQueue::Mono(q) => q.producer.len(),
-            SendQueue::Multi(q) => q.producer.len(),
-        }
-    }
-
-    /// True if nothing is queued (approximate).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Messages this queue discarded because it was full (bounded kinds).
-    pub fn discarded(&self) -> u64 {
-        match self {
-            SendQueue::Mono(_) => 0,
-            SendQueue::Multi(q) => q.discarded(),
-        }
-    }
-}
-
-/// Posting handle of a mono-producer unbounded send queue: one thread posts.
-///
-/// ```compile_fail
-/// fn shared_between_threads<T: Sync>() {}
-/// shared_between_threads::<lwmq::channel::MonoSendQueue>();
-/// ```
-pub struct MonoSendQueue {
-    producer: MonoProducer<Message>,
-    bias: Arc<BiasSlot>,
-    shared: Arc<SendShared>,
-}
-
-impl Drop for MonoSendQueue {
-    fn drop(&mut self) {
-        self.shared.drop_bias(&self.bias);
-    }
-}
-
-impl std::fmt::Debug for MonoSendQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.producer.fmt(f)
-    }
-}
-
-impl MonoSendQueue {
-    /// Posts `message`. Never waits. On failure the message is handed back
-    /// in the error.
-    #[inline]
-    pub fn post(&self, message: Message) -> Result<(), PostError> {
-        if let Err(refused) = check(&self.shared, &message) {
-            return Err(refused.into_error(message));
-        }
-        if self.producer.is_closed() {
-            // The queue refuses it (and says why), as it would when queued.
-            return self.producer.post(message).map_err(PostError::from_queue);
-        }
-        self.shared.post_direct(message, Some(&self.bias), |m| {
-            self.producer.post(m).map_err(PostError::from_queue)
-        })
-    }
-
-    /// Messages queued (approximate).
-    pub fn len(&self) -> usize {
-        self.producer.len()
-    }
-
-    /// True if nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Posting handle of a multi-producer send queue: `Clone + Send + Sync`.
-#[derive(Clone)]
-pub struct MultiSendQueue {
-    producer: MultiProducer<Message>,
-    shared: Arc<SendShared>,
-}
-
-impl std::fmt::Debug for MultiSendQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.producer.fmt(f)
-    }
-}
-
-impl MultiSendQueue {
-    /// Posts `message` without a tag.
-    pub fn post(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
-        self.post_with_tag(message, 0, timeout)
-    }
-
-    /// Posts `message`.
-    ///
-    /// Checked first, each failure handing the message back: the channel
-    /// is open ([`PostError::NotOpen`]), the message has a frame
-    /// ([`PostError::NoFrames`]), it fits an empty transport buffer after
-    /// encoding ([`PostError::TooLarge`], with the limit), and its external
-    /// frames' acquire hooks succeed ([`PostError::Acquire`]; they run here,
-    /// once per frame).
-    ///
-    /// `tag` (tagged kinds only; 0 = none) replaces a still-queued message
-    /// with the same tag. `timeout` applies to bounded kinds when full:
-    /// discard-oldest then drops the oldest queued message, discard-newest
-    /// refuses this one ([`PostError::Full`] / [`PostError::Timeout`]).
-    pub fn post_with_tag(
-        &self,
-        message: Message,
-        tag: u64,
-        timeout: Timeout,
-    ) -> Result<(), PostError> {
-        if let Err(refused) = check(&self.shared, &message) {
-            return Err(refused.into_error(message));
-        }
-        self.producer
-            .post_tagged(message, tag, timeout)
-            .map_err(PostError::from_queue)?;
-        self.shared.kick();
-        Ok(())
-    }
-
-    /// Messages queued (approximate).
-    pub fn len(&self) -> usize {
-        self.producer.len()
-    }
-
-    /// True if nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Messages discarded because the queue was full.
-    pub fn discarded(&self) -> u64 {
-        self.producer.discarded()
-    }
 }

@@ -88,6 +88,7 @@ impl TcpAddress {
     }
 
     /// Parses the part after `tcp://`. `descriptor` is only used in errors.
+    #[doc(hidden)]
     pub fn parse_rest(descriptor: &str, rest: &str) -> Result<Self, DescriptorError> {
         let d = || descriptor.to_owned();
         let invalid = |host: &str, why| DescriptorError::InvalidHost {

@@ -199,7 +199,10 @@ enum Repr {
 }
 
 impl Message {
-    /// Creates an empty message (one allocation).
+    /// Creates an empty message. Allocates nothing: the first frame is held
+    /// in the message itself. Pushing frames may allocate: a copied frame
+    /// longer than [`MAX_INLINE_FRAME_SIZE`] bytes allocates its bytes, and
+    /// a second frame the list of the frames after the first.
     pub fn new() -> Self {
         Message {
             repr: Repr::Unique(Inner::default()),

@@ -77,8 +77,9 @@ impl<T> Bounded<T> {
             }
             Discard::Newest => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
-                Err(PostError::refused_newest(item, timeout))
+                Err(PostError::Full(item))
             }
+            Discard::Refuse => Err(PostError::Full(item)),
         }
     }
 

@@ -6,20 +6,14 @@ use std::fmt;
 /// handed back in every variant; get it with [`PostError::into_inner`].
 #[derive(thiserror::Error, PartialEq, Eq, Clone, Copy)]
 pub enum PostError<T> {
-    /// A bounded discard-newest queue was full and the timeout was zero.
-    /// The item was refused (and counted in `discarded()`).
+    /// The queue stayed full (at its capacity or its high-water mark) for
+    /// the whole timeout, and its policy refuses the new item rather than
+    /// dropping an old one. The item is handed back.
     #[error(
-        "send queue is full: the item was refused; post with a non-zero timeout to wait for room, \
-         enlarge the queue, or use a discard-oldest queue"
+        "send queue is full: it stayed at its limit for the whole timeout and the item was \
+         refused; post with a longer timeout, raise the limit, or use a discard-oldest queue"
     )]
     Full(T),
-    /// A bounded discard-newest queue stayed full for the whole timeout. The
-    /// item was refused (and counted in `discarded()`).
-    #[error(
-        "send queue stayed full for the whole timeout: the item was refused; the peer is not \
-         draining fast enough, so wait longer, enlarge the queue, or use a discard-oldest queue"
-    )]
-    Timeout(T),
     /// The queue was closed (the channel is closing or was closed), or its
     /// consumer is gone.
     #[error(
@@ -28,30 +22,17 @@ pub enum PostError<T> {
     Closed(T),
     /// A non-zero tag was given to a queue that is not tagged.
     #[error(
-        "this send queue is not tagged: post with tag 0, or add the queue with a *Tagged kind \
+        "this send queue is not tagged: post with tag 0, or create the queue tagged \
          to use latest-value-wins tags"
     )]
     TagUnsupported(T),
 }
 
 impl<T> PostError<T> {
-    /// A full discard-newest queue's refusal of `item`: `Full` if the post
-    /// did not wait, `Timeout` if it waited in vain.
-    pub(crate) fn refused_newest(item: T, timeout: crate::timeout::Timeout) -> Self {
-        if timeout.is_zero() {
-            PostError::Full(item)
-        } else {
-            PostError::Timeout(item)
-        }
-    }
-
     /// The item that was not queued.
     pub fn into_inner(self) -> T {
         match self {
-            PostError::Full(t)
-            | PostError::Timeout(t)
-            | PostError::Closed(t)
-            | PostError::TagUnsupported(t) => t,
+            PostError::Full(t) | PostError::Closed(t) | PostError::TagUnsupported(t) => t,
         }
     }
 
@@ -66,7 +47,6 @@ impl<T> fmt::Debug for PostError<T> {
         // Like crossbeam's `TrySendError`: no `T: Debug` bound, the item is elided.
         f.write_str(match self {
             PostError::Full(_) => "Full(..)",
-            PostError::Timeout(_) => "Timeout(..)",
             PostError::Closed(_) => "Closed(..)",
             PostError::TagUnsupported(_) => "TagUnsupported(..)",
         })
@@ -108,6 +88,10 @@ pub enum RecvError {
         "receive queue is closed and empty: the channel was closed, no more messages will arrive"
     )]
     Closed,
+    /// [`ReceiveWaker::interrupt`](super::ReceiveWaker::interrupt) ended
+    /// the wait.
+    #[error("the receive was interrupted")]
+    Interrupted,
 }
 
 /// An invalid queue configuration.
@@ -116,4 +100,7 @@ pub enum QueueConfigError {
     /// A bounded kind was given capacity 0.
     #[error("a bounded queue needs a capacity of at least 1; use an unbounded kind for no limit")]
     ZeroCapacity,
+    /// More than 2^32 - 1 queues on one scheduler.
+    #[error("a channel holds at most 4294967295 send queues")]
+    TooManyQueues,
 }

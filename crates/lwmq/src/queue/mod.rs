@@ -27,6 +27,9 @@
 //! exactly once, whether taken, discarded, replaced by tag, or left in a
 //! queue when it is dropped.
 
+// The `pub use`s below serve lwmq's other crates through `lwmq::internals`.
+#![cfg_attr(not(feature = "internals"), allow(unused_imports))]
+
 mod bounded;
 mod error;
 #[allow(unsafe_code)]
@@ -41,15 +44,23 @@ mod unbounded;
 
 pub use error::{PostError, PushError, QueueConfigError, RecvError};
 pub use notify::Notify;
-pub use receive::{receive_queue, MonoReceiver, ReceiveConsumer, ReceiveProducer, Receiver};
+pub use receive::{
+    receive_queue, MonoReceiver, ReceiveConsumer, ReceiveProducer, ReceiveWaker, Receiver,
+};
 pub use scheduler::{QueueId, Scheduler};
-pub use send::{Doorbell, MonoProducer, MultiProducer, Producer};
+pub use send::{Doorbell, MonoProducer, MultiProducer, Producer, RoomError};
 
-/// What a bounded queue gives up when it stays full.
+/// What a bounded queue does when it stays full for a post's whole
+/// timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Discard {
+    /// Drops the oldest queued item (counted) and queues the new one.
     Oldest,
+    /// Refuses the new item (counted as discarded).
     Newest,
+    /// Refuses the new item without counting it: a high-water mark, where
+    /// the poster gets the item back and decides.
+    Refuse,
 }
 
 /// The kind of a send queue (`LMQ_SENDQUEUETYPE_*`). Bounded kinds carry
@@ -114,8 +125,20 @@ pub enum ReceiveQueueKind {
     MultiConsumerBoundedDiscardNewest(usize),
 }
 
-/// Priority of a send queue (`LMQ_SENDQUEUEPRIORITY_*`), highest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Priority of a send queue (`LMQ_SENDQUEUEPRIORITY_*`).
+///
+/// Ordered by importance: `Priority::TimeCritical` is the greatest and
+/// `Priority::Idle` the least, so `max` picks the more urgent one. (The
+/// discriminants are LwMQ's numbering, most urgent first, and play no part
+/// in the order.)
+///
+/// ```
+/// use lwmq::Priority;
+/// assert_eq!(Priority::Lowest.max(Priority::Highest), Priority::Highest);
+/// assert!(Priority::TimeCritical > Priority::Normal);
+/// assert!(Priority::Idle < Priority::Lowest);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub enum Priority {
     /// Always drained first; may starve every other priority.
@@ -125,6 +148,7 @@ pub enum Priority {
     /// Weighted round-robin, weight 8.
     AboveNormal = 2,
     /// Weighted round-robin, weight 4.
+    #[default]
     Normal = 3,
     /// Weighted round-robin, weight 2.
     BelowNormal = 4,
@@ -132,6 +156,19 @@ pub enum Priority {
     Lowest = 5,
     /// Served only when every other queue is empty; may starve.
     Idle = 6,
+}
+
+impl Ord for Priority {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // A smaller discriminant is more urgent, hence greater.
+        (*other as u8).cmp(&(*self as u8))
+    }
+}
+
+impl PartialOrd for Priority {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Priority {

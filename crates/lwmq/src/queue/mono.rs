@@ -98,6 +98,7 @@ pub(crate) fn queue<T>() -> (Producer<T>, Consumer<T>) {
     (
         Producer {
             shared: shared.clone(),
+            cached_head: Cell::new(0),
             _not_sync: PhantomData,
         },
         Consumer { shared },
@@ -107,12 +108,16 @@ pub(crate) fn queue<T>() -> (Producer<T>, Consumer<T>) {
 /// The posting end. `Send`, not `Sync`, not `Clone`.
 pub(crate) struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// The consumer's `head` as this producer last read it: a lower bound,
+    /// so `tail - cached_head` is an upper bound of the queued count that
+    /// costs no load of the consumer's cache line.
+    cached_head: Cell<usize>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
 impl<T> Producer<T> {
     /// Appends `item`, or gives it back if the queue is closed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, item: T) -> Result<(), T> {
         let s = &*self.shared;
         if s.closed.load(Ordering::Relaxed) {
@@ -152,6 +157,22 @@ impl<T> Producer<T> {
     /// except for concurrent pops).
     pub(crate) fn len(&self) -> usize {
         self.shared.len()
+    }
+
+    /// True if fewer than `mark` items are queued. Reads only the
+    /// producer's own line while its last look at the consumer's `head`
+    /// still proves it; loads `head` again only near the mark.
+    #[inline]
+    pub(crate) fn below(&self, mark: usize) -> bool {
+        let tail = self.shared.prod.tail.load(Ordering::Relaxed);
+        if tail.wrapping_sub(self.cached_head.get()) < mark {
+            return true;
+        }
+        // SYNC POINT (acquire): pairs with the consumer's release store of
+        // `head` in `pop`; only a count, no slot is read through it.
+        let head = self.shared.cons.head.load(Ordering::Acquire);
+        self.cached_head.set(head);
+        tail.wrapping_sub(head) < mark
     }
 
     /// Closes the queue: further pushes fail.

@@ -32,11 +32,43 @@ use crate::timeout::Timeout;
 /// State every flavour shares between its two ends.
 #[derive(Default)]
 struct Common {
-    /// Receivers sleeping for an item or for `close`.
+    /// Receivers sleeping for an item, for `close` or for an interrupt.
     notify: Notify,
     discarded: AtomicU64,
     /// Used by the multi-consumer kinds (the mono kind has its own flag).
     closed: AtomicBool,
+    /// Set by [`ReceiveWaker::interrupt`], cleared by the receive it ends.
+    interrupted: AtomicBool,
+}
+
+impl Common {
+    /// Takes a pending interrupt: true once per [`ReceiveWaker::interrupt`].
+    #[inline]
+    fn take_interrupt(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed) && self.interrupted.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Ends a receive that waits on a receive queue, from any thread: the
+/// interrupted receive (or, if none waits, the next one) returns
+/// [`RecvError::Interrupted`]. `Clone + Send + Sync`.
+#[derive(Clone)]
+pub struct ReceiveWaker(Arc<Common>);
+
+impl ReceiveWaker {
+    /// Interrupts one receive: the one waiting now, or the next one.
+    pub fn interrupt(&self) {
+        self.0.interrupted.store(true, Ordering::SeqCst);
+        self.0.notify.notify_all();
+    }
+}
+
+impl fmt::Debug for ReceiveWaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiveWaker")
+            .field("interrupted", &self.0.interrupted.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 enum Store<T> {
@@ -45,7 +77,7 @@ enum Store<T> {
 }
 
 struct MultiShared<T> {
-    common: Common,
+    common: Arc<Common>,
     store: Store<T>,
 }
 
@@ -102,7 +134,7 @@ pub fn receive_queue<T: Send>(
         }
     };
     let shared = Arc::new(MultiShared {
-        common: Common::default(),
+        common: Arc::new(Common::default()),
         store,
     });
     Ok((
@@ -194,7 +226,7 @@ impl<T> ReceiveProducer<T> {
                             drop(oldest);
                         }
                     }
-                    Store::Bounded(q, Discard::Newest) => {
+                    Store::Bounded(q, Discard::Newest | Discard::Refuse) => {
                         if let Err(newest) = q.push(item) {
                             common.discarded.fetch_add(1, Ordering::Relaxed);
                             drop(newest);
@@ -303,6 +335,24 @@ impl<T> ReceiveConsumer<T> {
             ReceiveConsumer::Multi(r) => r.close(),
         }
     }
+
+    /// A handle that interrupts this queue's receives from any thread.
+    pub fn waker(&self) -> ReceiveWaker {
+        match self {
+            ReceiveConsumer::Mono(r) => ReceiveWaker(r.common.clone()),
+            ReceiveConsumer::Multi(r) => r.waker(),
+        }
+    }
+
+    /// Takes a pending interrupt (true once per
+    /// [`ReceiveWaker::interrupt`]), for a caller that waits elsewhere.
+    #[inline]
+    pub fn take_interrupt(&self) -> bool {
+        match self {
+            ReceiveConsumer::Mono(r) => r.common.take_interrupt(),
+            ReceiveConsumer::Multi(r) => r.shared.common.take_interrupt(),
+        }
+    }
 }
 
 /// The single consumer of a mono-consumer receive queue. Not `Clone`;
@@ -336,13 +386,15 @@ impl<T> MonoReceiver<T> {
 
     fn receive_slow(&mut self, timeout: Timeout) -> Result<T, RecvError> {
         let consumer = &mut self.consumer;
-        self.common
+        let common = &*self.common;
+        common
             .notify
             .wait_for(timeout, || match consumer.pop() {
                 Some(item) => Some(Ok(item)),
                 // `close` follows the producer's last push, so once closed
                 // is seen, one more pop sees everything.
                 None if consumer.is_closed() => Some(consumer.pop().ok_or(RecvError::Closed)),
+                None if common.take_interrupt() => Some(Err(RecvError::Interrupted)),
                 None => None,
             })
             .unwrap_or(Err(RecvError::Timeout))
@@ -399,6 +451,16 @@ impl<T> Receiver<T> {
     /// still returned after `close`; then [`RecvError::Closed`].
     pub fn receive(&self, timeout: Timeout) -> Result<T, RecvError> {
         let shared = &*self.shared;
+        if let Some(item) = shared.pop() {
+            return Ok(item);
+        }
+        if timeout.is_zero() {
+            // A poll: no wait to interrupt, so a pending interrupt stays.
+            return match shared.common.closed.load(Ordering::Acquire) {
+                true => shared.pop().ok_or(RecvError::Closed),
+                false => Err(RecvError::Timeout),
+            };
+        }
         shared
             .common
             .notify
@@ -407,9 +469,20 @@ impl<T> Receiver<T> {
                 None if shared.common.closed.load(Ordering::Acquire) => {
                     Some(shared.pop().ok_or(RecvError::Closed))
                 }
+                None if shared.common.take_interrupt() => Some(Err(RecvError::Interrupted)),
                 None => None,
             })
             .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    /// A handle that interrupts this queue's receives from any thread.
+    pub fn waker(&self) -> ReceiveWaker {
+        ReceiveWaker(self.shared.common.clone())
+    }
+
+    /// Takes a pending interrupt (see [`ReceiveConsumer::take_interrupt`]).
+    pub fn take_interrupt(&self) -> bool {
+        self.shared.common.take_interrupt()
     }
 
     /// Number of queued items (approximate under concurrency).

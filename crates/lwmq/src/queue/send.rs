@@ -8,11 +8,63 @@ use std::fmt;
 use super::bounded::Bounded;
 use super::error::PostError;
 use super::mono;
+use super::notify::Notify;
 use super::sync::Arc;
 use super::tagged::Tagged;
 use super::unbounded::Unbounded;
 use super::{Discard, SendQueueKind};
 use crate::timeout::Timeout;
+
+/// Where posters wait for room below a high-water mark: one per
+/// scheduler, notified by its consumer after it took items (see
+/// [`Scheduler::wake_posters`](super::Scheduler::wake_posters)).
+pub(crate) type Room = std::sync::Arc<Notify>;
+
+/// Why [`MonoProducer::wait_room`] found no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomError {
+    /// At the mark for the whole timeout.
+    Full,
+    /// The queue closed.
+    Closed,
+}
+
+impl RoomError {
+    /// The post error that hands `item` back.
+    #[cold]
+    pub fn with<T>(self, item: T) -> PostError<T> {
+        match self {
+            RoomError::Full => PostError::Full(item),
+            RoomError::Closed => PostError::Closed(item),
+        }
+    }
+}
+
+/// Waits up to `timeout` until `below()` (the queue is under its mark) or
+/// `closed()`. `Ok` when there is room.
+fn wait_room<T>(
+    room: &Notify,
+    timeout: Timeout,
+    item: T,
+    below: impl Fn() -> bool,
+    closed: impl Fn() -> bool,
+) -> Result<T, PostError<T>> {
+    if closed() {
+        return Err(PostError::Closed(item));
+    }
+    let outcome = room.wait_for(timeout, || {
+        if closed() {
+            Some(false)
+        } else {
+            below().then_some(true)
+        }
+    });
+    match outcome {
+        Some(true) => Ok(item),
+        Some(false) => Err(PostError::Closed(item)),
+        None => Err(PostError::Full(item)),
+    }
+}
 
 /// Hook called after every successful post (see [`Scheduler::with_doorbell`]).
 ///
@@ -39,6 +91,10 @@ pub(crate) enum Flavor<T> {
 pub(crate) struct MultiShared<T> {
     flavor: Flavor<T>,
     doorbell: Option<Doorbell>,
+    /// The high-water mark of an unbounded flavour (the tagged one keeps
+    /// its mark as its capacity).
+    mark: Option<usize>,
+    room: Room,
 }
 
 impl<T> MultiShared<T> {
@@ -76,22 +132,39 @@ impl<T> MultiShared<T> {
 }
 
 /// Creates one send queue: the producer handle and the consumer side.
+///
+/// `mark` (unbounded kinds only; at least 1) makes the queue block a post
+/// while `mark` items are queued, up to the post's timeout, then refuse it
+/// ([`PostError::Full`]); posters wait on `room`. A bounded kind ignores
+/// it: its capacity and discard policy apply.
 pub(crate) fn send_queue<T: Send>(
     kind: SendQueueKind,
     doorbell: Option<Doorbell>,
+    mark: Option<usize>,
+    room: Room,
 ) -> (Producer<T>, SendQueue<T>) {
+    let mut unbounded_mark = None;
     let flavor = match kind {
         SendQueueKind::MonoProducerUnbounded => {
             let (producer, consumer) = mono::queue();
             return (
-                Producer::Mono(MonoProducer { producer, doorbell }),
+                Producer::Mono(MonoProducer {
+                    producer,
+                    doorbell,
+                    mark,
+                    room,
+                }),
                 SendQueue::Mono(consumer),
             );
         }
-        SendQueueKind::MultiProducerUnbounded => Flavor::Unbounded(Unbounded::new()),
-        SendQueueKind::MultiProducerUnboundedTagged => {
-            Flavor::Tagged(Tagged::new(None, Discard::Oldest))
+        SendQueueKind::MultiProducerUnbounded => {
+            unbounded_mark = mark;
+            Flavor::Unbounded(Unbounded::new())
         }
+        SendQueueKind::MultiProducerUnboundedTagged => match mark {
+            Some(cap) => Flavor::Tagged(Tagged::new(Some(cap), Discard::Refuse)),
+            None => Flavor::Tagged(Tagged::new(None, Discard::Oldest)),
+        },
         SendQueueKind::MultiProducerBoundedDiscardOldest(cap) => {
             Flavor::Bounded(Bounded::new(cap, Discard::Oldest))
         }
@@ -105,7 +178,12 @@ pub(crate) fn send_queue<T: Send>(
             Flavor::Tagged(Tagged::new(Some(cap), Discard::Newest))
         }
     };
-    let shared = Arc::new(MultiShared { flavor, doorbell });
+    let shared = Arc::new(MultiShared {
+        flavor,
+        doorbell,
+        mark: unbounded_mark,
+        room,
+    });
     (
         Producer::Multi(MultiProducer {
             shared: shared.clone(),
@@ -128,11 +206,11 @@ pub enum Producer<T> {
 }
 
 impl<T> Producer<T> {
-    /// Posts `item` without a tag; see [`MultiProducer::post`]. A
-    /// mono-producer queue never waits, so it ignores `timeout`.
+    /// Posts `item` without a tag; see [`MultiProducer::post`] and
+    /// [`MonoProducer::post`].
     pub fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
         match self {
-            Producer::Mono(p) => p.post(item),
+            Producer::Mono(p) => p.post(item, timeout),
             Producer::Multi(p) => p.post(item, timeout),
         }
     }
@@ -142,7 +220,7 @@ impl<T> Producer<T> {
     /// [`PostError::TagUnsupported`].
     pub fn post_tagged(&self, item: T, tag: u64, timeout: Timeout) -> Result<(), PostError<T>> {
         match self {
-            Producer::Mono(p) if tag == 0 => p.post(item),
+            Producer::Mono(p) if tag == 0 => p.post(item, timeout),
             Producer::Mono(_) => Err(PostError::TagUnsupported(item)),
             Producer::Multi(p) => p.post_tagged(item, tag, timeout),
         }
@@ -197,16 +275,65 @@ impl<T> Producer<T> {
 pub struct MonoProducer<T> {
     producer: mono::Producer<T>,
     doorbell: Option<Doorbell>,
+    mark: Option<usize>,
+    room: Room,
 }
 
 impl<T> MonoProducer<T> {
-    /// Appends `item`. Never waits; fails only if the queue is closed
-    /// (or its scheduler dropped), handing the item back.
+    /// Appends `item`. Without a high-water mark it never waits and fails
+    /// only if the queue is closed (or its scheduler dropped). With one, it
+    /// first waits up to `timeout` while the mark is reached
+    /// ([`Self::wait_room`]). Failures hand the item back.
     #[inline]
-    pub fn post(&self, item: T) -> Result<(), PostError<T>> {
+    pub fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
+        if let Err(e) = self.wait_room(timeout) {
+            return Err(e.with(item));
+        }
+        self.push(item)
+    }
+
+    /// Appends `item` without looking at the high-water mark: for a caller
+    /// that checked it with [`Self::wait_room`] (only this producer adds
+    /// items, so the queue is still below it). Never waits.
+    #[inline(always)]
+    pub fn push(&self, item: T) -> Result<(), PostError<T>> {
         self.producer.push(item).map_err(PostError::Closed)?;
         ring(&self.doorbell);
         Ok(())
+    }
+
+    /// Returns once the queue is below its high-water mark (at once
+    /// without a mark), waiting up to `timeout` for the consumer to take
+    /// items: [`RoomError::Full`] if it does not, [`RoomError::Closed`] if
+    /// the queue closes. A post after this cannot pass the mark: only this
+    /// producer adds items. Takes no item, so that a caller's item is not
+    /// moved on the common path.
+    #[inline]
+    pub fn wait_room(&self, timeout: Timeout) -> Result<(), RoomError> {
+        match self.mark {
+            Some(mark) if !self.producer.below(mark) => self.wait_room_slow(timeout, mark),
+            _ => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn wait_room_slow(&self, timeout: Timeout, mark: usize) -> Result<(), RoomError> {
+        wait_room(
+            &self.room,
+            timeout,
+            (),
+            || self.producer.below(mark),
+            || self.producer.is_closed(),
+        )
+        .map_err(|e| match e {
+            PostError::Closed(()) => RoomError::Closed,
+            _ => RoomError::Full,
+        })
+    }
+
+    /// The high-water mark, `None` if unbounded.
+    pub fn mark(&self) -> Option<usize> {
+        self.mark
     }
 
     /// Number of items queued.
@@ -277,10 +404,23 @@ impl<T> MultiProducer<T> {
     /// Fails with [`PostError::Closed`] once the queue is closed. On
     /// success the scheduler's doorbell, if any, is rung.
     pub fn post_tagged(&self, item: T, tag: u64, timeout: Timeout) -> Result<(), PostError<T>> {
-        match &self.shared.flavor {
+        let shared = &*self.shared;
+        match &shared.flavor {
             Flavor::Tagged(q) => q.post(item, tag, timeout)?,
             _ if tag != 0 => return Err(PostError::TagUnsupported(item)),
-            Flavor::Unbounded(q) => q.push(item).map_err(PostError::Closed)?,
+            Flavor::Unbounded(q) => {
+                let item = match shared.mark {
+                    Some(mark) if q.len() >= mark => wait_room(
+                        &shared.room,
+                        timeout,
+                        item,
+                        || q.len() < mark,
+                        || q.is_closed(),
+                    )?,
+                    _ => item,
+                };
+                q.push(item).map_err(PostError::Closed)?
+            }
             Flavor::Bounded(q) => q.post(item, timeout)?,
         }
         ring(&self.shared.doorbell);
@@ -301,6 +441,14 @@ impl<T> MultiProducer<T> {
     /// Tag replacements are not discards and are not counted.
     pub fn discarded(&self) -> u64 {
         self.shared.discarded()
+    }
+
+    /// The high-water mark given at creation, `None` if there is none.
+    pub fn mark(&self) -> Option<usize> {
+        match &self.shared.flavor {
+            Flavor::Tagged(q) if q.refuses() => q.capacity(),
+            _ => self.shared.mark,
+        }
     }
 
     /// Closes the queue: later posts fail with [`PostError::Closed`] and

@@ -221,8 +221,9 @@ impl<T> Tagged<T> {
             },
             Discard::Newest => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
-                Err(PostError::refused_newest(item, timeout))
+                Err(PostError::Full(item))
             }
+            Discard::Refuse => Err(PostError::Full(item)),
         }
     }
 
@@ -241,6 +242,16 @@ impl<T> Tagged<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// The capacity (a high-water mark when [`Self::refuses`]).
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    /// True if a full queue refuses posts without counting a discard.
+    pub(crate) fn refuses(&self) -> bool {
+        self.policy == Discard::Refuse
     }
 
     pub(crate) fn discarded(&self) -> u64 {

@@ -1,92 +1,91 @@
-//! The transport layer interface and the registry of transport providers.
+//! Transports: how a channel reaches its peer, configured by an
+//! [`Endpoint`] and observed through a [`TransportView`].
 //!
-//! A *transport* moves fixed-size buffers between two processes. Everything
-//! above it (raw channels, the messaging layer, the C API) talks to it only
-//! through [`Transport`], [`SendSide`] and [`ReceiveSide`], so a second
-//! transport (TCP, later) plugs in by implementing them and registering its
-//! scheme in [`create`].
+//! A transport moves fixed-size buffers between two processes; the scheme
+//! of its descriptor picks the provider (`ipc://` or `tcp://`). Everything a
+//! user configures is on [`Endpoint`] (buffer size and counts, retry
+//! interval, spin, access policy; for `tcp://` the heartbeat timeout and the
+//! peer allow-list), checked when it is added to a channel builder
+//! ([`ConfigError`] names the rule). At run time [`TransportView`] reports
+//! the connection state, counters and last error. [`query_limits`],
+//! [`IpcAddress`] and [`TcpAddress`] check a descriptor without creating anything (what
+//! `lwmq check` does).
 //!
-//! Buffer life cycle on the send side: [`SendSide::acquire`] hands out a
-//! free buffer (waiting up to a timeout), up to `MaxPendingSendBuffers` at
-//! once, each with its [`BufferId`]; the caller fills them, then
-//! [`SendSide::commit`] sends the oldest one or [`SendSide::abort`] gives
-//! any one back. Buffers leave in the order they were acquired: committing
-//! another than the oldest is refused ([`TransportError::OutOfOrder`]) and
-//! changes nothing. On the receive side [`ReceiveSide::receive`] hands out
-//! the next filled buffer, up to `MaxPendingReceiveBuffers` at once, and
-//! [`ReceiveSide::dispose`] returns any of them, in any order. Asking for
-//! more buffers than the limit is an error
-//! ([`TransportError::BufferLimit`]), never a wait: only the same thread
-//! could give one back. Each side is used by one thread at a time: it is
-//! claimed with [`Transport::claim_sender`] / [`Transport::claim_receiver`]
-//! and released when dropped.
+//! The driver interface a provider implements (`Transport`, `SendSide`,
+//! `ReceiveSide`) is internal: the channels are its only users.
 //!
-//! The memory of a buffer ([`RawBuf`]) may be shared with the peer, which
-//! can write it at any time: it is reached through raw pointers only, never
-//! through a `&[u8]`/`&mut [u8]` that would promise nobody else changes it.
-//!
-//! Providers: [`ipc`] (`ipc://address[:port]`, shared memory between the
-//! processes of one machine) and [`tcp`] (`tcp://host:port`, a TCP
-//! connection between any two machines).
+//! Providers: `ipc` (`ipc://address[:port]`, shared memory between the
+//! processes of one machine) and `tcp` (`tcp://host:port`, a TCP
+//! connection between any two machines, with the same channels and
+//! semantics; its settings are [`Endpoint::heartbeat_timeout`] and
+//! [`Endpoint::allow_peers`]).
 
-pub mod ipc;
-pub mod tcp;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+mod driver;
+mod endpoint;
+mod events;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub(crate) mod ipc;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub(crate) mod tcp;
+mod view;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::descriptor::{self, DescriptorError};
-use crate::timeout::Timeout;
+use crate::descriptor;
 
-/// Which directions a transport carries (LwMQ's creation flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Directions {
-    /// `LMQ_TRANSPORTCREATIONFLAGS_SEND`: this side only sends.
-    Send,
-    /// `LMQ_TRANSPORTCREATIONFLAGS_RECEIVE`: this side only receives.
-    Receive,
-    /// `LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE`: both.
-    SendReceive,
-}
+pub use crate::descriptor::{
+    DescriptorError, IpcAddress, TcpAddress, TcpHost, IPC_ADDRESS_MAX_UTF16, TCP_HOST_NAME_MAX,
+};
+pub(crate) use driver::{
+    ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
+    TransportControl,
+};
+pub use endpoint::Endpoint;
+pub use events::{ConnectionEvent, DisconnectReason, Events, PeerInfo};
+pub(crate) use events::{ConnectionLog, Signal as EventSignal};
+pub use tcp::allow::{AllowList, IpNet, IpNetError};
+pub use tcp::{DEFAULT_HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT, MIN_HEARTBEAT_TIMEOUT};
+pub use view::TransportView;
 
-impl Directions {
-    /// True if this side sends.
-    pub fn sends(self) -> bool {
-        matches!(self, Self::Send | Self::SendReceive)
-    }
-    /// True if this side receives.
-    pub fn receives(self) -> bool {
-        matches!(self, Self::Receive | Self::SendReceive)
-    }
-    /// `(MaxPendingSendBuffers, MaxPendingReceiveBuffers)` giving each
-    /// direction this side uses `n` buffers and the unused one zero, as the
-    /// configuration rules require.
-    pub fn buffer_counts(self, n: i64) -> (i64, i64) {
-        (
-            if self.sends() { n } else { 0 },
-            if self.receives() { n } else { 0 },
-        )
-    }
+/// Connection events each transport keeps for its cursors; a cursor that
+/// falls further behind reads [`ConnectionEvent::Lagged`].
+pub const EVENT_LOG_CAPACITY: usize = ConnectionLog::CAPACITY;
 
-    /// From the two flags; `None` if neither is set.
-    pub fn from_flags(send: bool, receive: bool) -> Option<Self> {
-        match (send, receive) {
-            (true, true) => Some(Self::SendReceive),
-            (true, false) => Some(Self::Send),
-            (false, true) => Some(Self::Receive),
-            (false, false) => None,
-        }
+/// The driver interface, for lwmq's own crates (`lwmq::internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internal {
+    pub use super::driver::*;
+
+    /// Creates a transport from a descriptor and its buffer size and
+    /// counts (the registry by scheme).
+    pub fn create(
+        descriptor: &str,
+        buffer_size: usize,
+        send_buffers: u32,
+        receive_buffers: u32,
+    ) -> Result<std::sync::Arc<dyn Transport>, super::TransportError> {
+        super::create(descriptor, buffer_size, send_buffers, receive_buffers)
     }
 }
 
-impl fmt::Display for Directions {
+/// The shortest client retry interval an [`Endpoint`] takes.
+pub const MIN_RETRY_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest client retry interval an [`Endpoint`] takes.
+pub const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(86_400);
+/// The longest spin before a wait sleeps that an [`Endpoint`] takes.
+pub const MAX_SPIN: Duration = Duration::from_millis(100);
+
+/// Index of a transport within its channel, in the order the transports
+/// were added (from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransportId(pub usize);
+
+impl fmt::Display for TransportId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Send => "send",
-            Self::Receive => "receive",
-            Self::SendReceive => "send+receive",
-        })
+        write!(f, "transport {}", self.0)
     }
 }
 
@@ -99,24 +98,16 @@ pub enum Role {
     Client,
 }
 
-/// What travels in the buffers; both ends of a connection must agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    /// `RAW_ONE_TO_ONE`: application bytes, direct buffer access.
-    Raw,
-    /// `ONE_TO_ONE`: LwMQ messages in the lwmq wire format.
-    Messaging,
-}
-
 /// The largest buffers and counts a transport supports
 /// (`LMQ_TRANSPORTBUFFERLIMITS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BufferLimits {
-    /// Largest `BufferSizeBytes`.
+    /// Largest buffer size, in bytes.
     pub max_buffer_size: usize,
-    /// Largest `MaxPendingSendBuffers`.
+    /// Largest send buffer count.
     pub max_send_buffers: u32,
-    /// Largest `MaxPendingReceiveBuffers`.
+    /// Largest receive buffer count.
     pub max_receive_buffers: u32,
     /// Largest send + receive buffer count of one transport.
     pub max_total_buffers: u32,
@@ -124,162 +115,136 @@ pub struct BufferLimits {
     pub max_inline_data_size: u32,
 }
 
-/// Buffer size, counts and directions of one transport, checked on creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransportConfig {
-    buffer_size: usize,
-    send_buffers: u32,
-    receive_buffers: u32,
-    directions: Directions,
-}
-
-/// A transport parameter that breaks a rule.
+/// A configuration that breaks a rule, found when an [`Endpoint`] or a
+/// queue is added to a channel builder, or when a setting changes at run
+/// time. Each variant names the rule and the values involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Buffer size zero or above the transport's limit.
-    #[error("BufferSizeBytes {size} is out of range (rule: 1..={max} bytes for this transport)")]
+    /// The buffer size is zero or above the transport's limit.
+    #[error("{descriptor}: buffer_size {size} is out of range (rule: 1..={max} bytes for this transport)")]
     BufferSize {
-        /// Given size.
+        /// The transport.
+        descriptor: String,
+        /// The size given.
         size: usize,
-        /// Largest allowed.
+        /// The largest allowed.
         max: usize,
     },
-    /// A negative buffer count (from the C API's LONG).
-    #[error("{which} is negative ({value}) (rule: buffer counts are >= 0)")]
-    NegativeCount {
-        /// Which parameter.
-        which: &'static str,
-        /// Its value.
-        value: i64,
-    },
-    /// A count for a direction the transport does not use is not zero.
-    #[error("{which} is {value} but the transport does not {dir} (rule: a transport that only {only} must have zero {which})")]
-    UnusedDirectionHasBuffers {
-        /// Which parameter.
-        which: &'static str,
-        /// Its value.
-        value: u32,
-        /// The unused direction.
-        dir: &'static str,
-        /// The used one.
-        only: &'static str,
-    },
-    /// A used direction has no buffers.
-    #[error(
-        "{which} is 0 but the transport {dir}s (rule: at least one buffer for each direction used)"
-    )]
-    UsedDirectionHasNoBuffers {
-        /// Which parameter.
-        which: &'static str,
-        /// The direction.
-        dir: &'static str,
+    /// Both buffer counts are zero.
+    #[error("{descriptor}: send_buffers and receive_buffers are both 0 (rule: a transport sends, receives or both; give the directions it uses at least one buffer)")]
+    NoBuffers {
+        /// The transport.
+        descriptor: String,
     },
     /// Too many buffers.
-    #[error("{send} send + {receive} receive buffers exceed the transport's limit (rule: at most {max_each} per direction and {max_total} in all)")]
+    #[error("{descriptor}: {send} send + {receive} receive buffers exceed the transport's limit (rule: at most {max_each} per direction and {max_total} in all)")]
     TooManyBuffers {
-        /// Send count.
+        /// The transport.
+        descriptor: String,
+        /// Send buffers given.
         send: u32,
-        /// Receive count.
+        /// Receive buffers given.
         receive: u32,
         /// Per-direction limit.
         max_each: u32,
         /// Total limit.
         max_total: u32,
     },
-    /// No direction at all.
-    #[error("creation flags select no direction (rule: SEND, RECEIVE or SENDRECEIVE)")]
-    NoDirection,
+    /// A transport's buffer size differs from the channel's.
+    #[error("{descriptor}: buffer_size {new} differs from the channel's {existing} (rule: every transport of a channel uses the same buffer_size)")]
+    BufferSizeMismatch {
+        /// The transport.
+        descriptor: String,
+        /// The size of the transports already added.
+        existing: usize,
+        /// The size given now.
+        new: usize,
+    },
+    /// A client retry interval out of range.
+    #[error("{descriptor}: retry_interval {given:?} is out of range (rule: {min:?}..={max:?})")]
+    RetryInterval {
+        /// The transport.
+        descriptor: String,
+        /// The interval given.
+        given: Duration,
+        /// The shortest allowed.
+        min: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// A spin duration out of range.
+    #[error(
+        "{descriptor}: spin {given:?} is too long (rule: at most {max:?}; zero sleeps at once)"
+    )]
+    Spin {
+        /// The transport.
+        descriptor: String,
+        /// The duration given.
+        given: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// A `tcp://` heartbeat timeout out of range.
+    #[error("{descriptor}: heartbeat_timeout {given:?} is out of range (rule: 0 (off) or {min:?}..={max:?})")]
+    HeartbeatTimeout {
+        /// The transport.
+        descriptor: String,
+        /// The timeout given.
+        given: Duration,
+        /// The shortest allowed (other than 0).
+        min: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// A setting the transport of this scheme does not have.
+    #[error("{descriptor}: {setting} applies to {applies_to} only (rule: {why})")]
+    NotForScheme {
+        /// The transport.
+        descriptor: String,
+        /// The setting (`access`, `heartbeat_timeout`, `allow_peers`).
+        setting: &'static str,
+        /// The schemes that have it.
+        applies_to: &'static str,
+        /// Why the others do not.
+        why: &'static str,
+    },
+    /// A queue limit of zero messages.
+    #[error("{setting}(0): a queue limit of 0 messages would refuse every post (rule: at least 1; use unbounded() for no limit)")]
+    ZeroQueueLimit {
+        /// `high_water_mark`, `discard_oldest` or `discard_newest`, or the
+        /// receive queue's kind.
+        setting: &'static str,
+    },
+    /// A mono queue asked for a multi-producer feature.
+    #[error("a mono queue cannot be {feature} (rule: tags and discard limits need a multi queue: use ChannelBuilder::multi_queue)")]
+    MonoQueue {
+        /// `tagged` or `discard_oldest`/`discard_newest`.
+        feature: &'static str,
+    },
 }
 
-impl TransportConfig {
-    /// Checks the LwMQ rules for `BufferSizeBytes`, `MaxPendingSendBuffers`,
-    /// `MaxPendingReceiveBuffers` and the creation flags against `limits`.
-    pub fn new(
-        buffer_size: usize,
-        send_buffers: i64,
-        receive_buffers: i64,
-        directions: Directions,
-        limits: &BufferLimits,
-    ) -> Result<Self, ConfigError> {
-        if buffer_size == 0 || buffer_size > limits.max_buffer_size {
-            return Err(ConfigError::BufferSize {
-                size: buffer_size,
-                max: limits.max_buffer_size,
-            });
+impl ConfigError {
+    /// The descriptor of the transport the error is about, if it is about
+    /// one.
+    pub fn descriptor(&self) -> Option<&str> {
+        match self {
+            Self::BufferSize { descriptor, .. }
+            | Self::NoBuffers { descriptor }
+            | Self::TooManyBuffers { descriptor, .. }
+            | Self::BufferSizeMismatch { descriptor, .. }
+            | Self::RetryInterval { descriptor, .. }
+            | Self::Spin { descriptor, .. }
+            | Self::HeartbeatTimeout { descriptor, .. }
+            | Self::NotForScheme { descriptor, .. } => Some(descriptor),
+            Self::ZeroQueueLimit { .. } | Self::MonoQueue { .. } => None,
         }
-        let count = |which, v: i64| {
-            if v < 0 {
-                Err(ConfigError::NegativeCount { which, value: v })
-            } else {
-                Ok(u32::try_from(v).unwrap_or(u32::MAX))
-            }
-        };
-        let send = count("MaxPendingSendBuffers", send_buffers)?;
-        let receive = count("MaxPendingReceiveBuffers", receive_buffers)?;
-        let check = |uses: bool, which, value: u32, dir, only| match (uses, value) {
-            (false, v) if v != 0 => Err(ConfigError::UnusedDirectionHasBuffers {
-                which,
-                value: v,
-                dir,
-                only,
-            }),
-            (true, 0) => Err(ConfigError::UsedDirectionHasNoBuffers { which, dir }),
-            _ => Ok(()),
-        };
-        check(
-            directions.sends(),
-            "MaxPendingSendBuffers",
-            send,
-            "send",
-            "receives",
-        )?;
-        check(
-            directions.receives(),
-            "MaxPendingReceiveBuffers",
-            receive,
-            "receive",
-            "sends",
-        )?;
-        if send > limits.max_send_buffers
-            || receive > limits.max_receive_buffers
-            || u64::from(send) + u64::from(receive) > u64::from(limits.max_total_buffers)
-        {
-            return Err(ConfigError::TooManyBuffers {
-                send,
-                receive,
-                max_each: limits.max_send_buffers,
-                max_total: limits.max_total_buffers,
-            });
-        }
-        Ok(Self {
-            buffer_size,
-            send_buffers: send,
-            receive_buffers: receive,
-            directions,
-        })
-    }
-
-    /// `BufferSizeBytes`.
-    pub fn buffer_size(&self) -> usize {
-        self.buffer_size
-    }
-    /// `MaxPendingSendBuffers`.
-    pub fn send_buffers(&self) -> u32 {
-        self.send_buffers
-    }
-    /// `MaxPendingReceiveBuffers`.
-    pub fn receive_buffers(&self) -> u32 {
-        self.receive_buffers
-    }
-    /// The creation flags.
-    pub fn directions(&self) -> Directions {
-        self.directions
     }
 }
 
 /// Where a transport's connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// Created, not started (channel not open).
     Idle,
@@ -289,7 +254,11 @@ pub enum ConnectionState {
     Connecting,
     /// A peer is connected; buffers flow.
     Connected,
-    /// The last attempt was refused (by either side); retrying.
+    /// The last attempt was refused (by either side); retrying. This state
+    /// is sticky: it stays, updated with the latest refusal on each retry,
+    /// until a connection succeeds. A server's refusals of third parties
+    /// (a second client `Busy`, a user the access policy does not admit)
+    /// do not set it; they are [`ConnectionEvent`]s only.
     Refused(Refusal),
     /// Stopped (channel closed).
     Closed,
@@ -338,7 +307,7 @@ pub enum RefusalReason {
     Version,
     /// Raw channel on one side, messaging on the other.
     ChannelKind,
-    /// `BufferSizeBytes` differ.
+    /// The buffer sizes differ.
     BufferSize,
     /// The directions do not complement each other.
     Directions,
@@ -394,7 +363,7 @@ impl fmt::Display for RefusalReason {
         match self {
             Self::Version => f.write_str("protocol version mismatch"),
             Self::ChannelKind => f.write_str("channel type mismatch (raw vs messaging)"),
-            Self::BufferSize => f.write_str("BufferSizeBytes mismatch"),
+            Self::BufferSize => f.write_str("buffer_size mismatch"),
             Self::Directions => f.write_str("incompatible directions"),
             Self::AccessDenied => f.write_str("access denied by policy"),
             Self::Busy => f.write_str("server already has a peer"),
@@ -408,6 +377,7 @@ impl fmt::Display for RefusalReason {
 
 /// Counters of one transport, cumulative since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TransportStats {
     /// Buffers handed to the peer (or staged for it).
     pub buffers_sent: u64,
@@ -429,32 +399,6 @@ pub struct TransportStats {
     pub violations: u64,
     /// Connection attempts made by a client (each retry counts).
     pub connect_attempts: u64,
-}
-
-/// A transport control code (`LmqTransportControl`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TransportControl {
-    /// `LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS`.
-    SetClientConnectionRetryInterval(Duration),
-    /// Who may connect (checked with the kernel's peer credentials).
-    /// Only before the channel opens.
-    SetAccessPolicy(AccessPolicy),
-    /// How long a waiting thread spins before it sleeps on a futex
-    /// (`ipc://`) or in `poll` (`tcp://`) (`Duration::ZERO` = sleep at once).
-    SetSpinDuration(Duration),
-    /// `tcp://` only: the silence after which the peer is declared dead
-    /// (its host gone, the network cut, the process stopped); heartbeats go
-    /// out every fifth of the stricter of the two sides' timeouts while a
-    /// direction is otherwise idle. `Duration::ZERO` turns the check off on
-    /// this side. 5 s by default; 100 ms ..= 1 h; applies from the next
-    /// connection.
-    SetHeartbeatTimeout(Duration),
-    /// `tcp://` only: the peer addresses this side talks to (an empty list,
-    /// the default, allows every peer); a peer outside it is refused
-    /// `AccessDenied` on both sides, and the refusal is logged. Only before
-    /// the channel opens.
-    SetPeerAllowList(tcp::AllowList),
 }
 
 /// Which peer users a transport accepts. The own effective user is always
@@ -505,17 +449,12 @@ pub enum TransportError {
     /// Bad descriptor.
     #[error(transparent)]
     Descriptor(#[from] DescriptorError),
-    /// Bad parameters.
-    #[error("{descriptor}: {source}")]
-    Config {
-        /// The transport.
-        descriptor: String,
-        /// The rule.
-        source: ConfigError,
-    },
+    /// Bad parameters (the error names the transport).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// Another live server holds the address.
     #[error(
-        "{0}: address in use: another server is listening on it (open as CLIENT to connect to it)"
+        "{0}: address in use: another server is listening on it (open as a client to connect to it)"
     )]
     AddressInUse(String),
     /// A system call failed.
@@ -568,7 +507,7 @@ pub enum TransportError {
     #[error("{0}: the buffer was not sent: the connection it was obtained on ended before it was sent, and nothing written into a dead connection's shared memory is ever delivered (get a new buffer and send the data again)")]
     BufferLost(String),
     /// Every buffer this side may hand out at once is out.
-    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})")]
+    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most the endpoint's {dir}_buffers, {max}, at once; {hint})")]
     BufferLimit {
         /// The transport.
         descriptor: String,
@@ -621,34 +560,8 @@ pub enum TransportError {
     },
 }
 
-/// A transport instance (one `LMQ_TRANSPORT`).
-pub trait Transport: Send + Sync + fmt::Debug {
-    /// The descriptor it was created from, canonical form.
-    fn descriptor(&self) -> &str;
-    /// Its buffer parameters.
-    fn config(&self) -> &TransportConfig;
-    /// Starts it in `role` for a channel of `kind` (channel open).
-    fn start(&self, role: Role, kind: ChannelKind) -> Result<(), TransportError>;
-    /// Stops it: disconnects, wakes waiters, releases everything.
-    fn stop(&self);
-    /// Connection state.
-    fn state(&self) -> ConnectionState;
-    /// The last error or refusal, as text, if any.
-    fn last_error(&self) -> Option<String>;
-    /// Counters.
-    fn stats(&self) -> TransportStats;
-    /// Applies a control code.
-    fn control(&self, control: TransportControl) -> Result<(), TransportError>;
-    /// Buffers sent but not yet taken by the peer, plus staged ones.
-    fn pending_send(&self) -> usize;
-    /// Claims the send side (one user at a time).
-    fn claim_sender(&self) -> Result<Box<dyn SendSide>, TransportError>;
-    /// Claims the receive side (one user at a time).
-    fn claim_receiver(&self) -> Result<Box<dyn ReceiveSide>, TransportError>;
-}
-
-/// Names one buffer handed out by a [`SendSide`] or [`ReceiveSide`];
-/// unique for the life of the side.
+/// Names one buffer handed out by a raw channel's sender or receiver;
+/// unique for the life of that side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BufferId(pub u64);
 
@@ -656,68 +569,6 @@ impl fmt::Display for BufferId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
     }
-}
-
-/// Memory of a buffer handed out by a side. Valid until the matching
-/// commit, abort or dispose, and never longer than the side that produced
-/// it. It may lie in memory the peer shares and can write: access it
-/// through the raw pointer (copies), never through a reference.
-#[derive(Debug, Clone, Copy)]
-pub struct RawBuf {
-    /// Start of the buffer.
-    pub ptr: *mut u8,
-    /// Its size (the transport's buffer size) or, when received, the
-    /// number of bytes the sender filled.
-    pub len: usize,
-    /// Which buffer this is (for commit, abort, dispose).
-    pub id: BufferId,
-}
-
-// SAFETY: a `RawBuf` is an address, a length and an id; holding or moving
-// one grants no access by itself. Every dereference of `ptr` is `unsafe`
-// code that must show the buffer is still out and who else may touch it,
-// whichever thread it runs on (the side that handed it out is `Send` too).
-unsafe impl Send for RawBuf {}
-
-/// The send side of a transport (see the module docs).
-pub trait SendSide: Send {
-    /// A free buffer, waiting up to `timeout` for one. Each call hands out
-    /// another buffer, up to `MaxPendingSendBuffers` at once (more is
-    /// [`TransportError::BufferLimit`], at once).
-    fn acquire(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError>;
-    /// Sends the first `len` bytes of buffer `id`, which must be the oldest
-    /// one outstanding ([`TransportError::OutOfOrder`] otherwise, and
-    /// nothing changes; so does a `len` above the buffer size). `erase`
-    /// zeroes the buffer once the peer has consumed it. A buffer obtained
-    /// in the shared memory of a connection that has ended since is not
-    /// sent: [`TransportError::BufferLost`], and it is gone.
-    fn commit(&mut self, id: BufferId, len: usize, erase: bool) -> Result<(), TransportError>;
-    /// Gives buffer `id` back unsent, whichever of the outstanding ones it
-    /// is; nothing of it reaches the peer.
-    fn abort(&mut self, id: BufferId) -> Result<(), TransportError>;
-    /// Waits until every committed buffer was taken by the peer (or
-    /// timeout). Buffers still outstanding are not waited for.
-    fn flush(&mut self, timeout: Timeout) -> Result<(), TransportError>;
-    /// True if a peer is connected right now.
-    fn is_connected(&mut self) -> bool;
-    /// Committed buffers the peer has not taken yet (0 without a peer);
-    /// below 2 it may be a cached upper bound, from 2 up it is re-read. A
-    /// sender that sees the peer busy may keep filling its next buffer
-    /// instead of sending it half empty.
-    fn outstanding(&mut self) -> u64 {
-        0
-    }
-}
-
-/// The receive side of a transport (see the module docs).
-pub trait ReceiveSide: Send {
-    /// The next filled buffer, waiting up to `timeout`. Each call hands out
-    /// the next buffer, up to `MaxPendingReceiveBuffers` at once (more is
-    /// [`TransportError::BufferLimit`], at once).
-    fn receive(&mut self, timeout: Timeout) -> Result<RawBuf, TransportError>;
-    /// Returns buffer `id` (any of those held), zeroing it first if
-    /// `erase`.
-    fn dispose(&mut self, id: BufferId, erase: bool) -> Result<(), TransportError>;
 }
 
 /// The buffer limits of the transport a descriptor selects
@@ -749,27 +600,23 @@ fn unknown_scheme(descriptor: &str, scheme: String) -> DescriptorError {
 pub const SCHEMES: &[&str] = &["ipc", "tcp"];
 
 /// Creates a transport from a descriptor, picking the provider by scheme
-/// (case-insensitive); the provider parses the rest.
-pub fn create(
+/// (case-insensitive); the provider parses the rest. The directions follow
+/// from the counts (0 send buffers: receive only, and so on).
+pub(crate) fn create(
     descriptor: &str,
     buffer_size: usize,
-    send_buffers: i64,
-    receive_buffers: i64,
-    directions: Directions,
+    send_buffers: u32,
+    receive_buffers: u32,
 ) -> Result<Arc<dyn Transport>, TransportError> {
     let limits = query_limits(descriptor)?;
     let (scheme, rest) = descriptor::split_scheme(descriptor)?;
     let config = TransportConfig::new(
+        descriptor,
         buffer_size,
         send_buffers,
         receive_buffers,
-        directions,
         &limits,
-    )
-    .map_err(|source| TransportError::Config {
-        descriptor: descriptor.to_owned(),
-        source,
-    })?;
+    )?;
     match scheme.as_str() {
         "ipc" => {
             let addr = descriptor::IpcAddress::parse_rest(descriptor, rest)?;
@@ -787,38 +634,35 @@ pub fn create(
 mod tests {
     use super::*;
 
-    fn cfg(size: usize, s: i64, r: i64, d: Directions) -> Result<TransportConfig, ConfigError> {
-        TransportConfig::new(size, s, r, d, &ipc::LIMITS)
+    fn cfg(size: usize, s: u32, r: u32) -> Result<TransportConfig, ConfigError> {
+        TransportConfig::new("ipc://t", size, s, r, &ipc::LIMITS)
     }
 
     #[test]
     fn config_rules() {
-        assert!(cfg(65536, 4, 4, Directions::SendReceive).is_ok());
-        assert!(cfg(65536, 4, 0, Directions::Send).is_ok());
-        assert!(cfg(65536, 0, 4, Directions::Receive).is_ok());
+        assert_eq!(
+            cfg(65536, 4, 4).unwrap().directions(),
+            Directions::SendReceive
+        );
+        assert_eq!(cfg(65536, 4, 0).unwrap().directions(), Directions::Send);
+        assert_eq!(cfg(65536, 0, 4).unwrap().directions(), Directions::Receive);
+        assert!(matches!(cfg(0, 4, 4), Err(ConfigError::BufferSize { .. })));
         assert!(matches!(
-            cfg(0, 4, 4, Directions::SendReceive),
-            Err(ConfigError::BufferSize { .. })
+            cfg(65536, 0, 0),
+            Err(ConfigError::NoBuffers { .. })
         ));
         assert!(matches!(
-            cfg(65536, 4, 1, Directions::Send),
-            Err(ConfigError::UnusedDirectionHasBuffers { .. })
-        ));
-        assert!(matches!(
-            cfg(65536, 0, 1, Directions::SendReceive),
-            Err(ConfigError::UsedDirectionHasNoBuffers { .. })
-        ));
-        assert!(matches!(
-            cfg(65536, -1, 1, Directions::SendReceive),
-            Err(ConfigError::NegativeCount { .. })
-        ));
-        assert!(matches!(
-            cfg(64, 4000, 200, Directions::SendReceive),
+            cfg(64, 4000, 200),
             Err(ConfigError::TooManyBuffers { .. })
         ));
-        assert!(cfg(64, 2048, 2048, Directions::SendReceive).is_ok());
-        let e = cfg(65536, 4, 1, Directions::Send).unwrap_err().to_string();
-        assert!(e.contains("must have zero MaxPendingReceiveBuffers"), "{e}");
+        assert!(cfg(64, 2048, 2048).is_ok());
+        let e = cfg(65536, 0, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("send_buffers and receive_buffers are both 0"),
+            "{e}"
+        );
+        let e = cfg(0, 1, 1).unwrap_err().to_string();
+        assert!(e.contains("buffer_size 0 is out of range"), "{e}");
     }
 
     #[test]
@@ -832,11 +676,11 @@ mod tests {
         let e = query_limits("udp://a:1").unwrap_err().to_string();
         assert!(e.contains("known: ipc, tcp"), "{e}");
         assert!(matches!(
-            create("tcp://h", 64, 1, 1, Directions::SendReceive),
+            create("tcp://h", 64, 1, 1),
             Err(TransportError::Descriptor(_))
         ));
         assert!(matches!(
-            create("ipc://", 64, 1, 1, Directions::SendReceive),
+            create("ipc://", 64, 1, 1),
             Err(TransportError::Descriptor(_))
         ));
     }

@@ -40,7 +40,7 @@ pub(super) fn put_varint(buf: &mut SharedBytesMut<'_>, pos: usize, mut v: u64) -
 /// Packs whole messages into one transport buffer.
 ///
 /// ```
-/// # use lwmq::{message::{Message, Timestamp}, wire::{BufferWriter, BufferReader}};
+/// # use lwmq::{message::{Message, Timestamp}, internals::wire::{BufferWriter, BufferReader}};
 /// let mut buffer = vec![0u8; 65536];
 /// let mut message = Message::new();
 /// message.push_copy(b"hello", Timestamp::None).unwrap();

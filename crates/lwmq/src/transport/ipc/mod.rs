@@ -38,7 +38,7 @@ use service::Service;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,9 @@ use crossbeam_utils::CachePadded;
 use rustix::io::Errno;
 
 use super::{
-    AccessPolicy, BufferLimits, ChannelKind, ConnectionState, ReceiveSide, Refusal, Role, SendSide,
-    Transport, TransportConfig, TransportControl, TransportError, TransportStats,
+    AccessPolicy, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason, PeerInfo,
+    ReceiveSide, Refusal, Role, SendSide, Transport, TransportConfig, TransportControl,
+    TransportError, TransportStats,
 };
 use crate::descriptor::IpcAddress;
 use crate::ring::{self, Fences, Producer, RingLayout, Violation};
@@ -62,7 +63,7 @@ pub const LIMITS: BufferLimits = BufferLimits {
     max_send_buffers: 4096,
     max_receive_buffers: 4096,
     max_total_buffers: 4096,
-    max_inline_data_size: crate::MAX_INLINE_DATA_SIZE,
+    max_inline_data_size: crate::message::MAX_INLINE_FRAME_SIZE as u32,
 };
 
 /// Default client retry interval (the seed's 100 ms).
@@ -96,6 +97,9 @@ struct Conn {
     dead: AtomicBool,
     peer: PeerCred,
     fences: Fences,
+    /// Why the data path dropped the connection (set once, by
+    /// [`Inner::violation`]), for the `Disconnected` event.
+    violation: OnceLock<String>,
 }
 
 impl Conn {
@@ -117,7 +121,6 @@ struct Staged {
 #[derive(Debug)]
 struct Link {
     started: Option<(Role, ChannelKind)>,
-    state: ConnectionState,
     conn: Option<Arc<Conn>>,
     last_error: Option<String>,
     staged: VecDeque<Staged>,
@@ -133,6 +136,9 @@ struct Inner {
     config: TransportConfig,
     link: Mutex<Link>,
     link_cv: Condvar,
+    /// State, generation, peer and events, as callers see them. Written
+    /// with `link` held (the order is always `link`, then the log).
+    log: Arc<ConnectionLog>,
     /// Bumped on every connection change; read by the data path on every
     /// call, so it lives on its own line.
     generation: CachePadded<AtomicU64>,
@@ -145,6 +151,9 @@ struct Inner {
     stopping: AtomicBool,
     tx_claimed: AtomicBool,
     rx_claimed: AtomicBool,
+    /// Set by `interrupt_receive`: the next (or current) wait of the
+    /// receive side returns early, and clears it.
+    rx_interrupt: AtomicBool,
 }
 
 /// An `ipc://` transport instance.
@@ -180,7 +189,6 @@ impl IpcTransport {
                 config,
                 link: Mutex::new(Link {
                     started: None,
-                    state: ConnectionState::Idle,
                     conn: None,
                     last_error: None,
                     staged: VecDeque::new(),
@@ -188,6 +196,7 @@ impl IpcTransport {
                     log_limiter: LogLimiter::new(logging::LOG_WINDOW, logging::LOG_CLASSES),
                 }),
                 link_cv: Condvar::new(),
+                log: Arc::new(ConnectionLog::new()),
                 generation: CachePadded::new(AtomicU64::new(0)),
                 staged_len: AtomicUsize::new(0),
                 stats: Stats::default(),
@@ -197,6 +206,7 @@ impl IpcTransport {
                 stopping: AtomicBool::new(false),
                 tx_claimed: AtomicBool::new(false),
                 rx_claimed: AtomicBool::new(false),
+                rx_interrupt: AtomicBool::new(false),
             }),
             service: Mutex::new(None),
         })
@@ -255,10 +265,7 @@ impl Transport for IpcTransport {
             Role::Client => None,
         };
         link.started = Some((role, kind));
-        link.state = match role {
-            Role::Server => ConnectionState::Listening,
-            Role::Client => ConnectionState::Connecting,
-        };
+        inner.log.started(role);
         drop(link);
         let me = Arc::clone(inner);
         let name = match role {
@@ -298,13 +305,13 @@ impl Transport for IpcTransport {
         if let Some(c) = link.conn.take() {
             c.kill();
         }
-        link.state = ConnectionState::Closed;
+        inner.log.closed();
         inner.generation.fetch_add(1, Ordering::AcqRel);
         inner.link_cv.notify_all();
     }
 
-    fn state(&self) -> ConnectionState {
-        lock(&self.inner.link).state.clone()
+    fn connection_log(&self) -> &Arc<ConnectionLog> {
+        &self.inner.log
     }
 
     fn last_error(&self) -> Option<String> {
@@ -393,6 +400,26 @@ impl Transport for IpcTransport {
         )?;
         Ok(Box::new(IpcReceiver::new(Arc::clone(inner))))
     }
+
+    fn interrupt_receive(&self) {
+        let inner = &self.inner;
+        inner.rx_interrupt.store(true, Ordering::SeqCst);
+        // Under the link lock: a receiver about to wait for a connection
+        // checks the flag under it (`wait_link_change`), so it either sees
+        // the flag or is already waiting when this notifies.
+        let link = lock(&inner.link);
+        if let Some(c) = &link.conn {
+            if let Some(l) = c.rx {
+                ring::wake_local(&c.map, &l);
+            }
+        }
+        inner.link_cv.notify_all();
+    }
+}
+
+/// The peer's credentials as the connection log reports them.
+fn peer_info(c: &PeerCred) -> PeerInfo {
+    PeerInfo::local(c.pid, c.uid, c.gid)
 }
 
 impl Drop for IpcTransport {
@@ -466,16 +493,20 @@ impl Inner {
         link.last_error = Some(text);
     }
 
-    fn refused(&self, link: &mut Link, refusal: Refusal) {
+    /// Records a refusal: counted, noted (rate-limited log line and
+    /// `last_error`) and logged as an event. `sticky`: it refused this
+    /// side's own attempt, or the pairing a server was setting up, and
+    /// becomes the state until a connection succeeds; a server's refusal
+    /// of a third party (`Busy`, a user the policy does not admit) is not
+    /// (see [`super::events`]).
+    fn refused(&self, link: &mut Link, refusal: Refusal, sticky: bool) {
         self.stats.refusals.fetch_add(1, Ordering::Relaxed);
         let class = LogClass::Refusal {
             code: refusal.reason.code(),
             by_peer: refusal.by_peer,
         };
         self.note(link, class, format!("connection refused: {refusal}"));
-        if link.conn.is_none() {
-            link.state = ConnectionState::Refused(refusal);
-        }
+        self.log.refused(refusal, sticky && link.conn.is_none());
     }
 
     /// Called from the data path when the peer broke the ring protocol.
@@ -484,6 +515,7 @@ impl Inner {
             return;
         }
         self.stats.violations.fetch_add(1, Ordering::Relaxed);
+        let _ = conn.violation.set(format!("shared memory: {v}"));
         let mut link = lock(&self.link);
         self.note(
             &mut link,
@@ -516,28 +548,31 @@ impl Inner {
             self.descriptor,
             conn.peer.pid_text()
         );
+        let peer = peer_info(&conn.peer);
         link.conn = Some(conn);
-        link.state = ConnectionState::Connected;
+        self.log.connected(peer);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.link_cv.notify_all();
     }
 
-    /// Forgets the current connection.
-    fn disconnect(&self, conn: &Arc<Conn>, why: &str, role: Role) {
+    /// Forgets the current connection. A connection the data path dropped
+    /// ([`Self::violation`]) ends for that reason, whatever `why` says.
+    fn disconnect(&self, conn: &Arc<Conn>, why: DisconnectReason, role: Role) {
         conn.kill();
+        let why = match conn.violation.get() {
+            Some(v) => DisconnectReason::Violation(v.clone()),
+            None => why,
+        };
         let mut link = lock(&self.link);
         if link.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             link.conn = None;
-            link.state = match role {
-                Role::Server => ConnectionState::Listening,
-                Role::Client => ConnectionState::Connecting,
-            };
             log::info!(
                 "lwmq {}: disconnected from {}: {why}",
                 self.descriptor,
                 conn.peer.pid_text()
             );
+            self.log.disconnected(why, role);
             self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::AcqRel);
             self.link_cv.notify_all();
@@ -547,7 +582,9 @@ impl Inner {
     /// Waits for a connection change, at most `slice` or until `deadline`.
     fn wait_link_change(&self, seen: u64, deadline: Deadline) {
         let link = lock(&self.link);
-        if self.generation.load(Ordering::Acquire) != seen || self.stopping.load(Ordering::Acquire)
+        if self.generation.load(Ordering::Acquire) != seen
+            || self.stopping.load(Ordering::Acquire)
+            || self.rx_interrupt.load(Ordering::SeqCst)
         {
             return;
         }

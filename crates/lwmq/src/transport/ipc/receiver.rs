@@ -228,16 +228,24 @@ impl IpcReceiver {
             if self.inner.stopping.load(Ordering::Acquire) {
                 return Err(TransportError::NotOpen(self.inner.descriptor.clone()));
             }
+            // `interrupt_receive`: end this wait as if it timed out.
+            let interrupt = &self.inner.rx_interrupt;
+            if interrupt.load(Ordering::Relaxed) && interrupt.swap(false, Ordering::SeqCst) {
+                return Err(TransportError::Timeout);
+            }
             self.sync();
             if let Some(t) = &mut self.current {
                 if !t.conn.dead.load(Ordering::Acquire) {
+                    let stop = &self.inner.rx_interrupt;
                     let r = match t.cons.has_data() {
                         Ok(true) => t.cons.peek().map(Some),
-                        Ok(false) => match t.cons.wait_data(deadline, self.spin, &t.conn.dead) {
-                            Ok(WaitOutcome::TimedOut) => return Err(TransportError::Timeout),
-                            Ok(_) => Ok(None),
-                            Err(v) => Err(v),
-                        },
+                        Ok(false) => {
+                            match t.cons.wait_data_or(deadline, self.spin, &t.conn.dead, stop) {
+                                Ok(WaitOutcome::TimedOut) => return Err(TransportError::Timeout),
+                                Ok(_) => Ok(None),
+                                Err(v) => Err(v),
+                            }
+                        }
                         Err(v) => Err(v),
                     };
                     match r {

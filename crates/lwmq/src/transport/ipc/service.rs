@@ -21,7 +21,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
@@ -33,7 +33,7 @@ use super::section::{check_section_header, fences_for, own_features, write_secti
 use super::{lock, Conn, Inner, HANDSHAKE_TIMEOUT, LIMITS, MAX_PENDING};
 use crate::sys::shm;
 use crate::sys::socket::{self, PeerCred};
-use crate::transport::{ChannelKind, ConnectionState, Refusal, RefusalReason, Role};
+use crate::transport::{ChannelKind, DisconnectReason, Refusal, RefusalReason, Role};
 
 /// Connections accepted per turn of the server's loop.
 pub(super) const ACCEPT_BATCH: usize = 16;
@@ -140,7 +140,7 @@ fn admission(tickets: &[Ticket], uid: u32, busy: bool) -> Admission {
 /// What happened on a connected socket.
 enum SocketEvent {
     Nothing,
-    Closed(String),
+    Closed(DisconnectReason),
 }
 
 fn check_connected_socket(fd: &OwnedFd, revents: PollFlags) -> SocketEvent {
@@ -149,16 +149,18 @@ fn check_connected_socket(fd: &OwnedFd, revents: PollFlags) -> SocketEvent {
     }
     let mut buf = [0u8; 64];
     match socket::recv(fd, &mut buf) {
-        Ok(r) if r.len == 0 => SocketEvent::Closed("peer closed the connection or exited".into()),
-        Ok(_) => SocketEvent::Closed("peer sent data after the handshake (protocol error)".into()),
+        Ok(r) if r.len == 0 => SocketEvent::Closed(DisconnectReason::PeerLeft),
+        Ok(_) => SocketEvent::Closed(DisconnectReason::Violation(
+            "it sent data on the socket after the handshake".into(),
+        )),
         Err(e) if e.errno == Errno::AGAIN => {
             if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
-                SocketEvent::Closed("peer hung up".into())
+                SocketEvent::Closed(DisconnectReason::PeerLeft)
             } else {
                 SocketEvent::Nothing
             }
         }
-        Err(e) => SocketEvent::Closed(format!("peer connection failed: {e}")),
+        Err(e) => SocketEvent::Closed(DisconnectReason::SocketError(e.to_string())),
     }
 }
 
@@ -201,7 +203,21 @@ impl Service {
             .allows(self.own_uid, cred.uid, cred.gid)
     }
 
+    /// Refuses the pairing with this peer: sends the reason and records
+    /// it as the state (sticky until a connection succeeds) and an event.
     fn refuse(&self, fd: &OwnedFd, reason: RefusalReason, detail: String) {
+        self.send_refusal(fd, reason, detail, true);
+    }
+
+    /// Refuses a third party (a client turned away `Busy`, a user the
+    /// access policy does not admit): nothing about this side's own
+    /// connection is wrong, so it is an event only, never the state. Any
+    /// local user can connect, so this must not let one set the state.
+    fn refuse_third_party(&self, fd: &OwnedFd, reason: RefusalReason, detail: String) {
+        self.send_refusal(fd, reason, detail, false);
+    }
+
+    fn send_refusal(&self, fd: &OwnedFd, reason: RefusalReason, detail: String, sticky: bool) {
         let msg = Message::Refuse {
             reason,
             text: detail.clone(),
@@ -215,6 +231,7 @@ impl Service {
                 detail,
                 by_peer: false,
             },
+            sticky,
         );
     }
 
@@ -228,8 +245,13 @@ impl Service {
                 if c.dead.load(Ordering::Acquire) {
                     let (fd, c) = active.take().expect("checked");
                     socket::shutdown(&fd);
-                    self.inner
-                        .disconnect(&c, "connection dropped locally", Role::Server);
+                    // Only the data path kills a live connection: the
+                    // violation it recorded is the reason.
+                    self.inner.disconnect(
+                        &c,
+                        DisconnectReason::Violation("dropped by this side".into()),
+                        Role::Server,
+                    );
                 }
             }
             let now = Instant::now();
@@ -267,7 +289,7 @@ impl Service {
             if let Some((fd, _)) = &active {
                 if let SocketEvent::Closed(why) = check_connected_socket(fd, active_ev) {
                     let (_fd, c) = active.take().expect("checked");
-                    self.inner.disconnect(&c, &why, Role::Server);
+                    self.inner.disconnect(&c, why, Role::Server);
                 }
             }
             // Progress handshakes (in reverse so removal keeps indices).
@@ -305,7 +327,8 @@ impl Service {
         }
         if let Some((fd, c)) = active {
             socket::shutdown(&fd);
-            self.inner.disconnect(&c, "transport closed", Role::Server);
+            self.inner
+                .disconnect(&c, DisconnectReason::Closed, Role::Server);
         }
     }
 
@@ -329,7 +352,7 @@ impl Service {
                 Ok(c) => c,
                 Err(e) => {
                     // Without credentials the policy cannot be applied.
-                    self.refuse(
+                    self.refuse_third_party(
                         &fd,
                         RefusalReason::AccessDenied,
                         format!("the server could not read the client's credentials: {e}"),
@@ -338,7 +361,7 @@ impl Service {
                 }
             };
             if !self.policy_allows(&cred) {
-                self.refuse(
+                self.refuse_third_party(
                     &fd,
                     RefusalReason::AccessDenied,
                     format!(
@@ -356,7 +379,7 @@ impl Service {
                 Admission::Admit => {}
                 Admission::Evict(i, why) => {
                     let old = pending.remove(i);
-                    self.refuse(
+                    self.refuse_third_party(
                         &old.fd,
                         RefusalReason::Busy,
                         format!(
@@ -366,7 +389,7 @@ impl Service {
                     );
                 }
                 Admission::Refuse(why) => {
-                    self.refuse(
+                    self.refuse_third_party(
                         &fd,
                         RefusalReason::Busy,
                         format!("{} refused: {why}", cred.pid_text()),
@@ -420,7 +443,7 @@ impl Service {
                         .iter()
                         .any(|o| matches!(o.stage, Stage::AwaitReady(_)));
                 if busy {
-                    self.refuse(
+                    self.refuse_third_party(
                         &fd,
                         RefusalReason::Busy,
                         format!("server already has a peer; {} refused", cred.pid_text()),
@@ -459,6 +482,7 @@ impl Service {
                         detail: text,
                         by_peer: true,
                     },
+                    true,
                 );
                 None
             }
@@ -560,6 +584,7 @@ impl Service {
             dead: AtomicBool::new(false),
             peer: cred,
             fences: fences_for(features),
+            violation: OnceLock::new(),
         }))
     }
 
@@ -573,8 +598,11 @@ impl Service {
                 if c.dead.load(Ordering::Acquire) {
                     let (fd, c) = active.take().expect("checked");
                     socket::shutdown(&fd);
-                    self.inner
-                        .disconnect(&c, "connection dropped locally", Role::Client);
+                    self.inner.disconnect(
+                        &c,
+                        DisconnectReason::Violation("dropped by this side".into()),
+                        Role::Client,
+                    );
                     next_attempt = Instant::now() + self.retry();
                 }
             }
@@ -613,7 +641,7 @@ impl Service {
             if let Some((fd, _)) = &active {
                 if let SocketEvent::Closed(why) = check_connected_socket(fd, active_ev) {
                     let (_fd, c) = active.take().expect("checked");
-                    self.inner.disconnect(&c, &why, Role::Client);
+                    self.inner.disconnect(&c, why, Role::Client);
                     // The server may be restarting: try again at once.
                     next_attempt = Instant::now();
                 }
@@ -621,21 +649,13 @@ impl Service {
         }
         if let Some((fd, c)) = active {
             socket::shutdown(&fd);
-            self.inner.disconnect(&c, "transport closed", Role::Client);
+            self.inner
+                .disconnect(&c, DisconnectReason::Closed, Role::Client);
         }
     }
 
     fn retry(&self) -> Duration {
         Duration::from_millis(self.inner.retry_ms.load(Ordering::Relaxed))
-    }
-
-    /// No server (or it vanished mid-handshake): back to `Connecting`. A
-    /// refusal seen earlier stays readable as `last_error`.
-    fn set_connecting(&self) {
-        let mut link = lock(&self.inner.link);
-        if link.conn.is_none() {
-            link.state = ConnectionState::Connecting;
-        }
     }
 
     /// One connection attempt; `Some` on success.
@@ -655,7 +675,8 @@ impl Service {
                     let mut link = lock(&self.inner.link);
                     self.inner.note(&mut link, LogClass::Connect, e.to_string());
                 }
-                self.set_connecting();
+                // The state stays as it is: `Connecting`, or a refusal
+                // seen earlier, which is sticky until a connection.
                 return None;
             }
         };
@@ -666,13 +687,12 @@ impl Service {
             }
             Err(Some(refusal)) => {
                 let mut link = lock(&self.inner.link);
-                self.inner.refused(&mut link, refusal);
+                self.inner.refused(&mut link, refusal, true);
                 None
             }
-            Err(None) => {
-                self.set_connecting();
-                None
-            }
+            // The server went away mid-handshake: nothing to report, and
+            // the state stays as it is.
+            Err(None) => None,
         }
     }
 
@@ -835,6 +855,7 @@ impl Service {
             dead: AtomicBool::new(false),
             peer: cred,
             fences: fences_for(accept.features),
+            violation: OnceLock::new(),
         }))
     }
 }

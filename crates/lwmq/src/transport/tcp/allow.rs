@@ -132,7 +132,7 @@ impl fmt::Display for IpNet {
 }
 
 /// Which peer addresses a `tcp://` transport talks to
-/// ([`TransportControl::SetPeerAllowList`](crate::transport::TransportControl::SetPeerAllowList)).
+/// ([`Endpoint::allow_peers`](crate::Endpoint::allow_peers)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AllowList {
     nets: Vec<IpNet>,

@@ -42,6 +42,7 @@ use rustix::event::epoll;
 
 use super::proto::FrameParser;
 use super::Inner;
+use crate::transport::DisconnectReason;
 
 /// Bytes read from the socket at once into the spill buffer.
 pub(super) const SPILL: usize = 64 * 1024;
@@ -77,7 +78,7 @@ pub(super) struct Conn {
     pub(super) peer: SocketAddr,
     pub(super) peer_pid: u32,
     dead: AtomicBool,
-    why: Mutex<Option<String>>,
+    why: Mutex<Option<DisconnectReason>>,
     pub(super) reader: Mutex<Reader>,
     interest: Mutex<Interest>,
     /// Nanoseconds since the transport's epoch of the last byte read.
@@ -163,21 +164,22 @@ impl Conn {
     }
 
     /// Why it died (the first reason recorded).
-    pub(super) fn why(&self) -> Option<String> {
+    pub(super) fn why(&self) -> Option<DisconnectReason> {
         lock(&self.why).clone()
     }
 
-    /// Drops the connection: records `why` (the first one wins), shuts the
-    /// socket down (which wakes every thread polling it and tells the peer
-    /// at once) and wakes the I/O thread, which cleans up. True if this
-    /// call killed it.
-    pub(super) fn kill(&self, inner: &Inner, why: impl Into<String>) -> bool {
+    /// Drops the connection: records `why` (the first one wins: it is the
+    /// reason the `Disconnected` event gives), shuts the socket down
+    /// (which wakes every thread polling it and tells the peer at once)
+    /// and wakes the I/O thread, which cleans up. True if this call
+    /// killed it.
+    pub(super) fn kill(&self, inner: &Inner, why: DisconnectReason) -> bool {
         {
             let mut w = lock(&self.why);
             if self.dead.swap(true, Ordering::AcqRel) {
                 return false;
             }
-            *w = Some(why.into());
+            *w = Some(why);
         }
         let _ = self.sock.shutdown(Shutdown::Both);
         inner.poke();
@@ -248,6 +250,17 @@ impl Conn {
         let g = self.granted.load(Ordering::Acquire);
         let r = self.received.load(Ordering::Acquire);
         u >= half || g.saturating_sub(r) < half
+    }
+}
+
+/// The reason a failed read or write of the connection gives: a reset or
+/// a broken pipe is the peer's kernel closing its end (a killed process
+/// with unread data resets), anything else a failure of the connection.
+pub(super) fn io_failure(e: rustix::io::Errno) -> DisconnectReason {
+    use rustix::io::Errno;
+    match e {
+        Errno::CONNRESET | Errno::PIPE | Errno::CONNABORTED => DisconnectReason::PeerLeft,
+        e => DisconnectReason::SocketError(std::io::Error::from(e).to_string()),
     }
 }
 

@@ -14,7 +14,12 @@
 //! Both sides check the other's HELLO with [`proto::check_peer_hello`] and
 //! the other's address with the allow-list; every refusal goes to the peer
 //! as a REFUSE with the reason and a text, and is recorded on this side, so
-//! both can read why. A server refuses after writing its REFUSE by shutting
+//! both can read why. As with `ipc://`, a refusal of this side's own
+//! attempt or of the pairing a server was setting up (a HELLO that does
+//! not match, a broken handshake, the peer's REFUSE) is sticky: it is the
+//! state until a connection succeeds; a server turning away a third party
+//! (`Busy`, no room, an address outside the allow-list) records an event
+//! only, so that nobody on the network can set a server's state. A server refuses after writing its REFUSE by shutting
 //! its sending half and keeping the socket a short while to read (and
 //! drop) what the client had sent: closing at once with unread bytes would
 //! make the kernel send a reset, which may destroy the REFUSE before the
@@ -22,7 +27,7 @@
 //!
 //! A server holds at most [`MAX_PENDING`] handshakes in progress, at most
 //! [`MAX_PENDING_PER_ADDR`] per peer address, each with the
-//! [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT) deadline from `accept`.
+//! [`super::HANDSHAKE_TIMEOUT`] deadline from `accept`.
 //! A newcomer from an address at its budget displaces that address's
 //! oldest handshake still waiting for its HELLO; with the table full, the
 //! address holding most gives up its oldest such handshake. A handshake
@@ -46,7 +51,7 @@ use rustix::net::SendFlags;
 use super::conn::Conn;
 use super::proto::{self, Handshake, Hello, ProtoError, GREETING_LEN};
 use super::{lock, CurRx, Inner, HANDSHAKE_TIMEOUT, HEARTBEATS_PER_TIMEOUT, LIMITS};
-use crate::transport::{ChannelKind, Refusal, RefusalReason};
+use crate::transport::{ChannelKind, DisconnectReason, Refusal, RefusalReason};
 
 /// Handshakes in progress on a server, in all.
 pub(super) const MAX_PENDING: usize = 16;
@@ -306,15 +311,34 @@ impl Pending {
         }
     }
 
-    /// Refuses with `reason`: tells the peer, records it here.
+    /// Refuses the pairing with this peer: tells it, records it here as
+    /// the state (sticky until a connection succeeds) and an event.
     fn refuse(self, inner: &Inner, reason: RefusalReason, detail: String) -> Step {
+        self.send_refusal(inner, reason, detail, true)
+    }
+
+    /// Refuses a third party (a client turned away `Busy`): an event only.
+    fn refuse_third_party(self, inner: &Inner, reason: RefusalReason, detail: String) -> Step {
+        self.send_refusal(inner, reason, detail, false)
+    }
+
+    fn send_refusal(
+        self,
+        inner: &Inner,
+        reason: RefusalReason,
+        detail: String,
+        sticky: bool,
+    ) -> Step {
         let greeted = matches!(self.stage, Stage::AwaitAccept(_));
         send_all(&self.sock, &refuse_bytes(reason, &detail, !greeted));
-        inner.refused(Refusal {
-            reason,
-            detail,
-            by_peer: false,
-        });
+        inner.refused(
+            Refusal {
+                reason,
+                detail,
+                by_peer: false,
+            },
+            sticky,
+        );
         Step::Refused(self.sock, true)
     }
 
@@ -378,17 +402,20 @@ impl Pending {
         let own = own_hello(inner, kind);
         match (std::mem::replace(&mut self.stage, Stage::AwaitHello), msg) {
             (_, Handshake::Refuse { reason, text }) => {
-                inner.refused(Refusal {
-                    reason,
-                    detail: text,
-                    by_peer: true,
-                });
+                inner.refused(
+                    Refusal {
+                        reason,
+                        detail: text,
+                        by_peer: true,
+                    },
+                    true,
+                );
                 Step::Refused(self.sock, false)
             }
             (Stage::AwaitHello, Handshake::Hello(h)) => {
                 if busy {
                     let d = format!("server already has a peer; {peer} (pid {}) refused", h.pid);
-                    return self.refuse(inner, RefusalReason::Busy, d);
+                    return self.refuse_third_party(inner, RefusalReason::Busy, d);
                 }
                 if let Err((reason, detail)) =
                     proto::check_peer_hello(&own, &h, LIMITS.max_send_buffers)
@@ -426,7 +453,7 @@ impl Pending {
                     Ok(()) => Step::Live(conn),
                     Err(e) => {
                         detach_rx(inner, &conn);
-                        conn.kill(inner, e);
+                        conn.kill(inner, DisconnectReason::SocketError(e));
                         Step::Gone
                     }
                 }
@@ -441,19 +468,22 @@ impl Pending {
 }
 
 /// Refuses a connection at `accept` (allow-list, busy, no room): greeting
-/// and REFUSE, recorded here.
-pub(super) fn refuse_at_accept(
+/// and REFUSE, recorded here as an event (a third party: never the state).
+pub(super) fn refuse_third_party(
     inner: &Inner,
     sock: &TcpStream,
     reason: RefusalReason,
     detail: String,
 ) {
     send_all(sock, &refuse_bytes(reason, &detail, true));
-    inner.refused(Refusal {
-        reason,
-        detail,
-        by_peer: false,
-    });
+    inner.refused(
+        Refusal {
+            reason,
+            detail,
+            by_peer: false,
+        },
+        false,
+    );
 }
 
 // ----- client -----
@@ -654,7 +684,7 @@ pub(super) fn client_attempt(inner: &Inner, kind: ChannelKind) -> Result<Arc<Con
         Ok(()) => Ok(conn),
         Err(e) => {
             detach_rx(inner, &conn);
-            conn.kill(inner, e.clone());
+            conn.kill(inner, DisconnectReason::SocketError(e.clone()));
             Err(ClientFail::Note(e))
         }
     }

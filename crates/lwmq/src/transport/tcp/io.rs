@@ -33,7 +33,7 @@ use super::proto::{self, FrameType};
 use super::reader::Goal;
 use super::{lock, Inner};
 use crate::descriptor::TcpAddress;
-use crate::transport::{ChannelKind, RefusalReason, Role};
+use crate::transport::{ChannelKind, DisconnectReason, RefusalReason, Role};
 
 /// Connections accepted per turn of the server's loop.
 pub(super) const ACCEPT_BATCH: usize = 16;
@@ -249,7 +249,16 @@ impl Io {
             drop(r);
             inner.reader_released(&conn);
             if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
-                conn.kill(inner, "peer hung up (connection reset or closed)");
+                // The socket's pending error says how it ended, if it
+                // failed; a hang-up without one is the peer closing.
+                let why = match conn.sock.take_error() {
+                    Ok(Some(e)) => match e.raw_os_error() {
+                        Some(n) => super::conn::io_failure(Errno::from_raw_os_error(n)),
+                        None => DisconnectReason::SocketError(e.to_string()),
+                    },
+                    _ => DisconnectReason::PeerLeft,
+                };
+                conn.kill(inner, why);
             }
         } else if flags.contains(epoll::EventFlags::IN) {
             if let Ok(mut r) = conn.reader.try_lock() {
@@ -290,13 +299,14 @@ impl Io {
                 let why = format!(
                     "nothing received from the peer for {silent:?} (heartbeat timeout {t:?}): the peer or the network is gone"
                 );
+                // Once per timeout at most: not rate-limited.
                 log::warn!(
                     "lwmq {}: dropping connection to {}: {why}",
                     inner.descriptor,
                     conn.peer_text()
                 );
-                lock(&inner.link).last_error = Some(why.clone());
-                conn.kill(inner, why);
+                lock(&inner.link).last_error = Some(why);
+                conn.kill(inner, DisconnectReason::Silent(t));
             }
         }
         if !conn.is_dead() {
@@ -343,7 +353,7 @@ impl Io {
             if let Ok(mut r) = conn.reader.try_lock() {
                 r.read(&conn, &self.inner, Goal::Drain);
             }
-            conn.kill(&self.inner, "transport closed");
+            conn.kill(&self.inner, DisconnectReason::Closed);
             self.disconnect();
         }
         self.pending.clear();
@@ -359,14 +369,14 @@ impl Io {
                 self.next_tick = Instant::now() + Self::tick_period(&conn);
                 self.conn = Some(conn);
             }
-            Err(ClientFail::Quiet) => inner.set_connecting(),
+            // Nobody answered: the state stays as it is, `Connecting` or a
+            // refusal seen earlier, which is sticky until a connection.
+            Err(ClientFail::Quiet) => {}
             Err(ClientFail::Note(why)) => {
                 let mut link = lock(&inner.link);
                 inner.note(&mut link, super::link::LogClass::Connect, why);
-                drop(link);
-                inner.set_connecting();
             }
-            Err(ClientFail::Refused(r)) => inner.refused(r),
+            Err(ClientFail::Refused(r)) => inner.refused(r, true),
         }
         self.next_attempt = Instant::now() + self.retry();
     }
@@ -412,13 +422,13 @@ impl Io {
             let allow = lock(&inner.link).allow.clone();
             if !allow.allows(peer.ip()) {
                 let d = format!("server does not accept peer {peer} (allow-list: {allow})");
-                handshake::refuse_at_accept(&inner, &sock, RefusalReason::AccessDenied, d);
+                handshake::refuse_third_party(&inner, &sock, RefusalReason::AccessDenied, d);
                 self.linger(sock);
                 continue;
             }
             if self.conn.as_ref().is_some_and(|c| !c.is_dead()) {
                 let d = format!("server already has a peer; {peer} refused");
-                handshake::refuse_at_accept(&inner, &sock, RefusalReason::Busy, d);
+                handshake::refuse_third_party(&inner, &sock, RefusalReason::Busy, d);
                 self.linger(sock);
                 continue;
             }
@@ -437,12 +447,12 @@ impl Io {
                     let old = self.pending.remove(i);
                     let _ = epoll::delete(&inner.epoll, &old.sock);
                     let d = format!("handshake with {} dropped to make room: {why}", old.peer);
-                    handshake::refuse_at_accept(&inner, &old.sock, RefusalReason::Busy, d);
+                    handshake::refuse_third_party(&inner, &old.sock, RefusalReason::Busy, d);
                     self.linger(old.sock);
                 }
                 Admission::Refuse(why) => {
                     let d = format!("{peer} refused: {why}");
-                    handshake::refuse_at_accept(&inner, &sock, RefusalReason::Busy, d);
+                    handshake::refuse_third_party(&inner, &sock, RefusalReason::Busy, d);
                     self.linger(sock);
                     continue;
                 }

@@ -1,7 +1,8 @@
-//! The connection state of a `tcp://` transport, its counters and its log
-//! lines, in one place (as the `ipc://` transport keeps them): what
-//! [`Transport::state`](crate::transport::Transport::state),
-//! `last_error` and `stats` report, and every change of them.
+//! The connection record of a `tcp://` transport, its counters and its log
+//! lines, in one place (as the `ipc://` transport keeps them): every
+//! change that [`ConnectionLog`](crate::transport::ConnectionLog) records
+//! (connected, disconnected, refused; `started` and `closed` are in
+//! `mod.rs`), `last_error` and `stats`.
 //!
 //! Warnings go through the same per-class rate limiter as `ipc://`'s, and
 //! text from the peer is escaped before it is logged or stored.
@@ -15,7 +16,7 @@ use crossbeam_utils::CachePadded;
 
 pub(super) use crate::transport::ipc::logging::LogClass;
 use crate::transport::ipc::logging::{LogLimiter, Verdict, LOG_CLASSES, LOG_WINDOW};
-use crate::transport::{ChannelKind, ConnectionState, Refusal, Role, TransportStats};
+use crate::transport::{ChannelKind, DisconnectReason, PeerInfo, Refusal, Role, TransportStats};
 
 use super::allow::AllowList;
 use super::conn::Conn;
@@ -52,11 +53,10 @@ impl Stats {
     }
 }
 
-/// Where the transport stands.
+/// Where the transport stands (its state is in the connection log).
 #[derive(Debug)]
 pub(super) struct Link {
     pub(super) started: Option<(Role, ChannelKind)>,
-    pub(super) state: ConnectionState,
     pub(super) conn: Option<Arc<Conn>>,
     pub(super) last_error: Option<String>,
     pub(super) allow: AllowList,
@@ -69,7 +69,6 @@ impl Link {
     pub(super) fn new() -> Self {
         Self {
             started: None,
-            state: ConnectionState::Idle,
             conn: None,
             last_error: None,
             allow: AllowList::any(),
@@ -95,9 +94,13 @@ impl Inner {
         link.last_error = Some(text);
     }
 
-    /// A refusal, by this side or by the peer: counted, logged, recorded,
-    /// and the state while there is no peer.
-    pub(super) fn refused(&self, refusal: Refusal) {
+    /// A refusal, by this side or by the peer: counted, noted
+    /// (rate-limited log line and `last_error`) and logged as an event.
+    /// `sticky`: it refused this side's own attempt, or the pairing a
+    /// server was setting up, and becomes the state until a connection
+    /// succeeds; a server's refusal of a third party (`Busy`, the
+    /// allow-list) is not.
+    pub(super) fn refused(&self, refusal: Refusal, sticky: bool) {
         self.stats.refusals.fetch_add(1, Ordering::Relaxed);
         let class = LogClass::Refusal {
             code: refusal.reason.code(),
@@ -105,9 +108,7 @@ impl Inner {
         };
         let mut link = lock(&self.link);
         self.note(&mut link, class, format!("connection refused: {refusal}"));
-        if link.conn.is_none() {
-            link.state = ConnectionState::Refused(refusal);
-        }
+        self.log.refused(refusal, sticky && link.conn.is_none());
     }
 
     /// Publishes a connection whose halves are attached already.
@@ -118,42 +119,32 @@ impl Inner {
             self.descriptor,
             conn.peer_text()
         );
+        let peer = PeerInfo::network(conn.peer);
         link.conn = Some(conn);
-        link.state = ConnectionState::Connected;
+        self.log.connected(peer);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
         drop(link);
         self.wake_all();
     }
 
-    /// Forgets `conn` (which is dead) if it is the current one.
+    /// Forgets `conn` (which is dead) if it is the current one, with the
+    /// reason recorded by whoever killed it.
     pub(super) fn unpublish(&self, conn: &Arc<Conn>, role: Role) {
         let mut link = lock(&self.link);
         if link.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             link.conn = None;
-            link.state = match role {
-                Role::Server => ConnectionState::Listening,
-                Role::Client => ConnectionState::Connecting,
-            };
+            let why = conn.why().unwrap_or(DisconnectReason::PeerLeft);
             log::info!(
-                "lwmq {}: disconnected from {}: {}",
+                "lwmq {}: disconnected from {}: {why}",
                 self.descriptor,
                 conn.peer_text(),
-                conn.why().unwrap_or_default()
             );
+            self.log.disconnected(why, role);
             self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         drop(link);
         self.wake_all();
-    }
-
-    /// No server (or it vanished mid-handshake): back to `Connecting`; a
-    /// refusal seen earlier stays readable as `last_error`.
-    pub(super) fn set_connecting(&self) {
-        let mut link = lock(&self.link);
-        if link.conn.is_none() {
-            link.state = ConnectionState::Connecting;
-        }
     }
 }

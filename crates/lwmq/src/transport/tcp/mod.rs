@@ -16,8 +16,17 @@
 //! more DATA frames in flight than credits. Both sides' memory is bounded
 //! by their `MaxPending...Buffers`.
 //!
+//! Connection changes go to the transport's [`ConnectionLog`] (state,
+//! generation, peer, events), from `link.rs` only: `started` and `closed`
+//! here, `connected` when a handshake publishes its connection,
+//! `disconnected` when the I/O thread cleans up after one (with the reason
+//! the first thread that saw it die recorded), `refused` for every
+//! refusal, sticky for this side's own attempts and the pairing a server
+//! was setting up, an event only for third parties (`Busy`, the
+//! allow-list), as `ipc://` does.
+//!
 //! Files: this one holds the transport object and the state its threads
-//! share ([`Inner`]); `link` the connection state, counters and log lines;
+//! share ([`Inner`]); `link` the connection record, counters and log lines;
 //! `proto` the wire format; `conn` one connection; `writer` and `reader`
 //! the two directions of the data path; `sender` and `receiver` the
 //! application's sides; `handshake` the greeting and HELLO exchange;
@@ -27,7 +36,7 @@
 //! every system call goes through `std::net` or `rustix`.
 #![deny(unsafe_code)]
 
-pub mod allow;
+pub(crate) mod allow;
 mod conn;
 mod handshake;
 mod io;
@@ -38,13 +47,12 @@ mod receiver;
 mod sender;
 mod writer;
 
-pub use allow::{AllowList, IpNet, IpNetError};
 pub use receiver::TcpReceiver;
 pub use sender::TcpSender;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -53,8 +61,8 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{
-    BufferLimits, ChannelKind, ConnectionState, ReceiveSide, Role, SendSide, Transport,
-    TransportConfig, TransportControl, TransportError, TransportStats,
+    AccessPolicy, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason, ReceiveSide, Role,
+    SendSide, Transport, TransportConfig, TransportControl, TransportError, TransportStats,
 };
 use crate::descriptor::TcpAddress;
 use crate::sys::SysError;
@@ -70,24 +78,26 @@ pub const LIMITS: BufferLimits = BufferLimits {
     max_send_buffers: 4096,
     max_receive_buffers: 4096,
     max_total_buffers: 4096,
-    max_inline_data_size: crate::MAX_INLINE_DATA_SIZE,
+    max_inline_data_size: crate::message::MAX_INLINE_FRAME_SIZE as u32,
 };
 
 /// Default client retry interval (the `ipc://` one).
 pub const DEFAULT_RETRY: Duration = Duration::from_millis(100);
-/// Default silence after which a peer is declared dead; heartbeats go out
-/// every fifth of it (1 s) while a direction is otherwise idle.
+/// `tcp://`: default silence after which a peer is declared dead
+/// ([`Endpoint::heartbeat_timeout`](crate::Endpoint::heartbeat_timeout));
+/// heartbeats go out every fifth of it (1 s) while a direction is
+/// otherwise idle.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Shortest heartbeat timeout accepted (other than 0, "off").
+/// `tcp://`: shortest heartbeat timeout accepted (other than 0, "off").
 pub const MIN_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(100);
-/// Longest heartbeat timeout accepted.
+/// `tcp://`: longest heartbeat timeout accepted.
 pub const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Heartbeats per timeout: the interval is the timeout divided by this.
 pub const HEARTBEATS_PER_TIMEOUT: u32 = 5;
 /// Time a peer has to complete the handshake, from `accept` or `connect`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a waiting receiver polls the socket before it sleeps in
-/// `poll` (see docs/decisions.md).
+/// `poll` (decision 102 in docs/decisions.md).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// A received buffer waiting to be handed out.
@@ -131,7 +141,11 @@ struct Inner {
     config: TransportConfig,
     link: Mutex<Link>,
     link_cv: Condvar,
-    /// Bumped on every connection change.
+    /// State, generation, peer and events, as callers see them. Written
+    /// with `link` held (the order is always `link`, then the log).
+    log: Arc<ConnectionLog>,
+    /// Bumped on every connection change (the data path's view; the
+    /// log's generation counts connections only).
     generation: AtomicU64,
     stats: Stats,
     retry_ms: AtomicU64,
@@ -153,6 +167,12 @@ struct Inner {
     rx_cv: Condvar,
     /// Threads sleeping on `rx_cv`.
     rx_waiters: AtomicUsize,
+    /// Set by `interrupt_receive`: the next (or current) wait of the
+    /// receive side returns early, and clears it.
+    rx_interrupt: AtomicBool,
+    /// Written by `interrupt_receive`, polled by a receiver that waits on
+    /// the socket, so that the interrupt ends that wait at once.
+    rx_wake_fd: OwnedFd,
 }
 
 /// A `tcp://` transport instance.
@@ -181,12 +201,18 @@ impl TcpTransport {
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
         )
         .map_err(|e| sys("eventfd", e))?;
+        let rx_wake_fd = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| sys("eventfd", e))?;
         let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
             .map_err(|e| sys("epoll_create1", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 link: Mutex::new(Link::new()),
                 link_cv: Condvar::new(),
+                log: Arc::new(ConnectionLog::new()),
                 generation: AtomicU64::new(0),
                 stats: Stats::default(),
                 retry_ms: AtomicU64::new(DEFAULT_RETRY.as_millis() as u64),
@@ -204,6 +230,8 @@ impl TcpTransport {
                 rx: Mutex::new(RxState::default()),
                 rx_cv: Condvar::new(),
                 rx_waiters: AtomicUsize::new(0),
+                rx_interrupt: AtomicBool::new(false),
+                rx_wake_fd,
                 descriptor,
                 addr,
                 config,
@@ -266,10 +294,7 @@ impl Transport for TcpTransport {
             Role::Client => None,
         };
         link.started = Some((role, kind));
-        link.state = match role {
-            Role::Server => ConnectionState::Listening,
-            Role::Client => ConnectionState::Connecting,
-        };
+        inner.log.started(role);
         drop(link);
         let me = Arc::clone(inner);
         let name = match role {
@@ -299,16 +324,21 @@ impl Transport for TcpTransport {
         }
         let mut link = lock(&inner.link);
         if let Some(c) = link.conn.take() {
-            c.kill(inner, "transport closed");
+            // Only if the I/O thread never ran to its end (it cleans up
+            // its connection, with a `Disconnected` event, before it
+            // returns).
+            c.kill(inner, DisconnectReason::Closed);
+            let role = link.started.map_or(Role::Server, |(r, _)| r);
+            inner.log.disconnected(DisconnectReason::Closed, role);
         }
-        link.state = ConnectionState::Closed;
+        inner.log.closed();
         inner.generation.fetch_add(1, Ordering::AcqRel);
         drop(link);
         inner.wake_all();
     }
 
-    fn state(&self) -> ConnectionState {
-        lock(&self.inner.link).state.clone()
+    fn connection_log(&self) -> &Arc<ConnectionLog> {
+        &self.inner.log
     }
 
     fn last_error(&self) -> Option<String> {
@@ -364,6 +394,9 @@ impl Transport for TcpTransport {
                 }
                 link.allow = list;
             }
+            // The default policy asks for nothing a network peer could be
+            // checked against; anything else cannot be enforced here.
+            TransportControl::SetAccessPolicy(p) if p == AccessPolicy::same_user() => {}
             TransportControl::SetAccessPolicy(_) => {
                 return Err(err(
                     "an access policy by user applies to ipc:// only; tcp:// peers are chosen by address (SetPeerAllowList)".into(),
@@ -391,6 +424,20 @@ impl Transport for TcpTransport {
             "receive",
         )?;
         Ok(Box::new(TcpReceiver::new(Arc::clone(inner))))
+    }
+
+    fn interrupt_receive(&self) {
+        let inner = &self.inner;
+        inner.rx_interrupt.store(true, Ordering::SeqCst);
+        // A receiver polling the socket wakes on the eventfd; one about to
+        // sleep on a condition variable checks the flag under that
+        // variable's lock, so it either sees the flag or is asleep when
+        // this notifies.
+        let _ = rustix::io::write(&inner.rx_wake_fd, &1u64.to_ne_bytes());
+        drop(lock(&inner.rx));
+        inner.rx_cv.notify_all();
+        drop(lock(&inner.link));
+        inner.link_cv.notify_all();
     }
 }
 
@@ -453,6 +500,28 @@ impl Inner {
         g
     }
 
+    /// Takes a pending `interrupt_receive`, if any (and the wake-up it
+    /// wrote): true if the receive side should return now.
+    fn take_rx_interrupt(&self) -> bool {
+        let i = &self.rx_interrupt;
+        if i.load(Ordering::Relaxed) && i.swap(false, Ordering::SeqCst) {
+            self.drain_rx_wake();
+            return true;
+        }
+        false
+    }
+
+    /// Empties the receive side's wake-up eventfd.
+    fn drain_rx_wake(&self) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.rx_wake_fd, &mut b);
+    }
+
+    /// The receive side's wake-up eventfd, to poll beside the socket.
+    fn rx_wake(&self) -> impl AsFd + '_ {
+        self.rx_wake_fd.as_fd()
+    }
+
     /// [`Self::notify_tx`] for the receive half.
     fn notify_rx(&self) {
         if self.rx_waiters.load(Ordering::SeqCst) > 0 {
@@ -494,7 +563,10 @@ impl Inner {
 
     /// The peer broke the protocol: counted, logged, connection dropped.
     fn violation(&self, conn: &Conn, why: &str) {
-        if conn.kill(self, format!("peer broke the tcp protocol: {why}")) {
+        if conn.kill(
+            self,
+            DisconnectReason::Violation(format!("tcp stream: {why}")),
+        ) {
             self.stats.violations.fetch_add(1, Ordering::Relaxed);
             let mut link = lock(&self.link);
             self.note(
@@ -511,7 +583,10 @@ impl Inner {
     /// Waits for a connection change, at most `slice` or until `deadline`.
     fn wait_link_change(&self, seen: u64, deadline: Deadline) {
         let link = lock(&self.link);
-        if self.generation.load(Ordering::Acquire) != seen || self.stopping() {
+        if self.generation.load(Ordering::Acquire) != seen
+            || self.stopping()
+            || self.rx_interrupt.load(Ordering::SeqCst)
+        {
             return;
         }
         let _ = self

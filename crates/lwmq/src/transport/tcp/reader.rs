@@ -30,6 +30,7 @@ use rustix::io::Errno;
 use super::conn::{Conn, Reader};
 use super::proto::{self, FrameError, FrameSink, FrameType};
 use super::{lock, Inner, Ready};
+use crate::transport::DisconnectReason;
 
 /// Smallest rest of a payload read straight into its buffer.
 pub(super) const DIRECT_MIN: usize = 4096;
@@ -143,7 +144,7 @@ impl Reader {
             };
             match r {
                 Ok((0, 0)) => {
-                    conn.kill(inner, "peer closed the connection");
+                    conn.kill(inner, DisconnectReason::PeerLeft);
                     return ReadOutcome::Dead;
                 }
                 Ok((direct, spilled)) => {
@@ -166,7 +167,7 @@ impl Reader {
                     }
                 }
                 Err(e) => {
-                    conn.kill(inner, format!("reading from the peer failed: {e}"));
+                    conn.kill(inner, super::conn::io_failure(e));
                     return ReadOutcome::Dead;
                 }
             }

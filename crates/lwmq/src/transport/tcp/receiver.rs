@@ -14,6 +14,11 @@
 //! another thread. If another thread is reading, it sleeps until that one
 //! delivers something or lets go.
 //!
+//! `interrupt_receive` ends a wait at once: the flag is checked before
+//! every wait, under the lock of the condition variable a wait sleeps on,
+//! and a receiver polling the socket polls the transport's wake-up eventfd
+//! beside it.
+//!
 //! `dispose` frees the buffer and owes the peer a credit; the credit goes
 //! out with the next frame this side writes, or at once when the receive
 //! policy says the peer may run short (`Conn::credit_due`), or when it
@@ -132,6 +137,10 @@ impl ReceiveSide for TcpReceiver {
             if inner.stopping() {
                 return Err(TransportError::NotOpen(inner.descriptor.clone()));
             }
+            // `interrupt_receive`: end this wait as if it timed out.
+            if inner.take_rx_interrupt() {
+                return Err(TransportError::Timeout);
+            }
             // A caller polling in a loop (the messaging layer polls a few
             // hundred times before it waits) reads the socket once, not on
             // every poll: a system call per poll on both ends of a
@@ -155,7 +164,11 @@ impl ReceiveSide for TcpReceiver {
                     return Err(TransportError::Timeout);
                 }
                 let rx = lock(&inner.rx);
-                if rx.ready.is_empty() && rx.reader_epoch == epoch && !inner.stopping() {
+                if rx.ready.is_empty()
+                    && rx.reader_epoch == epoch
+                    && !inner.stopping()
+                    && !inner.rx_interrupt.load(Ordering::SeqCst)
+                {
                     drop(inner.wait_rx(rx, deadline.slice(BUSY_SLICE)));
                 }
                 continue;
@@ -174,7 +187,7 @@ impl ReceiveSide for TcpReceiver {
             if matches!(out, ReadOutcome::Empty { delivered: 0 }) && !spun && !spin.is_zero() {
                 spun = true;
                 // Looks at the socket every few microseconds, not in a
-                // tight loop of system calls (see decision 71).
+                // tight loop of system calls (see decision 96).
                 let start = Instant::now();
                 let mut last = start;
                 while matches!(out, ReadOutcome::Empty { delivered: 0 }) {
@@ -199,8 +212,17 @@ impl ReceiveSide for TcpReceiver {
                     inner.reader_released(&conn);
                     return Err(TransportError::Timeout);
                 }
-                let mut p = [PollFd::new(&conn.sock, PollFlags::IN)];
+                let wake = inner.rx_wake();
+                let mut p = [
+                    PollFd::new(&conn.sock, PollFlags::IN),
+                    PollFd::new(&wake, PollFlags::IN),
+                ];
                 let _ = crate::sys::socket::poll(&mut p, Some(deadline.slice(POLL_SLICE)));
+                if !p[1].revents().is_empty() {
+                    // An interrupt (the loop's check takes it), or a stale
+                    // wake-up of one already taken.
+                    inner.drain_rx_wake();
+                }
             }
             drop(r);
             inner.reader_released(&conn);

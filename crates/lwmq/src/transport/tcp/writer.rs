@@ -342,7 +342,7 @@ impl TxState {
                     return WriteOutcome::Full;
                 }
                 Err(e) => {
-                    conn.kill(inner, format!("writing to the peer failed: {e}"));
+                    conn.kill(inner, super::conn::io_failure(e));
                     return WriteOutcome::NoConnection;
                 }
             }

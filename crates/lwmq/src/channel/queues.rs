@@ -1,0 +1,444 @@
+//! The posting handles ([`MonoQueue`], [`MultiQueue`]) and their options
+//! ([`QueueOptions`]).
+//!
+//! # Backpressure
+//!
+//! By default a queue has a *high-water mark* of
+//! [`QueueOptions::DEFAULT_HIGH_WATER_MARK`] messages: a post waits while
+//! that many are queued (the peer is slower than the poster, or not there
+//! yet), up to its timeout, and then gives the message back in
+//! [`PostError::Full`]. The mark costs nothing while the queue is below
+//! it: a mono queue compares its own count with a cached copy of the
+//! sender's, and the sender wakes blocked posters once per batch of
+//! messages it takes (one fence), never per message. A post that goes
+//! straight into the transport buffer never touches the queue at all.
+//! [`QueueOptions::unbounded`] removes the mark (memory then grows with
+//! the backlog); `discard_oldest`/`discard_newest` are LwMQ's bounded
+//! kinds, which drop messages instead of making the poster wait.
+
+use std::sync::Arc;
+
+use super::error::PostError;
+use super::send::{check, BiasSlot, SendShared};
+use crate::message::Message;
+use crate::queue::{MonoProducer, MultiProducer, Priority, Producer, Scheduler, SendQueueKind};
+use crate::timeout::Timeout;
+use crate::transport::ConfigError;
+
+/// What a queue does when its poster outruns the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Mark(usize),
+    Unbounded,
+    DiscardOldest(usize),
+    DiscardNewest(usize),
+}
+
+/// How a queue is created: its priority, its limit and whether it is
+/// tagged. `From<Priority>`, so `builder.mono_queue(Priority::Normal)`
+/// takes the defaults.
+///
+/// | limit | when full | poster |
+/// |---|---|---|
+/// | [`high_water_mark(n)`](Self::high_water_mark) (default, n = 1000) | waits up to its timeout for the queue to drain below `n` | gets the message back in [`PostError::Full`] |
+/// | [`unbounded()`](Self::unbounded) | never full | never waits; memory grows with the backlog |
+/// | [`discard_oldest(n)`](Self::discard_oldest) (multi queues) | waits up to its timeout, then drops the oldest queued message (counted) | always succeeds |
+/// | [`discard_newest(n)`](Self::discard_newest) (multi queues) | waits up to its timeout, then refuses the new one (counted) | gets [`PostError::Full`] |
+///
+/// [`tagged()`](Self::tagged) (multi queues): a post with a non-zero tag
+/// first removes the still-queued message with the same tag ("latest value
+/// wins").
+///
+/// ```
+/// use lwmq::{Priority, QueueOptions};
+/// let progress = QueueOptions::new(Priority::BelowNormal).discard_oldest(16).tagged();
+/// let firehose = QueueOptions::new(Priority::Normal).high_water_mark(10_000);
+/// let unbounded = QueueOptions::from(Priority::Normal).unbounded();
+/// # let _ = (progress, firehose, unbounded);
+/// ```
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    priority: Priority,
+    limit: Limit,
+    tagged: bool,
+}
+
+impl QueueOptions {
+    /// The default high-water mark, in messages.
+    pub const DEFAULT_HIGH_WATER_MARK: usize = 1000;
+
+    /// A queue of `priority` with the default high-water mark, untagged.
+    pub const fn new(priority: Priority) -> Self {
+        QueueOptions {
+            priority,
+            limit: Limit::Mark(Self::DEFAULT_HIGH_WATER_MARK),
+            tagged: false,
+        }
+    }
+
+    /// Posts wait while `messages` are queued, up to their timeout
+    /// (at least 1; the default is 1000).
+    pub const fn high_water_mark(mut self, messages: usize) -> Self {
+        self.limit = Limit::Mark(messages);
+        self
+    }
+
+    /// No limit: posts never wait, and the queue grows while the peer is
+    /// slower or absent.
+    pub const fn unbounded(mut self) -> Self {
+        self.limit = Limit::Unbounded;
+        self
+    }
+
+    /// At most `capacity` messages; a post to a full queue waits up to its
+    /// timeout, then drops the oldest queued message (multi queues only).
+    pub const fn discard_oldest(mut self, capacity: usize) -> Self {
+        self.limit = Limit::DiscardOldest(capacity);
+        self
+    }
+
+    /// At most `capacity` messages; a post to a full queue waits up to its
+    /// timeout, then is refused (multi queues only).
+    pub const fn discard_newest(mut self, capacity: usize) -> Self {
+        self.limit = Limit::DiscardNewest(capacity);
+        self
+    }
+
+    /// Latest value wins per non-zero tag (multi queues only): see
+    /// [`MultiQueue::post_with_tag`].
+    pub const fn tagged(mut self) -> Self {
+        self.tagged = true;
+        self
+    }
+
+    /// The priority.
+    pub const fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The internal kind and mark of a mono queue.
+    fn mono_kind(&self) -> Result<(SendQueueKind, Option<usize>), ConfigError> {
+        if self.tagged {
+            return Err(ConfigError::MonoQueue { feature: "tagged" });
+        }
+        match self.limit {
+            Limit::Mark(0) => Err(ConfigError::ZeroQueueLimit {
+                setting: "high_water_mark",
+            }),
+            Limit::Mark(n) => Ok((SendQueueKind::MonoProducerUnbounded, Some(n))),
+            Limit::Unbounded => Ok((SendQueueKind::MonoProducerUnbounded, None)),
+            Limit::DiscardOldest(_) => Err(ConfigError::MonoQueue {
+                feature: "discard_oldest",
+            }),
+            Limit::DiscardNewest(_) => Err(ConfigError::MonoQueue {
+                feature: "discard_newest",
+            }),
+        }
+    }
+
+    /// The internal kind and mark of a multi queue.
+    fn multi_kind(&self) -> Result<(SendQueueKind, Option<usize>), ConfigError> {
+        let zero = |setting| Err(ConfigError::ZeroQueueLimit { setting });
+        Ok(match (self.limit, self.tagged) {
+            (Limit::Mark(0), _) => return zero("high_water_mark"),
+            (Limit::DiscardOldest(0), _) => return zero("discard_oldest"),
+            (Limit::DiscardNewest(0), _) => return zero("discard_newest"),
+            (Limit::Mark(n), false) => (SendQueueKind::MultiProducerUnbounded, Some(n)),
+            (Limit::Mark(n), true) => (SendQueueKind::MultiProducerUnboundedTagged, Some(n)),
+            (Limit::Unbounded, false) => (SendQueueKind::MultiProducerUnbounded, None),
+            (Limit::Unbounded, true) => (SendQueueKind::MultiProducerUnboundedTagged, None),
+            (Limit::DiscardOldest(n), false) => {
+                (SendQueueKind::MultiProducerBoundedDiscardOldest(n), None)
+            }
+            (Limit::DiscardOldest(n), true) => (
+                SendQueueKind::MultiProducerBoundedDiscardOldestTagged(n),
+                None,
+            ),
+            (Limit::DiscardNewest(n), false) => {
+                (SendQueueKind::MultiProducerBoundedDiscardNewest(n), None)
+            }
+            (Limit::DiscardNewest(n), true) => (
+                SendQueueKind::MultiProducerBoundedDiscardNewestTagged(n),
+                None,
+            ),
+        })
+    }
+}
+
+impl Default for QueueOptions {
+    /// [`Priority::Normal`], the default high-water mark, untagged.
+    fn default() -> Self {
+        QueueOptions::new(Priority::Normal)
+    }
+}
+
+impl From<Priority> for QueueOptions {
+    fn from(priority: Priority) -> Self {
+        QueueOptions::new(priority)
+    }
+}
+
+/// Adds a queue to the scheduler of `shared` (the builder's).
+fn add(
+    shared: &SendShared,
+    kind: SendQueueKind,
+    priority: Priority,
+    mark: Option<usize>,
+) -> Result<Producer<Message>, ConfigError> {
+    shared
+        .exclusive(|s: &mut super::send::Sender| {
+            let scheduler: &mut Scheduler<Message> = &mut s.scheduler;
+            scheduler.add_queue_with_mark(kind, priority, mark)
+        })
+        .map(|(_, producer)| producer)
+        .map_err(|_| ConfigError::ZeroQueueLimit {
+            setting: "capacity",
+        })
+}
+
+pub(crate) fn mono(
+    shared: &Arc<SendShared>,
+    options: QueueOptions,
+) -> Result<MonoQueue, ConfigError> {
+    let (kind, mark) = options.mono_kind()?;
+    match add(shared, kind, options.priority, mark)? {
+        Producer::Mono(producer) => Ok(MonoQueue {
+            producer,
+            bias: shared.new_bias_slot(),
+            shared: Arc::clone(shared),
+            priority: options.priority,
+        }),
+        // A mono kind always makes a mono producer.
+        Producer::Multi(_) => Err(ConfigError::MonoQueue { feature: "multi" }),
+    }
+}
+
+pub(crate) fn multi(
+    shared: &Arc<SendShared>,
+    options: QueueOptions,
+) -> Result<MultiQueue, ConfigError> {
+    let (kind, mark) = options.multi_kind()?;
+    match add(shared, kind, options.priority, mark)? {
+        Producer::Multi(producer) => Ok(MultiQueue {
+            producer,
+            shared: Arc::clone(shared),
+            priority: options.priority,
+            tagged: kind.is_tagged(),
+        }),
+        // A multi kind always makes a multi producer.
+        Producer::Mono(_) => Err(ConfigError::MonoQueue { feature: "multi" }),
+    }
+}
+
+/// A queue one thread posts to, from
+/// [`ChannelBuilder::mono_queue`](super::ChannelBuilder::mono_queue): the
+/// cheapest post (a post that finds the peer keeping up writes straight
+/// into the transport buffer, with no locked instruction).
+///
+/// `Send` but neither `Sync` nor `Clone`: move it to the thread that posts.
+/// Posting after the channel was closed or dropped fails with
+/// [`PostError::Closed`]; before it opens, with [`PostError::NotOpen`].
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<lwmq::MonoQueue>();
+/// ```
+///
+/// ```compile_fail
+/// fn cloned<T: Clone>() {}
+/// cloned::<lwmq::MonoQueue>();
+/// ```
+pub struct MonoQueue {
+    producer: MonoProducer<Message>,
+    bias: Arc<BiasSlot>,
+    shared: Arc<SendShared>,
+    priority: Priority,
+}
+
+impl Drop for MonoQueue {
+    fn drop(&mut self) {
+        self.shared.drop_bias(&self.bias);
+    }
+}
+
+impl std::fmt::Debug for MonoQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonoQueue")
+            .field("priority", &self.priority)
+            .field("len", &self.len())
+            .field("high_water_mark", &self.high_water_mark())
+            .finish()
+    }
+}
+
+impl MonoQueue {
+    /// Posts `message`, waiting up to `timeout` while the queue is at its
+    /// high-water mark.
+    ///
+    /// Checked first, each failure handing the message back: the channel
+    /// is open ([`PostError::NotOpen`], [`PostError::Closed`]), the message
+    /// has 1..=65,535 frames and fits an empty transport buffer after
+    /// encoding ([`PostError::Invalid`], naming the limit), and its
+    /// external frames' acquire hooks succeed ([`PostError::Acquire`]; they
+    /// run here, once per frame). Then, at the mark for the whole timeout:
+    /// [`PostError::Full`].
+    #[inline]
+    pub fn post(&self, message: Message, timeout: impl Into<Timeout>) -> Result<(), PostError> {
+        self.post_inner(message, timeout.into())
+    }
+
+    /// [`Self::post`] without waiting: [`PostError::Full`] at once at the
+    /// mark.
+    #[inline]
+    pub fn try_post(&self, message: Message) -> Result<(), PostError> {
+        self.post_inner(message, Timeout::ZERO)
+    }
+
+    // Always inlined into `post`/`try_post`: passing the 128-byte message
+    // down one more call costs a copy per post (measured with callgrind).
+    #[inline(always)]
+    fn post_inner(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
+        if let Err(refused) = check(&self.shared, &message) {
+            return Err(refused.into_error(message));
+        }
+        // Waits (if it must) before the sender is owned: a poster blocked
+        // at the mark never holds what the sender needs to drain.
+        if let Err(e) = self.producer.wait_room(timeout) {
+            return Err(PostError::from_queue(e.with(message)));
+        }
+        if self.producer.is_closed() {
+            // The queue refuses it (and says why), as it would when queued.
+            return self.producer.push(message).map_err(PostError::from_queue);
+        }
+        self.shared.post_direct(message, Some(&self.bias), |m| {
+            // Below the mark (checked above; only this thread adds): a
+            // push that never waits, here where the sender may be owned.
+            self.producer.push(m).map_err(PostError::from_queue)
+        })
+    }
+
+    /// Messages queued and not yet taken by the sender.
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Always 0: a mono queue never discards (kept for symmetry with
+    /// [`MultiQueue::discarded`]).
+    pub fn discarded(&self) -> u64 {
+        0
+    }
+
+    /// The high-water mark, `None` for an unbounded queue.
+    pub fn high_water_mark(&self) -> Option<usize> {
+        self.producer.mark()
+    }
+
+    /// The priority.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+}
+
+/// A queue any number of threads post to, from
+/// [`ChannelBuilder::multi_queue`](super::ChannelBuilder::multi_queue):
+/// `Clone + Send + Sync`; clones post to the same queue. It may be tagged
+/// and may use LwMQ's discard limits (see [`QueueOptions`]).
+#[derive(Clone)]
+pub struct MultiQueue {
+    producer: MultiProducer<Message>,
+    shared: Arc<SendShared>,
+    priority: Priority,
+    tagged: bool,
+}
+
+impl std::fmt::Debug for MultiQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiQueue")
+            .field("priority", &self.priority)
+            .field("tagged", &self.tagged)
+            .field("len", &self.len())
+            .field("discarded", &self.discarded())
+            .finish()
+    }
+}
+
+impl MultiQueue {
+    /// Posts `message` without a tag; see [`Self::post_with_tag`].
+    pub fn post(&self, message: Message, timeout: impl Into<Timeout>) -> Result<(), PostError> {
+        self.post_inner(message, 0, timeout.into())
+    }
+
+    /// [`Self::post`] without waiting.
+    pub fn try_post(&self, message: Message) -> Result<(), PostError> {
+        self.post_inner(message, 0, Timeout::ZERO)
+    }
+
+    /// Posts `message` with `tag`.
+    ///
+    /// Checked first as [`MonoQueue::post`] does. `tag` (tagged queues
+    /// only, [`PostError::TagUnsupported`] otherwise; 0 = none) removes the
+    /// still-queued message with the same tag first: the newest value
+    /// replaces it (latest value wins). `timeout` applies when the queue is
+    /// at its limit: with a high-water mark or discard-newest the post
+    /// waits, then is refused with [`PostError::Full`]; with discard-oldest
+    /// it waits, then drops the oldest queued message (counted in
+    /// [`Self::discarded`]). With several posting threads a high-water mark
+    /// may be passed by up to one message per thread.
+    pub fn post_with_tag(
+        &self,
+        message: Message,
+        tag: u64,
+        timeout: impl Into<Timeout>,
+    ) -> Result<(), PostError> {
+        self.post_inner(message, tag, timeout.into())
+    }
+
+    fn post_inner(&self, message: Message, tag: u64, timeout: Timeout) -> Result<(), PostError> {
+        if let Err(refused) = check(&self.shared, &message) {
+            return Err(refused.into_error(message));
+        }
+        self.producer
+            .post_tagged(message, tag, timeout)
+            .map_err(PostError::from_queue)?;
+        self.shared.kick();
+        Ok(())
+    }
+
+    /// Messages queued (approximate while others post).
+    pub fn len(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// True if nothing is queued (approximate while others post).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages dropped or refused by a discard limit (tag replacements
+    /// and high-water-mark refusals are not counted).
+    pub fn discarded(&self) -> u64 {
+        self.producer.discarded()
+    }
+
+    /// The high-water mark, `None` if the queue has none (unbounded or a
+    /// discard limit).
+    pub fn high_water_mark(&self) -> Option<usize> {
+        self.producer.mark()
+    }
+
+    /// True if the queue takes tags.
+    pub fn is_tagged(&self) -> bool {
+        self.tagged
+    }
+
+    /// The priority.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+}
