@@ -373,7 +373,7 @@ impl Transport for IpcTransport {
             TransportControl::SetHeartbeatTimeout(_) | TransportControl::SetPeerAllowList(_) => {
                 return Err(TransportError::Control {
                     descriptor: inner.descriptor.clone(),
-                    what: "heartbeats and peer allow-lists apply to tcp:// only (an ipc:// peer's death is seen at once, and peers are chosen by user with SetAccessPolicy)".into(),
+                    what: "heartbeats and peer allow-lists apply to tcp:// only (an ipc:// peer's death is seen at once, and peers are chosen by user with Endpoint::access)".into(),
                 });
             }
         }

@@ -399,7 +399,7 @@ impl Transport for TcpTransport {
             TransportControl::SetAccessPolicy(p) if p == AccessPolicy::same_user() => {}
             TransportControl::SetAccessPolicy(_) => {
                 return Err(err(
-                    "an access policy by user applies to ipc:// only; tcp:// peers are chosen by address (SetPeerAllowList)".into(),
+                    "an access policy by user applies to ipc:// only; tcp:// peers are chosen by address (Endpoint::allow_peers)".into(),
                 ))
             }
         }
