@@ -16,7 +16,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use lwmq::channel::{Channel, SendQueue};
-use lwmq::message::{Message, NtTime, Timestamp};
+use lwmq::message::{Frame, Message, NtTime, Timestamp};
 use lwmq::{Directions, RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
@@ -80,11 +80,11 @@ pub fn run(a: &ChatArgs) -> Result<(), Failure> {
 fn post(q: &SendQueue, text: &[u8], latency: bool) -> Result<(), Failure> {
     let mut m = Message::new();
     let stamp = if latency {
-        Timestamp::PreciseSystemTime
+        Timestamp::PreciseNow
     } else {
         Timestamp::None
     };
-    m.push_copy(text, stamp).map_err(runtime)?;
+    m.push(Frame::copy(text).with_timestamp(stamp));
     q.post(m, Timeout::INFINITE).map_err(runtime)
 }
 

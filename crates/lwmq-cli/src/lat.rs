@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use lwmq::channel::{Channel, SendQueue};
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{Directions, Timeout, TransportControl, TransportId};
 
 use crate::failure::{emit, Failure};
@@ -96,7 +96,7 @@ pub fn ping(
         let t0 = Instant::now();
         payload[..8].copy_from_slice(&i.to_le_bytes());
         let mut m = Message::new();
-        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        m.push(Frame::copy(&payload));
         q.post(m, Timeout::INFINITE).map_err(runtime)?;
         let r = ch.receive(Timeout::INFINITE).map_err(runtime)?;
         let rt = t0.elapsed();

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{ChannelError, Directions, Role, Timeout, TransportError};
 
 use crate::failure::{emit, Failure};
@@ -210,7 +210,7 @@ pub fn send(
         payload[..8].copy_from_slice(&s);
         payload[size - 8..].copy_from_slice(&s);
         let mut m = Message::with_capacity(1);
-        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        m.push(Frame::copy(&payload));
         q.post(m, Timeout::INFINITE).map_err(runtime)?;
     }
     ch.flush(Timeout::INFINITE).map_err(runtime)?;

@@ -4,7 +4,7 @@ mod channel_common;
 
 use channel_common::*;
 use lwmq::channel::{Channel, PostError, Priority, ReceiveError, ReceiveQueueKind, SendQueueKind};
-use lwmq::message::Message;
+use lwmq::message::{Frame, Message, MessageError};
 use lwmq::{ChannelError, Directions, Role, Timeout, TransportId};
 
 const MONO: SendQueueKind = SendQueueKind::MonoProducerUnbounded;
@@ -138,15 +138,17 @@ fn post_and_receive_rules() {
     ch.open(Role::Server, RQ).unwrap();
     assert!(matches!(
         q.post(Message::new(), Timeout::ZERO),
-        Err(PostError::NoFrames(_))
+        Err(PostError::Invalid {
+            error: MessageError::NoFrames,
+            ..
+        })
     ));
     assert!(matches!(
         q.post_with_tag(numbered(1), 5, Timeout::ZERO),
         Err(PostError::TagUnsupported(_))
     ));
     let mut big = Message::new();
-    big.push_copy(&[0u8; 4096], lwmq::message::Timestamp::None)
-        .unwrap();
+    big.push(Frame::copy(&[0u8; 4096]));
     let e = q.post(big, Timeout::ZERO).unwrap_err();
     assert!(
         matches!(e, PostError::TooLarge { limit: 4088, .. }),

@@ -11,7 +11,7 @@ use channel_common::*;
 use lwmq::channel::{
     Channel, PostError, Priority, ReceiveError, ReceiveQueueKind, SendQueue, SendQueueKind,
 };
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{Directions, Role, Timeout};
 
 const RQ: ReceiveQueueKind = ReceiveQueueKind::MonoConsumerUnbounded;
@@ -47,7 +47,7 @@ fn msg2(a: u64, b: u64) -> Message {
     let mut m = Message::new();
     let mut v = a.to_le_bytes().to_vec();
     v.extend_from_slice(&b.to_le_bytes());
-    m.push_copy(&v, Timestamp::None).unwrap();
+    m.push(Frame::copy(&v));
     m
 }
 

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use channel_common::*;
 use lwmq::channel::{ReceiveError, ReceiveQueueKind, SendQueueKind};
-use lwmq::message::{Message, NtTime, Timestamp};
+use lwmq::message::{Frame, Message, NtTime, Timestamp};
 use lwmq::{Lent, Role, Timeout};
 
 /// Message `n`: shapes rotate through one small frame, one large frame
@@ -18,17 +18,18 @@ fn shaped(n: u64) -> Message {
     let tag = n.to_le_bytes();
     let mut m = Message::new();
     match n % 3 {
-        0 => m.push_copy(&tag, Timestamp::None).unwrap(),
+        0 => {
+            m.push(Frame::copy(&tag));
+        }
         1 => {
             let mut big = vec![(n % 251) as u8; 300];
             big[..8].copy_from_slice(&tag);
-            m.push_copy(&big, Timestamp::None).unwrap();
+            m.push(Frame::copy(&big));
         }
         _ => {
-            m.push_copy(&tag, Timestamp::None).unwrap();
-            m.push_copy(b"middle", Timestamp::At(NtTime::from_ticks(n)))
-                .unwrap();
-            m.push_copy(&[7u8; 100], Timestamp::None).unwrap();
+            m.push(Frame::copy(&tag));
+            m.push(Frame::copy(b"middle").with_timestamp(Timestamp::At(NtTime::from_ticks(n))));
+            m.push(Frame::copy(&[7u8; 100]));
         }
     }
     m

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use channel_common::*;
 use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueue, SendQueueKind};
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{ConnectionState, Directions, Role, Timeout, TransportId};
 
 /// A message from poster `source`: `(source, seq)`.
@@ -24,7 +24,7 @@ fn tagged(source: u64, seq: u64) -> Message {
     let mut v = source.to_le_bytes().to_vec();
     v.extend_from_slice(&seq.to_le_bytes());
     let mut m = Message::new();
-    m.push_copy(&v, Timestamp::None).unwrap();
+    m.push(Frame::copy(&v));
     m
 }
 

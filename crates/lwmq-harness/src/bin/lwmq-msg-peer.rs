@@ -58,7 +58,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use lwmq::channel::{Channel, Priority, ReceiveError, ReceiveQueueKind, SendQueue, SendQueueKind};
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{Directions, Role, Timeout};
 
 fn fail(msg: impl AsRef<str>) -> ! {
@@ -258,8 +258,7 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         }
         lwmq_harness::fill(&mut buf, run, seq);
         let mut m = Message::new();
-        m.push_copy(&buf, Timestamp::None)
-            .unwrap_or_else(|e| fail(e.to_string()));
+        m.push(Frame::copy(&buf));
         q.post(m, Timeout::INFINITE)
             .unwrap_or_else(|e| fail(e.to_string()));
         seq += 1;
@@ -394,8 +393,7 @@ fn duplex(uri: &str, role: Role, size: usize) {
             }
             lwmq_harness::fill(&mut buf, run, seq);
             let mut m = Message::new();
-            m.push_copy(&buf, Timestamp::None)
-                .unwrap_or_else(|e| fail(e.to_string()));
+            m.push(Frame::copy(&buf));
             q.post(m, Timeout::INFINITE)
                 .unwrap_or_else(|e| fail(e.to_string()));
         }
@@ -589,8 +587,7 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
         for _ in 0..256 {
             lwmq_harness::fill(&mut buf, run, posted);
             let mut m = Message::new();
-            m.push_copy(&buf, Timestamp::None)
-                .unwrap_or_else(|e| fail(e.to_string()));
+            m.push(Frame::copy(&buf));
             // Discard-oldest never refuses: a full queue drops its oldest.
             q.post(m, Timeout::ZERO)
                 .unwrap_or_else(|e| fail(e.to_string()));
@@ -598,8 +595,7 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
         }
     }
     let mut m = Message::new();
-    m.push_copy(b"END", Timestamp::None)
-        .unwrap_or_else(|e| fail(e.to_string()));
+    m.push(Frame::copy(b"END"));
     q.post(m, Timeout::ZERO)
         .unwrap_or_else(|e| fail(e.to_string()));
     posted += 1;

@@ -28,9 +28,15 @@ pub enum PostError {
         "this send queue is not tagged: post with tag 0, or add the queue with a *Tagged kind"
     )]
     TagUnsupported(Message),
-    /// The message has no frames.
-    #[error("a message must have at least one frame; append a frame before posting it")]
-    NoFrames(Message),
+    /// The message breaks a rule of its own ([`Message::validate`]): no
+    /// frames, too many frames, or a frame too large.
+    #[error("the message cannot be posted: {error}")]
+    Invalid {
+        /// The message.
+        message: Message,
+        /// The rule it breaks.
+        error: MessageError,
+    },
     /// The encoded message does not fit in an empty transport buffer.
     #[error("the message encodes to {encoded} bytes but a transport buffer holds at most {limit} bytes of messages (BufferSizeBytes minus the 8-byte buffer header); use larger buffers or split the message")]
     TooLarge {
@@ -60,7 +66,7 @@ impl PostError {
             | PostError::Closed(m)
             | PostError::NotOpen(m)
             | PostError::TagUnsupported(m)
-            | PostError::NoFrames(m)
+            | PostError::Invalid { message: m, .. }
             | PostError::TooLarge { message: m, .. }
             | PostError::Acquire { message: m, .. } => m,
         }
@@ -85,7 +91,10 @@ impl fmt::Debug for PostError {
             PostError::Closed(_) => f.write_str("Closed(..)"),
             PostError::NotOpen(_) => f.write_str("NotOpen(..)"),
             PostError::TagUnsupported(_) => f.write_str("TagUnsupported(..)"),
-            PostError::NoFrames(_) => f.write_str("NoFrames(..)"),
+            PostError::Invalid { error, .. } => f
+                .debug_struct("Invalid")
+                .field("error", error)
+                .finish_non_exhaustive(),
             PostError::TooLarge { encoded, limit, .. } => f
                 .debug_struct("TooLarge")
                 .field("encoded", encoded)

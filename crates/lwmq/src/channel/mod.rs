@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use lwmq::channel::{Channel, Priority, ReceiveQueueKind, SendQueueKind};
-//! use lwmq::message::{Message, Timestamp};
+//! use lwmq::message::Message;
 //! use lwmq::{Directions, Role, Timeout};
 //!
 //! let mut ch = Channel::new();
@@ -12,9 +12,7 @@
 //! let queue = ch.add_send_queue(SendQueueKind::MonoProducerUnbounded, Priority::Normal)?;
 //! ch.open(Role::Server, Some(ReceiveQueueKind::MonoConsumerUnbounded))?;
 //!
-//! let mut hello = Message::new();
-//! hello.push_copy(b"Hello", Timestamp::None)?;
-//! queue.post(hello, Timeout::INFINITE)?;
+//! queue.post(Message::from(b"Hello"), Timeout::INFINITE)?;
 //!
 //! let got = ch.receive(Timeout::INFINITE)?;
 //! println!("{} frames, {} bytes", got.frame_count, got.payload_size);

@@ -458,7 +458,7 @@ impl Sender {
                     Err(TryPushError::Full { .. }) => {
                         writers[i] = side.roll_over(writers[i].take(), m, c);
                     }
-                    Err(e @ TryPushError::EmptyMessage) => c.drop_unencodable(e),
+                    Err(e @ TryPushError::Invalid(_)) => c.drop_unencodable(e),
                 }
             }
             if self.sides.iter().any(|s| s.full) {
@@ -1039,7 +1039,7 @@ impl SendShared {
 /// caller until it is put into the [`PostError`]).
 enum Refused {
     NotOpen,
-    NoFrames,
+    Invalid(crate::message::MessageError),
     TooLarge { encoded: usize, limit: usize },
     Acquire(crate::message::MessageError),
 }
@@ -1049,7 +1049,7 @@ impl Refused {
     fn into_error(self, message: Message) -> PostError {
         match self {
             Refused::NotOpen => PostError::NotOpen(message),
-            Refused::NoFrames => PostError::NoFrames(message),
+            Refused::Invalid(error) => PostError::Invalid { message, error },
             Refused::TooLarge { encoded, limit } => PostError::TooLarge {
                 message,
                 encoded,
@@ -1060,16 +1060,17 @@ impl Refused {
     }
 }
 
-/// Checks a message at post time: frames, size after encoding, external
-/// acquire. Borrows it, so that the common case moves nothing.
+/// Checks a message at post time: the message's own rules
+/// ([`Message::validate`]), size after encoding, external acquire. Borrows
+/// it, so that the common case moves nothing.
 #[inline]
 fn check(shared: &SendShared, message: &Message) -> Result<(), Refused> {
     let size = shared.buffer_size.load(Ordering::Acquire);
     if size == 0 {
         return Err(Refused::NotOpen);
     }
-    if message.is_empty() {
-        return Err(Refused::NoFrames);
+    if let Err(e) = message.validate() {
+        return Err(Refused::Invalid(e));
     }
     if let Err(e) = wire::fits_in_empty_buffer(message, size) {
         return Err(Refused::TooLarge {
@@ -1223,8 +1224,9 @@ impl MultiSendQueue {
     /// Posts `message`.
     ///
     /// Checked first, each failure handing the message back: the channel
-    /// is open ([`PostError::NotOpen`]), the message has a frame
-    /// ([`PostError::NoFrames`]), it fits an empty transport buffer after
+    /// is open ([`PostError::NotOpen`]), the message meets its own rules
+    /// (at least one frame, frame count and sizes within the limits:
+    /// [`PostError::Invalid`]), it fits an empty transport buffer after
     /// encoding ([`PostError::TooLarge`], with the limit), and its external
     /// frames' acquire hooks succeed ([`PostError::Acquire`]; they run here,
     /// once per frame).

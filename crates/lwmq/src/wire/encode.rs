@@ -40,10 +40,9 @@ pub(super) fn put_varint(buf: &mut SharedBytesMut<'_>, pos: usize, mut v: u64) -
 /// Packs whole messages into one transport buffer.
 ///
 /// ```
-/// # use lwmq::{message::{Message, Timestamp}, wire::{BufferWriter, BufferReader}};
+/// # use lwmq::{message::Message, wire::{BufferWriter, BufferReader}};
 /// let mut buffer = vec![0u8; 65536];
-/// let mut message = Message::new();
-/// message.push_copy(b"hello", Timestamp::None).unwrap();
+/// let message = Message::from(b"hello");
 /// let mut writer = BufferWriter::new(&mut buffer).unwrap();
 /// writer.try_push(&message).unwrap();
 /// let used = writer.finish();
@@ -106,8 +105,10 @@ impl<'a> BufferWriter<'a> {
         if let Some((data, None)) = message.single_frame() {
             return self.push_simple(data);
         }
-        if message.is_empty() {
-            return Err(TryPushError::EmptyMessage);
+        // No frames, too many, or one too long: the peer would reject the
+        // whole buffer.
+        if let Err(e) = message.validate() {
+            return Err(TryPushError::Invalid(e));
         }
         let needed = encoded_len(message);
         let available = self.buf.len() - self.pos;
