@@ -18,6 +18,8 @@
 #[allow(unsafe_code)]
 pub mod channel;
 pub mod channel_error;
+#[cfg(feature = "serde")]
+pub mod codec;
 pub mod descriptor;
 pub mod message;
 #[allow(unsafe_code)]

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use channel_common::*;
 use lwmq::channel::{ReceiveError, ReceiveQueueKind, SendQueueKind};
-use lwmq::message::{Frame, Message, NtTime, Timestamp};
+use lwmq::message::{Frame, FrameRead, Message, MessageRead, NtTime, Timestamp};
 use lwmq::{Lent, Role, Timeout};
 
 /// Message `n`: shapes rotate through one small frame, one large frame
@@ -75,6 +75,29 @@ fn check_lent(m: &Lent<'_>, n: u64) {
     }
     assert!(m.frame(expected.len()).is_none());
     assert_eq!(frames_of(&m.to_message()), expected);
+    // The reading trait reads a lent message as it reads an owned one.
+    assert_eq!(read_generic(m), read_generic(&m.to_message()));
+    assert_eq!(
+        m.to_vec(),
+        expected
+            .iter()
+            .flat_map(|(d, _)| d.clone())
+            .collect::<Vec<u8>>()
+    );
+}
+
+/// Everything a message says, read through `MessageRead` only.
+fn read_generic<M: MessageRead>(m: &M) -> (usize, usize, Frames, Vec<u8>) {
+    let frames = m
+        .frames()
+        .map(|f| (FrameRead::to_vec(&f), f.timestamp()))
+        .collect();
+    (
+        m.frame_count(),
+        m.payload_size(),
+        frames,
+        MessageRead::to_vec(m),
+    )
 }
 
 fn pair(rq: ReceiveQueueKind) -> (lwmq::Channel, lwmq::SendQueue, lwmq::Channel) {
@@ -166,4 +189,37 @@ fn receive_with_before_open_says_not_open() {
     let r = ch.receive_with(Timeout::ZERO, |_| called = true);
     assert!(matches!(r, Err(ReceiveError::NotOpen)), "{r:?}");
     assert!(!called);
+}
+
+/// A typed record lent in place decodes as the owned message does
+/// (`Lent::decode`, feature "serde").
+#[cfg(feature = "serde")]
+#[test]
+fn typed_records_decode_from_lent_messages() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Rec {
+        n: u64,
+        name: String,
+        data: Vec<u8>,
+    }
+    let rec = |n: u64| Rec {
+        n,
+        name: format!("rec {n}"),
+        data: vec![n as u8; (n % 5 * 200) as usize],
+    };
+    const N: u64 = 200;
+    let (_a, q, mut b) = pair(ReceiveQueueKind::MonoConsumerUnbounded);
+    for n in 0..N {
+        q.post(Message::encode(&rec(n)).unwrap(), Timeout::INFINITE)
+            .unwrap();
+    }
+    for n in 0..N {
+        if n % 2 == 0 {
+            let got: Rec = b.receive_with(LIVENESS, |m| m.decode().unwrap()).unwrap();
+            assert_eq!(got, rec(n));
+        } else {
+            let got = b.receive(LIVENESS).unwrap().message;
+            assert_eq!(got.decode::<Rec>().unwrap(), rec(n));
+        }
+    }
 }

@@ -99,8 +99,8 @@ impl<'a> BufferWriter<'a> {
 
     /// Appends `message` whole, or leaves the buffer's content unchanged.
     ///
-    /// External frames must have been acquired
-    /// ([`Message::acquire_external`]) before this is called.
+    /// External frames must have been acquired (their acquire hooks run,
+    /// which the post path does) before this is called.
     pub fn try_push(&mut self, message: &Message) -> Result<(), TryPushError> {
         if let Some((data, None)) = message.single_frame() {
             return self.push_simple(data);
