@@ -447,15 +447,16 @@ impl Message {
         })
     }
 
-    /// Builds a received one-frame message. Its payload size is the
-    /// frame's length: a message never disagrees with its frames.
+    /// Builds a received one-frame message of a frame copied into private
+    /// memory. Its payload size is the frame's length: a message never
+    /// disagrees with its frames.
     #[inline]
-    pub(crate) fn from_decoded_frame(frame: Frame) -> Self {
+    pub(crate) fn from_decoded_bytes(bytes: Bytes, timestamp: Option<NtTime>) -> Self {
         Message {
             repr: Repr::Unique(Inner {
-                payload_size: frame.len(),
+                payload_size: bytes.len(),
                 external_frames: 0,
-                first: Some(frame),
+                first: Some(Frame::decoded_bytes(bytes, timestamp)),
                 rest: Vec::new(),
             }),
         }

@@ -513,7 +513,7 @@ fn decoded_messages_take_their_sizes_from_their_frames() {
     assert_eq!(m.frame_count(), 3);
     assert_eq!(m.payload_size(), 2 + 5 + MAX_INLINE_FRAME_SIZE);
     assert_eq!(m.frames().map(|f| f.len()).sum::<usize>(), m.payload_size());
-    let one = Message::from_decoded_frame(Frame::decoded_bytes(Bytes::from_static(b"x"), None));
+    let one = Message::from_decoded_bytes(Bytes::from_static(b"x"), None);
     assert_eq!((one.frame_count(), one.payload_size()), (1, 1));
 }
 

@@ -21,7 +21,7 @@ use crate::message::{Frame, Message, NtTime, MAX_INLINE_FRAME_SIZE};
 use super::decode::{
     buffer_header, frame, frame_rest, header_after, message_header, Cursor, FrameSpan,
 };
-use super::shared::gather;
+use super::shared::{copy_out, gather};
 use super::{Field, Source, WireError};
 
 /// One message of an indexed buffer. Offsets and lengths fit in 32 bits:
@@ -477,10 +477,7 @@ fn single<S: Source + ?Sized>(
             }
         });
     }
-    Message::from_decoded_frame(Frame::decoded_bytes(
-        gather(src, [(start, len)], len),
-        timestamp,
-    ))
+    Message::from_decoded_bytes(copy_out(src, start, len), timestamp)
 }
 
 /// A message of `frames` (validated against `src`) copied out of `src`:
