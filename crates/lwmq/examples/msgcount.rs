@@ -40,6 +40,15 @@ fn main() {
                 black_box(&m);
             }
         }
+        "build4x16" => {
+            for _ in 0..n {
+                let mut m = Message::new();
+                for _ in 0..4 {
+                    m.push(Frame::copy(black_box(&payload[..16])));
+                }
+                black_box(&m);
+            }
+        }
         "post64" => {
             for _ in 0..n {
                 let mut m = Message::new();

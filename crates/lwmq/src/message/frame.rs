@@ -59,12 +59,21 @@ pub(super) enum FrameData {
     Inline {
         /// At most [`MAX_INLINE_FRAME_SIZE`] (a longer value reads as that).
         len: u8,
-        bytes: [u8; MAX_INLINE_FRAME_SIZE],
+        bytes: InlineBytes,
     },
     Bytes(Bytes),
     Static(&'static [u8]),
     External(SharedExternal),
 }
+
+/// The bytes of an inline frame, 8-byte aligned. (Unaligned, the array sat
+/// at offset 2 of the frame, and the optimiser moved it in pieces of odd
+/// sizes whose stores the following loads could not be forwarded from:
+/// making a 64-byte message took 14 ns instead of 9.) The frame stays 88
+/// bytes: the alignment only moves the array past the tag and length.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+pub(super) struct InlineBytes(pub(super) [u8; MAX_INLINE_FRAME_SIZE]);
 
 /// How a frame's bytes are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,7 +149,7 @@ impl Frame {
             FrameData::Inline { len, bytes } => {
                 // `len <= MAX_INLINE_FRAME_SIZE` by construction; `get`
                 // keeps this panic-free regardless.
-                bytes.get(..usize::from(*len)).unwrap_or(bytes)
+                bytes.0.get(..usize::from(*len)).unwrap_or(&bytes.0)
             }
             FrameData::Bytes(b) => b,
             FrameData::Static(s) => s,
@@ -240,7 +249,7 @@ impl Frame {
             timestamp: None,
             data: FrameData::Inline {
                 len: data.len() as u8,
-                bytes,
+                bytes: InlineBytes(bytes),
             },
         })
     }
@@ -257,7 +266,7 @@ impl Frame {
             timestamp,
             data: FrameData::Inline {
                 len: len.min(MAX_INLINE_FRAME_SIZE) as u8,
-                bytes,
+                bytes: InlineBytes(bytes),
             },
         }
     }
