@@ -34,26 +34,22 @@ fn main() {
     let payload = [0xabu8; 64];
     let n = 5_000_000;
 
-    time("create + push_copy(64 B) + drop", n, || {
+    time("create + push(copy 64 B) + drop", n, || {
         let mut m = Message::new();
         m.push(Frame::copy(black_box(&payload)));
         black_box(&m);
     });
-    time(
-        "create + push_copy(64 B, PreciseSystemTime) + drop",
-        n,
-        || {
-            let mut m = Message::new();
-            m.push(Frame::copy(black_box(&payload)).with_timestamp(Timestamp::PreciseNow));
-            black_box(&m);
-        },
-    );
-    time("create + push_copy(1000 B) + drop", n, || {
+    time("create + push(copy 64 B, PreciseNow) + drop", n, || {
+        let mut m = Message::new();
+        m.push(Frame::copy(black_box(&payload)).with_timestamp(Timestamp::PreciseNow));
+        black_box(&m);
+    });
+    time("create + push(copy 1000 B) + drop", n, || {
         let mut m = Message::new();
         m.push(Frame::copy(black_box(&[1u8; 1000])));
         black_box(&m);
     });
-    time("create + 4 x push_copy(16 B) + drop", n, || {
+    time("create + 4 x push(copy 16 B) + drop", n, || {
         let mut m = Message::new();
         for _ in 0..4 {
             m.push(Frame::copy(black_box(&payload[..16])));
