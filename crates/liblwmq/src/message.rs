@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lwmq::message::{
-    AcquireError, ExternalData, ExternalFrame, Message, NtTime, Timestamp, MAX_FRAMES,
-    MAX_FRAME_SIZE, MAX_INLINE_FRAME_SIZE,
+    AcquireError, ExternalData, Frame, Message, NtTime, Timestamp, MAX_FRAMES, MAX_FRAME_SIZE,
+    MAX_INLINE_FRAME_SIZE,
 };
 use parking_lot::Mutex;
 
@@ -41,13 +41,15 @@ fn insert(message: Message, received: bool) -> Result<LMQ_MESSAGE> {
 fn timestamp(t: ULONG64) -> Timestamp {
     match t {
         LMQ_TIMESTAMP_NONE => Timestamp::None,
-        LMQ_TIMESTAMP_USE_SYSTEMTIME => Timestamp::SystemTime,
-        LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE => Timestamp::PreciseSystemTime,
+        LMQ_TIMESTAMP_USE_SYSTEMTIME => Timestamp::Now,
+        LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE => Timestamp::PreciseNow,
         t => Timestamp::At(NtTime::from_ticks(t)),
     }
 }
 
-/// Checks a frame about to be appended; returns its length.
+/// Checks a frame about to be appended; returns its length. LwMQ refuses a
+/// frame past the limits when it is appended (the Rust API's `push` defers
+/// that check to the post), so the C functions check here and then push.
 fn check_frame(m: &Message, data: PCVOID, size: UINT64) -> Result<usize> {
     if data.is_null() && size != 0 {
         return Err(Error::null("Data (with a non-zero DataSize)"));
@@ -141,7 +143,8 @@ pub unsafe extern "C" fn LmqAppendFrame(
         let len = check_frame(&msg, Data, DataSize)?;
         // SAFETY: valid for `len` bytes during this call by contract; copied.
         let data = unsafe { bytes(Data, len) };
-        Ok(msg.push_copy(data, timestamp(Timestamp))?)
+        msg.push(Frame::copy(data).with_timestamp(timestamp(Timestamp)));
+        Ok(())
     })
 }
 
@@ -167,7 +170,8 @@ pub unsafe extern "C" fn LmqAppendStaticFrame(
         // SAFETY: the caller guarantees the bytes outlive every message
         // holding the frame, which is what `'static` stands for here.
         let data: &'static [u8] = unsafe { bytes(Data, len) };
-        Ok(msg.push_static(data, timestamp(Timestamp))?)
+        msg.push(Frame::from(data).with_timestamp(timestamp(Timestamp)));
+        Ok(())
     })
 }
 
@@ -258,14 +262,17 @@ pub unsafe extern "C" fn LmqAppendExternalFrame(
         let mut msg = m.message.lock();
         let len = check_frame(&msg, Data, DataSize)?;
         let armed = Arc::new(AtomicBool::new(true));
-        let frame = ExternalFrame::new(CExternal {
+        let frame = Frame::external(CExternal {
             data: Data.cast(),
             len,
             callback,
             context: Context,
             armed: Arc::clone(&armed),
-        });
-        msg.push_external(frame, timestamp(Timestamp)).map_err(|e| {
+        })
+        .with_timestamp(timestamp(Timestamp));
+        // `check_frame` passed, so this cannot be refused; were it to be,
+        // the caller keeps the data and no callback runs.
+        msg.try_push(frame).map(|_| ()).map_err(|e| {
             armed.store(false, Ordering::Release);
             Error::from(e.error)
         })

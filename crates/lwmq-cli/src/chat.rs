@@ -15,7 +15,7 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use lwmq::message::{Message, NtTime, Timestamp};
+use lwmq::message::{Frame, Message, NtTime, Timestamp};
 use lwmq::{Channel, MonoQueue, Priority, QueueOptions, RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
@@ -79,11 +79,11 @@ pub fn run(a: &ChatArgs) -> Result<(), Failure> {
 fn post(q: &MonoQueue, text: &[u8], latency: bool) -> Result<(), Failure> {
     let mut m = Message::new();
     let stamp = if latency {
-        Timestamp::PreciseSystemTime
+        Timestamp::PreciseNow
     } else {
         Timestamp::None
     };
-    m.push_copy(text, stamp).map_err(runtime)?;
+    m.push(Frame::copy(text).with_timestamp(stamp));
     q.post(m, Timeout::NEVER).map_err(runtime)
 }
 

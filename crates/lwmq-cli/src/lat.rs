@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{Channel, MonoQueue, Priority, QueueOptions, Timeout};
 
 use crate::failure::{emit, Failure};
@@ -91,7 +91,7 @@ pub fn ping(
         let t0 = Instant::now();
         payload[..8].copy_from_slice(&i.to_le_bytes());
         let mut m = Message::new();
-        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        m.push(Frame::copy(&payload));
         q.post(m, Timeout::NEVER).map_err(runtime)?;
         let r = ch.receive(Timeout::NEVER).map_err(runtime)?;
         let rt = t0.elapsed();

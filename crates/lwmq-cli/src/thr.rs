@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{Channel, ConnectionState, Endpoint, MonoQueue, Priority, QueueOptions, Role, Timeout};
 
 use crate::failure::{emit, Failure};
@@ -170,7 +170,7 @@ pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrR
         payload[..8].copy_from_slice(&s);
         payload[size - 8..].copy_from_slice(&s);
         let mut m = Message::with_capacity(1);
-        m.push_copy(&payload, Timestamp::None).map_err(runtime)?;
+        m.push(Frame::copy(&payload));
         q.post(m, Timeout::NEVER).map_err(runtime)?;
     }
     ch.flush(Timeout::NEVER).map_err(runtime)?;

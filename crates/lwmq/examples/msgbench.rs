@@ -7,7 +7,7 @@ use std::time::Instant;
 use lwmq::internals::wire::{
     validate_buffer, BufferIndex, BufferReader, BufferWriter, SharedBytes,
 };
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message, Timestamp};
 
 /// Runs `f` `iters` times, five rounds, and prints the best mean. An
 /// optional command-line argument selects the benchmarks whose name contains
@@ -36,38 +36,31 @@ fn main() {
     let payload = [0xabu8; 64];
     let n = 5_000_000;
 
-    time("create + push_copy(64 B) + drop", n, || {
+    time("create + push(copy 64 B) + drop", n, || {
         let mut m = Message::new();
-        m.push_copy(black_box(&payload), Timestamp::None).unwrap();
+        m.push(Frame::copy(black_box(&payload)));
         black_box(&m);
     });
-    time(
-        "create + push_copy(64 B, PreciseSystemTime) + drop",
-        n,
-        || {
-            let mut m = Message::new();
-            m.push_copy(black_box(&payload), Timestamp::PreciseSystemTime)
-                .unwrap();
-            black_box(&m);
-        },
-    );
-    time("create + push_copy(1000 B) + drop", n, || {
+    time("create + push(copy 64 B, PreciseNow) + drop", n, || {
         let mut m = Message::new();
-        m.push_copy(black_box(&[1u8; 1000]), Timestamp::None)
-            .unwrap();
+        m.push(Frame::copy(black_box(&payload)).with_timestamp(Timestamp::PreciseNow));
         black_box(&m);
     });
-    time("create + 4 x push_copy(16 B) + drop", n, || {
+    time("create + push(copy 1000 B) + drop", n, || {
+        let mut m = Message::new();
+        m.push(Frame::copy(black_box(&[1u8; 1000])));
+        black_box(&m);
+    });
+    time("create + 4 x push(copy 16 B) + drop", n, || {
         let mut m = Message::new();
         for _ in 0..4 {
-            m.push_copy(black_box(&payload[..16]), Timestamp::None)
-                .unwrap();
+            m.push(Frame::copy(black_box(&payload[..16])));
         }
         black_box(&m);
     });
 
     let mut msg = Message::new();
-    msg.push_copy(&payload, Timestamp::None).unwrap();
+    msg.push(Frame::copy(&payload));
     time("share + drop", n, || {
         black_box(black_box(&mut msg).share());
     });
@@ -130,7 +123,7 @@ fn main() {
         }
     });
     let mut big = Message::new();
-    big.push_copy(&[7u8; 6400], Timestamp::None).unwrap();
+    big.push(Frame::copy(&[7u8; 6400]));
     let used = {
         let mut w = BufferWriter::new(&mut buf[..]).unwrap();
         w.try_push(&big).unwrap();
@@ -167,7 +160,7 @@ fn main() {
 fn receive_paths() {
     for (size, count, rounds) in [(64, 0, 200), (6400, 0, 200), (640_000, 1, 400)] {
         let mut m = Message::new();
-        m.push_copy(&vec![0x5au8; size], Timestamp::None).unwrap();
+        m.push(Frame::copy(&vec![0x5au8; size]));
         let mut buf = vec![0u8; if count == 1 { size + 64 } else { 1 << 20 }];
         let used = {
             let mut w = BufferWriter::new(&mut buf[..]).unwrap();

@@ -22,7 +22,6 @@
 
 use std::time::Duration;
 
-use lwmq::message::Timestamp;
 use lwmq::{Channel, Endpoint, Message, Priority, QueueOptions, Role, Timeout};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -33,12 +32,6 @@ const UPDATES: u64 = 100;
 const BULK: u64 = 20;
 const ALERTS: u64 = 2;
 
-fn message(text: &str) -> Result<Message, BoxError> {
-    let mut m = Message::new();
-    m.push_copy(text.as_bytes(), Timestamp::None)?;
-    Ok(m)
-}
-
 fn producer(address: &str) -> Result<(), BoxError> {
     // Send only: this side never receives.
     let ep = Endpoint::new(address)?.receive_buffers(0);
@@ -48,16 +41,16 @@ fn producer(address: &str) -> Result<(), BoxError> {
     let alerts = b.multi_queue(Priority::TimeCritical)?;
     let ch = b.open(Role::Server)?;
     for i in 0..BULK {
-        bulk.post(message(&format!("bulk {i}"))?, Timeout::NEVER)?;
+        bulk.post(Message::from(format!("bulk {i}")), Timeout::NEVER)?;
     }
     for update in 1..=UPDATES {
         for job in 1..=JOBS {
-            let m = message(&format!("progress job {job}: {update}%"))?;
+            let m = Message::from(format!("progress job {job}: {update}%"));
             progress.post_with_tag(m, job, Timeout::NEVER)?;
         }
     }
     for i in 0..ALERTS {
-        alerts.post(message(&format!("alert {i}"))?, Timeout::NEVER)?;
+        alerts.post(Message::from(format!("alert {i}")), Timeout::NEVER)?;
     }
     println!(
         "producer: ready ({} bulk, {} progress, {} alerts queued)",

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use lwmq::message::Timestamp;
 use lwmq::{Channel, Endpoint, Message, Priority, Role, Timeout};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,12 +22,6 @@ fn text(m: &Message) -> String {
     m.frame(0)
         .map(|f| String::from_utf8_lossy(f.data()).into_owned())
         .unwrap_or_default()
-}
-
-fn message(text: &str) -> Result<Message, BoxError> {
-    let mut m = Message::new();
-    m.push_copy(text.as_bytes(), Timestamp::None)?;
-    Ok(m)
 }
 
 fn server(address: &str) -> Result<(), BoxError> {
@@ -44,7 +37,7 @@ fn server(address: &str) -> Result<(), BoxError> {
             break;
         }
         println!("server: {request}");
-        replies.post(message(&format!("re: {request}"))?, Timeout::NEVER)?;
+        replies.post(Message::from(format!("re: {request}")), Timeout::NEVER)?;
     }
     // Waits for the last reply to be taken (close reports it if not).
     ch.close(PATIENCE)?;
@@ -57,14 +50,14 @@ fn client(address: &str, count: u32) -> Result<(), BoxError> {
     let mut ch = b.open(Role::Client)?;
     for i in 0..count {
         let request = format!("request {i}");
-        requests.post(message(&request)?, Timeout::NEVER)?;
+        requests.post(Message::from(request.clone()), Timeout::NEVER)?;
         let reply = text(&ch.receive(PATIENCE)?);
         if reply != format!("re: {request}") {
             return Err(format!("client: unexpected reply {reply:?} to {request:?}").into());
         }
         println!("client: {reply}");
     }
-    requests.post(message("bye")?, Timeout::NEVER)?;
+    requests.post(Message::from("bye"), Timeout::NEVER)?;
     ch.close(PATIENCE)?;
     println!("client: done");
     Ok(())

@@ -17,7 +17,6 @@
 //! ```
 //! use std::time::Duration;
 //! use lwmq::{Channel, Endpoint, Message, Priority, Role, Timeout};
-//! use lwmq::message::Timestamp;
 //!
 //! # type BoxError = Box<dyn std::error::Error + Send + Sync>;
 //! # let address = format!("ipc://lwmq-doc/quick-start/{}", std::process::id());
@@ -27,9 +26,8 @@
 //! #     let replies = b.mono_queue(Priority::Normal)?;
 //! #     let mut ch = b.open(Role::Client)?;
 //! #     let request = ch.receive(Duration::from_secs(20))?;
-//! #     let mut reply = Message::new();
-//! #     reply.push_copy(b"pong: ", Timestamp::None)?;
-//! #     reply.push_copy(request.frame(0).unwrap().data(), Timestamp::None)?;
+//! #     let mut reply = Message::from(b"pong: ");
+//! #     reply.extend(request.into_frames());
 //! #     replies.post(reply, Timeout::NEVER)?;
 //! #     ch.close(Duration::from_secs(20))?;
 //! #     Ok(())
@@ -40,9 +38,7 @@
 //! let queue = b.mono_queue(Priority::Normal)?;
 //! let mut ch = b.open(Role::Server)?;
 //!
-//! let mut request = Message::new();
-//! request.push_copy(b"ping", Timestamp::None)?;
-//! queue.post(request, Timeout::NEVER)?; // waits only at the high-water mark
+//! queue.post(Message::from(b"ping"), Timeout::NEVER)?; // waits only at the high-water mark
 //!
 //! let reply = ch.receive(Duration::from_secs(20))?;
 //! assert_eq!(reply.frame_count(), 2);
@@ -52,7 +48,8 @@
 //! ```
 //!
 //! Runnable two-process programs are in the repository's `examples/`
-//! (`req_rep`, `raw_buffers`, `priorities_tags`).
+//! (`req_rep`, `raw_buffers`, `priorities_tags`, and `records` with the
+//! `serde` feature).
 //!
 //! # What is where
 //!
@@ -66,7 +63,12 @@
 //!   a blocked receive.
 //! - [`RawChannelBuilder`] → [`RawChannel`]: direct access to transport
 //!   buffers, no messages ([`raw`]).
-//! - [`message`]: [`Message`], frames and timestamps.
+//! - [`message`]: [`Message`], its [`Frame`](message::Frame)s (made from
+//!   `Bytes`, `Vec<u8>`, `&'static [u8]`, `String`..., copied inline, or
+//!   caller memory with hooks) and timestamps; reading owned and lent
+//!   messages alike ([`MessageRead`](message::MessageRead)).
+//! - `codec` (cargo feature `serde`): a serde value as a one-frame
+//!   message (`Message::encode`, `Message::decode`), in postcard's format.
 //! - [`transport`]: [`Endpoint`], connection state and counters
 //!   ([`TransportView`]), descriptor checking.
 //! - [`Timeout`]: every call that waits takes `impl Into<Timeout>`, so a
@@ -81,6 +83,8 @@
 
 #[allow(unsafe_code)]
 pub mod channel;
+#[cfg(feature = "serde")]
+pub mod codec;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod descriptor;
 pub mod message;

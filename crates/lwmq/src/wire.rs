@@ -54,7 +54,7 @@ mod shared;
 
 use std::fmt;
 
-use crate::message::{Message, MAX_FRAME_SIZE};
+use crate::message::{Message, MessageError, MAX_FRAME_SIZE};
 
 // Used by lwmq's other crates through `lwmq::internals`.
 #[cfg_attr(not(feature = "internals"), allow(unused_imports))]
@@ -234,7 +234,7 @@ pub struct BufferTooSmall {
 
 /// Why [`BufferWriter::try_push`] did not add a message. The buffer is
 /// unchanged in both cases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TryPushError {
     /// Not enough room left: send this buffer and push into the next one.
     /// Also returned when the buffer already holds `u32::MAX` messages.
@@ -245,9 +245,11 @@ pub enum TryPushError {
         /// Bytes left in the buffer.
         available: usize,
     },
-    /// The message has no frames and cannot be encoded.
-    #[error("a message must have at least one frame to be encoded")]
-    EmptyMessage,
+    /// The message breaks a rule of its own (no frames, or more than
+    /// [`MAX_FRAMES`](crate::message::MAX_FRAMES)): it cannot be encoded.
+    /// (Posting checks this first, [`Message::validate`].)
+    #[error("the message cannot be encoded: {0}")]
+    Invalid(MessageError),
 }
 
 /// A message too large for any buffer of the channel's size.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use channel_common::*;
 use lwmq::channel::{InvalidMessage, OpenErrorKind};
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{
     Channel, ConfigError, Endpoint, PostError, Priority, QueueOptions, ReceiveError, ReceiveQueue,
     Role, Timeout, TransportId,
@@ -210,7 +210,7 @@ fn posts_before_open_after_close_and_after_drop_say_why() {
     let e = m.post_with_tag(numbered(1), 5, Timeout::ZERO).unwrap_err();
     assert!(matches!(e, PostError::TagUnsupported(_)), "{e:?}");
     let mut big = Message::new();
-    big.push_copy(&[0u8; 4096], Timestamp::None).unwrap();
+    big.push(Frame::copy(&[0u8; 4096]));
     let e = q.post(big, Timeout::ZERO).unwrap_err();
     assert!(
         matches!(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use channel_common::*;
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{
     Channel, ChannelBuilder, CloseError, Endpoint, MonoQueue, PostError, Priority, QueueOptions,
     ReceiveError, ReceiveQueue, Role, Timeout,
@@ -58,7 +58,7 @@ fn msg2(a: u64, b: u64) -> Message {
     let mut m = Message::new();
     let mut v = a.to_le_bytes().to_vec();
     v.extend_from_slice(&b.to_le_bytes());
-    m.push_copy(&v, Timestamp::None).unwrap();
+    m.push(Frame::copy(&v));
     m
 }
 

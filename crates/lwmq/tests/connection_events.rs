@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use channel_common::*;
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::transport::{DisconnectReason, RefusalReason};
 use lwmq::{
     Channel, ConnectError, ConnectionEvent, ConnectionState, Endpoint, Priority, QueueOptions,
@@ -129,7 +129,7 @@ fn peer_process() {
                 let mut m = Message::new();
                 let mut data = pid.to_le_bytes().to_vec();
                 data.extend_from_slice(&seq.to_le_bytes());
-                m.push_copy(&data, Timestamp::None).unwrap();
+                m.push(Frame::copy(&data));
                 let _ = q.post(m, Timeout::after(Duration::from_secs(1)));
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use channel_common::*;
 use lwmq::channel::Lent;
-use lwmq::message::{Message, NtTime, Timestamp};
+use lwmq::message::{Frame, FrameRead, Message, MessageRead, NtTime, Timestamp};
 use lwmq::{QueueOptions, ReceiveError, ReceiveQueue};
 use lwmq::{Role, Timeout};
 
@@ -19,17 +19,18 @@ fn shaped(n: u64) -> Message {
     let tag = n.to_le_bytes();
     let mut m = Message::new();
     match n % 3 {
-        0 => m.push_copy(&tag, Timestamp::None).unwrap(),
+        0 => {
+            m.push(Frame::copy(&tag));
+        }
         1 => {
             let mut big = vec![(n % 251) as u8; 300];
             big[..8].copy_from_slice(&tag);
-            m.push_copy(&big, Timestamp::None).unwrap();
+            m.push(Frame::copy(&big));
         }
         _ => {
-            m.push_copy(&tag, Timestamp::None).unwrap();
-            m.push_copy(b"middle", Timestamp::At(NtTime::from_ticks(n)))
-                .unwrap();
-            m.push_copy(&[7u8; 100], Timestamp::None).unwrap();
+            m.push(Frame::copy(&tag));
+            m.push(Frame::copy(b"middle").with_timestamp(Timestamp::At(NtTime::from_ticks(n))));
+            m.push(Frame::copy(&[7u8; 100]));
         }
     }
     m
@@ -75,6 +76,29 @@ fn check_lent(m: &Lent<'_>, n: u64) {
     }
     assert!(m.frame(expected.len()).is_none());
     assert_eq!(frames_of(&m.to_message()), expected);
+    // The reading trait reads a lent message as it reads an owned one.
+    assert_eq!(read_generic(m), read_generic(&m.to_message()));
+    assert_eq!(
+        m.to_vec(),
+        expected
+            .iter()
+            .flat_map(|(d, _)| d.clone())
+            .collect::<Vec<u8>>()
+    );
+}
+
+/// Everything a message says, read through `MessageRead` only.
+fn read_generic<M: MessageRead>(m: &M) -> (usize, usize, Frames, Vec<u8>) {
+    let frames = m
+        .frames()
+        .map(|f| (FrameRead::to_vec(&f), f.timestamp()))
+        .collect();
+    (
+        m.frame_count(),
+        m.payload_size(),
+        frames,
+        MessageRead::to_vec(m),
+    )
 }
 
 fn pair(rq: ReceiveQueue) -> (lwmq::Channel, lwmq::MonoQueue, lwmq::Channel) {
@@ -159,4 +183,37 @@ fn receive_with_on_a_channel_that_does_not_receive_says_so() {
     let r = ch.receive_with(Timeout::ZERO, |_| called = true);
     assert!(matches!(r, Err(ReceiveError::NotReceiving)), "{r:?}");
     assert!(!called);
+}
+
+/// A typed record lent in place decodes as the owned message does
+/// (`Lent::decode`, feature "serde").
+#[cfg(feature = "serde")]
+#[test]
+fn typed_records_decode_from_lent_messages() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Rec {
+        n: u64,
+        name: String,
+        data: Vec<u8>,
+    }
+    let rec = |n: u64| Rec {
+        n,
+        name: format!("rec {n}"),
+        data: vec![n as u8; (n % 5 * 200) as usize],
+    };
+    const N: u64 = 200;
+    let (_a, q, mut b) = pair(ReceiveQueue::mono());
+    for n in 0..N {
+        q.post(Message::encode(&rec(n)).unwrap(), Timeout::INFINITE)
+            .unwrap();
+    }
+    for n in 0..N {
+        if n % 2 == 0 {
+            let got: Rec = b.receive_with(LIVENESS, |m| m.decode().unwrap()).unwrap();
+            assert_eq!(got, rec(n));
+        } else {
+            let got = b.receive(LIVENESS).unwrap();
+            assert_eq!(got.decode::<Rec>().unwrap(), rec(n));
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use channel_common::*;
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{
     Channel, ConnectionState, Endpoint, MonoQueue, MultiQueue, Priority, Role, Timeout, TransportId,
 };
@@ -25,7 +25,7 @@ fn tagged(source: u64, seq: u64) -> Message {
     let mut v = source.to_le_bytes().to_vec();
     v.extend_from_slice(&seq.to_le_bytes());
     let mut m = Message::new();
-    m.push_copy(&v, Timestamp::None).unwrap();
+    m.push(Frame::copy(&v));
     m
 }
 

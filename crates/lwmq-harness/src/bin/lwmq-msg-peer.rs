@@ -61,7 +61,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{
     Channel, ChannelBuilder, Endpoint, MonoQueue, PostError, Priority, QueueOptions, ReceiveError,
     ReceiveQueue, TransportId,
@@ -321,8 +321,7 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         }
         lwmq_harness::fill(&mut buf, run, seq);
         let mut m = Message::new();
-        m.push_copy(&buf, Timestamp::None)
-            .unwrap_or_else(|e| fail(e.to_string()));
+        m.push(Frame::copy(&buf));
         post_watching(&q, m, &ch, &mut watch);
         seq += 1;
         record(progress, &[seq]);
@@ -452,8 +451,7 @@ fn duplex(uri: &str, role: Role, size: usize) {
         for seq in 0u64.. {
             lwmq_harness::fill(&mut buf, run, seq);
             let mut m = Message::new();
-            m.push_copy(&buf, Timestamp::None)
-                .unwrap_or_else(|e| fail(e.to_string()));
+            m.push(Frame::copy(&buf));
             // Waits at the high-water mark while the peer is away.
             q.post(m, Timeout::NEVER)
                 .unwrap_or_else(|e| fail(e.to_string()));
@@ -639,8 +637,7 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
         for _ in 0..256 {
             lwmq_harness::fill(&mut buf, run, posted);
             let mut m = Message::new();
-            m.push_copy(&buf, Timestamp::None)
-                .unwrap_or_else(|e| fail(e.to_string()));
+            m.push(Frame::copy(&buf));
             // Discard-oldest never refuses: a full queue drops its oldest.
             q.post(m, Timeout::ZERO)
                 .unwrap_or_else(|e| fail(e.to_string()));
@@ -648,8 +645,7 @@ fn load_send(uri: &str, role: Role, seconds: u64, size: usize, qcap: usize) {
         }
     }
     let mut m = Message::new();
-    m.push_copy(b"END", Timestamp::None)
-        .unwrap_or_else(|e| fail(e.to_string()));
+    m.push(Frame::copy(b"END"));
     q.post(m, Timeout::ZERO)
         .unwrap_or_else(|e| fail(e.to_string()));
     posted += 1;

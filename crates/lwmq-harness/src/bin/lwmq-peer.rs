@@ -759,8 +759,7 @@ impl HandPeer {
         for s in seq..seq + n {
             fill(&mut payload, run, s);
             let mut m = lwmq::message::Message::new();
-            m.push_copy(&payload, lwmq::message::Timestamp::None)
-                .unwrap_or_else(|e| fail(e.to_string()));
+            m.push(lwmq::message::Frame::copy(&payload));
             w.try_push(&m).unwrap_or_else(|_| fail("buffer full"));
         }
         let len = w.finish();

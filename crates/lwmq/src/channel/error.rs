@@ -115,7 +115,10 @@ impl std::error::Error for OpenError {
     }
 }
 
-/// A message a post refused because it can never be sent as it is.
+/// A message a post refused because it can never be sent as it is: it
+/// breaks a rule of its own (the first three variants, the rules
+/// [`Message::validate`] checks), or it is too large for this channel's
+/// transport buffers ([`InvalidMessage::TooLarge`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidMessage {
@@ -123,11 +126,21 @@ pub enum InvalidMessage {
     #[error("a message must have at least one frame; push a frame before posting it")]
     NoFrames,
     /// More frames than a message may hold.
-    #[error("the message has {count} frames (rule: at most {max})")]
+    #[error("the message has {count} frames but a message holds at most {max}; split the data over several messages or fewer, larger frames")]
     TooManyFrames {
         /// Its frames.
         count: usize,
-        /// The limit.
+        /// The limit, [`MAX_FRAMES`](crate::message::MAX_FRAMES).
+        max: usize,
+    },
+    /// A frame is larger than the per-frame limit.
+    #[error("frame {index} holds {len} bytes but a frame holds at most {max}; split the data over several frames")]
+    FrameTooLarge {
+        /// Index of the frame in the message.
+        index: usize,
+        /// Its length.
+        len: usize,
+        /// The limit, [`MAX_FRAME_SIZE`](crate::message::MAX_FRAME_SIZE).
         max: usize,
     },
     /// The encoded message does not fit an empty transport buffer.

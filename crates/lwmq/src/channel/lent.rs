@@ -14,15 +14,17 @@
 //!
 //! [`Channel::receive_with`]: super::Channel::receive_with
 
-use crate::message::{Message, NtTime, Timestamp};
+use crate::message::{Frame, FrameRead, Message, MessageRead, NtTime};
 use crate::wire::{FrameSpan, IndexedFrames, IndexedMessage, SharedBytes};
 
 /// A received message lent to the closure of
 /// [`Channel::receive_with`](super::Channel::receive_with): either read
 /// in place in the transport buffer (no copy) or an owned message that was
 /// already decoded or queued. Both read the same way, and the same way as
-/// a [`Message`]: [`Self::frame_count`], [`Self::payload_size`], and frames
-/// with `len`, `timestamp`, `read`, `copy_to` and `to_vec`.
+/// a [`Message`]: [`Self::frame_count`], [`Self::payload_size`], frames
+/// with `len`, `timestamp`, `read`, `copy_to` and `to_vec`, and
+/// [`Self::to_vec`]; [`MessageRead`] is implemented by both, for code that
+/// reads either.
 #[derive(Debug, Clone, Copy)]
 pub struct Lent<'a>(Repr<'a>);
 
@@ -86,23 +88,53 @@ impl<'a> Lent<'a> {
         })
     }
 
+    /// The bytes of all frames, one after the other, copied into a new
+    /// vector.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self.0 {
+            Repr::Owned(m) => m.to_vec(),
+            Repr::InPlace { .. } => MessageRead::to_vec(self),
+        }
+    }
+
     /// Copies the message into an owned [`Message`] (to keep it after the
-    /// closure returns).
+    /// closure returns): read in place, its frames are copied out as
+    /// `receive` copies them (inline up to 64 bytes, the larger ones in one
+    /// allocation); an owned message's frames are shared, not copied
+    /// (inline ones excepted).
     pub fn to_message(&self) -> Message {
         match self.0 {
-            Repr::Owned(m) => {
-                let mut copy = Message::with_capacity(m.frame_count());
-                for f in m.frames() {
-                    let at = f.timestamp().map_or(Timestamp::None, Timestamp::At);
-                    // Each frame already passed the same checks once.
-                    if copy.push_copy(f.data(), at).is_err() {
-                        break;
-                    }
-                }
-                copy
-            }
+            Repr::Owned(m) => Message::from_decoded(m.frames().map(Frame::from)),
             Repr::InPlace { buf, message } => message.to_message(&buf),
         }
+    }
+}
+
+impl<'l> MessageRead for Lent<'l> {
+    type Frame<'a>
+        = LentFrame<'a>
+    where
+        Self: 'a;
+    type Frames<'a>
+        = LentFrames<'a>
+    where
+        Self: 'a;
+
+    fn frame_count(&self) -> usize {
+        Lent::frame_count(self)
+    }
+
+    fn payload_size(&self) -> usize {
+        Lent::payload_size(self)
+    }
+
+    fn frame(&self, index: usize) -> Option<LentFrame<'_>> {
+        Lent::frame(self, index)
+    }
+
+    fn frames(&self) -> LentFrames<'_> {
+        Lent::frames(self)
     }
 }
 
@@ -231,6 +263,24 @@ impl<'a> LentFrame<'a> {
             // while the slice is in use; the view keeps them mapped for 'a.
             Bytes::Shared(b) => unsafe { b.as_slice() },
         }
+    }
+}
+
+impl FrameRead for LentFrame<'_> {
+    fn len(&self) -> usize {
+        LentFrame::len(self)
+    }
+
+    fn timestamp(&self) -> Option<NtTime> {
+        LentFrame::timestamp(self)
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) -> usize {
+        LentFrame::read(self, offset, dst)
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        LentFrame::to_vec(self)
     }
 }
 

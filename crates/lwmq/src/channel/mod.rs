@@ -10,7 +10,6 @@
 //! ```
 //! use std::time::Duration;
 //! use lwmq::{Channel, Endpoint, Message, Priority, Role, Timeout};
-//! use lwmq::message::Timestamp;
 //!
 //! # let address = format!("ipc://lwmq-doc/channel/{}", std::process::id());
 //! // The peer: another process in real life, a thread here.
@@ -29,9 +28,7 @@
 //! let requests = b.mono_queue(Priority::Normal)?;
 //! let mut ch = b.open(Role::Server)?;
 //!
-//! let mut hello = Message::new();
-//! hello.push_copy(b"Hello", Timestamp::None)?;
-//! requests.post(hello, Timeout::NEVER)?;
+//! requests.post(Message::from(b"Hello"), Timeout::NEVER)?;
 //! let reply = ch.receive(Duration::from_secs(20))?;
 //! assert_eq!(reply.frame(0).unwrap().data(), b"Hello");
 //! peer.join().unwrap().unwrap();

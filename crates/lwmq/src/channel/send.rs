@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use crate::message::Message;
+use crate::message::{Message, MessageError};
 use crate::queue::{Notify, Scheduler};
 use crate::sys::barrier;
 use crate::timeout::{Deadline, Timeout};
@@ -461,7 +461,7 @@ impl Sender {
                     Err(TryPushError::Full { .. }) => {
                         writers[i] = side.roll_over(writers[i].take(), m, c);
                     }
-                    Err(e @ TryPushError::EmptyMessage) => c.drop_unencodable(e),
+                    Err(e @ TryPushError::Invalid(_)) => c.drop_unencodable(e),
                 }
             }
             if self.sides.iter().any(|s| s.full) {
@@ -1054,7 +1054,7 @@ pub(crate) enum Refused {
     NotOpen,
     Closed,
     Invalid(InvalidMessage),
-    Acquire(crate::message::MessageError),
+    Acquire(MessageError),
 }
 
 impl Refused {
@@ -1069,8 +1069,9 @@ impl Refused {
     }
 }
 
-/// Checks a message at post time: the channel is open, the message has
-/// 1..=65,535 frames, fits an empty buffer after encoding, and its external
+/// Checks a message at post time: the channel is open, the message meets
+/// its own rules ([`Message::validate`]: 1..=65,535 frames, none over
+/// `u32::MAX` bytes), fits an empty buffer after encoding, and its external
 /// frames' acquire hooks succeed. Borrows it, so that the common case
 /// moves nothing.
 #[inline]
@@ -1083,15 +1084,8 @@ pub(crate) fn check(shared: &SendShared, message: &Message) -> Result<(), Refuse
             Refused::NotOpen
         });
     }
-    let frames = message.frame_count();
-    if frames == 0 {
-        return Err(Refused::Invalid(InvalidMessage::NoFrames));
-    }
-    if frames > crate::message::MAX_FRAMES {
-        return Err(Refused::Invalid(InvalidMessage::TooManyFrames {
-            count: frames,
-            max: crate::message::MAX_FRAMES,
-        }));
+    if let Err(e) = message.validate() {
+        return Err(invalid(e));
     }
     if let Err(e) = wire::fits_in_empty_buffer(message, size) {
         return Err(Refused::Invalid(InvalidMessage::TooLarge {
@@ -1100,4 +1094,18 @@ pub(crate) fn check(shared: &SendShared, message: &Message) -> Result<(), Refuse
         }));
     }
     message.acquire_external().map_err(Refused::Acquire)
+}
+
+/// The post's words for a rule [`Message::validate`] found broken.
+#[cold]
+fn invalid(e: MessageError) -> Refused {
+    Refused::Invalid(match e {
+        MessageError::NoFrames => InvalidMessage::NoFrames,
+        MessageError::TooManyFrames { count, max } => InvalidMessage::TooManyFrames { count, max },
+        MessageError::FrameTooLarge { index, len, max } => {
+            InvalidMessage::FrameTooLarge { index, len, max }
+        }
+        // `validate` runs no hook; were it to, this is the hook's error.
+        e @ MessageError::Acquire { .. } => return Refused::Acquire(e),
+    })
 }

@@ -1,8 +1,9 @@
 //! External frames: caller-owned memory with acquire and release hooks.
 //!
 //! The library never sees a raw pointer here. The caller hands over an owner
-//! implementing [`ExternalData`]; the library keeps it behind an `Arc` shared
-//! by every [`Message`](super::Message) that references the frame, calls
+//! implementing [`ExternalData`] ([`Frame::external`](super::Frame::external));
+//! the library keeps it behind an `Arc` shared by every frame and
+//! [`Message`](super::Message) that references it, calls
 //! [`ExternalData::acquire`] at most once (when the first sender prepares the
 //! message) and [`ExternalData::release`] exactly once, when the last
 //! reference is dropped — whether the message was posted, failed to post,
@@ -13,7 +14,6 @@
 //! justified by the C API contract) and calls the callback with
 //! `ACQUIRE_DATA` / `RELEASE_DATA` from the two hooks.
 
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 /// Memory owned by the caller that a frame refers to without copying.
@@ -91,75 +91,19 @@ impl<T: ?Sized + ExternalData> Drop for ExternalCell<T> {
 
 pub(crate) type SharedExternal = Arc<ExternalCell<dyn ExternalData>>;
 
-/// A frame of caller-owned memory, ready to be appended with
-/// [`Message::push_external`](super::Message::push_external).
-///
-/// Dropping an `ExternalFrame` that was never appended calls the release
-/// hook (the library owns the data from construction on).
-pub struct ExternalFrame {
-    pub(crate) cell: SharedExternal,
+/// Wraps an owner in the shared cell a frame holds (one allocation).
+pub(crate) fn shared<T: ExternalData>(owner: T) -> SharedExternal {
+    Arc::new(ExternalCell {
+        acquired: OnceLock::new(),
+        owner,
+    })
 }
 
-impl ExternalFrame {
-    /// Wraps an owner implementing [`ExternalData`] (one allocation).
-    pub fn new<T: ExternalData>(owner: T) -> Self {
-        let cell: SharedExternal = Arc::new(ExternalCell {
-            acquired: OnceLock::new(),
-            owner,
-        });
-        ExternalFrame { cell }
-    }
-
-    /// Wraps any owner of bytes, with no hooks: the release is dropping the
-    /// owner (e.g. a `Vec<u8>`, a `Box<[u8]>`, a memory map).
-    pub fn from_owner<O>(owner: O) -> Self
-    where
-        O: AsRef<[u8]> + Send + Sync + 'static,
-    {
-        Self::new(Owned(owner))
-    }
-
-    /// Wraps an owner of bytes with an acquire hook and a release hook; each
-    /// hook receives the frame's bytes.
-    pub fn with_hooks<O, A, R>(owner: O, on_acquire: A, on_release: R) -> Self
-    where
-        O: AsRef<[u8]> + Send + Sync + 'static,
-        A: Fn(&[u8]) -> Result<(), AcquireError> + Send + Sync + 'static,
-        R: FnOnce(&[u8]) + Send + Sync + 'static,
-    {
-        Self::new(Hooked {
-            owner,
-            on_acquire,
-            on_release: Some(on_release),
-        })
-    }
-
-    /// The frame's bytes.
-    pub fn data(&self) -> &[u8] {
-        self.cell.data()
-    }
-}
-
-impl fmt::Debug for ExternalFrame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExternalFrame")
-            .field("len", &self.data().len())
-            .finish_non_exhaustive()
-    }
-}
-
-struct Owned<O>(O);
-
-impl<O: AsRef<[u8]> + Send + Sync + 'static> ExternalData for Owned<O> {
-    fn data(&self) -> &[u8] {
-        self.0.as_ref()
-    }
-}
-
-struct Hooked<O, A, R> {
-    owner: O,
-    on_acquire: A,
-    on_release: Option<R>,
+/// The owner behind [`Frame::with_hooks`](super::Frame::with_hooks).
+pub(crate) struct Hooked<O, A, R> {
+    pub(crate) owner: O,
+    pub(crate) on_acquire: A,
+    pub(crate) on_release: Option<R>,
 }
 
 impl<O, A, R> ExternalData for Hooked<O, A, R>

@@ -1,24 +1,50 @@
 //! Messages and frames.
 //!
 //! A [`Message`] is an ordered list of 1 to [`MAX_FRAMES`] frames that is
-//! sent atomically. Each frame is a byte string plus an optional
-//! [`NtTime`] timestamp, and is one of four kinds ([`FrameKind`]):
+//! sent atomically. Each [`Frame`] is a byte string of at most
+//! [`MAX_FRAME_SIZE`] bytes plus an optional [`NtTime`] timestamp.
 //!
-//! * **inline**: [`Message::push_copy`] of at most [`MAX_INLINE_FRAME_SIZE`]
-//!   bytes; the bytes live inside the frame, no allocation of their own;
-//! * **bytes**: a [`Bytes`] handle, from [`Message::push_bytes`] (zero copy),
-//!   or from `push_copy` of a larger frame (one allocation, one copy);
-//! * **static**: a `&'static [u8]` from [`Message::push_static`] (zero copy);
-//! * **external**: caller-owned memory with acquire/release hooks, from
-//!   [`Message::push_external`] (zero copy, see [`ExternalData`]).
+//! # Making messages
+//!
+//! ```
+//! use bytes::Bytes;
+//! use lwmq::message::{Frame, Message, Timestamp};
+//!
+//! let a = Message::from(b"hello");                  // one static frame, no copy
+//! let b = Message::from(vec![0u8; 100_000]);        // the vector is taken over, no copy
+//! let c = Message::from_frames([Frame::copy(b"hdr"), Frame::from(Bytes::from_static(b"body"))]);
+//! let mut d = Message::new();                       // allocates nothing
+//! d.push(Frame::copy(&[1, 2, 3]).with_timestamp(Timestamp::PreciseNow))
+//!     .push(String::from("text"));
+//! assert_eq!((a.frame_count(), c.frame_count(), d.frame_count()), (1, 2, 2));
+//! # let _ = b;
+//! ```
+//!
+//! [`Message::push`] never fails: the limits ([`MAX_FRAMES`] frames,
+//! [`MAX_FRAME_SIZE`] bytes per frame, at least one frame) are checked by
+//! [`Message::validate`], which posting runs and which hands the message
+//! back on failure. [`Message::try_push`] checks a frame at once instead.
+//! How each way of making a frame holds its bytes (inline, `Bytes`, static,
+//! external) is described in [`Frame`]'s module, [`frame`].
+//!
+//! # Reading messages
+//!
+//! A `Message` and a message lent in place by
+//! [`Channel::receive_with`](crate::Channel::receive_with) read alike, through
+//! the same methods and through the [`MessageRead`] / [`FrameRead`] traits
+//! (see [`read`]). A received message's frames larger than
+//! [`MAX_INLINE_FRAME_SIZE`] are slices of one private allocation:
+//! [`Message::frame_bytes`] and [`Message::into_frames`] give them out as
+//! [`Bytes`] without a copy.
 //!
 //! # Representation
 //!
 //! An unshared `Message` holds its frames by value: the first frame inline
-//! and a `Vec` for the others (an empty `Vec` does not allocate). Creating a
-//! one-frame message of up to [`MAX_INLINE_FRAME_SIZE`] bytes, posting it
-//! and dropping it therefore allocates nothing and touches no atomic; the
-//! value is 128 bytes, which a queue moves with one `memcpy`.
+//! and a `Vec` for the others (an empty `Vec` does not allocate).
+//! [`Message::new`] allocates nothing, and making a one-frame message of up
+//! to [`MAX_INLINE_FRAME_SIZE`] bytes, posting it and dropping it allocates
+//! nothing and touches no atomic; the value is 128 bytes, which a queue
+//! moves with one `memcpy`.
 //!
 //! [`Message::share`] (a *message reference*) moves the frames behind an
 //! `Arc` the first time and returns another handle to them: no payload is
@@ -27,7 +53,10 @@
 //! frame list: inline frames are copied, the other kinds reference-counted),
 //! so the other sharers never see the change.
 
+mod error;
 mod external;
+mod frame;
+mod read;
 mod time;
 
 use std::fmt;
@@ -35,14 +64,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use external::{AcquireError, ExternalData, ExternalFrame};
+pub use error::{MessageError, PushError};
+pub use external::{AcquireError, ExternalData};
+pub use frame::{Frame, FrameKind, FrameRef};
+pub use read::{FrameRead, MessageRead};
 pub use time::{NtTime, Timestamp};
 
-use external::SharedExternal;
+use frame::FrameData;
 
-/// Largest frame, in bytes, that [`Message::push_copy`] stores inline in the
+/// Largest frame, in bytes, that [`Frame::copy`] stores inline in the
 /// frame itself rather than in a separate allocation
-/// (`LmqQueryMaxInlineFrameSize`).
+/// (`LmqQueryMaxInlineFrameSize`); received frames up to this size are
+/// inline too.
 ///
 /// 64 bytes covers the 64-byte benchmark message and keeps a frame at 88
 /// bytes and an unshared [`Message`] at 128 bytes. Every frame slot pays for
@@ -57,117 +90,9 @@ pub const MAX_FRAMES: usize = 65_535;
 /// enforces on decode as well.
 pub const MAX_FRAME_SIZE: usize = u32::MAX as usize;
 
-// The inline length is stored in a `u8`.
-const _: () = assert!(MAX_INLINE_FRAME_SIZE <= u8::MAX as usize);
-
-/// Why a message operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MessageError {
-    /// The message has no frames; a message needs at least one frame to be
-    /// posted.
-    #[error("a message must have at least one frame; append a frame before posting it")]
-    NoFrames,
-    /// Appending would exceed the frame limit.
-    #[error("a message holds at most {max} frames; split the data over several messages or fewer, larger frames")]
-    TooManyFrames {
-        /// The limit, [`MAX_FRAMES`].
-        max: usize,
-    },
-    /// The frame is larger than the per-frame limit.
-    #[error("a frame holds at most {max} bytes but {len} were given; split the data over several frames")]
-    FrameTooLarge {
-        /// The size of the rejected frame.
-        len: usize,
-        /// The limit, [`MAX_FRAME_SIZE`].
-        max: usize,
-    },
-    /// The acquire hook of an external frame failed.
-    #[error("external frame {frame}: {source}")]
-    Acquire {
-        /// Index of the frame whose hook failed.
-        frame: usize,
-        /// The hook's error.
-        #[source]
-        source: AcquireError,
-    },
-}
-
-/// A failed [`Message::push_external`]: the error and the frame, given back
-/// so that the caller decides whether to drop it (which runs its release
-/// hook) or to append it elsewhere.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct PushExternalError {
-    /// Why the frame was not appended.
-    pub error: MessageError,
-    /// The frame that was not appended.
-    pub frame: ExternalFrame,
-}
-
-/// How a frame's bytes are held.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FrameKind {
-    /// Copied into the frame itself (at most [`MAX_INLINE_FRAME_SIZE`] bytes).
-    Inline,
-    /// A [`Bytes`] handle: appended with [`Message::push_bytes`], or a larger
-    /// copied frame, or a large frame of a decoded message.
-    Bytes,
-    /// A `&'static [u8]` appended with [`Message::push_static`].
-    Static,
-    /// Caller-owned memory appended with [`Message::push_external`].
-    External,
-}
-
-#[derive(Clone)]
-enum FrameData {
-    Inline {
-        len: u8,
-        bytes: [u8; MAX_INLINE_FRAME_SIZE],
-    },
-    Bytes(Bytes),
-    Static(&'static [u8]),
-    External(SharedExternal),
-}
-
-#[derive(Clone)]
-struct Frame {
-    timestamp: Option<NtTime>,
-    data: FrameData,
-}
-
-impl Frame {
-    #[inline]
-    fn inline(data: &[u8], timestamp: Option<NtTime>) -> Option<Self> {
-        let len = u8::try_from(data.len()).ok()?;
-        let mut bytes = [0u8; MAX_INLINE_FRAME_SIZE];
-        match <&[u8; MAX_INLINE_FRAME_SIZE]>::try_from(data) {
-            // A full inline frame: a fixed-size copy, no call.
-            Ok(full) => bytes = *full,
-            Err(_) => bytes.get_mut(..data.len())?.copy_from_slice(data),
-        }
-        Some(Frame {
-            timestamp,
-            data: FrameData::Inline { len, bytes },
-        })
-    }
-
-    fn data(&self) -> &[u8] {
-        match &self.data {
-            FrameData::Inline { len, bytes } => {
-                // `len <= MAX_INLINE_FRAME_SIZE` by construction; `get`
-                // keeps this panic-free regardless.
-                bytes.get(..usize::from(*len)).unwrap_or(bytes)
-            }
-            FrameData::Bytes(b) => b,
-            FrameData::Static(s) => s,
-            FrameData::External(e) => e.data(),
-        }
-    }
-}
-
 #[derive(Clone, Default)]
 struct Inner {
-    /// Sum of the frame lengths as they were when appended.
+    /// Sum of the frame lengths as they were when pushed (saturating).
     payload_size: usize,
     /// Number of external frames (skips the acquire walk when zero).
     external_frames: usize,
@@ -176,8 +101,21 @@ struct Inner {
 }
 
 impl Inner {
+    #[inline]
     fn frame_count(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    /// Adds a frame at the end, whatever the limits.
+    #[inline(always)]
+    fn push(&mut self, frame: Frame) {
+        self.payload_size = self.payload_size.saturating_add(frame.len());
+        self.external_frames += usize::from(frame.is_external());
+        if self.first.is_none() {
+            self.first = Some(frame);
+        } else {
+            self.rest.push(frame);
+        }
     }
 }
 
@@ -201,8 +139,11 @@ enum Repr {
 impl Message {
     /// Creates an empty message. Allocates nothing: the first frame is held
     /// in the message itself. Pushing frames may allocate: a copied frame
-    /// longer than [`MAX_INLINE_FRAME_SIZE`] bytes allocates its bytes, and
-    /// a second frame the list of the frames after the first.
+    /// longer than [`MAX_INLINE_FRAME_SIZE`] bytes allocates its bytes
+    /// ([`Frame::copy`]), and a second frame the list of the frames after
+    /// the first.
+    #[inline]
+    #[must_use]
     pub fn new() -> Self {
         Message {
             repr: Repr::Unique(Inner::default()),
@@ -210,7 +151,9 @@ impl Message {
     }
 
     /// Creates an empty message with room for `frame_hint` frames without
-    /// further allocation (`LmqCreateMessage(FrameCountHint)`).
+    /// further allocation (`LmqCreateMessage(FrameCountHint)`): one
+    /// allocation when the hint is above 1.
+    #[must_use]
     pub fn with_capacity(frame_hint: usize) -> Self {
         let rest = frame_hint.saturating_sub(1).min(MAX_FRAMES - 1);
         Message {
@@ -221,31 +164,80 @@ impl Message {
         }
     }
 
+    /// A message of the frames of `frames`, in order (each converted with
+    /// `Into<Frame>`). As with [`Self::push`], limits are checked when the
+    /// message is posted ([`Self::validate`]).
+    #[must_use]
+    pub fn from_frames<I>(frames: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Frame>,
+    {
+        let mut m = Message::new();
+        m.extend(frames);
+        m
+    }
+
     /// Number of frames.
+    #[inline]
     pub fn frame_count(&self) -> usize {
         self.inner().frame_count()
     }
 
     /// True if the message has no frames (and so cannot be posted yet).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.inner().first.is_none()
     }
 
-    /// Total payload bytes over all frames (O(1): kept as frames are appended).
+    /// Total payload bytes over all frames (O(1): kept as frames are
+    /// pushed; saturates at `usize::MAX`).
+    #[inline]
     pub fn payload_size(&self) -> usize {
         self.inner().payload_size
     }
 
-    /// Checks that the message can be posted: it has at least one frame.
+    /// Checks the rules every posted message must meet: at least one frame,
+    /// at most [`MAX_FRAMES`] frames, none longer than [`MAX_FRAME_SIZE`]
+    /// bytes. Posting runs this (and hands the message back on failure);
+    /// whether the message fits the channel's transport buffers is checked
+    /// there too. O(1) unless the payload exceeds `MAX_FRAME_SIZE` in
+    /// total.
+    #[inline]
     pub fn validate(&self) -> Result<(), MessageError> {
-        if self.is_empty() {
-            Err(MessageError::NoFrames)
-        } else {
-            Ok(())
+        let inner = self.inner();
+        if inner.first.is_some()
+            && inner.rest.len() < MAX_FRAMES
+            && inner.payload_size <= MAX_FRAME_SIZE
+        {
+            return Ok(());
+        }
+        self.invalid()
+    }
+
+    /// [`Self::validate`]'s answer when the quick test failed.
+    #[cold]
+    #[inline(never)]
+    fn invalid(&self) -> Result<(), MessageError> {
+        let count = self.frame_count();
+        if count == 0 {
+            return Err(MessageError::NoFrames);
+        }
+        if count > MAX_FRAMES {
+            return Err(MessageError::too_many_frames(count));
+        }
+        match self
+            .frames()
+            .enumerate()
+            .find(|(_, f)| f.len() > MAX_FRAME_SIZE)
+        {
+            Some((index, f)) => Err(MessageError::frame_too_large(index, f.len())),
+            None => Ok(()),
         }
     }
 
     /// The frame at `index`, or `None` past the last frame.
+    #[inline]
     pub fn frame(&self, index: usize) -> Option<FrameRef<'_>> {
         let frame = match index.checked_sub(1) {
             None => self.inner().first.as_ref(),
@@ -255,6 +247,7 @@ impl Message {
     }
 
     /// The frames in order.
+    #[inline]
     pub fn frames(&self) -> Frames<'_> {
         Frames {
             first: self.inner().first.as_ref(),
@@ -262,79 +255,94 @@ impl Message {
         }
     }
 
-    /// Appends a copy of `data`: inline if it is at most
-    /// [`MAX_INLINE_FRAME_SIZE`] bytes, else in one new allocation.
-    pub fn push_copy(&mut self, data: &[u8], timestamp: Timestamp) -> Result<(), MessageError> {
-        // The common case (the first small frame of an unshared message,
-        // no timestamp) skips the general checks, which it cannot fail.
-        if let (Repr::Unique(inner), Timestamp::None) = (&mut self.repr, timestamp) {
+    /// The bytes of all frames, one after the other, in a new vector.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.payload_size());
+        for f in self.frames() {
+            v.extend_from_slice(f.data());
+        }
+        v
+    }
+
+    /// The bytes of frame `index` as [`Bytes`], `None` past the last frame.
+    ///
+    /// No copy for a frame held as `Bytes`, which every frame of a received
+    /// message larger than [`MAX_INLINE_FRAME_SIZE`] is (its frames are
+    /// slices of one private allocation), nor for a static frame; the
+    /// `Bytes` shares the message's memory. An inline frame (received ones
+    /// up to `MAX_INLINE_FRAME_SIZE` bytes) or an external one is copied.
+    #[must_use]
+    pub fn frame_bytes(&self, index: usize) -> Option<Bytes> {
+        self.frame(index).map(|f| f.to_bytes())
+    }
+
+    /// The frames, by value, in order: each one's bytes then go on without
+    /// a copy ([`Frame::into_bytes`], or pushed into another message).
+    /// Frames shared with other messages ([`Self::share`]) are cloned
+    /// (inline bytes copied, the other kinds reference-counted).
+    pub fn into_frames(self) -> IntoFrames {
+        let inner = match self.repr {
+            Repr::Unique(inner) => inner,
+            Repr::Shared(arc) => Arc::unwrap_or_clone(arc),
+        };
+        IntoFrames {
+            first: inner.first,
+            rest: inner.rest.into_iter(),
+        }
+    }
+
+    /// Appends a frame (anything that converts into one: `Frame`,
+    /// `Bytes`, `Vec<u8>`, `String`, `&'static [u8]`, `&'static str`...).
+    /// Never fails: the limits are checked when the message is posted
+    /// ([`Self::validate`]); use [`Self::try_push`] to check them now.
+    /// Returns the message, so that pushes chain.
+    #[inline(always)]
+    pub fn push(&mut self, frame: impl Into<Frame>) -> &mut Self {
+        // The common case (the first frame of an unshared message): the
+        // frame is made in its final place, no list, no checks. (How the
+        // frame moves matters as much as how many instructions it takes:
+        // see `frame::InlineBytes` and docs/performance.md.)
+        if let Repr::Unique(inner) = &mut self.repr {
             if inner.first.is_none() {
-                if let Some(frame) = Frame::inline(data, None) {
-                    if data.len() <= MAX_INLINE_FRAME_SIZE {
-                        inner.payload_size = data.len();
-                        inner.first = Some(frame);
-                        return Ok(());
-                    }
-                }
+                let first = inner.first.insert(frame.into());
+                inner.payload_size = first.len();
+                inner.external_frames = usize::from(first.is_external());
+            } else {
+                // Later frames of an unshared message: straight into the
+                // list (moved in here, not through a call: the callee's
+                // loads of a frame its caller had just stored stalled).
+                inner.push(frame.into());
             }
+            return self;
         }
-        self.check_push(data.len())?;
-        let timestamp = timestamp.resolve();
-        let frame = match Frame::inline(data, timestamp) {
-            Some(frame) if data.len() <= MAX_INLINE_FRAME_SIZE => frame,
-            _ => Frame {
-                timestamp,
-                data: FrameData::Bytes(Bytes::copy_from_slice(data)),
-            },
-        };
-        self.push_checked(frame, data.len(), false);
-        Ok(())
+        self.push_shared(frame.into());
+        self
     }
 
-    /// Appends `data` without copying it.
-    pub fn push_static(
-        &mut self,
-        data: &'static [u8],
-        timestamp: Timestamp,
-    ) -> Result<(), MessageError> {
-        self.check_push(data.len())?;
-        let frame = Frame {
-            timestamp: timestamp.resolve(),
-            data: FrameData::Static(data),
+    /// [`Self::push`], refusing a frame that would break a limit (the frame
+    /// would be the [`MAX_FRAMES`]+1st, or it is longer than
+    /// [`MAX_FRAME_SIZE`]): the error gives the frame back and the message
+    /// is unchanged.
+    pub fn try_push(&mut self, frame: impl Into<Frame>) -> Result<&mut Self, PushError> {
+        let frame = frame.into();
+        let count = self.frame_count();
+        let error = if count >= MAX_FRAMES {
+            MessageError::too_many_frames(count + 1)
+        } else if frame.len() > MAX_FRAME_SIZE {
+            MessageError::frame_too_large(count, frame.len())
+        } else {
+            self.push(frame);
+            return Ok(self);
         };
-        self.push_checked(frame, data.len(), false);
-        Ok(())
+        Err(PushError { error, frame })
     }
 
-    /// Appends a shared [`Bytes`] buffer without copying it.
-    pub fn push_bytes(&mut self, data: Bytes, timestamp: Timestamp) -> Result<(), MessageError> {
-        let len = data.len();
-        self.check_push(len)?;
-        let frame = Frame {
-            timestamp: timestamp.resolve(),
-            data: FrameData::Bytes(data),
-        };
-        self.push_checked(frame, len, false);
-        Ok(())
-    }
-
-    /// Appends caller-owned memory without copying it. On failure the frame
-    /// is given back in the error (dropping it runs its release hook).
-    pub fn push_external(
-        &mut self,
-        frame: ExternalFrame,
-        timestamp: Timestamp,
-    ) -> Result<(), PushExternalError> {
-        let len = frame.data().len();
-        if let Err(error) = self.check_push(len) {
-            return Err(PushExternalError { error, frame });
-        }
-        let frame = Frame {
-            timestamp: timestamp.resolve(),
-            data: FrameData::External(frame.cell),
-        };
-        self.push_checked(frame, len, true);
-        Ok(())
+    /// Appends to a message that shares its frames: detaches it first
+    /// (copy-on-write), so the other sharers do not see the change.
+    #[cold]
+    fn push_shared(&mut self, frame: Frame) {
+        self.inner_mut().push(frame);
     }
 
     /// Returns a *message reference*: a message sharing this one's frames
@@ -345,6 +353,7 @@ impl Message {
     /// Takes `&mut self` because the first share moves the frames of `self`
     /// into a reference-counted block (one allocation); this keeps unshared
     /// messages free of allocations and atomics, which is the common case.
+    #[must_use = "sharing has no effect but the handle it returns"]
     pub fn share(&mut self) -> Message {
         let arc = match &mut self.repr {
             Repr::Shared(arc) => Arc::clone(arc),
@@ -379,7 +388,7 @@ impl Message {
     /// message. Returns the first failure (the remaining frames are not
     /// acquired then).
     #[inline]
-    pub fn acquire_external(&self) -> Result<(), MessageError> {
+    pub(crate) fn acquire_external(&self) -> Result<(), MessageError> {
         if self.inner().external_frames == 0 {
             return Ok(());
         }
@@ -398,6 +407,7 @@ impl Message {
         Ok(())
     }
 
+    #[inline]
     fn inner(&self) -> &Inner {
         match &self.repr {
             Repr::Unique(inner) => inner,
@@ -418,32 +428,6 @@ impl Message {
             Repr::Unique(inner) => inner,
             // Not reached (converted above); `make_mut` keeps it panic-free.
             Repr::Shared(arc) => Arc::make_mut(arc),
-        }
-    }
-
-    fn check_push(&self, len: usize) -> Result<(), MessageError> {
-        if len > MAX_FRAME_SIZE {
-            return Err(MessageError::FrameTooLarge {
-                len,
-                max: MAX_FRAME_SIZE,
-            });
-        }
-        if self.frame_count() >= MAX_FRAMES {
-            return Err(MessageError::TooManyFrames { max: MAX_FRAMES });
-        }
-        Ok(())
-    }
-
-    /// Appends a frame that passed `check_push`.
-    fn push_checked(&mut self, frame: Frame, len: usize, external: bool) {
-        // Copy-on-write: detaches from other sharers before mutating.
-        let inner = self.inner_mut();
-        inner.payload_size = inner.payload_size.saturating_add(len);
-        inner.external_frames += usize::from(external);
-        if inner.first.is_none() {
-            inner.first = Some(frame);
-        } else {
-            inner.rest.push(frame);
         }
     }
 
@@ -470,22 +454,22 @@ impl Message {
         })
     }
 
-    /// Builds a decoded one-frame message. Its payload size is the
-    /// frame's length: a message never disagrees with its frames.
+    /// Builds a received one-frame message of a frame copied into private
+    /// memory. Its payload size is the frame's length: a message never
+    /// disagrees with its frames.
     #[inline]
-    pub(crate) fn from_decoded_frame(data: DecodedData, timestamp: Option<NtTime>) -> Self {
-        let frame = data.into_frame(timestamp);
+    pub(crate) fn from_decoded_bytes(bytes: Bytes, timestamp: Option<NtTime>) -> Self {
         Message {
             repr: Repr::Unique(Inner {
-                payload_size: frame.data().len(),
+                payload_size: bytes.len(),
                 external_frames: 0,
-                first: Some(frame),
+                first: Some(Frame::decoded_bytes(bytes, timestamp)),
                 rest: Vec::new(),
             }),
         }
     }
 
-    /// Builds a decoded one-frame message of `len` bytes (at most
+    /// Builds a received one-frame message of `len` bytes (at most
     /// [`MAX_INLINE_FRAME_SIZE`]; longer reads as that) in place: `fill`
     /// writes them at the start of the zeroed inline buffer. (Built in its
     /// final place, the 64 bytes are not moved again.)
@@ -500,13 +484,11 @@ impl Message {
             repr: Repr::Unique(Inner {
                 payload_size: len,
                 external_frames: 0,
-                first: Some(Frame {
+                first: Some(Frame::decoded_inline(
+                    len,
+                    [0; MAX_INLINE_FRAME_SIZE],
                     timestamp,
-                    data: FrameData::Inline {
-                        len: len as u8,
-                        bytes: [0; MAX_INLINE_FRAME_SIZE],
-                    },
-                }),
+                )),
                 rest: Vec::new(),
             }),
         };
@@ -519,26 +501,26 @@ impl Message {
             ..
         }) = &mut m.repr
         {
-            fill(bytes);
+            fill(&mut bytes.0);
         }
         m
     }
 
-    /// Builds a decoded message from its frames, in order (the decoder
+    /// Builds a received message from its frames, in order (the decoder
     /// has already checked the limits). The frame count and payload size
     /// are those of the frames given.
     pub(crate) fn from_decoded<I>(frames: I) -> Self
     where
-        I: ExactSizeIterator<Item = (DecodedData, Option<NtTime>)>,
+        I: ExactSizeIterator<Item = Frame>,
     {
-        let mut frames = frames.map(|(data, timestamp)| data.into_frame(timestamp));
+        let mut frames = frames;
         let first = frames.next();
         let mut rest = Vec::with_capacity(frames.len().min(MAX_FRAMES));
         rest.extend(frames);
         let payload_size = first
             .iter()
             .chain(&rest)
-            .fold(0usize, |sum, f| sum.saturating_add(f.data().len()));
+            .fold(0usize, |sum, f| sum.saturating_add(f.len()));
         Message {
             repr: Repr::Unique(Inner {
                 payload_size,
@@ -550,38 +532,90 @@ impl Message {
     }
 }
 
-/// Frame bytes as the decoder hands them over: already copied out of the
-/// transport buffer into private memory.
-pub(crate) enum DecodedData {
-    /// Small: the first `len` bytes of `bytes`.
-    Inline {
-        /// At most [`MAX_INLINE_FRAME_SIZE`] (longer reads as that).
-        len: u8,
-        /// The frame's bytes, zero after `len`.
-        bytes: [u8; MAX_INLINE_FRAME_SIZE],
-    },
-    /// Large: in a shared allocation.
-    Bytes(Bytes),
-}
-
-impl DecodedData {
-    fn into_frame(self, timestamp: Option<NtTime>) -> Frame {
-        let data = match self {
-            DecodedData::Inline { len, bytes } => FrameData::Inline {
-                len: len.min(MAX_INLINE_FRAME_SIZE as u8),
-                bytes,
-            },
-            DecodedData::Bytes(b) => FrameData::Bytes(b),
-        };
-        Frame { timestamp, data }
-    }
-}
-
 impl Default for Message {
     fn default() -> Self {
         Self::new()
     }
 }
+
+impl From<Frame> for Message {
+    /// A one-frame message.
+    #[inline]
+    fn from(frame: Frame) -> Self {
+        let mut m = Message::new();
+        m.push(frame);
+        m
+    }
+}
+
+/// `From<T> for Message` for each `T` that converts into a frame: a
+/// one-frame message, holding the bytes as [`Frame`]'s conversion does.
+macro_rules! message_from {
+    ($($(#[$doc:meta])* $t:ty),* $(,)?) => {$(
+        impl From<$t> for Message {
+            $(#[$doc])*
+            #[inline]
+            fn from(data: $t) -> Self {
+                Message::from(Frame::from(data))
+            }
+        }
+    )*};
+}
+
+message_from! {
+    /// A one-frame message taking the handle over: no copy.
+    Bytes,
+    /// A one-frame message taking the allocation over: no copy.
+    Vec<u8>,
+    /// A one-frame message taking the allocation over: no copy.
+    Box<[u8]>,
+    /// A one-frame message taking the allocation over: no copy.
+    String,
+    /// A one-frame message of a static frame: no copy. (For borrowed bytes
+    /// that do not live for the whole program, use
+    /// `Message::from(Frame::copy(bytes))`.)
+    &'static [u8],
+    /// A one-frame message of a static frame: no copy.
+    &'static str,
+}
+
+impl<const N: usize> From<&'static [u8; N]> for Message {
+    /// A one-frame message of a static frame (`b"..."`): no copy.
+    #[inline]
+    fn from(data: &'static [u8; N]) -> Self {
+        Message::from(Frame::from(data))
+    }
+}
+
+impl<F: Into<Frame>> Extend<F> for Message {
+    /// Pushes every frame, as [`Message::push`] does.
+    fn extend<I: IntoIterator<Item = F>>(&mut self, frames: I) {
+        for frame in frames {
+            self.push(frame);
+        }
+    }
+}
+
+impl<F: Into<Frame>> FromIterator<F> for Message {
+    /// [`Message::from_frames`].
+    fn from_iter<I: IntoIterator<Item = F>>(frames: I) -> Self {
+        Message::from_frames(frames)
+    }
+}
+
+impl PartialEq for Message {
+    /// The same frames (bytes and timestamps) in the same order, whatever
+    /// how each holds its bytes.
+    fn eq(&self, other: &Self) -> bool {
+        self.frame_count() == other.frame_count()
+            && self
+                .frames()
+                .zip(other.frames())
+                .all(|(a, b)| a.frame == b.frame)
+    }
+}
+
+impl Eq for Message {}
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -589,76 +623,6 @@ impl fmt::Debug for Message {
             .field("frame_count", &self.frame_count())
             .field("payload_size", &self.payload_size())
             .field("frames", &self.frames().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// A read-only view of one frame of a [`Message`].
-#[derive(Clone, Copy)]
-pub struct FrameRef<'a> {
-    frame: &'a Frame,
-}
-
-impl<'a> FrameRef<'a> {
-    /// The frame's bytes.
-    pub fn data(&self) -> &'a [u8] {
-        self.frame.data()
-    }
-
-    /// Length of the frame in bytes.
-    pub fn len(&self) -> usize {
-        self.data().len()
-    }
-
-    /// True if the frame has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.data().is_empty()
-    }
-
-    /// Copies bytes of the frame from `offset` on into `dst`, as many as
-    /// fit; returns how many (0 at or past the end). Reads as
-    /// [`LentFrame::read`](crate::channel::LentFrame::read) does.
-    pub fn read(&self, offset: usize, dst: &mut [u8]) -> usize {
-        let src = self.data().get(offset..).unwrap_or_default();
-        let n = src.len().min(dst.len());
-        dst[..n].copy_from_slice(&src[..n]);
-        n
-    }
-
-    /// Copies the frame to the start of `dst`, as much as fits; returns how
-    /// many bytes (the frame's length when `dst` is long enough).
-    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
-        self.read(0, dst)
-    }
-
-    /// Copies the frame into a new vector.
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.data().to_vec()
-    }
-
-    /// The stored timestamp (`SystemTime` requests were resolved when the
-    /// frame was appended).
-    pub fn timestamp(&self) -> Option<NtTime> {
-        self.frame.timestamp
-    }
-
-    /// How the bytes are held.
-    pub fn kind(&self) -> FrameKind {
-        match self.frame.data {
-            FrameData::Inline { .. } => FrameKind::Inline,
-            FrameData::Bytes(_) => FrameKind::Bytes,
-            FrameData::Static(_) => FrameKind::Static,
-            FrameData::External(_) => FrameKind::External,
-        }
-    }
-}
-
-impl fmt::Debug for FrameRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Frame")
-            .field("kind", &self.kind())
-            .field("len", &self.len())
-            .field("timestamp", &self.timestamp())
             .finish()
     }
 }
@@ -673,6 +637,7 @@ pub struct Frames<'a> {
 impl<'a> Iterator for Frames<'a> {
     type Item = FrameRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let frame = match self.first.take() {
             Some(frame) => frame,
@@ -690,6 +655,44 @@ impl<'a> Iterator for Frames<'a> {
 impl ExactSizeIterator for Frames<'_> {}
 
 impl std::iter::FusedIterator for Frames<'_> {}
+
+impl fmt::Debug for Frames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frames").field("left", &self.len()).finish()
+    }
+}
+
+/// The frames of a message by value, from [`Message::into_frames`].
+pub struct IntoFrames {
+    first: Option<Frame>,
+    rest: std::vec::IntoIter<Frame>,
+}
+
+impl Iterator for IntoFrames {
+    type Item = Frame;
+
+    #[inline]
+    fn next(&mut self) -> Option<Frame> {
+        self.first.take().or_else(|| self.rest.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.first.is_some()) + self.rest.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for IntoFrames {}
+
+impl std::iter::FusedIterator for IntoFrames {}
+
+impl fmt::Debug for IntoFrames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoFrames")
+            .field("left", &self.len())
+            .finish()
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! The C API and the wire format carry Windows NT time: a `u64` count of
 //! 100 ns ticks since 1601-01-01 00:00:00 UTC. [`NtTime`] is that value with
 //! exact conversions to and from [`SystemTime`]; [`Timestamp`] is what the
-//! caller asks for when appending a frame.
+//! caller asks for when stamping a frame.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,35 +96,38 @@ fn ticks_to_duration(ticks: u64) -> Duration {
     Duration::new(secs, sub_ticks * NtTime::NANOS_PER_TICK as u32)
 }
 
-/// The timestamp requested when a frame is appended.
+/// The timestamp a frame carries, as asked for when the frame is made
+/// ([`Frame::with_timestamp`](super::Frame::with_timestamp)).
 ///
-/// `SystemTime` and `PreciseSystemTime` are resolved to the current time
-/// *when the frame is appended* (not when it is sent). On Linux both read
-/// `CLOCK_REALTIME` through the vDSO, which has nanosecond resolution, so
-/// both are sub-microsecond precise (stored truncated to 100 ns); the two are
-/// kept apart because the C API distinguishes them
+/// `Now` and `PreciseNow` are resolved to the current time *when the frame
+/// is stamped* (not when it is sent). On Linux both read `CLOCK_REALTIME`
+/// through the vDSO, which has nanosecond resolution, so both are
+/// sub-microsecond precise (stored truncated to 100 ns); the two are kept
+/// apart because LwMQ's C API distinguishes them
 /// (`LMQ_TIMESTAMP_USE_SYSTEMTIME` / `LMQ_TIMESTAMP_USE_SYSTEMTIME_PRECISE`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Timestamp {
     /// No timestamp (`LMQ_TIMESTAMP_NONE`).
     #[default]
     None,
-    /// The current system time, taken when the frame is appended.
-    SystemTime,
-    /// The current system time with sub-microsecond precision, taken when the
-    /// frame is appended.
-    PreciseSystemTime,
+    /// The current system time, taken when the frame is stamped.
+    Now,
+    /// The current system time with sub-microsecond precision, taken when
+    /// the frame is stamped.
+    PreciseNow,
     /// An explicit value.
     At(NtTime),
 }
 
 impl Timestamp {
-    /// The value stored in the frame: the clock is read for `SystemTime` and
-    /// `PreciseSystemTime`.
+    /// The value stored in the frame: the clock is read for `Now` and
+    /// `PreciseNow`.
+    #[must_use]
     pub fn resolve(self) -> Option<NtTime> {
         match self {
             Timestamp::None => None,
-            Timestamp::SystemTime | Timestamp::PreciseSystemTime => Some(NtTime::now()),
+            Timestamp::Now | Timestamp::PreciseNow => Some(NtTime::now()),
             Timestamp::At(t) => Some(t),
         }
     }

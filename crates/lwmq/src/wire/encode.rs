@@ -40,10 +40,9 @@ pub(super) fn put_varint(buf: &mut SharedBytesMut<'_>, pos: usize, mut v: u64) -
 /// Packs whole messages into one transport buffer.
 ///
 /// ```
-/// # use lwmq::{message::{Message, Timestamp}, internals::wire::{BufferWriter, BufferReader}};
+/// # use lwmq::{message::Message, internals::wire::{BufferWriter, BufferReader}};
 /// let mut buffer = vec![0u8; 65536];
-/// let mut message = Message::new();
-/// message.push_copy(b"hello", Timestamp::None).unwrap();
+/// let message = Message::from(b"hello");
 /// let mut writer = BufferWriter::new(&mut buffer).unwrap();
 /// writer.try_push(&message).unwrap();
 /// let used = writer.finish();
@@ -100,14 +99,16 @@ impl<'a> BufferWriter<'a> {
 
     /// Appends `message` whole, or leaves the buffer's content unchanged.
     ///
-    /// External frames must have been acquired
-    /// ([`Message::acquire_external`]) before this is called.
+    /// External frames must have been acquired (their acquire hooks run,
+    /// which the post path does) before this is called.
     pub fn try_push(&mut self, message: &Message) -> Result<(), TryPushError> {
         if let Some((data, None)) = message.single_frame() {
             return self.push_simple(data);
         }
-        if message.is_empty() {
-            return Err(TryPushError::EmptyMessage);
+        // No frames, too many, or one too long: the peer would reject the
+        // whole buffer.
+        if let Err(e) = message.validate() {
+            return Err(TryPushError::Invalid(e));
         }
         let needed = encoded_len(message);
         let available = self.buf.len() - self.pos;

@@ -16,12 +16,12 @@
 
 use bytes::Bytes;
 
-use crate::message::{DecodedData, Message, NtTime, MAX_INLINE_FRAME_SIZE};
+use crate::message::{Frame, Message, NtTime, MAX_INLINE_FRAME_SIZE};
 
 use super::decode::{
     buffer_header, frame, frame_rest, header_after, message_header, Cursor, FrameSpan,
 };
-use super::shared::gather;
+use super::shared::{copy_out, gather};
 use super::{Field, Source, WireError};
 
 /// One message of an indexed buffer. Offsets and lengths fit in 32 bits:
@@ -439,9 +439,14 @@ impl ExactSizeIterator for IndexedFrames<'_> {}
 
 impl std::iter::FusedIterator for IndexedFrames<'_> {}
 
-/// A small frame's bytes, copied inline.
+/// A small frame copied inline.
 #[inline(always)]
-fn inline<S: Source + ?Sized>(src: &S, start: usize, len: usize) -> DecodedData {
+fn inline<S: Source + ?Sized>(
+    src: &S,
+    start: usize,
+    len: usize,
+    timestamp: Option<NtTime>,
+) -> Frame {
     let mut bytes = [0u8; MAX_INLINE_FRAME_SIZE];
     // A full inline frame (the 64-byte message) is a fixed-size copy.
     if len == MAX_INLINE_FRAME_SIZE {
@@ -450,10 +455,7 @@ fn inline<S: Source + ?Sized>(src: &S, start: usize, len: usize) -> DecodedData 
         src.copy_to(start, dst);
     }
     // A failed copy (a range outside `src`) leaves zeros: same length.
-    DecodedData::Inline {
-        len: len.min(MAX_INLINE_FRAME_SIZE) as u8,
-        bytes,
-    }
+    Frame::decoded_inline(len, bytes, timestamp)
 }
 
 /// A one-frame message copied out of `src`.
@@ -475,13 +477,14 @@ fn single<S: Source + ?Sized>(
             }
         });
     }
-    Message::from_decoded_frame(
-        DecodedData::Bytes(gather(src, [(start, len)], len)),
-        timestamp,
-    )
+    Message::from_decoded_bytes(copy_out(src, start, len), timestamp)
 }
 
-/// A message of `frames` (validated against `src`) copied out of `src`.
+/// A message of `frames` (validated against `src`) copied out of `src`:
+/// frames of up to [`MAX_INLINE_FRAME_SIZE`] bytes inline, the larger ones
+/// together in one private allocation, each frame a `Bytes` slice of it
+/// (so that [`Message::frame_bytes`] and [`Message::into_frames`] give them
+/// out without another copy).
 pub(crate) fn to_message<S: Source + ?Sized>(src: &S, frames: &[FrameSpan]) -> Message {
     if let [only] = frames {
         return single(src, only.start, only.len, only.timestamp);
@@ -503,7 +506,7 @@ pub(crate) fn to_message<S: Source + ?Sized>(src: &S, frames: &[FrameSpan]) -> M
     let mut at = 0;
     Message::from_decoded(frames.iter().map(|f| {
         if f.len <= MAX_INLINE_FRAME_SIZE {
-            return (inline(src, f.start, f.len), f.timestamp);
+            return inline(src, f.start, f.len, f.timestamp);
         }
         let end = at + f.len;
         let data = if end <= large.len() {
@@ -513,6 +516,6 @@ pub(crate) fn to_message<S: Source + ?Sized>(src: &S, frames: &[FrameSpan]) -> M
             Bytes::from(vec![0u8; f.len])
         };
         at = end;
-        (DecodedData::Bytes(data), f.timestamp)
+        Frame::decoded_bytes(data, f.timestamp)
     }))
 }

@@ -376,6 +376,26 @@ impl<'a> SharedBytesMut<'a> {
     }
 }
 
+/// [`gather`] of one range: a received frame larger than the inline size,
+/// copied into an allocation of its own that the frame's `Bytes` takes
+/// over. A range outside `src` (never the case for a validated one) reads
+/// as zeros.
+pub(crate) fn copy_out<S: Source + ?Sized>(src: &S, start: usize, len: usize) -> Bytes {
+    // A validated range lies inside `src`; clamping keeps a wrong one from
+    // allocating more than the source holds.
+    let len = len.min(src.len());
+    let mut out = Vec::<u8>::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if !src.copy_to_uninit(start, spare) {
+        spare.fill(MaybeUninit::new(0));
+    }
+    // SAFETY: the first `len` bytes of the spare capacity were written
+    // above, by `copy_to_uninit` returning true (which by the trait's
+    // contract wrote all of them) or by the zero fill.
+    unsafe { out.set_len(len) };
+    Bytes::from(out)
+}
+
 /// Copies the byte ranges `spans` of `src` (`(start, len)`, in order) back
 /// to back into one new buffer of `total` bytes. A range that does not lie
 /// inside `src` (never the case for ranges the decoder validated against

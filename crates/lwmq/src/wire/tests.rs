@@ -5,7 +5,7 @@ use super::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-use crate::message::{ExternalFrame, NtTime, Timestamp};
+use crate::message::{Frame, MessageError, NtTime, Timestamp};
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -17,9 +17,14 @@ fn contents(m: &Message) -> Contents {
         .collect()
 }
 
+/// An external frame without hooks.
+fn external(data: Vec<u8>) -> Frame {
+    Frame::with_hooks(data, |_| Ok(()), |_| {})
+}
+
 fn one_frame(data: &[u8], ts: Timestamp) -> Message {
     let mut m = Message::new();
-    m.push_copy(data, ts).unwrap();
+    m.push(Frame::copy(data).with_timestamp(ts));
     m
 }
 
@@ -114,18 +119,15 @@ fn overhead_of_small_messages() {
 fn round_trip_every_kind_and_timestamp() {
     static STATIC: &[u8] = b"static frame";
     let mut m = Message::new();
-    m.push_copy(b"", Timestamp::None).unwrap();
-    m.push_copy(&[1; 64], Timestamp::SystemTime).unwrap();
-    m.push_copy(&[2; 65], Timestamp::PreciseSystemTime).unwrap();
-    m.push_static(STATIC, Timestamp::At(NtTime::from_ticks(0)))
-        .unwrap();
-    m.push_bytes(
-        Bytes::from(vec![3; 100_000]),
-        Timestamp::At(NtTime::from_ticks(u64::MAX)),
-    )
-    .unwrap();
-    m.push_external(ExternalFrame::from_owner(vec![4u8; 300]), Timestamp::None)
-        .unwrap();
+    m.push(Frame::copy(b""));
+    m.push(Frame::copy(&[1; 64]).with_timestamp(Timestamp::Now));
+    m.push(Frame::copy(&[2; 65]).with_timestamp(Timestamp::PreciseNow));
+    m.push(Frame::from(STATIC).with_timestamp(Timestamp::At(NtTime::from_ticks(0))));
+    m.push(
+        Frame::from(Bytes::from(vec![3; 100_000]))
+            .with_timestamp(Timestamp::At(NtTime::from_ticks(u64::MAX))),
+    );
+    m.push(external(vec![4u8; 300]));
     m.acquire_external().unwrap();
     let buf = encode(std::slice::from_ref(&m), 200_000);
     assert_eq!(buf.len(), BUFFER_HEADER_LEN + encoded_len(&m));
@@ -147,6 +149,56 @@ fn round_trip_every_kind_and_timestamp() {
         ]
     );
     assert_eq!(back.payload_size(), m.payload_size());
+}
+
+#[test]
+fn received_large_frames_are_bytes_slices_of_one_allocation() {
+    let m = Message::from_frames([
+        Frame::from(vec![1u8; 100]),
+        Frame::copy(b"small"),
+        Frame::from(vec![2u8; 5000]).with_timestamp(NtTime::from_ticks(9)),
+        Frame::from(vec![3u8; 65]),
+    ]);
+    let buf = encode(std::slice::from_ref(&m), 8192);
+    let mut index = BufferIndex::new();
+    index.build(&buf[..]).unwrap();
+    // SAFETY: `buf` outlives the view and nothing writes it meanwhile.
+    let view = unsafe { SharedBytes::new(buf.as_ptr(), buf.len()) };
+    for got in [
+        index.message(0).unwrap().to_message(&buf[..]),
+        index.message(0).unwrap().to_message(&view),
+        BufferReader::new(&buf).unwrap().next().unwrap().unwrap(),
+    ] {
+        assert_eq!(got, m);
+        let ptr = |i: usize| got.frame(i).unwrap().data().as_ptr();
+        // Each large frame given out as `Bytes` is the message's memory.
+        for i in [0, 2, 3] {
+            let b = got.frame_bytes(i).unwrap();
+            assert_eq!(b.as_ptr(), ptr(i), "frame {i} was copied");
+        }
+        // One allocation, the large frames one after the other.
+        assert_eq!(ptr(0).wrapping_add(100), ptr(2));
+        assert_eq!(ptr(2).wrapping_add(5000), ptr(3));
+        // The small frame is inline: given out as a copy.
+        assert_eq!(
+            got.frame(1).unwrap().kind(),
+            crate::message::FrameKind::Inline
+        );
+        assert_eq!(&got.frame_bytes(1).unwrap()[..], b"small");
+        // Moved out by value, still no copy.
+        let first = ptr(0);
+        let frames: Vec<Bytes> = got.into_frames().map(Frame::into_bytes).collect();
+        assert_eq!(frames[0].as_ptr(), first);
+        assert_eq!(frames[2].len(), 5000);
+    }
+    // A one-frame message: the frame is the whole allocation.
+    let one = one_frame(&[7u8; 640], Timestamp::None);
+    let buf = encode(std::slice::from_ref(&one), 1024);
+    let got = BufferReader::new(&buf).unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        got.frame_bytes(0).unwrap().as_ptr(),
+        got.frame(0).unwrap().data().as_ptr()
+    );
 }
 
 #[test]
@@ -193,8 +245,30 @@ fn full_buffer_is_left_unchanged() {
 fn empty_message_is_refused() {
     let mut buf = [0u8; 64];
     let mut w = BufferWriter::new(&mut buf).unwrap();
-    assert_eq!(w.try_push(&Message::new()), Err(TryPushError::EmptyMessage));
+    assert_eq!(
+        w.try_push(&Message::new()),
+        Err(TryPushError::Invalid(MessageError::NoFrames))
+    );
     assert!(w.is_empty());
+}
+
+#[test]
+fn a_message_of_too_many_frames_is_refused_not_encoded() {
+    // `push` never fails: the encoder must still not write a message its
+    // peer would reject (with the whole buffer).
+    let m: Message = std::iter::repeat_n(b"", crate::message::MAX_FRAMES + 1).collect();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut w = BufferWriter::new(&mut buf).unwrap();
+    w.try_push(&one_frame(b"kept", Timestamp::None)).unwrap();
+    assert_eq!(
+        w.try_push(&m),
+        Err(TryPushError::Invalid(MessageError::TooManyFrames {
+            count: crate::message::MAX_FRAMES + 1,
+            max: crate::message::MAX_FRAMES
+        }))
+    );
+    let used = w.finish();
+    assert_eq!(decode(&buf[..used]).unwrap().len(), 1);
 }
 
 #[test]
@@ -349,9 +423,8 @@ fn iteration_stops_after_an_error() {
 #[test]
 fn raw_visit_allocates_nothing_and_matches() {
     let mut m = Message::new();
-    m.push_copy(&[1; 10], Timestamp::At(NtTime::from_ticks(7)))
-        .unwrap();
-    m.push_copy(&[2; 1000], Timestamp::None).unwrap();
+    m.push(Frame::copy(&[1; 10]).with_timestamp(Timestamp::At(NtTime::from_ticks(7))));
+    m.push(Frame::copy(&[2; 1000]));
     let buf = encode(std::slice::from_ref(&m), 4096);
     let mut r = BufferReader::new(&buf).unwrap();
     let raw = r.next_raw().unwrap().unwrap();
@@ -406,17 +479,16 @@ fn build(frames: &[(FrameSpec, Option<u64>)]) -> Message {
     let mut m = Message::with_capacity(frames.len());
     for (spec, ts) in frames {
         let ts = Timestamp::from(ts.map(NtTime::from_ticks));
-        match spec {
-            FrameSpec::Copy(d) => m.push_copy(d, ts).unwrap(),
+        let frame = match spec {
+            FrameSpec::Copy(d) => Frame::copy(d),
             FrameSpec::Static(a, n) => {
                 let end = (*a + *n).min(STATIC_POOL.len());
-                m.push_static(&STATIC_POOL[*a..end], ts).unwrap()
+                Frame::from(&STATIC_POOL[*a..end])
             }
-            FrameSpec::Bytes(d) => m.push_bytes(Bytes::from(d.clone()), ts).unwrap(),
-            FrameSpec::External(d) => m
-                .push_external(ExternalFrame::from_owner(d.clone()), ts)
-                .unwrap(),
-        }
+            FrameSpec::Bytes(d) => Frame::from(Bytes::from(d.clone())),
+            FrameSpec::External(d) => external(d.clone()),
+        };
+        m.push(frame.with_timestamp(ts));
     }
     m
 }
@@ -547,8 +619,7 @@ fn round_trip_one_thousand_frames() {
         } else {
             Timestamp::None
         };
-        m.push_copy(&vec![i as u8; (i as usize * 13) % 200], ts)
-            .unwrap();
+        m.push(Frame::copy(&vec![i as u8; (i as usize * 13) % 200]).with_timestamp(ts));
     }
     let buf = encode(
         std::slice::from_ref(&m),
@@ -564,7 +635,7 @@ fn external_released_once_after_acquire_encode_drop() {
     let acquired = Arc::new(AtomicUsize::new(0));
     let released = Arc::new(AtomicUsize::new(0));
     let (a, r) = (acquired.clone(), released.clone());
-    let frame = ExternalFrame::with_hooks(
+    let frame = Frame::with_hooks(
         vec![1u8; 500],
         move |_| {
             a.fetch_add(1, Ordering::SeqCst);
@@ -575,7 +646,7 @@ fn external_released_once_after_acquire_encode_drop() {
         },
     );
     let mut m = Message::new();
-    m.push_external(frame, Timestamp::None).unwrap();
+    m.push(frame);
     let mut copy = m.share();
     m.acquire_external().unwrap();
     let buf = encode(&[m.share(), copy.share()], 2048);
@@ -952,7 +1023,7 @@ fn an_index_gives_back_what_a_buffer_of_tiny_messages_needed() {
     let two: Vec<Message> = (0..100_000)
         .map(|_| {
             let mut m = one_frame(b"", Timestamp::None);
-            m.push_copy(b"", Timestamp::None).unwrap();
+            m.push(Frame::copy(b""));
             m
         })
         .collect();

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lwmq::message::{Message, Timestamp};
+use lwmq::message::{Frame, Message};
 use lwmq::{
     Channel, ChannelBuilder, Endpoint, MonoQueue, QueueOptions, ReceiveQueue, Role, Timeout,
 };
@@ -93,7 +93,7 @@ pub fn endpoint(
 /// A one-frame message holding `n` as 8 little-endian bytes.
 pub fn numbered(n: u64) -> Message {
     let mut m = Message::new();
-    m.push_copy(&n.to_le_bytes(), Timestamp::None).unwrap();
+    m.push(Frame::copy(&n.to_le_bytes()));
     m
 }
 

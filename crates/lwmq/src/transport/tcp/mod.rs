@@ -97,7 +97,7 @@ pub const HEARTBEATS_PER_TIMEOUT: u32 = 5;
 /// Time a peer has to complete the handshake, from `accept` or `connect`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a waiting receiver polls the socket before it sleeps in
-/// `poll` (decision 102 in docs/decisions.md).
+/// `poll` (decision 111 in docs/decisions.md).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// A received buffer waiting to be handed out.

@@ -187,7 +187,7 @@ impl ReceiveSide for TcpReceiver {
             if matches!(out, ReadOutcome::Empty { delivered: 0 }) && !spun && !spin.is_zero() {
                 spun = true;
                 // Looks at the socket every few microseconds, not in a
-                // tight loop of system calls (see decision 96).
+                // tight loop of system calls (see decision 105).
                 let start = Instant::now();
                 let mut last = start;
                 while matches!(out, ReadOutcome::Empty { delivered: 0 }) {
