@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-30}"
-targets=(descriptor_parse handshake_decode ring_consumer wire_decode)
+targets=(descriptor_parse handshake_decode ring_consumer wire_decode tcp_frames)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "SKIP fuzz: no nightly toolchain (rustup toolchain install nightly)"

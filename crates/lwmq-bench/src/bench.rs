@@ -39,8 +39,9 @@ impl Size {
         }
     }
 
-    /// Messages per throughput run; `slow` is the one-write-per-message
-    /// Unix socket, which needs a syscall per message.
+    /// Messages per throughput run; `slow` is a peer that needs a system
+    /// call (or a network round trip) per message: the one-write-per-message
+    /// sockets and the raw `tcp://` channel.
     fn thr_count(self, size: usize, slow: bool) -> u64 {
         let full: u64 = match (size, slow) {
             (64, false) => 2_000_000,
@@ -111,11 +112,24 @@ pub enum Lib {
     Zmq,
     /// iceoryx2 publish-subscribe.
     Iceoryx2,
+    /// lwmq messaging channel over `tcp://` on loopback.
+    LwmqTcp,
+    /// The same, received in place (`Channel::receive_with`).
+    LwmqTcpLend,
+    /// lwmq raw channel over `tcp://` on loopback.
+    LwmqTcpRaw,
+    /// A plain TCP socket on loopback, one write per message.
+    Tcp,
+    /// A plain TCP socket on loopback, 64 KiB writes.
+    TcpBatch,
+    /// ZeroMQ `tcp://` on loopback.
+    ZmqTcp,
 }
 
 impl Lib {
-    /// Every library, in report order.
-    pub const ALL: [Lib; 8] = [
+    /// Every library, in report order: the comparison on one machine
+    /// (shared memory, Unix sockets), then the one over loopback TCP.
+    pub const ALL: [Lib; 14] = [
         Lib::Lwmq,
         Lib::LwmqFutex,
         Lib::LwmqLend,
@@ -124,6 +138,12 @@ impl Lib {
         Lib::UdsBatch,
         Lib::Zmq,
         Lib::Iceoryx2,
+        Lib::LwmqTcp,
+        Lib::LwmqTcpLend,
+        Lib::LwmqTcpRaw,
+        Lib::Tcp,
+        Lib::TcpBatch,
+        Lib::ZmqTcp,
     ];
 
     /// Its name in reports and in `--only`.
@@ -137,6 +157,12 @@ impl Lib {
             Lib::UdsBatch => "uds-batch",
             Lib::Zmq => "zmq",
             Lib::Iceoryx2 => "iceoryx2",
+            Lib::LwmqTcp => "lwmq-tcp",
+            Lib::LwmqTcpLend => "lwmq-tcp-lend",
+            Lib::LwmqTcpRaw => "lwmq-tcp-raw",
+            Lib::Tcp => "tcp",
+            Lib::TcpBatch => "tcp-batch",
+            Lib::ZmqTcp => "zmq-tcp",
         }
     }
 
@@ -144,26 +170,71 @@ impl Lib {
     pub fn is_lwmq(self) -> bool {
         matches!(
             self,
-            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqLend | Lib::LwmqRaw
+            Lib::Lwmq
+                | Lib::LwmqFutex
+                | Lib::LwmqLend
+                | Lib::LwmqRaw
+                | Lib::LwmqTcp
+                | Lib::LwmqTcpRaw
         )
+    }
+
+    /// Whether it goes over loopback TCP (compared only with its kind).
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Lib::LwmqTcp
+                | Lib::LwmqTcpLend
+                | Lib::LwmqTcpRaw
+                | Lib::Tcp
+                | Lib::TcpBatch
+                | Lib::ZmqTcp
+        )
+    }
+
+    /// Whether each message costs it a system call or a round trip.
+    fn is_slow(self) -> bool {
+        matches!(self, Lib::Uds | Lib::Tcp | Lib::LwmqTcpRaw)
     }
 
     fn does_thr(self) -> bool {
         self != Lib::LwmqFutex
     }
 
-    fn does_lat(self) -> bool {
-        !matches!(self, Lib::UdsBatch | Lib::LwmqLend)
+    fn does_lat(self, size: usize) -> bool {
+        // Over TCP the issue asks for 64 B only.
+        !matches!(
+            self,
+            Lib::UdsBatch | Lib::LwmqLend | Lib::TcpBatch | Lib::LwmqTcpLend
+        ) && (!self.is_network() || size == 64)
     }
 }
 
 /// Parses `--only`: names of libraries or groups (`lwmq` = every lwmq
-/// variant, `uds` = both socket modes, `iox` = iceoryx2).
+/// variant, `uds` = both socket modes, `iox` = iceoryx2, `ipc` = the
+/// comparison on one machine, `net` = the one over loopback TCP).
 pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
     let mut out = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let add: &[Lib] = match word.to_ascii_lowercase().as_str() {
-            "lwmq" => &[Lib::Lwmq, Lib::LwmqFutex, Lib::LwmqLend, Lib::LwmqRaw],
+            "lwmq" => &[
+                Lib::Lwmq,
+                Lib::LwmqFutex,
+                Lib::LwmqLend,
+                Lib::LwmqRaw,
+                Lib::LwmqTcp,
+                Lib::LwmqTcpLend,
+                Lib::LwmqTcpRaw,
+            ],
+            "ipc" => &Lib::ALL[..8],
+            "net" => &Lib::ALL[8..],
+            "lwmq-tcp" => &[Lib::LwmqTcp],
+            "lwmq-tcp-lend" => &[Lib::LwmqTcpLend],
+            "lwmq-tcp-raw" => &[Lib::LwmqTcpRaw],
+            "tcp" => &[Lib::Tcp, Lib::TcpBatch],
+            "tcp-single" => &[Lib::Tcp],
+            "tcp-batch" => &[Lib::TcpBatch],
+            "zmq-tcp" => &[Lib::ZmqTcp],
             "lwmq-msg" => &[Lib::Lwmq],
             "lwmq-futex" => &[Lib::LwmqFutex],
             "lwmq-lend" => &[Lib::LwmqLend],
@@ -175,7 +246,7 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
             "iceoryx2" | "iox" | "iox2" => &[Lib::Iceoryx2],
             other => {
                 return Err(format!(
-                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2)"
+                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend, lwmq-tcp-raw, tcp, tcp-single, tcp-batch, zmq-tcp; groups ipc, net)"
                 ))
             }
         };
@@ -291,7 +362,7 @@ impl Plan {
                 }
             }
             for size in LAT_SIZES {
-                for lib in self.libs.iter().filter(|l| l.does_lat()) {
+                for lib in self.libs.iter().filter(|l| l.does_lat(size)) {
                     v.push((Kind::Lat, Some(*lib), size, rep));
                 }
             }
@@ -438,10 +509,15 @@ fn pair_args(
     name: &str,
     iox: &Iox2Files,
 ) -> [(String, Vec<String>); 2] {
-    let uri = format!("ipc://{name}");
+    // Over TCP, `name` is a free port on 127.0.0.1.
+    let uri = if lib.is_network() {
+        format!("tcp://127.0.0.1:{name}")
+    } else {
+        format!("ipc://{name}")
+    };
     let thr = kind == Kind::Thr;
     let count = if thr {
-        size_mode.thr_count(size, lib == Lib::Uds)
+        size_mode.thr_count(size, lib.is_slow())
     } else {
         size_mode.lat_count()
     };
@@ -453,8 +529,15 @@ fn pair_args(
     let mk = |side: &str, server: bool| -> Vec<String> {
         let mut v = vec![s("peer")];
         match lib {
-            Lib::Lwmq | Lib::LwmqFutex | Lib::LwmqLend | Lib::LwmqRaw => {
-                let cmd = match (lib == Lib::LwmqRaw, thr) {
+            Lib::Lwmq
+            | Lib::LwmqFutex
+            | Lib::LwmqLend
+            | Lib::LwmqRaw
+            | Lib::LwmqTcp
+            | Lib::LwmqTcpLend
+            | Lib::LwmqTcpRaw => {
+                let raw = matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw);
+                let cmd = match (raw, thr) {
                     (false, true) => "thr",
                     (false, false) => "lat",
                     (true, true) => "raw-thr",
@@ -469,20 +552,30 @@ fn pair_args(
                 if lib == Lib::LwmqFutex {
                     v.extend([s("--spin-us"), s(0)]);
                 }
-                if lib == Lib::LwmqLend && side == "recv" {
+                if matches!(lib, Lib::LwmqLend | Lib::LwmqTcpLend) && side == "recv" {
                     v.push(s("--lend"));
                 }
             }
-            Lib::Uds | Lib::UdsBatch | Lib::Zmq | Lib::Iceoryx2 => {
+            Lib::Uds
+            | Lib::UdsBatch
+            | Lib::Zmq
+            | Lib::Iceoryx2
+            | Lib::Tcp
+            | Lib::TcpBatch
+            | Lib::ZmqTcp => {
                 let tag = match lib {
-                    Lib::Zmq => "zmq",
+                    Lib::Zmq | Lib::ZmqTcp => "zmq",
                     Lib::Iceoryx2 => "iox",
+                    Lib::Tcp | Lib::TcpBatch => "tcp",
                     _ => "uds",
                 };
                 v.push(format!("{tag}-{}", if thr { "thr" } else { "lat" }));
                 v.extend([s(side), name.to_string(), s(size), s(count)]);
-                if lib == Lib::UdsBatch {
+                if matches!(lib, Lib::UdsBatch | Lib::TcpBatch) {
                     v.push(s("--batch"));
+                }
+                if lib == Lib::ZmqTcp {
+                    v.push(s("--tcp"));
                 }
                 if lib == Lib::Iceoryx2 {
                     v.extend([s("--prefix"), iox.prefix().to_string()]);
@@ -500,6 +593,17 @@ fn pair_args(
     ]
 }
 
+/// A port on 127.0.0.1 that the kernel just handed out (and we let go of)
+/// for a run over TCP.
+fn free_port() -> Result<String, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    Ok(port.to_string())
+}
+
 fn run_pair(
     size_mode: Size,
     kind: Kind,
@@ -508,6 +612,13 @@ fn run_pair(
     name: &str,
     iox: &Iox2Files,
 ) -> Result<Value, String> {
+    let port;
+    let name = if lib.is_network() {
+        port = free_port()?;
+        port.as_str()
+    } else {
+        name
+    };
     let [(la, aa), (lb, ab)] = pair_args(size_mode, kind, lib, size, name, iox);
     let mut g = Group::default();
     g.spawn(&la, &aa)?;

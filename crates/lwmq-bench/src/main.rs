@@ -1,5 +1,6 @@
 //! `lwmq-bench`: lwmq side by side with Unix domain sockets, ZeroMQ and
-//! iceoryx2, on this machine, in one run.
+//! iceoryx2 on this machine, and lwmq's `tcp://` side by side with plain TCP
+//! sockets and ZeroMQ `tcp://` on loopback, in one run.
 //!
 //! Every scenario runs in child processes of this same binary (hidden
 //! `peer ...` subcommands; the lwmq ones call the code of `lwmq thr`,
@@ -30,7 +31,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "lwmq-bench",
     version,
-    about = "lwmq side by side with Unix sockets, ZeroMQ and iceoryx2: throughput, latency, idle cost and this machine's limits, interleaved, in child processes",
+    about = "lwmq side by side with Unix sockets, ZeroMQ and iceoryx2, and lwmq tcp:// with TCP sockets and ZeroMQ tcp://: throughput, latency, idle cost and this machine's limits, interleaved, in child processes",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -51,7 +52,9 @@ struct RunArgs {
     smoke: bool,
     /// Libraries to run, comma-separated: lwmq (all lwmq variants),
     /// lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds (both modes), uds-single,
-    /// uds-batch, zmq, iceoryx2. Default: all.
+    /// uds-batch, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-raw, tcp (both modes),
+    /// tcp-single, tcp-batch, zmq-tcp; groups: ipc (the comparison on one
+    /// machine), net (the one over loopback TCP). Default: all.
     #[arg(long, value_name = "LIST")]
     only: Option<String>,
     /// Repetitions (default: 5 full, 3 quick, 1 smoke).
@@ -88,15 +91,19 @@ struct PairArgs {
     /// recv / send (throughput) or pong / ping (latency).
     #[arg(value_parser = ["send", "recv", "ping", "pong"])]
     side: String,
-    /// Rendezvous name (abstract socket or iceoryx2 service name).
+    /// Rendezvous name (abstract socket or iceoryx2 service name), or the
+    /// port on 127.0.0.1 for the TCP peers.
     name: String,
     /// Payload size in bytes (at least 8).
     size: usize,
     /// Messages (throughput) or timed round trips (latency).
     count: u64,
-    /// UDS: 64 KiB writes and reads instead of one per message.
+    /// UDS and TCP: 64 KiB writes and reads instead of one per message.
     #[arg(long)]
     batch: bool,
+    /// ZeroMQ: over `tcp://127.0.0.1:NAME` instead of `ipc://`.
+    #[arg(long)]
+    tcp: bool,
     /// iceoryx2: file prefix of this run.
     #[arg(long, default_value = "iox2_")]
     prefix: String,
@@ -126,6 +133,10 @@ enum Peer {
     UdsThr(PairArgs),
     /// Unix socket latency.
     UdsLat(PairArgs),
+    /// Plain TCP socket throughput.
+    TcpThr(PairArgs),
+    /// Plain TCP socket latency.
+    TcpLat(PairArgs),
     /// ZeroMQ PUSH/PULL throughput.
     ZmqThr(PairArgs),
     /// ZeroMQ REQ/REP latency.
@@ -172,12 +183,17 @@ fn run_peer(p: Peer) -> ExitCode {
         Peer::UdsLat(a) => {
             check(&a).and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count, a.cap()))
         }
+        Peer::TcpThr(a) => {
+            check(&a).and_then(|()| peers::tcp_thr(&a.side, &a.name, a.size, a.count, a.batch))
+        }
+        Peer::TcpLat(a) => {
+            check(&a).and_then(|()| peers::tcp_lat(&a.side, &a.name, a.size, a.count, a.cap()))
+        }
         Peer::ZmqThr(a) => {
-            check(&a).and_then(|()| peers::zmq_thr(&a.side, &a.name, a.size, a.count))
+            check(&a).and_then(|()| peers::zmq_thr(&a.side, &a.name, a.size, a.count, a.tcp))
         }
-        Peer::ZmqLat(a) => {
-            check(&a).and_then(|()| peers::zmq_lat(&a.side, &a.name, a.size, a.count, a.cap()))
-        }
+        Peer::ZmqLat(a) => check(&a)
+            .and_then(|()| peers::zmq_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.tcp)),
         Peer::IoxThr(a) => {
             check(&a).and_then(|()| peers::iox_thr(&a.side, &a.name, &a.prefix, a.size, a.count))
         }

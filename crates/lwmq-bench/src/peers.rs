@@ -1,5 +1,6 @@
-//! The peer side of every non-lwmq scenario: Unix domain sockets, ZeroMQ and
-//! iceoryx2, plus the idle lwmq pair. Each runs in a child process started
+//! The peer side of every non-lwmq scenario: Unix domain sockets, plain TCP
+//! sockets, ZeroMQ (`ipc://` and `tcp://`) and iceoryx2, plus the idle
+//! lwmq pair. Each runs in a child process started
 //! by the orchestrator as `lwmq-bench peer KIND ...` and prints one JSON
 //! object as its last stdout line (the same shapes as `lwmq thr --json` and
 //! `lwmq lat --json`, so the orchestrator parses every library alike).
@@ -9,6 +10,7 @@
 //! length; the receiver checks both, so no library can skip or merge data.
 
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::time::{Duration, Instant};
@@ -55,6 +57,8 @@ fn payload(size: usize) -> Vec<u8> {
 
 /// Checks a byte stream of back-to-back fixed-size payloads, whatever the
 /// chunking: the 8 sequence bytes of each payload may straddle reads.
+/// A `full` verifier also compares every other byte with the pattern (as
+/// lwmq's receivers do), for like-for-like rows.
 #[derive(Debug)]
 pub struct StreamVerifier {
     size: usize,
@@ -62,6 +66,8 @@ pub struct StreamVerifier {
     seq: u64,
     head: [u8; 8],
     ok: bool,
+    /// The pattern, when every byte is checked.
+    template: Option<Vec<u8>>,
 }
 
 impl StreamVerifier {
@@ -73,6 +79,15 @@ impl StreamVerifier {
             seq: 0,
             head: [0; 8],
             ok: true,
+            template: None,
+        }
+    }
+
+    /// [`Self::new`], checking every byte of every payload.
+    pub fn full(size: usize) -> Self {
+        Self {
+            template: Some(payload(size)),
+            ..Self::new(size)
         }
     }
 
@@ -89,6 +104,9 @@ impl StreamVerifier {
                 }
             } else {
                 let n = (self.size - self.at).min(data.len());
+                if let Some(t) = &self.template {
+                    self.ok &= data[..n] == t[self.at..self.at + n];
+                }
                 self.at += n;
                 data = &data[n..];
             }
@@ -216,34 +234,60 @@ pub fn uds_thr(
     batch: bool,
 ) -> Result<(), PeerError> {
     if side == "recv" {
-        let mut s = uds_accept(name)?;
-        let mut v = StreamVerifier::new(size);
-        let mut buf = vec![0u8; if batch { UDS_BATCH.max(size) } else { size }];
-        let mut start = None;
-        while v.complete() < count {
-            let want = if batch {
-                let left = (count - v.complete()) as usize * size;
-                buf.len().min(left)
-            } else {
-                size
-            };
-            let n = if batch {
-                s.read(&mut buf[..want]).map_err(ctx("uds read"))?
-            } else {
-                s.read_exact(&mut buf[..want]).map_err(ctx("uds read"))?;
-                want
-            };
-            if n == 0 {
-                return Err(PeerError("uds: sender closed early".into()));
-            }
-            start.get_or_insert_with(Instant::now);
-            v.feed(&buf[..n]);
-        }
-        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        print_thr(side, size, count, seconds, Some(v.ok()));
-        return verify_done(v.ok(), "uds recv");
+        return stream_recv(uds_accept(name)?, "uds", size, count, batch, false);
     }
-    let mut s = uds_connect(name)?;
+    stream_send(uds_connect(name)?, "uds", size, count, batch)
+}
+
+/// The receiving side of a stream socket's throughput run (see
+/// [`uds_thr`]).
+fn stream_recv(
+    mut s: impl Read,
+    what: &'static str,
+    size: usize,
+    count: u64,
+    batch: bool,
+    every_byte: bool,
+) -> Result<(), PeerError> {
+    let mut v = if every_byte {
+        StreamVerifier::full(size)
+    } else {
+        StreamVerifier::new(size)
+    };
+    let mut buf = vec![0u8; if batch { UDS_BATCH.max(size) } else { size }];
+    let mut start = None;
+    while v.complete() < count {
+        let want = if batch {
+            let left = (count - v.complete()) as usize * size;
+            buf.len().min(left)
+        } else {
+            size
+        };
+        let n = if batch {
+            s.read(&mut buf[..want]).map_err(ctx("read"))?
+        } else {
+            s.read_exact(&mut buf[..want]).map_err(ctx("read"))?;
+            want
+        };
+        if n == 0 {
+            return Err(PeerError(format!("{what}: sender closed early")));
+        }
+        start.get_or_insert_with(Instant::now);
+        v.feed(&buf[..n]);
+    }
+    let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    print_thr("recv", size, count, seconds, Some(v.ok()));
+    verify_done(v.ok(), what)
+}
+
+/// The sending side of a stream socket's throughput run.
+fn stream_send(
+    mut s: impl Read + Write,
+    what: &'static str,
+    size: usize,
+    count: u64,
+    batch: bool,
+) -> Result<(), PeerError> {
     let start = Instant::now();
     if batch && size < UDS_BATCH {
         let per = UDS_BATCH / size;
@@ -259,20 +303,23 @@ pub fn uds_thr(
                 stamp(&mut buf[at..], seq);
                 seq += 1;
             }
-            s.write_all(&buf).map_err(ctx("uds write"))?;
+            s.write_all(&buf).map_err(ctx("write"))?;
         }
     } else {
+        // One write per payload (a payload above 64 KiB is one write of
+        // its own in batched mode too).
         let mut buf = payload(size);
         for seq in 0..count {
             stamp(&mut buf, seq);
-            s.write_all(&buf).map_err(ctx("uds write"))?;
+            s.write_all(&buf).map_err(ctx("write"))?;
         }
     }
-    s.flush().map_err(ctx("uds flush"))?;
+    s.flush().map_err(ctx("flush"))?;
     // Wait for the receiver to close, so the process outlives the data.
     let mut end = [0u8; 1];
     let _ = s.read(&mut end);
-    print_thr(side, size, count, start.elapsed().as_secs_f64(), None);
+    let _ = what;
+    print_thr("send", size, count, start.elapsed().as_secs_f64(), None);
     Ok(())
 }
 
@@ -284,41 +331,120 @@ pub fn uds_lat(
     count: u64,
     cap: Duration,
 ) -> Result<(), PeerError> {
-    let total = count + warmup(count);
-    let mut buf = payload(size);
     if side == "pong" {
-        let mut s = uds_accept(name)?;
-        for _ in 0..total {
-            s.read_exact(&mut buf).map_err(ctx("uds read"))?;
-            s.write_all(&buf).map_err(ctx("uds write"))?;
-        }
-        return Ok(());
+        return stream_pong(uds_accept(name)?, size, count);
     }
-    let mut s = uds_connect(name)?;
+    stream_ping(uds_connect(name)?, "uds", size, count, cap)
+}
+
+fn stream_pong(mut s: impl Read + Write, size: usize, count: u64) -> Result<(), PeerError> {
+    let mut buf = payload(size);
+    for _ in 0..count + warmup(count) {
+        s.read_exact(&mut buf).map_err(ctx("read"))?;
+        s.write_all(&buf).map_err(ctx("write"))?;
+    }
+    Ok(())
+}
+
+fn stream_ping(
+    mut s: impl Read + Write,
+    what: &'static str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+) -> Result<(), PeerError> {
     let mut back = vec![0u8; size];
     ping_loop(size, count, cap, |out, i| {
-        s.write_all(out).map_err(ctx("uds write"))?;
-        s.read_exact(&mut back).map_err(ctx("uds read"))?;
+        s.write_all(out).map_err(ctx("write"))?;
+        s.read_exact(&mut back).map_err(ctx("read"))?;
         if !stamped(&back, size, i) {
-            return Err(PeerError(format!("uds: echo {i} came back wrong")));
+            return Err(PeerError(format!("{what}: echo {i} came back wrong")));
         }
         Ok(())
     })
 }
 
+// ---------------------------------------------------------- plain TCP ---
+
+fn tcp_accept(port: &str) -> Result<TcpStream, PeerError> {
+    let l = TcpListener::bind(format!("127.0.0.1:{port}")).map_err(ctx("tcp bind"))?;
+    let (s, _) = l.accept().map_err(ctx("tcp accept"))?;
+    s.set_nodelay(true).map_err(ctx("tcp nodelay"))?;
+    Ok(s)
+}
+
+fn tcp_connect(port: &str) -> Result<TcpStream, PeerError> {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(format!("127.0.0.1:{port}")) {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(ctx("tcp nodelay"))?;
+                return Ok(s);
+            }
+            Err(e) if start.elapsed() > CONNECT_LIMIT => {
+                return Err(PeerError(format!("tcp connect 127.0.0.1:{port}: {e}")))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// Plain TCP throughput on 127.0.0.1:`port` (`TCP_NODELAY`), the same
+/// contract as [`uds_thr`] (one write per payload, or 64 KiB batches),
+/// like for like with lwmq's `tcp://` rows: the sender writes every byte
+/// of every payload, the receiver reads and checks every byte.
+pub fn tcp_thr(
+    side: &str,
+    port: &str,
+    size: usize,
+    count: u64,
+    batch: bool,
+) -> Result<(), PeerError> {
+    if side == "recv" {
+        return stream_recv(tcp_accept(port)?, "tcp", size, count, batch, true);
+    }
+    stream_send(tcp_connect(port)?, "tcp", size, count, batch)
+}
+
+/// Plain TCP ping-pong latency on 127.0.0.1:`port` (`TCP_NODELAY`).
+pub fn tcp_lat(
+    side: &str,
+    port: &str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+) -> Result<(), PeerError> {
+    if side == "pong" {
+        return stream_pong(tcp_accept(port)?, size, count);
+    }
+    stream_ping(tcp_connect(port)?, "tcp", size, count, cap)
+}
+
 // ------------------------------------------------------------- ZeroMQ ---
 
-/// ZeroMQ `ipc://` endpoint on an abstract socket name (no file).
-fn zmq_endpoint(name: &str) -> String {
-    format!("ipc://@{name}")
+/// ZeroMQ endpoint: `ipc://` on an abstract socket name (no file), or
+/// with `tcp`, `tcp://127.0.0.1:<name>` (`name` is a port).
+fn zmq_endpoint(name: &str, tcp: bool) -> String {
+    if tcp {
+        format!("tcp://127.0.0.1:{name}")
+    } else {
+        format!("ipc://@{name}")
+    }
 }
 
 /// ZeroMQ PUSH/PULL throughput with the library's defaults (high-water
 /// mark 1000, its own batching); the sender sets `ZMQ_IMMEDIATE` so that
 /// nothing is queued before the connection exists. The receiver binds.
-pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), PeerError> {
+pub fn zmq_thr(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    tcp: bool,
+) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
-    let ep = zmq_endpoint(name);
+    let ep = zmq_endpoint(name, tcp);
+    let template = payload(size);
     if side == "recv" {
         let s = ctx_.socket(zmq::PULL).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
@@ -341,6 +467,9 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
             };
             start.get_or_insert_with(Instant::now);
             ok &= n == size && buf[..8] == seq.to_le_bytes();
+            if tcp {
+                ok &= buf[8..size] == template[8..];
+            }
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
         print_thr(side, size, count, seconds, Some(ok));
@@ -368,9 +497,10 @@ pub fn zmq_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    tcp: bool,
 ) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
-    let ep = zmq_endpoint(name);
+    let ep = zmq_endpoint(name, tcp);
     let total = count + warmup(count);
     let mut back = vec![0u8; size + 1];
     if side == "pong" {
@@ -736,15 +866,25 @@ mod tests {
             stream.extend_from_slice(&p);
         }
         for chunk in [1, 3, 7, 8, 20, 33, 1000] {
-            let mut v = StreamVerifier::new(size);
-            for c in stream.chunks(chunk) {
-                v.feed(c);
+            for mut v in [StreamVerifier::new(size), StreamVerifier::full(size)] {
+                for c in stream.chunks(chunk) {
+                    v.feed(c);
+                }
+                assert!(v.ok(), "chunk {chunk}");
+                assert_eq!(v.complete(), 50);
             }
-            assert!(v.ok(), "chunk {chunk}");
-            assert_eq!(v.complete(), 50);
         }
         stream[20 * 7 + 3] ^= 1;
         let mut v = StreamVerifier::new(size);
+        v.feed(&stream);
+        assert!(!v.ok());
+        // A byte after the sequence number: only the full check sees it.
+        stream[20 * 7 + 3] ^= 1;
+        stream[20 * 9 + 15] ^= 1;
+        let mut v = StreamVerifier::new(size);
+        v.feed(&stream);
+        assert!(v.ok());
+        let mut v = StreamVerifier::full(size);
         v.feed(&stream);
         assert!(!v.ok());
     }

@@ -221,20 +221,22 @@ impl Summary {
             .and_then(|r| r.p50.map(|s| s.median))
     }
 
-    /// The best peer (not lwmq) by median throughput at a size.
-    pub fn best_thr_peer(&self, size: usize) -> Option<(Lib, f64)> {
+    /// The best peer (not lwmq) by median throughput at a size, among
+    /// those over loopback TCP (`network`) or those on one machine.
+    pub fn best_thr_peer(&self, size: usize, network: bool) -> Option<(Lib, f64)> {
         self.thr
             .iter()
-            .filter(|r| r.size == size && !r.lib.is_lwmq())
+            .filter(|r| r.size == size && !r.lib.is_lwmq() && r.lib.is_network() == network)
             .filter_map(|r| r.msgs.map(|s| (r.lib, s.median)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
-    /// The best peer (not lwmq) by median p50 latency at a size.
-    pub fn best_lat_peer(&self, size: usize) -> Option<(Lib, f64)> {
+    /// The best peer (not lwmq) by median p50 latency at a size, of the
+    /// same kind (see [`Self::best_thr_peer`]).
+    pub fn best_lat_peer(&self, size: usize, network: bool) -> Option<(Lib, f64)> {
         self.lat
             .iter()
-            .filter(|r| r.size == size && !r.lib.is_lwmq())
+            .filter(|r| r.size == size && !r.lib.is_lwmq() && r.lib.is_network() == network)
             .filter_map(|r| r.p50.map(|s| (r.lib, s.median)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
@@ -272,6 +274,66 @@ impl Summary {
             ),
             Target::at_least(uds, ratio(m_big, self.thr_median(Lib::Uds, big)), 5.0, "x"),
         ]
+    }
+
+    /// The targets of issue 14 (`tcp://`), each with what was measured;
+    /// empty if no lwmq `tcp://` run was made.
+    pub fn targets_tcp(&self) -> Vec<Target> {
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let m64 = self.thr_median(Lib::LwmqTcp, 64);
+        let big = self.thr_median(Lib::LwmqTcp, 640_000);
+        let l64 = self.lat_median(Lib::LwmqTcp, 64);
+        if m64.is_none() && big.is_none() && l64.is_none() {
+            return Vec::new();
+        }
+        let lend64 = self.thr_median(Lib::LwmqTcpLend, 64);
+        let lend_big = self.thr_median(Lib::LwmqTcpLend, 640_000);
+        let mut lend = Vec::new();
+        if lend64.is_some() || lend_big.is_some() {
+            lend.push(Target::at_least(
+                "tcp:// 64 B messaging, received in place, >= 2x ZeroMQ tcp://",
+                ratio(lend64, self.thr_median(Lib::ZmqTcp, 64)),
+                2.0,
+                "x",
+            ));
+            lend.push(Target::at_least(
+                "tcp:// 640,000 B messaging, received in place, >= 0.9x a plain TCP socket in 64 KiB batches",
+                ratio(lend_big, self.thr_median(Lib::TcpBatch, 640_000)),
+                0.9,
+                "x",
+            ));
+        }
+        let mut t = vec![
+            Target::at_least(
+                "tcp:// 64 B messaging throughput >= 2x ZeroMQ tcp://",
+                ratio(m64, self.thr_median(Lib::ZmqTcp, 64)),
+                2.0,
+                "x",
+            ),
+            Target::at_least(
+                "tcp:// 640,000 B messaging throughput >= 0.9x a plain TCP socket in 64 KiB batches",
+                ratio(big, self.thr_median(Lib::TcpBatch, 640_000)),
+                0.9,
+                "x",
+            ),
+            Target::at_most(
+                "tcp:// 64 B messaging one-way p50 <= ZeroMQ tcp://",
+                ratio(l64, self.lat_median(Lib::ZmqTcp, 64)),
+                1.0,
+                "x",
+            ),
+            Target::at_most(
+                "tcp:// 64 B messaging one-way p50 <= 1.2x a plain TCP socket ping-pong",
+                ratio(l64, self.lat_median(Lib::Tcp, 64)),
+                1.2,
+                "x",
+            ),
+        ];
+        t.extend(lend);
+        t
     }
 
     /// The targets of issue 5, each with what was measured.
@@ -494,7 +556,10 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
                     (Some(b), Some(c)) if c > 0.0 => format!("{:.0}%", b / c * 100.0),
                     _ => "—".into(),
                 };
-                let vp = match (r.msgs.map(|s| s.median), sum.best_thr_peer(r.size)) {
+                let vp = match (
+                    r.msgs.map(|s| s.median),
+                    sum.best_thr_peer(r.size, r.lib.is_network()),
+                ) {
                     (Some(m), Some((lib, p))) if p > 0.0 => format!("{:.2}x {}", m / p, lib.name()),
                     _ => "—".into(),
                 };
@@ -525,7 +590,7 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
                     (Some(p), Some(l)) if l > 0.0 => format!("{:.1}x", p / l),
                     _ => "—".into(),
                 };
-                let vp = match (p, sum.best_lat_peer(r.size)) {
+                let vp = match (p, sum.best_lat_peer(r.size, r.lib.is_network())) {
                     (Some(p), Some((lib, b))) if b > 0.0 => format!("{:.2}x {}", p / b, lib.name()),
                     _ => "—".into(),
                 };
@@ -567,6 +632,21 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
             .map_or("—".into(), |m| format!("{m:.2} {}", t.unit));
         let _ = writeln!(o, "| {} | {m} | {} |", t.what, t.verdict());
     }
+    let tcp = sum.targets_tcp();
+    if !tcp.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Targets of issue 14, tcp:// on loopback (medians of this run)\n"
+        );
+        let _ = writeln!(o, "| target | measured | verdict |");
+        let _ = writeln!(o, "|---|---:|---|");
+        for t in tcp {
+            let m = t
+                .measured
+                .map_or("—".into(), |m| format!("{m:.2} {}", t.unit));
+            let _ = writeln!(o, "| {} | {m} | {} |", t.what, t.verdict());
+        }
+    }
     o
 }
 
@@ -591,7 +671,9 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
                 if let (Some(b), Some(c)) = (r.bytes, sum.copy.get(&r.size)) {
                     o["ratio_to_copy_bandwidth"] = (b.median / c.median).into();
                 }
-                if let (Some(m), Some((lib, p))) = (r.msgs, sum.best_thr_peer(r.size)) {
+                if let (Some(m), Some((lib, p))) =
+                    (r.msgs, sum.best_thr_peer(r.size, r.lib.is_network()))
+                {
                     o["ratio_to_best_peer"] = (m.median / p).into();
                     o["best_peer"] = lib.name().into();
                 }
@@ -613,7 +695,9 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
                 if let (Some(p), Some(l)) = (r.p50, sum.cacheline) {
                     o["ratio_to_cacheline"] = (p.median / l.median).into();
                 }
-                if let (Some(p), Some((lib, b))) = (r.p50, sum.best_lat_peer(r.size)) {
+                if let (Some(p), Some((lib, b))) =
+                    (r.p50, sum.best_lat_peer(r.size, r.lib.is_network()))
+                {
                     o["ratio_to_best_peer"] = (p.median / b).into();
                     o["best_peer"] = lib.name().into();
                 }
@@ -624,6 +708,7 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
     let targets: Vec<Value> = sum
         .targets()
         .iter()
+        .chain(sum.targets_tcp().iter())
         .map(|t| {
             json!({"target": t.what, "measured": t.measured, "bound": t.bound, "unit": t.unit,
                    "at_least": t.at_least, "met": t.met()})
@@ -667,6 +752,12 @@ fn color(lib: Lib) -> &'static str {
         Lib::UdsBatch => "#fdae6b",
         Lib::Zmq => "#2ca02c",
         Lib::Iceoryx2 => "#d62728",
+        Lib::LwmqTcp => "#9467bd",
+        Lib::LwmqTcpLend => "#bcbddc",
+        Lib::LwmqTcpRaw => "#54278f",
+        Lib::Tcp => "#8c564b",
+        Lib::TcpBatch => "#c49c94",
+        Lib::ZmqTcp => "#98df8a",
     }
 }
 

@@ -88,6 +88,7 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 640,000 | lwmq-raw |",
         "| 6,400 | lwmq-futex |",
         "| 640,000 | lwmq-lend |",
+        "| 64 | lwmq-tcp |",
         "received in place, >= 40% of copy bandwidth",
         "## Idle lwmq messaging pair",
         "## Targets of issue 5",
@@ -104,17 +105,19 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("read JSON"))
             .expect("parse JSON");
     let samples = doc["samples"].as_array().expect("samples");
-    // 1 limits + 1 idle + 3 sizes x 3 (thr) + 2 sizes x 3 (lat).
-    assert_eq!(samples.len(), 17, "{samples:?}");
+    // `lwmq` is every lwmq variant, the tcp:// ones included:
+    // 1 limits + 1 idle + 3 sizes x 6 (thr) + 2 sizes x 3 (lat, ipc://)
+    // + 2 (lat at 64 B only, tcp://).
+    assert_eq!(samples.len(), 28, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
     assert!(doc["summary"]["thr"]
         .as_array()
-        .is_some_and(|a| a.len() == 9));
+        .is_some_and(|a| a.len() == 18));
     assert!(doc["summary"]["lat"]
         .as_array()
-        .is_some_and(|a| a.len() == 6));
+        .is_some_and(|a| a.len() == 8));
 
     let svg = std::fs::read_to_string(json.with_extension("svg")).expect("read SVG");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

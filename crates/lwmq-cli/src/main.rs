@@ -18,7 +18,7 @@ use lwmq_cli::{chat, check, demo, lat, limits, ls, raw_lat, raw_thr, thr};
 #[command(
     name = "lwmq",
     version,
-    about = "LwMQ for Linux: measure ipc:// channels, inspect descriptors, live servers and this machine's limits"
+    about = "LwMQ for Linux: measure ipc:// and tcp:// channels, inspect descriptors, live servers and this machine's limits"
 )]
 struct Cli {
     /// What to do.
@@ -35,8 +35,8 @@ enum Command {
     Ls(ls::LsArgs),
     /// Measure this machine's copy bandwidth and cache-line latency.
     Limits(limits::LimitsArgs),
-    /// Run both ends of a raw ipc:// channel and show throughput and latency
-    /// next to this machine's limits.
+    /// Run both ends of a raw ipc:// (or --scheme tcp: tcp://) channel and
+    /// show throughput and latency next to this machine's limits.
     Demo(demo::DemoArgs),
     /// Throughput over a raw channel (send or recv side), every payload verified.
     RawThr(raw_thr::RawThrArgs),

@@ -47,7 +47,10 @@ fn check_rejects_each_rule_with_exit_2() {
         ("ipc://a:0", "port-out-of-range"),
         ("ipc://a:65536", "port-out-of-range"),
         (long.as_str(), "address-too-long"),
-        ("tcp://host:1", "unknown-scheme"),
+        ("udp://host:1", "unknown-scheme"),
+        ("tcp://host", "port-required"),
+        ("tcp://::1:5", "ipv6-needs-brackets"),
+        ("tcp://a_b:5", "invalid-host"),
         ("nothing", "missing-scheme"),
     ];
     for (uri, rule) in cases {
@@ -93,6 +96,26 @@ fn check_json() {
     let v = json(stdout(&o).trim());
     assert_eq!(v["rule"], "port-out-of-range");
     assert!(v["error"].as_str().unwrap().contains("65536"));
+}
+
+#[test]
+fn check_tcp_descriptors() {
+    let o = lwmq(&["check", "TCP://127.0.0.1:5555"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("canonical   tcp://127.0.0.1:5555"), "{out}");
+    assert!(out.contains("host        127.0.0.1 (ipv4)"), "{out}");
+    let v = json(stdout(&lwmq(&["check", "--json", "tcp://[0:0::1]:80"])).trim());
+    assert_eq!(v["canonical"], "tcp://[::1]:80");
+    assert_eq!(v["scheme"], "tcp");
+    assert_eq!(v["host_kind"], "ipv6");
+    assert_eq!(v["port"], 80);
+    let v = json(stdout(&lwmq(&["check", "--json", "tcp://localhost:80"])).trim());
+    assert_eq!(v["host_kind"], "name");
+    assert!(!v["resolved"].as_array().unwrap().is_empty(), "{v}");
+    let o = lwmq(&["check", "--json", "tcp://h:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(json(stdout(&o).trim())["rule"], "port-out-of-range");
 }
 
 #[test]

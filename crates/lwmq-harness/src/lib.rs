@@ -1,5 +1,6 @@
-//! Shared pieces of the lwmq test peers: the checked payload format and a
-//! stderr logger.
+//! Shared pieces of the lwmq test peers: the checked payload format, a
+//! stderr logger, and the fault-injecting TCP proxy of the `tcp://` tests
+//! ([`proxy`]).
 //!
 //! A checked payload is `[run u64][seq u64][len u32][sum u32][pattern...]`
 //! (little-endian): `run` identifies one sender process, `seq` counts from 0
@@ -9,6 +10,8 @@
 #![deny(unsafe_code)]
 
 use std::io::Write;
+
+pub mod proxy;
 
 /// Header bytes of a checked payload.
 pub const HEADER: usize = 24;

@@ -18,8 +18,15 @@
 //!    zeros (so each port has exactly one spelling), and in `1..=65535`.
 //!
 //! The address is case-sensitive; `ipc://a` and `ipc://a:1` are unrelated.
+//!
+//! The `tcp://host:port` grammar lives in [`TcpAddress`] (file
+//! `descriptor/tcp.rs`), with its own rules and the same port rule.
+
+mod tcp;
 
 use std::fmt;
+
+pub use tcp::{TcpAddress, TcpHost, TCP_HOST_NAME_MAX};
 
 /// Longest accepted `ipc://` address, in UTF-16 code units ("less than 120").
 pub const IPC_ADDRESS_MAX_UTF16: usize = 119;
@@ -86,6 +93,25 @@ pub enum DescriptorError {
     /// A UTF-16 descriptor (from the C API) holds a lone surrogate.
     #[error("descriptor is not valid UTF-16: lone surrogate at code unit {0} (rule: descriptors are well-formed UTF-16)")]
     InvalidUtf16(usize),
+    /// `tcp://` without a host before the port.
+    #[error("descriptor {0:?}: the tcp host is empty (rule: tcp://host:port with an IPv4 address, a bracketed IPv6 address or a host name; 0.0.0.0 or [::] for every interface)")]
+    EmptyHost(String),
+    /// `tcp://host` without `:port`.
+    #[error("descriptor {0:?}: a tcp descriptor needs a port (rule: tcp://host:port, port in 1..=65535)")]
+    PortRequired(String),
+    /// An IPv6 address written without brackets.
+    #[error("descriptor {0:?}: an IPv6 address must be written in brackets, e.g. tcp://[::1]:5555 (rule: ipv6 in brackets)")]
+    Ipv6NeedsBrackets(String),
+    /// A host that is neither an IP address nor a valid host name.
+    #[error("descriptor {descriptor:?}: host {host:?} is not valid: {why} (rule: IPv4 dotted quad, [IPv6], or a host name of letters, digits, '-' and '.')")]
+    InvalidHost {
+        /// The descriptor as given.
+        descriptor: String,
+        /// The host text as given.
+        host: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 impl DescriptorError {
@@ -102,6 +128,10 @@ impl DescriptorError {
             Self::PortNotDecimal { .. } => "port-not-decimal",
             Self::PortOutOfRange { .. } => "port-out-of-range",
             Self::InvalidUtf16(_) => "invalid-utf16",
+            Self::EmptyHost(_) => "empty-host",
+            Self::PortRequired(_) => "port-required",
+            Self::Ipv6NeedsBrackets(_) => "ipv6-needs-brackets",
+            Self::InvalidHost { .. } => "invalid-host",
         }
     }
 }
@@ -219,7 +249,7 @@ impl IpcAddress {
     }
 }
 
-fn parse_port(descriptor: &str, p: &str) -> Result<u16, DescriptorError> {
+pub(crate) fn parse_port(descriptor: &str, p: &str) -> Result<u16, DescriptorError> {
     if p.is_empty() {
         return Err(DescriptorError::MissingPort(descriptor.to_owned()));
     }

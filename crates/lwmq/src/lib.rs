@@ -4,7 +4,9 @@
 //! its peer through transports named by a descriptor; the centrepiece is
 //! `ipc://address[:port]`, which moves messages through shared memory (no
 //! file is created, the kernel tells each side when the other dies, and
-//! either side may start first).
+//! either side may start first); `tcp://host:port` gives the same channels
+//! and semantics between machines (on a trusted network: plain TCP, no
+//! authentication or encryption).
 //!
 //! # Quick start
 //!
@@ -75,7 +77,7 @@
 //! Every error is an enum whose variants name the rule broken and the
 //! values involved; a failed post gives the message back. The design is
 //! in the repository's `docs/` (`rust-api.md`, `messaging.md`,
-//! `ipc-protocol.md`).
+//! `ipc-protocol.md`, `tcp-protocol.md`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -146,12 +148,17 @@ pub mod internals {
     pub mod descriptor {
         pub use crate::descriptor::*;
     }
-    /// The transport driver interface and the `ipc://` provider.
+    /// The transport driver interface and the `ipc://` and `tcp://`
+    /// providers.
     pub mod transport {
         pub use crate::transport::internal::*;
         /// The `ipc://` transport.
         pub mod ipc {
             pub use crate::transport::ipc::*;
+        }
+        /// The `tcp://` transport (its wire format in `proto`).
+        pub mod tcp {
+            pub use crate::transport::tcp::*;
         }
     }
     pub use crate::timeout::Deadline;

@@ -54,6 +54,12 @@ pub(crate) fn create(ep: &Endpoint) -> Result<Arc<dyn Transport>, TransportError
     t.control(TransportControl::SetAccessPolicy(
         ep.access_setting().clone(),
     ))?;
+    if let Some(d) = ep.heartbeat_timeout_setting() {
+        t.control(TransportControl::SetHeartbeatTimeout(d))?;
+    }
+    if let Some(list) = ep.allow_setting() {
+        t.control(TransportControl::SetPeerAllowList(list.clone()))?;
+    }
     Ok(t)
 }
 

@@ -2,7 +2,10 @@
 //! returned by `wait_connected` and by a receive that used to time out,
 //! the refused state staying across retries, a peer killed and restarted
 //! seen as events between messages, a reader falling behind the log, and a
-//! peer of another user.
+//! peer of another user. Each test but the last runs for `ipc://` and for
+//! `tcp://` (modules `ipc` and `tcp`): the connection API is the same for
+//! both, a `tcp://` peer shows its address where an `ipc://` one shows its
+//! pid.
 //!
 //! The peer is this test binary, re-executed with `LWMQ_CONNECTION_PEER`
 //! set: it then runs [`peer_process`] as a program (see there) and exits
@@ -263,12 +266,39 @@ fn refusal_of(e: ConnectError) -> lwmq::Refusal {
 
 // ----- the tests -----
 
+/// Each test for `ipc://` (module `ipc`) and for `tcp://` (module `tcp`).
+macro_rules! for_each_scheme {
+    ($($name:ident),* $(,)?) => {
+        mod ipc {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Scheme::Ipc)
+            })*
+        }
+        mod tcp {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Scheme::Tcp)
+            })*
+        }
+    };
+}
+
+for_each_scheme!(
+    a_buffer_size_mismatch_is_returned_by_wait_connected_and_receive,
+    a_server_reports_the_client_it_refused,
+    the_refused_state_stays_across_retries,
+    with_nothing_listening_it_is_a_timeout_that_says_so,
+    a_killed_and_restarted_peer_shows_as_disconnected_then_connected,
+    a_busy_server_stays_connected_and_a_slow_reader_gets_lagged,
+    a_raw_channel_gets_the_refusal_from_wait_connected,
+);
+
 /// A client whose buffer size differs from the server's (another process)
 /// gets the refusal from `wait_connected` and from a receive that used to
 /// time out, with both sides' values; the server peer reports it too.
-#[test]
-fn a_buffer_size_mismatch_is_returned_by_wait_connected_and_receive() {
-    let uri = unique("mismatch");
+fn a_buffer_size_mismatch_is_returned_by_wait_connected_and_receive(scheme: Scheme) {
+    let uri = scheme.uri("mismatch");
     let mut server = Peer::spawn(&format!("hold {uri} server 2048"));
     let mut ch = open(&uri, Role::Client, 1024);
 
@@ -303,9 +333,8 @@ fn a_buffer_size_mismatch_is_returned_by_wait_connected_and_receive() {
 
 /// The same from the server's side: the test is the server, the peer the
 /// mismatched client; the server refused it, and says so.
-#[test]
-fn a_server_reports_the_client_it_refused() {
-    let uri = unique("mismatch-server");
+fn a_server_reports_the_client_it_refused(scheme: Scheme) {
+    let uri = scheme.uri("mismatch-server");
     let ch = open(&uri, Role::Server, 1024);
     let mut client = Peer::spawn(&format!("hold {uri} client 4096"));
     let r = refusal_of(ch.wait_connected(WAIT).unwrap_err());
@@ -317,9 +346,8 @@ fn a_server_reports_the_client_it_refused() {
 
 /// The state stays `Refused` across retries: polled between many retries,
 /// it never shows `Connecting`.
-#[test]
-fn the_refused_state_stays_across_retries() {
-    let uri = unique("sticky");
+fn the_refused_state_stays_across_retries(scheme: Scheme) {
+    let uri = scheme.uri("sticky");
     let _server = Peer::spawn(&format!("hold {uri} server 2048"));
     let ch = open(&uri, Role::Client, 1024);
     set_retry(&ch, 20);
@@ -351,9 +379,8 @@ fn the_refused_state_stays_across_retries() {
 
 /// With nothing listening, a receive still times out, and the texts say
 /// the transport is still connecting, not "poll again".
-#[test]
-fn with_nothing_listening_it_is_a_timeout_that_says_so() {
-    let uri = unique("nobody");
+fn with_nothing_listening_it_is_a_timeout_that_says_so(scheme: Scheme) {
+    let uri = scheme.uri("nobody");
     let mut ch = open(&uri, Role::Client, 1024);
     let short = Timeout::after(Duration::from_millis(100));
     let e = ch.receive(short).unwrap_err();
@@ -386,10 +413,10 @@ fn with_nothing_listening_it_is_a_timeout_that_says_so() {
 
 /// A consumer checking its events between messages sees a producer that
 /// was killed (`kill -9`) and restarted as `Disconnected`, then
-/// `Connected` with the new pid and the next generation.
-#[test]
-fn a_killed_and_restarted_peer_shows_as_disconnected_then_connected() {
-    let uri = unique("restart");
+/// `Connected` with the new pid (`ipc://`; a `tcp://` peer shows its
+/// address and port instead) and the next generation.
+fn a_killed_and_restarted_peer_shows_as_disconnected_then_connected(scheme: Scheme) {
+    let uri = scheme.uri("restart");
     let mut ch = open(&uri, Role::Server, 4096);
     // Kept while receiving: the cursor does not borrow the channel.
     let mut events = ch.events();
@@ -438,28 +465,44 @@ fn a_killed_and_restarted_peer_shows_as_disconnected_then_connected() {
         }
     }
 
+    // Who a peer is: its pid for `ipc://` (from the kernel); for `tcp://`
+    // no pid, no user, but its loopback address.
+    let who = |peer: &lwmq::PeerInfo, pid: u32| match scheme {
+        Scheme::Ipc => {
+            assert_eq!(peer.pid, Some(pid), "{peer}");
+            assert!(peer.uid.is_some() && peer.addr.is_none(), "{peer}");
+        }
+        Scheme::Tcp => {
+            assert_eq!((peer.pid, peer.uid, peer.gid), (None, None, None), "{peer}");
+            assert!(peer.addr.is_some_and(|a| a.ip().is_loopback()), "{peer}");
+        }
+    };
     let connected = |e: &ConnectionEvent| match e {
-        ConnectionEvent::Connected { peer, generation } => Some((peer.pid, *generation)),
+        ConnectionEvent::Connected { peer, generation } => Some((*peer, *generation)),
         _ => None,
     };
     assert_eq!(seen.len(), 3, "{seen:?}");
-    assert_eq!(connected(&seen[0]), Some((Some(pid1), 1)), "{seen:?}");
+    let (peer1, g1) = connected(&seen[0]).unwrap_or_else(|| panic!("{seen:?}"));
+    who(&peer1, pid1);
+    assert_eq!(g1, 1);
     match &seen[1] {
         ConnectionEvent::Disconnected {
             peer,
             generation,
             reason,
         } => {
-            assert_eq!(peer.pid, Some(pid1));
+            assert_eq!(*peer, peer1);
             assert_eq!(*generation, 1);
             assert_eq!(reason, &DisconnectReason::PeerLeft);
         }
         e => panic!("{e:?}"),
     }
-    assert_eq!(connected(&seen[2]), Some((Some(pid2), 2)), "{seen:?}");
+    let (peer2, g2) = connected(&seen[2]).unwrap_or_else(|| panic!("{seen:?}"));
+    who(&peer2, pid2);
+    assert_eq!(g2, 2);
     let t = ch.transport(T0).unwrap();
     assert_eq!(t.generation(), 2);
-    assert_eq!(t.peer().and_then(|p| p.pid), Some(pid2));
+    assert_eq!(t.peer(), Some(peer2));
 
     // Once the channel is closed, a cursor kept from it ends at once.
     drop(second);
@@ -481,9 +524,8 @@ fn a_killed_and_restarted_peer_shows_as_disconnected_then_connected() {
 /// `Connected` (a third party's refusal is an event only), the refused
 /// client's `wait_connected` says so, and a reader that did not keep up
 /// with the server's log gets `Lagged` with the number it missed.
-#[test]
-fn a_busy_server_stays_connected_and_a_slow_reader_gets_lagged() {
-    let uri = unique("busy");
+fn a_busy_server_stays_connected_and_a_slow_reader_gets_lagged(scheme: Scheme) {
+    let uri = scheme.uri("busy");
     let ch = open(&uri, Role::Server, 1024);
     let mut slow = ch.events();
     let _first = Peer::spawn(&format!("hold {uri} client 1024"));
@@ -517,9 +559,8 @@ fn a_busy_server_stays_connected_and_a_slow_reader_gets_lagged() {
 
 /// A raw channel waits the same way: a raw client meeting a messaging
 /// server (another process) is refused for the channel type.
-#[test]
-fn a_raw_channel_gets_the_refusal_from_wait_connected() {
-    let uri = unique("raw-kind");
+fn a_raw_channel_gets_the_refusal_from_wait_connected(scheme: Scheme) {
+    let uri = scheme.uri("raw-kind");
     let _server = Peer::spawn(&format!("hold {uri} server 1024"));
     let raw = RawChannel::builder()
         .transport(

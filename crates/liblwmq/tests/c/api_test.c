@@ -157,7 +157,13 @@ static void test_limits_and_descriptors(void) {
   EXPECT_ERR(E_POINTER, "Descriptor", LmqQueryTransportBufferLimitsA(NULL, &l, sizeof l));
   EXPECT_ERR(E_INVALIDARG, "lone surrogate", LmqQueryTransportBufferLimits(lone, &l, sizeof l));
   EXPECT_ERR(E_INVALIDARG, "UTF-8", LmqQueryTransportBufferLimitsA("ipc://\xff", &l, sizeof l));
-  EXPECT_ERR(E_INVALIDARG, "no transport for scheme", LmqQueryTransportBufferLimits(u"tcp://host:1", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "no transport for scheme", LmqQueryTransportBufferLimits(u"udp://host:1", &l, sizeof l));
+  OK(LmqQueryTransportBufferLimits(u"tcp://127.0.0.1:5555", &l, sizeof l));
+  EXPECT(l.MaxBufferSizeBytes >= 64 * 1024 && l.MaxPendingSendBuffers >= 4 &&
+         l.MaxPendingReceiveBuffers >= 4 && l.MaxInlineDataSize == inl);
+  OK(LmqQueryTransportBufferLimitsA("TCP://[::1]:5555", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "needs a port", LmqQueryTransportBufferLimits(u"tcp://host", &l, sizeof l));
+  EXPECT_ERR(E_INVALIDARG, "in brackets", LmqQueryTransportBufferLimitsA("tcp://::1:5555", &l, sizeof l));
   EXPECT_ERR(E_INVALIDARG, "no scheme", LmqQueryTransportBufferLimits(u"just-a-name", &l, sizeof l));
 
   /* Descriptor and buffer rules through LmqAddTransport. */

@@ -10,6 +10,10 @@
 //! lwmq-msg-peer lrecv URI server|client QCAP EVERY SLEEP_US (load soak receiver)
 //! lwmq-msg-peer judge URI server|client SECONDS    (checks each message against itself)
 //! options for send and recv: --progress FILE, --watch
+//! options for every command: --heartbeat-ms MS (tcp:// heartbeat timeout)
+//! options for send: --also URI (a second sending transport: the channel
+//!   fans out to both), --linger (no flush: `close` with a 60 s linger is
+//!   what delivers the last messages)
 //! ```
 //!
 //! Each message has one frame holding a checked payload
@@ -91,6 +95,25 @@ fn main() {
         args.remove(i);
     });
     let watch = watch.is_some();
+    let mut extra = Extra::default();
+    if let Some(i) = args.iter().position(|a| a == "--heartbeat-ms") {
+        let v = args.get(i + 1).and_then(|v| v.parse().ok());
+        extra.heartbeat_ms = Some(v.unwrap_or_else(|| fail("--heartbeat-ms MS")));
+        args.drain(i..i + 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--also") {
+        extra.also = Some(
+            args.get(i + 1)
+                .cloned()
+                .unwrap_or_else(|| fail("--also URI")),
+        );
+        args.drain(i..i + 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--linger") {
+        extra.linger = true;
+        args.remove(i);
+    }
+    let _ = EXTRA.set(extra);
     if args.len() < 4 {
         fail("usage: send|recv URI server|client COUNT [SIZE]");
     }
@@ -151,18 +174,47 @@ fn main() {
     }
 }
 
+/// Options that apply to every command.
+#[derive(Debug, Default)]
+struct Extra {
+    heartbeat_ms: Option<u64>,
+    also: Option<String>,
+    linger: bool,
+}
+
+static EXTRA: std::sync::OnceLock<Extra> = std::sync::OnceLock::new();
+
+fn extra() -> &'static Extra {
+    EXTRA.get_or_init(Extra::default)
+}
+
 /// A builder with one transport of 64 KiB buffers (`(send, receive)`
 /// buffer counts; the directions follow from them) and receive queue
 /// `recv` (the default one if `None` and the transport receives).
+///
+/// With `--also URI`, a sending builder gets a second, send-only
+/// transport (id 1); `--heartbeat-ms` sets every transport's heartbeat
+/// timeout.
 fn builder(uri: &str, (sends, receives): (u32, u32), recv: Option<ReceiveQueue>) -> ChannelBuilder {
-    let ep = Endpoint::new(uri)
-        .unwrap_or_else(|e| fail(e.to_string()))
-        .buffer_size(64 * 1024)
-        .send_buffers(sends)
-        .receive_buffers(receives);
-    let b = Channel::builder()
-        .transport(ep)
+    let ep = |uri: &str, receives| {
+        let mut ep = Endpoint::new(uri)
+            .unwrap_or_else(|e| fail(e.to_string()))
+            .buffer_size(64 * 1024)
+            .send_buffers(sends)
+            .receive_buffers(receives);
+        if let Some(ms) = extra().heartbeat_ms {
+            ep = ep.heartbeat_timeout(Duration::from_millis(ms));
+        }
+        ep
+    };
+    let mut b = Channel::builder()
+        .transport(ep(uri, receives))
         .unwrap_or_else(|e| fail(e.to_string()));
+    if let (Some(also), true) = (&extra().also, sends > 0) {
+        b = b
+            .transport(ep(also, 0))
+            .unwrap_or_else(|e| fail(e.to_string()));
+    }
     match recv {
         Some(rq) => b.receive_queue(rq),
         None => b,
@@ -273,6 +325,14 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
         post_watching(&q, m, &ch, &mut watch);
         seq += 1;
         record(progress, &[seq]);
+    }
+    if extra().linger {
+        // No flush: closing with a linger must deliver everything.
+        say(format!("CLOSING {seq}"));
+        ch.close(Timeout::after(Duration::from_secs(60)))
+            .unwrap_or_else(|e| fail(format!("close: {e}")));
+        say(format!("SENT {seq}"));
+        return;
     }
     ch.flush(Timeout::after(Duration::from_secs(60)))
         .unwrap_or_else(|e| fail(format!("flush: {e}")));

@@ -22,6 +22,10 @@
 //! opts: --role server|client|auto  --size S  --count N  --buffer-size B
 //!       --buffers N  --dirs send|recv|both  --any-user  --allow-root
 //!       --retry-ms M  --seconds S
+//!       --heartbeat-ms M (tcp://: heartbeat timeout)  --allow NET (tcp://:
+//!                  allow-list entry, repeatable)
+//!       --progress F (recv: the run and seq of the last payload received,
+//!                  two little-endian u64 at offset 0, rewritten each time)
 //!       --get-timeout-ms M (send: finite get_buffer timeout, report TIMEOUT)
 //!       --pause-after N --pause-file F (recv: stop consuming after N
 //!                                payloads until file F exists)
@@ -34,6 +38,7 @@
 //! Lines on stdout (flushed at once) tell the test what happened:
 //! `OPEN <role>`, `CONNECTED`, `RUN <run> <first seq>`, `MAP <maps line>`,
 //! `BAD <what>` (at once, for a corrupt, duplicated or reordered payload),
+//! `GAP <last> <next>` (payloads of a run were lost between those two),
 //! `DONE received=.. bad=.. dup=.. gaps=.. runs=..`, `SENT <n>`,
 //! `STATE <state>`, `DROPPED <reason>`, `TIMEOUT <n>`, `LOST <n>`, `PAUSED`, `RESUMED`,
 //! `EOF after_ms=..`, `REFUSED code=.. reason=..`, `STORM attempts=.. ..`.
@@ -50,7 +55,7 @@ use lwmq::internals::sys::{shm, socket};
 use lwmq::internals::transport::ipc::proto::{Hello, Message, SectionLayout};
 use lwmq::internals::transport::{ChannelKind, Directions};
 use lwmq::internals::wire::{self, BufferWriter};
-use lwmq::transport::{RefusalReason, TransportError};
+use lwmq::transport::{AllowList, RefusalReason, TransportError};
 use lwmq::{AccessPolicy, ConnectionState, Endpoint, RawChannel, Role, Timeout, TransportId};
 use lwmq_harness::{check, fill, init_logging};
 
@@ -72,6 +77,9 @@ struct Opts {
     pause_after: Option<u64>,
     pause_file: Option<String>,
     window: usize,
+    heartbeat_ms: Option<u64>,
+    allow: Vec<String>,
+    progress: Option<String>,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -109,6 +117,9 @@ fn parse() -> Opts {
         pause_after: None,
         pause_file: None,
         window: 1,
+        heartbeat_ms: None,
+        allow: Vec::new(),
+        progress: None,
     };
     while let Some(a) = args.next() {
         let mut val = || {
@@ -141,6 +152,9 @@ fn parse() -> Opts {
             "--pause-after" => o.pause_after = Some(num(val())),
             "--pause-file" => o.pause_file = Some(val()),
             "--window" => o.window = (num(val()) as usize).max(1),
+            "--heartbeat-ms" => o.heartbeat_ms = Some(num(val())),
+            "--allow" => o.allow.push(val()),
+            "--progress" => o.progress = Some(val()),
             other => fail(format!("unknown option {other}")),
         }
     }
@@ -167,6 +181,13 @@ fn open(o: &Opts, default_dirs: Directions) -> RawChannel {
     }
     if let Some(ms) = o.retry_ms {
         ep = ep.retry_interval(Duration::from_millis(ms.into()));
+    }
+    if let Some(ms) = o.heartbeat_ms {
+        ep = ep.heartbeat_timeout(Duration::from_millis(ms));
+    }
+    if !o.allow.is_empty() {
+        let list = AllowList::parse(&o.allow).unwrap_or_else(|e| fail(e.to_string()));
+        ep = ep.allow_peers(list);
     }
     let b = RawChannel::builder()
         .transport(ep)
@@ -260,6 +281,10 @@ fn recv(o: &Opts) {
     let mut current: Option<(u64, u64)> = None;
     let mut mapped = false;
     let mut held = Vec::with_capacity(o.window);
+    let progress = o
+        .progress
+        .as_ref()
+        .map(|p| std::fs::File::create(p).unwrap_or_else(|e| fail(format!("{p}: {e}"))));
     while o.count == 0 || received < o.count {
         let b = rx
             .receive_buffer(Timeout::after(Duration::from_secs(120)))
@@ -292,6 +317,7 @@ fn recv(o: &Opts) {
                     } else {
                         if seq != last + 1 {
                             gaps += 1;
+                            say(format!("GAP {last} {seq}"));
                         }
                         current = Some((run, seq));
                     }
@@ -302,6 +328,13 @@ fn recv(o: &Opts) {
                     say(format!("RUN {run} {seq}"));
                 }
             },
+        }
+        if let (Some(f), Some((run, seq))) = (&progress, current) {
+            use std::os::unix::fs::FileExt;
+            let mut w = [0u8; 16];
+            w[..8].copy_from_slice(&run.to_le_bytes());
+            w[8..].copy_from_slice(&seq.to_le_bytes());
+            let _ = f.write_at(&w, 0);
         }
         if o.pause_after == Some(received) {
             say("PAUSED");

@@ -268,6 +268,40 @@ pub fn assert_idle_pair(a: &Peer, b: &Peer) {
     }
 }
 
+/// A transport scheme the conformance tests run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Ipc,
+    Tcp,
+}
+
+impl Scheme {
+    /// A fresh descriptor of this scheme for test `tag`.
+    pub fn uri(self, tag: &str) -> String {
+        match self {
+            Scheme::Ipc => unique(tag),
+            Scheme::Tcp => format!("tcp://127.0.0.1:{}", free_tcp_port()),
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free now, below the kernel's ephemeral
+/// range (so an outgoing connection of another test cannot take it before
+/// our server binds it), different for each call in this process.
+pub fn free_tcp_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919);
+    for _ in 0..1000 {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base.wrapping_add(n.wrapping_mul(13)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free tcp port in 20000..32000");
+}
+
 /// A raw channel with one `ipc://` transport (`s` send and `r` receive
 /// buffers of `size` bytes; `tweak` sets anything else), opened in `role`.
 pub fn raw_channel(

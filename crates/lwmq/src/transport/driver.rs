@@ -167,8 +167,21 @@ pub enum TransportControl {
     /// Only before the channel opens.
     SetAccessPolicy(AccessPolicy),
     /// How long a waiting thread spins before it sleeps on a futex
-    /// (`Duration::ZERO` = sleep at once).
+    /// (`ipc://`) or in `poll` (`tcp://`) (`Duration::ZERO` = sleep at
+    /// once).
     SetSpinDuration(Duration),
+    /// `tcp://` only: the silence after which the peer is declared dead
+    /// (its host gone, the network cut, the process stopped); heartbeats go
+    /// out every fifth of the stricter of the two sides' timeouts while a
+    /// direction is otherwise idle. `Duration::ZERO` turns the check off on
+    /// this side. 5 s by default; 100 ms ..= 1 h; applies from the next
+    /// connection.
+    SetHeartbeatTimeout(Duration),
+    /// `tcp://` only: the peer addresses this side talks to (an empty list,
+    /// the default, allows every peer); a peer outside it is refused
+    /// `AccessDenied` on both sides, and the refusal is logged. Only before
+    /// the channel opens.
+    SetPeerAllowList(super::AllowList),
 }
 
 /// A transport instance (one `LMQ_TRANSPORT`).

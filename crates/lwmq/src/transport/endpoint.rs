@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use super::{
-    query_limits, AccessPolicy, BufferLimits, ConfigError, DescriptorError, TransportConfig,
-    MAX_RETRY_INTERVAL, MAX_SPIN, MIN_RETRY_INTERVAL,
+    query_limits, AccessPolicy, AllowList, BufferLimits, ConfigError, DescriptorError,
+    TransportConfig, MAX_HEARTBEAT_TIMEOUT, MAX_RETRY_INTERVAL, MAX_SPIN, MIN_HEARTBEAT_TIMEOUT,
+    MIN_RETRY_INTERVAL,
 };
+use crate::descriptor;
 
 /// Where a channel connects and how: a transport descriptor with its
 /// buffer size and counts and its connection settings.
@@ -19,6 +21,11 @@ use super::{
 ///
 /// Directions follow from the counts: an endpoint with 0 receive buffers
 /// only sends, one with 0 send buffers only receives; both 0 is an error.
+///
+/// Some settings belong to one scheme: [`access`](Self::access) (peers by
+/// user) to `ipc://`, [`heartbeat_timeout`](Self::heartbeat_timeout) and
+/// [`allow_peers`](Self::allow_peers) (peers by address) to `tcp://`; one
+/// given to the other scheme is [`ConfigError::NotForScheme`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,6 +41,20 @@ use super::{
 /// assert_eq!(ep.descriptor(), "ipc://example/chat:7");
 /// # Ok::<(), lwmq::DescriptorError>(())
 /// ```
+///
+/// The same over TCP, between machines on a trusted network:
+///
+/// ```
+/// use std::time::Duration;
+/// use lwmq::transport::AllowList;
+/// use lwmq::Endpoint;
+///
+/// let ep = Endpoint::new("tcp://192.168.1.20:5555")?
+///     .heartbeat_timeout(Duration::from_secs(5))   // default 5 s; 0 = off
+///     .allow_peers(AllowList::parse(&["192.168.1.0/24"])?); // default: any peer
+/// assert!(ep.check().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -45,6 +66,10 @@ pub struct Endpoint {
     retry_interval: Option<Duration>,
     spin: Option<Duration>,
     access: AccessPolicy,
+    /// The descriptor's scheme is `tcp`.
+    tcp: bool,
+    heartbeat_timeout: Option<Duration>,
+    allow: Option<AllowList>,
 }
 
 impl Endpoint {
@@ -53,13 +78,15 @@ impl Endpoint {
     /// Default send and receive buffer counts: 4 each.
     pub const DEFAULT_BUFFERS: u32 = 4;
 
-    /// An endpoint for `descriptor` (`ipc://address[:port]`), with 64 KiB
+    /// An endpoint for `descriptor` (`ipc://address[:port]` or
+    /// `tcp://host:port`), with 64 KiB
     /// buffers, 4 to send and 4 to receive. Fails if the scheme has no
     /// transport or the transport refuses the rest of the descriptor, with
     /// the rule broken.
     pub fn new(descriptor: impl Into<String>) -> Result<Endpoint, DescriptorError> {
         let descriptor = descriptor.into();
         let limits = query_limits(&descriptor)?;
+        let tcp = descriptor::split_scheme(&descriptor)?.0 == "tcp";
         Ok(Endpoint {
             descriptor,
             limits,
@@ -69,6 +96,9 @@ impl Endpoint {
             retry_interval: None,
             spin: None,
             access: AccessPolicy::same_user(),
+            tcp,
+            heartbeat_timeout: None,
+            allow: None,
         })
     }
 
@@ -112,9 +142,34 @@ impl Endpoint {
     }
 
     /// Which peer users may connect (default: the same user only; see
-    /// [`AccessPolicy`]). Fixed once the channel is open.
+    /// [`AccessPolicy`]). Fixed once the channel is open. `ipc://` only
+    /// (a TCP peer has no user the kernel vouches for: choose `tcp://`
+    /// peers by address with [`allow_peers`](Self::allow_peers)).
     pub fn access(mut self, policy: AccessPolicy) -> Self {
         self.access = policy;
+        self
+    }
+
+    /// `tcp://` only: how long the peer may stay silent before it is
+    /// declared dead (its host gone, the network cut, the process stopped)
+    /// and the connection dropped and retried (default 5 s; from 100 ms
+    /// to 1 h; zero turns the check off on this side). Both sides send a
+    /// heartbeat when they wrote nothing for a fifth of the stricter of
+    /// their two timeouts. A peer that exits or crashes is seen at once
+    /// either way (its kernel closes the connection).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = Some(timeout);
+        self
+    }
+
+    /// `tcp://` only: the peer addresses this side talks to (default: any
+    /// peer). A peer outside the list is refused
+    /// [`AccessDenied`](super::RefusalReason::AccessDenied) before any of
+    /// its handshake is read, on either side, and the refusal is logged.
+    /// Fixed once the channel is open. An address list catches mistakes,
+    /// not spoofing: plain `tcp://` is for trusted networks.
+    pub fn allow_peers(mut self, list: AllowList) -> Self {
+        self.allow = Some(list);
         self
     }
 
@@ -130,7 +185,8 @@ impl Endpoint {
 
     /// Checks every rule that holds for this endpoint alone: buffer size
     /// and counts within the transport's limits, at least one buffer,
-    /// retry interval and spin in range.
+    /// retry interval, spin and heartbeat timeout in range, and only the
+    /// settings of its scheme.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.config().map(|_| ())
     }
@@ -150,7 +206,47 @@ impl Endpoint {
         if let Some(d) = self.spin {
             check_spin(&self.descriptor, d)?;
         }
+        self.check_scheme_settings()?;
         Ok(config)
+    }
+
+    /// The settings that belong to one scheme are given to that scheme
+    /// only, and the heartbeat timeout is in range.
+    fn check_scheme_settings(&self) -> Result<(), ConfigError> {
+        let not_for = |setting, applies_to, why| ConfigError::NotForScheme {
+            descriptor: self.descriptor.clone(),
+            setting,
+            applies_to,
+            why,
+        };
+        if self.tcp {
+            if self.access != AccessPolicy::same_user() {
+                return Err(not_for(
+                    "access",
+                    "ipc://",
+                    "peers are admitted by user where the kernel vouches for the user; choose tcp:// peers by address with allow_peers",
+                ));
+            }
+            if let Some(d) = self.heartbeat_timeout {
+                check_heartbeat_timeout(&self.descriptor, d)?;
+            }
+        } else {
+            if self.heartbeat_timeout.is_some() {
+                return Err(not_for(
+                    "heartbeat_timeout",
+                    "tcp://",
+                    "an ipc:// peer's death is seen at once through its socket; heartbeats find a silent tcp:// peer",
+                ));
+            }
+            if self.allow.is_some() {
+                return Err(not_for(
+                    "allow_peers",
+                    "tcp://",
+                    "ipc:// peers are admitted by user with access",
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn buffer_size_setting(&self) -> usize {
@@ -167,6 +263,14 @@ impl Endpoint {
 
     pub(crate) fn access_setting(&self) -> &AccessPolicy {
         &self.access
+    }
+
+    pub(crate) fn heartbeat_timeout_setting(&self) -> Option<Duration> {
+        self.heartbeat_timeout
+    }
+
+    pub(crate) fn allow_setting(&self) -> Option<&AllowList> {
+        self.allow.as_ref()
     }
 
     /// Sets the access policy in place (the C API's control code, which
@@ -205,6 +309,18 @@ pub(crate) fn check_retry_interval(descriptor: &str, d: Duration) -> Result<(), 
     Ok(())
 }
 
+pub(crate) fn check_heartbeat_timeout(descriptor: &str, d: Duration) -> Result<(), ConfigError> {
+    if !d.is_zero() && !(MIN_HEARTBEAT_TIMEOUT..=MAX_HEARTBEAT_TIMEOUT).contains(&d) {
+        return Err(ConfigError::HeartbeatTimeout {
+            descriptor: descriptor.to_owned(),
+            given: d,
+            min: MIN_HEARTBEAT_TIMEOUT,
+            max: MAX_HEARTBEAT_TIMEOUT,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_spin(descriptor: &str, d: Duration) -> Result<(), ConfigError> {
     if d > MAX_SPIN {
         return Err(ConfigError::Spin {
@@ -223,7 +339,7 @@ mod tests {
     #[test]
     fn every_rule_is_named() {
         assert!(matches!(
-            Endpoint::new("tcp://x:1"),
+            Endpoint::new("udp://x:1"),
             Err(DescriptorError::UnknownScheme { .. })
         ));
         assert!(matches!(
@@ -268,5 +384,54 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn scheme_settings_go_to_their_scheme() {
+        let tcp = Endpoint::new("tcp://127.0.0.1:5555").unwrap();
+        let ipc = Endpoint::new("ipc://rules").unwrap();
+        assert!(tcp
+            .clone()
+            .heartbeat_timeout(Duration::ZERO)
+            .allow_peers(AllowList::parse(&["127.0.0.0/8"]).unwrap())
+            .check()
+            .is_ok());
+        for d in [Duration::from_millis(10), Duration::from_secs(7200)] {
+            let e = tcp.clone().heartbeat_timeout(d).check().unwrap_err();
+            assert!(matches!(e, ConfigError::HeartbeatTimeout { .. }), "{e}");
+            assert!(e.to_string().contains("heartbeat_timeout"), "{e}");
+        }
+        let e = tcp
+            .clone()
+            .access(AccessPolicy::any_user())
+            .check()
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::NotForScheme {
+                    setting: "access",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = ipc
+            .clone()
+            .heartbeat_timeout(Duration::from_secs(1))
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("applies to tcp:// only"), "{e}");
+        let e = ipc.allow_peers(AllowList::any()).check().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::NotForScheme {
+                    setting: "allow_peers",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

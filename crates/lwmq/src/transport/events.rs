@@ -4,8 +4,9 @@
 //! [`ConnectionEvent`]s that readers follow with a cursor ([`Events`]).
 //!
 //! Every transport embeds one [`ConnectionLog`] and reports to it (the
-//! `ipc://` transport from its service thread; a `tcp://` one would do the
-//! same from wherever it learns of its connection): `started`,
+//! `ipc://` transport from its service thread, the `tcp://` one from its
+//! I/O thread and from the application thread that finds the connection
+//! dead): `started`,
 //! `connected`, `disconnected`, `refused`, `closed`. Nothing else writes
 //! it, so the state, the generation and the events always agree.
 //!
@@ -41,32 +42,75 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use super::{ConnectionState, Refusal, Role};
 use crate::timeout::{Deadline, Timeout};
 
 /// Who the peer of a connection is, as the kernel reported it when the
-/// connection was made (`SO_PEERCRED` for `ipc://`).
+/// connection was made: `SO_PEERCRED` for `ipc://` (process, user, group),
+/// the peer's socket address for `tcp://` (a network peer has no process
+/// or user the kernel vouches for: those are `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// Process id as seen from this process's pid namespace; `None` when
-    /// the peer lives in a pid namespace this process cannot see.
+    /// the peer lives in a pid namespace this process cannot see, and for
+    /// `tcp://` (the pid a peer states in its handshake is its claim,
+    /// shown in log lines only).
     pub pid: Option<u32>,
-    /// Effective user id.
-    pub uid: u32,
-    /// Effective group id.
-    pub gid: u32,
+    /// Effective user id (`ipc://`); `None` for `tcp://`.
+    pub uid: Option<u32>,
+    /// Effective group id (`ipc://`); `None` for `tcp://`.
+    pub gid: Option<u32>,
+    /// The peer's address and port (`tcp://`); `None` for `ipc://`.
+    pub addr: Option<SocketAddr>,
+}
+
+impl PeerInfo {
+    /// A local peer as `SO_PEERCRED` reported it.
+    pub(crate) fn local(pid: Option<u32>, uid: u32, gid: u32) -> Self {
+        PeerInfo {
+            pid,
+            uid: Some(uid),
+            gid: Some(gid),
+            addr: None,
+        }
+    }
+
+    /// A network peer at `addr`.
+    pub(crate) fn network(addr: SocketAddr) -> Self {
+        PeerInfo {
+            pid: None,
+            uid: None,
+            gid: None,
+            addr: Some(addr),
+        }
+    }
 }
 
 impl fmt::Display for PeerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.pid {
-            Some(p) => write!(f, "pid {p}")?,
-            None => f.write_str("unknown pid (another pid namespace)")?,
+        let mut sep = "";
+        if let Some(a) = self.addr {
+            write!(f, "{a}")?;
+            sep = " ";
         }
-        write!(f, " uid {} gid {}", self.uid, self.gid)
+        match self.pid {
+            Some(p) => write!(f, "{sep}pid {p}")?,
+            None if self.addr.is_none() => write!(f, "{sep}unknown pid (another pid namespace)")?,
+            None => {}
+        }
+        if let Some(u) = self.uid {
+            write!(f, " uid {u}")?;
+        }
+        if let Some(g) = self.gid {
+            write!(f, " gid {g}")?;
+        }
+        Ok(())
     }
 }
 
@@ -76,7 +120,9 @@ impl fmt::Display for PeerInfo {
 pub enum DisconnectReason {
     /// The peer closed its end: it closed its channel, exited, or was
     /// killed (the kernel closes a dead process's socket, so a crash shows
-    /// as this at once).
+    /// as this at once). For `tcp://`: the peer's kernel closed the
+    /// connection (FIN) or reset it (RST, which is how a socket with
+    /// unread data is closed, e.g. when its process is killed).
     PeerLeft,
     /// The peer broke the protocol after the handshake (the shared-memory
     /// rules, or it wrote to the socket); this side dropped the
@@ -84,6 +130,11 @@ pub enum DisconnectReason {
     Violation(String),
     /// The connection's socket failed; the text is the error.
     SocketError(String),
+    /// `tcp://`: nothing came from the peer for the heartbeat timeout
+    /// (this duration): its host or the network is gone, or the process
+    /// is stopped. The peer's heartbeats would have kept an idle
+    /// connection alive.
+    Silent(Duration),
     /// This side's transport stopped (its channel closed).
     Closed,
 }
@@ -94,6 +145,10 @@ impl fmt::Display for DisconnectReason {
             Self::PeerLeft => f.write_str("the peer closed the connection, exited or was killed"),
             Self::Violation(v) => write!(f, "the peer broke the protocol: {v}"),
             Self::SocketError(e) => write!(f, "the connection failed: {e}"),
+            Self::Silent(d) => write!(
+                f,
+                "the peer sent nothing for {d:?} (heartbeat timeout): its host or the network is gone, or it is stopped"
+            ),
             Self::Closed => f.write_str("this side closed the transport"),
         }
     }
@@ -541,11 +596,19 @@ mod tests {
     use std::time::Duration;
 
     fn peer(pid: u32) -> PeerInfo {
-        PeerInfo {
-            pid: Some(pid),
-            uid: 1000,
-            gid: 1000,
-        }
+        PeerInfo::local(Some(pid), 1000, 1000)
+    }
+
+    #[test]
+    fn peers_show_what_is_known_of_them() {
+        assert_eq!(peer(7).to_string(), "pid 7 uid 1000 gid 1000");
+        assert_eq!(
+            PeerInfo::local(None, 1, 2).to_string(),
+            "unknown pid (another pid namespace) uid 1 gid 2"
+        );
+        let net = PeerInfo::network("127.0.0.1:5555".parse().unwrap());
+        assert_eq!(net.to_string(), "127.0.0.1:5555");
+        assert_eq!((net.pid, net.uid, net.gid), (None, None, None));
     }
 
     fn refusal(reason: RefusalReason, by_peer: bool) -> Refusal {

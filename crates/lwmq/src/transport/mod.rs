@@ -2,16 +2,23 @@
 //! [`Endpoint`] and observed through a [`TransportView`].
 //!
 //! A transport moves fixed-size buffers between two processes; the scheme
-//! of its descriptor picks the provider (`ipc://` today). Everything a user
-//! configures is on [`Endpoint`] (buffer size and counts, retry interval,
-//! spin, access policy), checked when it is added to a channel builder
+//! of its descriptor picks the provider (`ipc://` or `tcp://`). Everything a
+//! user configures is on [`Endpoint`] (buffer size and counts, retry
+//! interval, spin, access policy; for `tcp://` the heartbeat timeout and the
+//! peer allow-list), checked when it is added to a channel builder
 //! ([`ConfigError`] names the rule). At run time [`TransportView`] reports
-//! the connection state, counters and last error. [`query_limits`] and
-//! [`IpcAddress`] check a descriptor without creating anything (what
+//! the connection state, counters and last error. [`query_limits`],
+//! [`IpcAddress`] and [`TcpAddress`] check a descriptor without creating anything (what
 //! `lwmq check` does).
 //!
 //! The driver interface a provider implements (`Transport`, `SendSide`,
 //! `ReceiveSide`) is internal: the channels are its only users.
+//!
+//! Providers: `ipc` (`ipc://address[:port]`, shared memory between the
+//! processes of one machine) and `tcp` (`tcp://host:port`, a TCP
+//! connection between any two machines, with the same channels and
+//! semantics; its settings are [`Endpoint::heartbeat_timeout`] and
+//! [`Endpoint::allow_peers`]).
 
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 mod driver;
@@ -19,6 +26,8 @@ mod endpoint;
 mod events;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod ipc;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub(crate) mod tcp;
 mod view;
 
 use std::fmt;
@@ -27,7 +36,9 @@ use std::time::Duration;
 
 use crate::descriptor;
 
-pub use crate::descriptor::{DescriptorError, IpcAddress, IPC_ADDRESS_MAX_UTF16};
+pub use crate::descriptor::{
+    DescriptorError, IpcAddress, TcpAddress, TcpHost, IPC_ADDRESS_MAX_UTF16, TCP_HOST_NAME_MAX,
+};
 pub(crate) use driver::{
     ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
     TransportControl,
@@ -35,6 +46,8 @@ pub(crate) use driver::{
 pub use endpoint::Endpoint;
 pub use events::{ConnectionEvent, DisconnectReason, Events, PeerInfo};
 pub(crate) use events::{ConnectionLog, Signal as EventSignal};
+pub use tcp::allow::{AllowList, IpNet, IpNetError};
+pub use tcp::{DEFAULT_HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT, MIN_HEARTBEAT_TIMEOUT};
 pub use view::TransportView;
 
 /// Connection events each transport keeps for its cursors; a cursor that
@@ -172,6 +185,30 @@ pub enum ConfigError {
         /// The longest allowed.
         max: Duration,
     },
+    /// A `tcp://` heartbeat timeout out of range.
+    #[error("{descriptor}: heartbeat_timeout {given:?} is out of range (rule: 0 (off) or {min:?}..={max:?})")]
+    HeartbeatTimeout {
+        /// The transport.
+        descriptor: String,
+        /// The timeout given.
+        given: Duration,
+        /// The shortest allowed (other than 0).
+        min: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// A setting the transport of this scheme does not have.
+    #[error("{descriptor}: {setting} applies to {applies_to} only (rule: {why})")]
+    NotForScheme {
+        /// The transport.
+        descriptor: String,
+        /// The setting (`access`, `heartbeat_timeout`, `allow_peers`).
+        setting: &'static str,
+        /// The schemes that have it.
+        applies_to: &'static str,
+        /// Why the others do not.
+        why: &'static str,
+    },
     /// A queue limit of zero messages.
     #[error("{setting}(0): a queue limit of 0 messages would refuse every post (rule: at least 1; use unbounded() for no limit)")]
     ZeroQueueLimit {
@@ -197,7 +234,9 @@ impl ConfigError {
             | Self::TooManyBuffers { descriptor, .. }
             | Self::BufferSizeMismatch { descriptor, .. }
             | Self::RetryInterval { descriptor, .. }
-            | Self::Spin { descriptor, .. } => Some(descriptor),
+            | Self::Spin { descriptor, .. }
+            | Self::HeartbeatTimeout { descriptor, .. }
+            | Self::NotForScheme { descriptor, .. } => Some(descriptor),
             Self::ZeroQueueLimit { .. } | Self::MonoQueue { .. } => None,
         }
     }
@@ -501,6 +540,16 @@ pub enum TransportError {
         /// The id given.
         id: BufferId,
     },
+    /// The host name of a descriptor could not be resolved.
+    #[error("{descriptor}: cannot resolve host {host}: {why}")]
+    Resolve {
+        /// The transport.
+        descriptor: String,
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
     /// A control code is not valid now.
     #[error("{descriptor}: {what}")]
     Control {
@@ -531,6 +580,10 @@ pub fn query_limits(descriptor: &str) -> Result<BufferLimits, DescriptorError> {
             descriptor::IpcAddress::parse_rest(descriptor, rest)?;
             Ok(ipc::LIMITS)
         }
+        "tcp" => {
+            descriptor::TcpAddress::parse_rest(descriptor, rest)?;
+            Ok(tcp::LIMITS)
+        }
         _ => Err(unknown_scheme(descriptor, scheme)),
     }
 }
@@ -544,7 +597,7 @@ fn unknown_scheme(descriptor: &str, scheme: String) -> DescriptorError {
 }
 
 /// The schemes with a registered provider.
-pub const SCHEMES: &[&str] = &["ipc"];
+pub const SCHEMES: &[&str] = &["ipc", "tcp"];
 
 /// Creates a transport from a descriptor, picking the provider by scheme
 /// (case-insensitive); the provider parses the rest. The directions follow
@@ -568,6 +621,10 @@ pub(crate) fn create(
         "ipc" => {
             let addr = descriptor::IpcAddress::parse_rest(descriptor, rest)?;
             Ok(Arc::new(ipc::IpcTransport::new(addr, config)?))
+        }
+        "tcp" => {
+            let addr = descriptor::TcpAddress::parse_rest(descriptor, rest)?;
+            Ok(Arc::new(tcp::TcpTransport::new(addr, config)?))
         }
         _ => Err(unknown_scheme(descriptor, scheme).into()),
     }
@@ -611,9 +668,16 @@ mod tests {
     #[test]
     fn registry_by_scheme() {
         assert_eq!(query_limits("IPC://a").unwrap(), ipc::LIMITS);
+        assert_eq!(query_limits("TCP://127.0.0.1:1").unwrap(), tcp::LIMITS);
         assert!(matches!(
-            query_limits("tcp://a:1"),
+            query_limits("udp://a:1"),
             Err(DescriptorError::UnknownScheme { .. })
+        ));
+        let e = query_limits("udp://a:1").unwrap_err().to_string();
+        assert!(e.contains("known: ipc, tcp"), "{e}");
+        assert!(matches!(
+            create("tcp://h", 64, 1, 1),
+            Err(TransportError::Descriptor(_))
         ));
         assert!(matches!(
             create("ipc://", 64, 1, 1),

@@ -87,7 +87,8 @@ impl<'a> TransportView<'a> {
         self.transport.connection_log().generation()
     }
 
-    /// The connected peer (pid, uid, gid), if any.
+    /// The connected peer, if any: pid, uid and gid for `ipc://`, the
+    /// socket address for `tcp://`.
     pub fn peer(&self) -> Option<PeerInfo> {
         self.transport.connection_log().peer()
     }

@@ -1,5 +1,6 @@
 //! Helpers shared by the in-process channel tests: two channels of one
-//! process connected over a unique `ipc://` address.
+//! process connected over a unique `ipc://` address (or, for the tests run
+//! for every scheme, a free `tcp://` port on loopback).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,39 @@ pub fn unique(name: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A transport scheme the tests written once run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Ipc,
+    Tcp,
+}
+
+impl Scheme {
+    /// A fresh descriptor of this scheme (`name` tags an `ipc://` one).
+    pub fn uri(self, name: &str) -> String {
+        match self {
+            Scheme::Ipc => unique(name),
+            Scheme::Tcp => format!("tcp://127.0.0.1:{}", free_tcp_port()),
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free now, below the kernel's ephemeral
+/// range (so an outgoing connection of another test cannot take it before
+/// a server binds it), different for each call in this process.
+pub fn free_tcp_port() -> u16 {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base = (std::process::id() as usize).wrapping_mul(7919);
+    for _ in 0..1000 {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (base.wrapping_add(n.wrapping_mul(13)) % 10_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free tcp port in 10000..20000");
 }
 
 /// An endpoint with 8 + 8 buffers of `buffer_size`.

@@ -22,13 +22,13 @@
 use std::time::{Duration, Instant};
 
 /// Window within which a class logs at most one line.
-pub(super) const LOG_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const LOG_WINDOW: Duration = Duration::from_secs(10);
 /// Classes remembered at once.
-pub(super) const LOG_CLASSES: usize = 16;
+pub(crate) const LOG_CLASSES: usize = 16;
 
 /// What kind of event a log line reports: the rate limiter's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LogClass {
+pub(crate) enum LogClass {
     /// `accept` on the listening socket failed.
     Accept,
     /// `connect` failed for a reason other than "nobody listens".
@@ -48,7 +48,7 @@ pub(super) enum LogClass {
 
 /// The limiter's answer for one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// Log it; `held_back` lines were not logged since this class last
     /// logged (plus any the table could not attribute to a class).
     Log {
@@ -68,7 +68,7 @@ struct Entry<K> {
 
 /// A per-class rate limiter with a fixed-size table (see the module doc).
 #[derive(Debug)]
-pub(super) struct LogLimiter<K> {
+pub(crate) struct LogLimiter<K> {
     window: Duration,
     capacity: usize,
     entries: Vec<Entry<K>>,
@@ -81,7 +81,7 @@ pub(super) struct LogLimiter<K> {
 impl<K: Copy + PartialEq> LogLimiter<K> {
     /// A limiter letting each of at most `capacity` classes log one line
     /// per `window`.
-    pub(super) fn new(window: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(window: Duration, capacity: usize) -> Self {
         Self {
             window,
             capacity: capacity.max(1),
@@ -95,7 +95,7 @@ impl<K: Copy + PartialEq> LogLimiter<K> {
     }
 
     /// Decides whether a line of class `key` is logged at `now`.
-    pub(super) fn check(&mut self, key: K, now: Instant) -> Verdict {
+    pub(crate) fn check(&mut self, key: K, now: Instant) -> Verdict {
         if let Some(i) = self.entries.iter().position(|e| e.key == key) {
             if !self.expired(&self.entries[i], now) {
                 self.entries[i].held_back += 1;

@@ -23,7 +23,7 @@
 //! `receiver` the data path; `logging` the log rate limiter and the
 //! escaping of peer text.
 
-mod logging;
+pub(crate) mod logging;
 pub mod proto;
 mod receiver;
 mod section;
@@ -370,6 +370,12 @@ impl Transport for IpcTransport {
                 }
                 link.policy = p;
             }
+            TransportControl::SetHeartbeatTimeout(_) | TransportControl::SetPeerAllowList(_) => {
+                return Err(TransportError::Control {
+                    descriptor: inner.descriptor.clone(),
+                    what: "heartbeats and peer allow-lists apply to tcp:// only (an ipc:// peer's death is seen at once, and peers are chosen by user with Endpoint::access)".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -413,11 +419,7 @@ impl Transport for IpcTransport {
 
 /// The peer's credentials as the connection log reports them.
 fn peer_info(c: &PeerCred) -> PeerInfo {
-    PeerInfo {
-        pid: c.pid,
-        uid: c.uid,
-        gid: c.gid,
-    }
+    PeerInfo::local(c.pid, c.uid, c.gid)
 }
 
 impl Drop for IpcTransport {
