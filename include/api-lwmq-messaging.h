@@ -132,10 +132,18 @@ typedef enum _LMQ_PEERACCESS {
  * SETPEERACCESSPOLICY (lwmq's own): in 1 or more LMQ_PEERACCESSRULEs; which
  *   peer users are accepted (the same user always is); before open only.
  * SETSPINDURATIONNS (lwmq's own): in a ULONG, 0..100000000 ns a waiting
- *   thread spins before it sleeps. */
+ *   thread spins before it sleeps.
+ * SETHEARTBEATTIMEOUTMS (lwmq's own, tcp://): in a ULONG, 0 (off) or
+ *   100..3600000 ms of silence after which the peer is declared dead
+ *   (default 5000); before open only.
+ * SETPEERALLOWLIST (lwmq's own, tcp://): in UTF-8 text, networks in CIDR
+ *   form separated by commas or spaces (empty: any peer, the default); the
+ *   peer addresses the transport talks to; before open only. */
 #define LMQ_TRANSPORTCONTROL_SETCLIENTCONNECTIONRETRYINTERVALMS 0x00000001U
 #define LMQ_TRANSPORTCONTROL_SETPEERACCESSPOLICY 0x00010001U
 #define LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS 0x00010002U
+#define LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS 0x00010003U
+#define LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST 0x00010004U
 
 /* LmqInitialize: MAKEWORD(major, minor) of the API this header describes. */
 #define LMQ_CURRENT_API_VERSION MAKEWORD(1, 0)

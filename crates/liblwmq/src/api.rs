@@ -22,6 +22,7 @@ use lwmq::internals::transport::{
 };
 use lwmq::internals::Deadline;
 use lwmq::message::Message;
+use lwmq::transport::AllowList;
 use lwmq::{AccessPolicy, Endpoint, ReceiveQueue, Role, Timeout, TransportId};
 use parking_lot::{Mutex, MutexGuard};
 
@@ -1479,7 +1480,10 @@ pub unsafe extern "C" fn LmqQueryTransportBufferLimitsA(
 /// with 1 or more `LMQ_PEERACCESSRULE`s (before open only; the peers of
 /// the same user are always accepted, each rule adds a user id, a group id
 /// or any user) and `LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS` with a `ULONG`
-/// number of nanoseconds (0 ..= 100,000,000).
+/// number of nanoseconds (0 ..= 100,000,000). `tcp://`, before open only:
+/// `LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS` with a `ULONG` (0 = off,
+/// 100 ..= 3,600,000 ms) and `LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST` with
+/// UTF-8 text (networks in CIDR form separated by commas or spaces).
 ///
 /// # Safety
 /// As `LmqChannelControl`.
@@ -1516,18 +1520,7 @@ pub unsafe extern "C" fn LmqTransportControl(
                         "LMQ_PEERACCESSRULE",
                     )
                 }?;
-                let opened = match &*t {
-                    TransportObj::Raw(rt) => rt.phase.load(Ordering::Acquire) != Phase::Created as u8,
-                    TransportObj::Messaging { channel, .. } => {
-                        channel.opened.load(Ordering::Acquire)
-                            || channel.closed.load(Ordering::Acquire)
-                    }
-                };
-                if opened {
-                    return Err(Error::state(
-                        "the peer access policy can only be set before the channel opens (rule: LmqTransportControl between LmqAddTransport and LmqOpenChannel)",
-                    ));
-                }
+                before_open(&t, "the peer access policy")?;
                 TransportControl::SetAccessPolicy(access_policy(&rules)?)
             }
             LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS => {
@@ -1535,9 +1528,28 @@ pub unsafe extern "C" fn LmqTransportControl(
                 let ns: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
                 TransportControl::SetSpinDuration(Duration::from_nanos(u64::from(ns)))
             }
+            LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS => {
+                before_open(&t, "the heartbeat timeout")?;
+                // SAFETY: forwarded caller contract.
+                let ms: ULONG = unsafe { input(InputBuffer, InputBufferLengthBytes) }?;
+                TransportControl::SetHeartbeatTimeout(Duration::from_millis(u64::from(ms)))
+            }
+            LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST => {
+                before_open(&t, "the peer allow-list")?;
+                // SAFETY: forwarded caller contract.
+                let text = unsafe {
+                    input_array::<u8>(
+                        InputBuffer,
+                        InputBufferLengthBytes,
+                        MAX_ALLOW_LIST_BYTES,
+                        "byte",
+                    )
+                }?;
+                TransportControl::SetPeerAllowList(allow_list(&text)?)
+            }
             code => {
                 return Err(Error::invalid(format!(
-                    "ControlCode {code:#x} is not a LMQ_TRANSPORTCONTROL code (SETCLIENTCONNECTIONRETRYINTERVALMS = 0x1, SETPEERACCESSPOLICY = 0x10001, SETSPINDURATIONNS = 0x10002)"
+                    "ControlCode {code:#x} is not a LMQ_TRANSPORTCONTROL code (SETCLIENTCONNECTIONRETRYINTERVALMS = 0x1, SETPEERACCESSPOLICY = 0x10001, SETSPINDURATIONNS = 0x10002, SETHEARTBEATTIMEOUTMS = 0x10003, SETPEERALLOWLIST = 0x10004)"
                 )))
             }
         };
@@ -1549,6 +1561,44 @@ pub unsafe extern "C" fn LmqTransportControl(
             }
         }
     })
+}
+
+/// Most bytes one `LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST` takes.
+const MAX_ALLOW_LIST_BYTES: usize = 64 * 1024;
+
+/// Refuses a control code that only applies before the channel opens, on
+/// a transport whose channel has opened (or closed).
+fn before_open(t: &TransportObj, what: &str) -> Result<()> {
+    let opened = match t {
+        TransportObj::Raw(rt) => rt.phase.load(Ordering::Acquire) != Phase::Created as u8,
+        TransportObj::Messaging { channel, .. } => {
+            channel.opened.load(Ordering::Acquire) || channel.closed.load(Ordering::Acquire)
+        }
+    };
+    if opened {
+        return Err(Error::state(format!(
+            "{what} can only be set before the channel opens (rule: LmqTransportControl between LmqAddTransport and LmqOpenChannel)"
+        )));
+    }
+    Ok(())
+}
+
+/// The allow-list a `LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST` text names:
+/// UTF-8, networks separated by commas or white space, trailing NULs
+/// ignored; an empty text allows any peer.
+fn allow_list(text: &[u8]) -> Result<AllowList> {
+    let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let text = std::str::from_utf8(&text[..end]).map_err(|e| {
+        Error::invalid(format!(
+            "the allow-list is not valid UTF-8 (byte {}): give networks such as 10.0.0.0/8, separated by commas",
+            e.valid_up_to()
+        ))
+    })?;
+    let nets: Vec<&str> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect();
+    AllowList::parse(&nets).map_err(|e| Error::invalid(format!("the allow-list: {e}")))
 }
 
 /// A control code on transport `id` of a messaging channel: a setting of
@@ -1564,6 +1614,8 @@ fn messaging_control(st: &mut MsgState, id: TransportId, control: TransportContr
                 }
                 TransportControl::SetSpinDuration(d) => ep.set_spin(d)?,
                 TransportControl::SetAccessPolicy(p) => ep.set_access(p),
+                TransportControl::SetHeartbeatTimeout(d) => ep.set_heartbeat_timeout(d)?,
+                TransportControl::SetPeerAllowList(list) => ep.set_allow_peers(list)?,
                 other => return Err(Error::invalid(format!("unsupported control {other:?}"))),
             }
             Ok(())

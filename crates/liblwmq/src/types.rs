@@ -289,6 +289,16 @@ c_values! {
         /// nanoseconds (0 ..= 100,000,000) a waiting thread spins before it
         /// sleeps.
         LMQ_TRANSPORTCONTROL_SETSPINDURATIONNS: ULONG = 0x1_0002,
+        /// `LmqTransportControl` (lwmq's own, `tcp://`): input a `ULONG`
+        /// number of milliseconds of silence after which the peer is
+        /// declared dead (0 = off, 100 ..= 3,600,000; default 5,000).
+        /// Before the channel opens only.
+        LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS: ULONG = 0x1_0003,
+        /// `LmqTransportControl` (lwmq's own, `tcp://`): input UTF-8 text,
+        /// networks in CIDR form separated by commas or spaces (an empty
+        /// text: any peer, the default); the peer addresses the transport
+        /// talks to. Before the channel opens only.
+        LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST: ULONG = 0x1_0004,
         /// Wait forever (timeouts are in milliseconds).
         INFINITE: UINT32 = 0xFFFF_FFFF,
         /// The API version: `MAKEWORD(major, minor)`, major in the low byte.

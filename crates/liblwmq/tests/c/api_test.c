@@ -774,6 +774,99 @@ static void test_access_policy_and_spin(void) {
   OK(LmqDestroyChannel(&raw));
 }
 
+/* The tcp:// control codes: the heartbeat timeout and the peer allow-list,
+ * checked when given, before open only, and the allow-list in effect: a
+ * client outside it is never served, one inside it is. */
+static void tcp_pair(const char *address, const char *allow, LMQ_CHANNEL *srv,
+                     LMQ_CHANNEL *cli, LMQ_SENDQUEUE *q) {
+  LMQ_TRANSPORT st = NULL, ct = NULL;
+  ULONG ms = 2000;
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, srv));
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, cli));
+  OK(LmqAddTransportA(*srv, address, 4096, 0, 2, LMQ_TRANSPORTCREATIONFLAGS_RECEIVE, &st));
+  OK(LmqAddTransportA(*cli, address, 4096, 2, 0, LMQ_TRANSPORTCREATIONFLAGS_SEND, &ct));
+  OK(LmqTransportControl(st, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  OK(LmqTransportControl(ct, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  OK(LmqTransportControl(st, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)allow, (ULONG)strlen(allow) + 1, NULL, 0, NULL));
+  OK(LmqAddSendQueue(*cli, LMQ_SENDQUEUETYPE_MONOPRODUCER_UNBOUNDED, LMQ_SENDQUEUEPRIORITY_NORMAL, LMQ_QUEUECAPACITY_UNBOUNDED, q));
+  OK(LmqOpenChannel(*srv, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_MONOCONSUMER_UNBOUNDED, LMQ_QUEUECAPACITY_UNBOUNDED));
+  OK(LmqOpenChannel(*cli, LMQ_CHANNELROLE_CLIENT, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  EXPECT_ERR(STATE_HR, "before the channel opens", LmqTransportControl(st, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)allow, (ULONG)strlen(allow), NULL, 0, NULL));
+  EXPECT_ERR(STATE_HR, "before the channel opens", LmqTransportControl(ct, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+}
+
+static void test_tcp_controls(void) {
+  LMQ_CHANNEL ch = NULL, srv = NULL, cli = NULL, raw = NULL;
+  LMQ_TRANSPORT t = NULL, rt = NULL;
+  LMQ_SENDQUEUE q = NULL;
+  LMQ_MESSAGE m = NULL;
+  const void *data = NULL;
+  UINT64 size = 0;
+  ULONG ms;
+  char address[64];
+  static const char denied[] = "10.0.0.0/8, 192.168.0.0/16";
+  static const char allowed[] = "10.0.0.0/8,127.0.0.0/8";
+  static const char bad[] = "10.0.0.0/33";
+  static const char not_utf8[] = "10.0.0.0/8,\xff";
+
+  /* Checked when given, on an endpoint of either scheme. */
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  OK(LmqAddTransportA(ch, addr(1, "tcp-codes"), 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &t));
+  ms = 1000;
+  EXPECT_ERR(E_INVALIDARG, "tcp:// only", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "tcp:// only", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)allowed, sizeof allowed, NULL, 0, NULL));
+  OK(LmqDestroyChannel(&ch));
+  snprintf(address, sizeof address, "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_ONE_TO_ONE, &ch));
+  OK(LmqAddTransportA(ch, address, 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &t));
+  ms = 50;
+  EXPECT_ERR(E_INVALIDARG, "heartbeat", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "InputBufferLengthBytes", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, 2, NULL, 0, NULL));
+  ms = 0;
+  OK(LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "allow-list", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)bad, sizeof bad, NULL, 0, NULL));
+  EXPECT_ERR(E_INVALIDARG, "UTF-8", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)not_utf8, sizeof not_utf8, NULL, 0, NULL));
+  EXPECT_ERR(E_POINTER, "InputBuffer", LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, NULL, 4, NULL, 0, NULL));
+  OK(LmqTransportControl(t, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, "", 1, NULL, 0, NULL));
+  OK(LmqDestroyChannel(&ch));
+
+  /* Raw tcp:// transports take them too, before open only. */
+  OK(LmqCreateChannel(LMQ_CHANNELTYPE_RAW_ONE_TO_ONE, &raw));
+  OK(LmqAddTransportA(raw, address, 4096, 1, 1, LMQ_TRANSPORTCREATIONFLAGS_SENDRECEIVE, &rt));
+  ms = 3000;
+  OK(LmqTransportControl(rt, LMQ_TRANSPORTCONTROL_SETHEARTBEATTIMEOUTMS, &ms, sizeof ms, NULL, 0, NULL));
+  OK(LmqTransportControl(rt, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)allowed, sizeof allowed, NULL, 0, NULL));
+  OK(LmqOpenChannel(raw, LMQ_CHANNELROLE_SERVER, LMQ_RECEIVEQUEUETYPE_NA, LMQ_QUEUECAPACITY_NA));
+  EXPECT_ERR(STATE_HR, "before the channel opens", LmqTransportControl(rt, LMQ_TRANSPORTCONTROL_SETPEERALLOWLIST, (PVOID)allowed, sizeof allowed, NULL, 0, NULL));
+  OK(LmqDestroyChannel(&raw));
+
+  /* A server whose list leaves out 127.0.0.1 never serves the client:
+   * its message is never taken (the flush runs out its time). */
+  tcp_pair(address, denied, &srv, &cli, &q);
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendFrame(m, "denied", 6, LMQ_TIMESTAMP_NONE));
+  OK(LmqPostMessage(q, &m, 0));
+  EXPECT_HR(TIMEOUT_HR, LmqFlushChannel(cli, 300));
+  EXPECT_HR(TIMEOUT_HR, LmqReceiveMessage(srv, 0, NULL, NULL, &m));
+  OK(LmqCloseChannel(cli, 0));
+  OK(LmqDestroyChannel(&cli));
+  OK(LmqDestroyChannel(&srv));
+
+  /* One whose list has it does. */
+  tcp_pair(address, allowed, &srv, &cli, &q);
+  OK(LmqCreateMessage(1, &m));
+  OK(LmqAppendFrame(m, "allowed", 7, LMQ_TIMESTAMP_NONE));
+  OK(LmqPostMessage(q, &m, 0));
+  OK(LmqFlushChannel(cli, WAIT_MS));
+  OK(LmqReceiveMessage(srv, WAIT_MS, NULL, NULL, &m));
+  OK(LmqGetFrameData(m, 0, &data, &size, NULL, NULL));
+  EXPECT(size == 7 && memcmp(data, "allowed", 7) == 0);
+  OK(LmqDisposeReceivedMessage(&m));
+  OK(LmqCloseChannel(cli, 0));
+  OK(LmqDestroyChannel(&cli));
+  OK(LmqDestroyChannel(&srv));
+}
+
 /* A receive blocked on a channel without a peer ends when another thread
  * closes the channel, whichever of the two comes first. */
 struct blocked {
@@ -829,6 +922,7 @@ int main(void) {
   test_messaging();
   test_channel_control();
   test_access_policy_and_spin();
+  test_tcp_controls();
   test_raw();
   test_close_wakes_receiver();
   test_terminate_releases();

@@ -295,6 +295,26 @@ impl Endpoint {
         self.spin = Some(duration);
         Ok(())
     }
+
+    /// Sets the heartbeat timeout in place, checked (range and scheme);
+    /// unchanged on error.
+    #[doc(hidden)]
+    pub fn set_heartbeat_timeout(&mut self, timeout: Duration) -> Result<(), ConfigError> {
+        let before = self.heartbeat_timeout.replace(timeout);
+        self.check_scheme_settings().inspect_err(|_| {
+            self.heartbeat_timeout = before;
+        })
+    }
+
+    /// Sets the peer allow-list in place, checked (scheme); unchanged on
+    /// error.
+    #[doc(hidden)]
+    pub fn set_allow_peers(&mut self, list: AllowList) -> Result<(), ConfigError> {
+        let before = self.allow.replace(list);
+        self.check_scheme_settings().inspect_err(|_| {
+            self.allow = before;
+        })
+    }
 }
 
 pub(crate) fn check_retry_interval(descriptor: &str, d: Duration) -> Result<(), ConfigError> {
