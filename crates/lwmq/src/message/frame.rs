@@ -30,8 +30,23 @@ use super::{AcquireError, NtTime, Timestamp, MAX_INLINE_FRAME_SIZE};
 const _: () = assert!(MAX_INLINE_FRAME_SIZE <= u8::MAX as usize);
 
 /// One frame: bytes and an optional timestamp, ready to be pushed into a
-/// [`Message`](super::Message) (see the [module documentation](self) for
-/// how each way of making one holds the bytes).
+/// [`Message`](super::Message).
+///
+/// A frame is a byte string plus an optional timestamp. How the bytes are
+/// held is the frame's [`FrameKind`], chosen by how the frame was made:
+///
+/// | made with | kind | copy |
+/// |---|---|---|
+/// | [`Frame::copy`] of at most [`MAX_INLINE_FRAME_SIZE`] bytes | inline | into the frame itself, no allocation |
+/// | [`Frame::copy`] of more | bytes | one allocation, one copy |
+/// | `From<Bytes>`, `From<Vec<u8>>`, `From<Box<[u8]>>`, `From<String>` | bytes | none (the allocation is taken over) |
+/// | `From<&'static [u8]>`, `From<&'static [u8; N]>`, `From<&'static str>` | static | none |
+/// | [`Frame::external`], [`Frame::with_hooks`] | external | none (caller-owned memory with hooks) |
+///
+/// A frame of a received message is inline up to [`MAX_INLINE_FRAME_SIZE`]
+/// bytes and a `Bytes` slice of the message's one private allocation above
+/// that: [`Frame::into_bytes`] and [`Message::frame_bytes`] give it out
+/// without a copy.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -48,6 +63,8 @@ const _: () = assert!(MAX_INLINE_FRAME_SIZE <= u8::MAX as usize);
 ///
 /// Dropping a frame that was never pushed releases an external frame's
 /// memory (its release hook runs), as dropping a message does.
+///
+/// [`Message::frame_bytes`]: super::Message::frame_bytes
 #[derive(Clone)]
 pub struct Frame {
     pub(super) timestamp: Option<NtTime>,

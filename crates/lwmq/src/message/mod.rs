@@ -25,14 +25,14 @@
 //! [`Message::validate`], which posting runs and which hands the message
 //! back on failure. [`Message::try_push`] checks a frame at once instead.
 //! How each way of making a frame holds its bytes (inline, `Bytes`, static,
-//! external) is described in [`Frame`]'s module, [`frame`].
+//! external) is described in [`Frame`]'s documentation.
 //!
 //! # Reading messages
 //!
 //! A `Message` and a message lent in place by
 //! [`Channel::receive_with`](crate::Channel::receive_with) read alike, through
 //! the same methods and through the [`MessageRead`] / [`FrameRead`] traits
-//! (see [`read`]). A received message's frames larger than
+//! (see [`MessageRead`]). A received message's frames larger than
 //! [`MAX_INLINE_FRAME_SIZE`] are slices of one private allocation:
 //! [`Message::frame_bytes`] and [`Message::into_frames`] give them out as
 //! [`Bytes`] without a copy.

@@ -63,6 +63,31 @@ pub trait FrameRead {
 }
 
 /// Reading a message: frame count, payload size and frames.
+///
+/// An owned [`Message`] and a message lent in place by
+/// [`Channel::receive_with`](crate::Channel::receive_with)
+/// ([`Lent`](crate::channel::Lent)) both implement it, so one generic
+/// function reads either; the types also have these methods as their own
+/// (no import needed).
+///
+/// ```
+/// use lwmq::message::{FrameRead, Message, MessageRead};
+///
+/// /// The first 8 bytes of the first frame as a sequence number.
+/// fn sequence(m: &impl MessageRead) -> Option<u64> {
+///     let mut seq = [0u8; 8];
+///     let frame = m.frame(0)?;
+///     (frame.copy_to(&mut seq) == 8).then(|| u64::from_le_bytes(seq))
+/// }
+///
+/// let m = Message::from(Vec::from(42u64.to_le_bytes()));
+/// assert_eq!(sequence(&m), Some(42));
+/// ```
+///
+/// Reading copies out (`read`, `copy_to`, `to_vec`) rather than lending a
+/// `&[u8]`, because a frame read in place lies in memory its sender can
+/// still write (see [`LentFrame`](crate::channel::LentFrame)); an owned
+/// frame also lends its bytes ([`FrameRef::data`]).
 pub trait MessageRead {
     /// One frame as this message gives it.
     type Frame<'a>: FrameRead
