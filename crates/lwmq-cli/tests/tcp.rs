@@ -36,12 +36,13 @@ fn pair(cmd: &str, a: &str, b: &str, size: &str, count: &str) -> (Output, Output
     let first = first.wait_with_output().unwrap();
     assert!(
         first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
+        "{cmd} {a} {u} {size} {count} (server): {}\nthe client said: {}",
+        String::from_utf8_lossy(&first.stderr),
+        String::from_utf8_lossy(&second.stderr)
     );
     assert!(
         second.status.success(),
-        "{}",
+        "{cmd} {b} {u} {size} {count} (client): {}",
         String::from_utf8_lossy(&second.stderr)
     );
     (first, second)

@@ -353,6 +353,10 @@ impl Io {
             if let Ok(mut r) = conn.reader.try_lock() {
                 r.read(&conn, &self.inner, Goal::Drain);
             }
+            // The credits owed for buffers disposed of go out before the
+            // FIN: they tell the sender its frames were taken, so that a
+            // receiver that took everything and closed is not a loss to it.
+            super::receiver::send_owed_credits(&self.inner, &conn);
             conn.kill(&self.inner, DisconnectReason::Closed);
             self.disconnect();
         }

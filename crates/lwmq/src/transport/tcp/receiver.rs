@@ -275,7 +275,7 @@ impl ReceiveSide for TcpReceiver {
 }
 
 /// Sends the credits this side owes on `conn`, if any.
-fn send_owed_credits(inner: &Inner, conn: &Arc<super::conn::Conn>) {
+pub(super) fn send_owed_credits(inner: &Inner, conn: &Arc<super::conn::Conn>) {
     if conn.unsent.load(Ordering::Acquire) == 0 {
         return;
     }

@@ -252,7 +252,7 @@ impl SendSide for TcpSender {
                 Some(_) => {
                     if !tx.queue.is_empty() {
                         tx.try_write(inner);
-                    } else if tx.confirmed >= tx.sent {
+                    } else if tx.taken() >= tx.sent {
                         return Ok(());
                     } else if tx.flush_asked.is_none() {
                         tx.ask_flush();

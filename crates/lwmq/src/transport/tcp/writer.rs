@@ -113,6 +113,13 @@ pub(super) struct TxState {
     pub(super) sent: u64,
     /// Frames covered by the latest FLUSHED.
     pub(super) confirmed: u64,
+    /// Credits the peer gave back on this connection (after its first
+    /// grant): one per receive buffer it disposed of.
+    returned: u64,
+    /// The peer's receive buffers not in its first grant: buffers of an
+    /// earlier connection it still held, whose disposal also returns a
+    /// credit that stands for no frame of this connection.
+    held_at_connect: u64,
     /// The FLUSH in flight: its token and the frames it covers.
     pub(super) flush_asked: Option<(u32, u64)>,
     next_token: u32,
@@ -135,6 +142,8 @@ impl TxState {
             credits: 0,
             sent: 0,
             confirmed: 0,
+            returned: 0,
+            held_at_connect: 0,
             flush_asked: None,
             next_token: 0,
             lost_unreported: false,
@@ -191,6 +200,7 @@ impl TxState {
     /// violation (`Err` with the reason).
     pub(super) fn add_credits(&mut self, conn: &Conn, n: u64) -> Result<(), String> {
         self.credits += n;
+        self.returned += n;
         let started_unwritten = self
             .queue
             .iter()
@@ -204,6 +214,17 @@ impl TxState {
             ));
         }
         Ok(())
+    }
+
+    /// Frames of this connection the peer has certainly taken: those a
+    /// FLUSHED covered, or those its returned credits account for (a
+    /// credit comes back when a receive buffer is disposed of; the credits
+    /// of buffers it held from an earlier connection are discounted). The
+    /// peer sends what it owes before it closes, so a peer that took
+    /// everything and left is not reported as a loss.
+    pub(super) fn taken(&self) -> u64 {
+        self.confirmed
+            .max(self.returned.saturating_sub(self.held_at_connect))
     }
 
     /// A FLUSHED from the peer: a token never sent is a violation; an older
@@ -244,10 +265,12 @@ impl TxState {
 
     /// A new connection: per-connection counters start over.
     pub(super) fn attach(&mut self, conn: Arc<Conn>, first_credit: u64) {
+        self.held_at_connect = u64::from(conn.peer_window).saturating_sub(first_credit);
         self.conn = Some(conn);
         self.credits = first_credit;
         self.sent = 0;
         self.confirmed = 0;
+        self.returned = 0;
         self.flush_asked = None;
         self.ctrl.clear();
         self.ctrl_off = 0;
@@ -271,7 +294,7 @@ impl TxState {
             o.started = false;
             o.written = 0;
         }
-        if self.sent > self.confirmed {
+        if self.sent > self.taken() {
             self.lost_unreported = true;
         }
         self.credits = 0;
