@@ -10,8 +10,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use lwmq_cli::{chat, check, demo, lat, limits, ls, raw_lat, raw_thr, thr};
+use clap::{CommandFactory, Parser, Subcommand};
+use lwmq_cli::logging::{self, Verbosity};
+use lwmq_cli::{chat, check, demo, docs, lat, limits, ls, raw_lat, raw_thr, thr};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -24,6 +25,9 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
+    /// -v / -q.
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 /// The subcommands.
@@ -48,10 +52,15 @@ enum Command {
     Lat(lat::LatArgs),
     /// Chat with a peer (the C samples minichat / rawchannels, or another `lwmq chat`).
     Chat(chat::ChatArgs),
+    /// Print a shell completion script or the man page (for packagers and
+    /// scripts/install.sh).
+    #[command(hide = true)]
+    Generate(docs::GenerateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbosity);
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Ls(args) => ls::run(&args),
@@ -62,6 +71,7 @@ fn main() -> ExitCode {
         Command::Thr(args) => thr::run(&args),
         Command::Lat(args) => lat::run(&args),
         Command::Chat(args) => chat::run(&args),
+        Command::Generate(args) => docs::run(&args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
