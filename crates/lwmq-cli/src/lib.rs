@@ -18,5 +18,6 @@ pub mod measure;
 pub mod peer;
 pub mod raw_lat;
 pub mod raw_thr;
+pub mod stat;
 pub mod thr;
 pub mod waiting;

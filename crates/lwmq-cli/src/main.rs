@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use lwmq_cli::logging::{self, Verbosity};
-use lwmq_cli::{chat, check, demo, docs, lat, limits, ls, raw_lat, raw_thr, thr};
+use lwmq_cli::{chat, check, demo, docs, lat, limits, ls, raw_lat, raw_thr, stat, thr};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -35,8 +35,12 @@ struct Cli {
 enum Command {
     /// Validate a descriptor; show its canonical form and kernel rendezvous name.
     Check(check::CheckArgs),
-    /// List the ipc:// servers listening on this machine.
+    /// List the ipc:// servers listening on this machine, and every transport
+    /// of your lwmq processes with its state and peer.
     Ls(ls::LsArgs),
+    /// Live counters of running transports (by URI, by --pid, or all), with
+    /// rates under --watch.
+    Stat(stat::StatArgs),
     /// Measure this machine's copy bandwidth and cache-line latency.
     Limits(limits::LimitsArgs),
     /// Run both ends of a raw ipc:// channel and show throughput and latency
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Ls(args) => ls::run(&args),
+        Command::Stat(args) => stat::run(&args),
         Command::Limits(args) => limits::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::RawThr(args) => raw_thr::run(&args),
