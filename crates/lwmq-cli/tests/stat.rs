@@ -286,3 +286,39 @@ fn stat_of_nothing_is_a_clear_error() {
     let o = lwmq(&["stat", "tcp://x:1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The stat socket lives while the process has transports: bound with the
+/// first, closed (its thread joined) with the last, bound again with the
+/// next. (The only test of this binary that opens channels in-process.)
+#[test]
+fn the_stat_socket_follows_the_transports() {
+    use lwmq::{Endpoint, RawChannel, Role};
+    let name = format!("lwmq-stat/{}", std::process::id());
+    let open = |tag: &str| {
+        let ep = Endpoint::new(format!("ipc://stat-life-{}-{tag}", std::process::id()))
+            .unwrap()
+            .send_buffers(1)
+            .receive_buffers(0);
+        RawChannel::builder()
+            .transport(ep)
+            .unwrap()
+            .open(Role::Server)
+            .unwrap()
+    };
+    assert!(!listening(&name));
+    let a = open("a");
+    let b = open("b");
+    assert!(listening(&name));
+    // Asked in-process, it answers with both.
+    let snap = lwmq::internals::stat::query_pid(std::process::id(), Duration::from_secs(30))
+        .expect("own stat socket answers");
+    assert_eq!(snap.transports.len(), 2, "{snap:?}");
+    drop(a);
+    assert!(listening(&name), "one transport is left");
+    drop(b);
+    assert!(!listening(&name), "closed with the last transport");
+    let c = open("c");
+    assert!(listening(&name), "bound again");
+    drop(c);
+    assert!(!listening(&name));
+}

@@ -25,8 +25,14 @@
 //!
 //! * A process's **stat socket**, the abstract `SOCK_SEQPACKET` name
 //!   `lwmq-stat/<pid>`, bound when its first transport is created and
-//!   served by one small thread (`lwmq-stat`) for the life of the process:
-//!   it reaches processes that are only clients (they bind no rendezvous).
+//!   served by one small thread (`lwmq-stat`) while the process has
+//!   transports: it reaches processes that are only clients (they bind no
+//!   rendezvous). When the last transport is dropped ([`released`], called
+//!   from a transport's `Drop`), the thread is woken, joined and the socket
+//!   closed; the next transport starts them again. So a program that
+//!   closes its channels leaves no thread behind (valgrind's leak check of
+//!   the C API test sees none), and a child forked after the thread started
+//!   does not join its parent's thread: it starts its own.
 //! * A server's **rendezvous** answers the same STAT request in place of a
 //!   HELLO (`ipc/service.rs`), so `lwmq stat ipc://ADDRESS` needs no pid.
 //!
@@ -45,7 +51,7 @@
 //! numbers as N's.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -157,8 +163,23 @@ pub enum StatError {
 
 /// The registry: every transport made in this process, weakly.
 static REGISTRY: Mutex<Vec<Weak<dyn Transport>>> = Mutex::new(Vec::new());
-/// The stat socket's thread, started once.
-static SERVER: OnceLock<()> = OnceLock::new();
+/// The stat socket's thread while the process has transports.
+static SERVER: Mutex<Option<Running>> = Mutex::new(None);
+
+thread_local! {
+    /// Set in the stat thread (const-initialised: no allocation, no
+    /// destructor).
+    static IN_STAT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A running stat thread.
+struct Running {
+    /// The process that started it (a forked child must not join it).
+    pid: u32,
+    /// Written to stop the thread.
+    wake: Arc<OwnedFd>,
+    handle: std::thread::JoinHandle<()>,
+}
 /// The answer budget: (start of the current second, answers in it).
 static BUDGET: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
 
@@ -166,15 +187,62 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Weak<dyn Transport>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn server() -> std::sync::MutexGuard<'static, Option<Running>> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Registers a new transport (called by [`super::create`]) and starts the
-/// stat socket on the first one.
+/// stat socket if it is not running.
 pub(crate) fn register(t: &Arc<dyn Transport>) {
     {
         let mut r = registry();
         r.retain(|w| w.strong_count() > 0);
         r.push(Arc::downgrade(t));
     }
-    SERVER.get_or_init(start_server);
+    // Not under the registry lock: a stat thread being joined (see
+    // `released`) may need it to finish its answer.
+    let mut s = server();
+    if s.as_ref().is_some_and(|r| r.pid != std::process::id()) {
+        // Inherited through fork: that thread does not exist here. Its
+        // handle is forgotten, never joined.
+        if let Some(r) = s.take() {
+            std::mem::forget(r);
+        }
+    }
+    if s.is_none() {
+        *s = start_server();
+    }
+}
+
+/// A transport was dropped (every transport calls this from its `Drop`,
+/// once it is no longer reachable): when no registered transport is left,
+/// stops the stat thread and closes the stat socket. Called with no lock
+/// of the transport held.
+pub(crate) fn released() {
+    let r = registry();
+    if r.iter().any(|w| w.strong_count() > 0) {
+        return;
+    }
+    // Held while joining: a `register` meanwhile waits for the old socket
+    // to be closed before it binds the name again.
+    let mut s = server();
+    drop(r);
+    let Some(running) = s.take() else {
+        return;
+    };
+    if running.pid != std::process::id() {
+        std::mem::forget(running);
+        return;
+    }
+    let _ = rustix::io::write(&*running.wake, &1u64.to_ne_bytes());
+    // The last transport may be dropped by the stat thread itself (a
+    // snapshot held the last reference): it cannot join itself; it sees
+    // the wake-up and ends on its own (detached).
+    // (A flag of our own, not `thread::current()`: that would allocate a
+    // handle for a C program's main thread, which is never freed.)
+    if !IN_STAT_THREAD.get() {
+        let _ = running.handle.join();
+    }
 }
 
 /// The abstract name of `pid`'s stat socket.
@@ -278,29 +346,63 @@ pub(crate) fn answer(fd: &OwnedFd, cred: &PeerCred) {
 /// has a process with our pid; out of descriptors) leaves the process
 /// without one, logged at debug: statistics are a convenience, never a
 /// reason to fail a channel.
-fn start_server() {
+fn start_server() -> Option<Running> {
     let pid = std::process::id();
-    let listener = match socket::listen(&stat_socket_name(pid)) {
-        Ok(l) => l,
-        Err(e) => {
-            log::debug!("lwmq: no stat socket for this process: {e}");
-            return;
-        }
+    let quiet = |what: &str, e: &dyn std::fmt::Display| {
+        log::debug!("lwmq: no stat socket for this process: {what}: {e}");
     };
-    let spawned = std::thread::Builder::new()
+    let listener = socket::listen(&stat_socket_name(pid))
+        .map_err(|e| quiet("bind", &e))
+        .ok()?;
+    let wake = rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )
+    .map_err(|e| quiet("eventfd", &e))
+    .ok()?;
+    let wake = Arc::new(wake);
+    let w = Arc::clone(&wake);
+    let handle = std::thread::Builder::new()
         .name("lwmq-stat".into())
-        .spawn(move || serve(&listener));
-    if let Err(e) = spawned {
-        log::debug!("lwmq: no stat socket thread: {e}");
+        .spawn(move || {
+            IN_STAT_THREAD.set(true);
+            serve(&listener, &w);
+        })
+        .map_err(|e| quiet("thread", &e))
+        .ok()?;
+    Some(Running { pid, wake, handle })
+}
+
+/// Waits until `fd` is readable (`true`), the wake-up descriptor is
+/// written (`false`), or `timeout` passes (`false`).
+fn readable_unless_woken(fd: &OwnedFd, wake: &OwnedFd, timeout: Option<Duration>) -> bool {
+    let mut fds = [
+        rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN),
+        rustix::event::PollFd::new(wake, rustix::event::PollFlags::IN),
+    ];
+    match socket::poll(&mut fds, timeout) {
+        Ok(_) => fds[1].revents().is_empty() && !fds[0].revents().is_empty(),
+        // A signal: report "not readable"; the caller looks again.
+        Err(_) => false,
     }
 }
 
+fn woken(wake: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        wake,
+        rustix::event::PollFlags::IN,
+    )];
+    socket::poll(&mut fds, Some(Duration::ZERO)).is_ok() && !fds[0].revents().is_empty()
+}
+
 /// The stat socket's loop: one query at a time, each bounded by
-/// [`REQUEST_TIMEOUT`].
-fn serve(listener: &OwnedFd) {
+/// [`REQUEST_TIMEOUT`]; ends when `wake` is written.
+fn serve(listener: &OwnedFd, wake: &OwnedFd) {
     loop {
-        if socket::wait(listener.as_fd(), None).is_err() {
-            std::thread::sleep(Duration::from_millis(100));
+        if woken(wake) {
+            return;
+        }
+        if !readable_unless_woken(listener, wake, None) {
             continue;
         }
         let fd = match socket::accept(listener) {
@@ -313,11 +415,11 @@ fn serve(listener: &OwnedFd) {
                 continue;
             }
         };
-        serve_one(&fd);
+        serve_one(&fd, wake);
     }
 }
 
-fn serve_one(fd: &OwnedFd) {
+fn serve_one(fd: &OwnedFd, wake: &OwnedFd) {
     let Ok(cred) = socket::peer_cred(fd) else {
         refuse(
             fd,
@@ -326,9 +428,8 @@ fn serve_one(fd: &OwnedFd) {
         );
         return;
     };
-    match socket::wait(fd.as_fd(), Some(REQUEST_TIMEOUT)) {
-        Ok(socket::Readiness::TimedOut) | Err(_) => return,
-        Ok(_) => {}
+    if !readable_unless_woken(fd, wake, Some(REQUEST_TIMEOUT)) {
+        return;
     }
     let mut buf = [0u8; 64];
     let r = match socket::recv(fd, &mut buf) {

@@ -440,6 +440,9 @@ fn peer_info(c: &PeerCred) -> PeerInfo {
 impl Drop for IpcTransport {
     fn drop(&mut self) {
         self.stop();
+        // Unreachable now (no strong reference is left): the stat socket
+        // stops with the process's last transport.
+        super::stat::released();
     }
 }
 
