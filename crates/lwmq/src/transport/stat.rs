@@ -678,6 +678,29 @@ mod tests {
         );
     }
 
+    /// The fuzz target's seeds for the new messages stay valid as the
+    /// format evolves.
+    #[test]
+    fn fuzz_seeds_decode() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/corpus/handshake_decode"
+        );
+        let stat = std::fs::read(format!("{dir}/stat")).unwrap();
+        assert_eq!(Message::decode(&stat), Ok(Message::Stat));
+        let stats = std::fs::read(format!("{dir}/stats")).unwrap();
+        let Ok(Message::Stats(p)) = Message::decode(&stats) else {
+            panic!(
+                "the stats seed does not decode: {:?}",
+                Message::decode(&stats)
+            );
+        };
+        assert_eq!(p.pid, 77);
+        assert_eq!(p.transports.len(), 2);
+        assert!(matches!(p.transports[0].state, ConnectionState::Refused(_)));
+        assert_eq!(Message::Stats(p).encode(), stats);
+    }
+
     #[test]
     fn the_budget_runs_out() {
         *BUDGET.lock().unwrap() = None;
