@@ -20,6 +20,7 @@ use lwmq::{Channel, MonoQueue, Priority, QueueOptions, RawChannel, Timeout, Tran
 
 use crate::failure::{emit, Failure};
 use crate::peer::{Dirs, RoleArg};
+use crate::waiting::{limit, wait_for_peer};
 
 /// Arguments of `lwmq chat`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +35,11 @@ pub struct ChatArgs {
     /// latency of each received line.
     #[arg(long)]
     pub latency: bool,
+    /// Seconds to wait for a peer before giving up with exit status 1
+    /// (default 0: wait forever, as a chat waits for its partner). Waiting
+    /// and refusals are shown either way.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = crate::waiting::parse_seconds)]
+    pub connect_timeout: f64,
 }
 
 const BUFFER_SIZE: usize = 64 * 1024;
@@ -102,6 +108,7 @@ fn messaging_chat(a: &ChatArgs) -> Result<(), Failure> {
     let (mut ch, q) = crate::thr::open_msg_channel(ep, RoleArg::Auto, Some(queue))?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
     eprintln!("lwmq chat: open on {}, waiting for the peer...", a.uri);
+    wait_for_peer(crate::thr::first_view(&ch)?, limit(a.connect_timeout))?;
     post(&q, b"Hello", a.latency)?;
     let (hello, _) = receive(&mut ch)?;
     if hello != b"Hello" {
@@ -141,6 +148,7 @@ fn raw_chat(a: &ChatArgs) -> Result<(), Failure> {
         "lwmq chat: raw channel open on {}, waiting for the peer...",
         a.uri
     );
+    wait_for_peer(crate::peer::first_transport(&ch)?, limit(a.connect_timeout))?;
     let latency = a.latency;
     {
         let tx = ch.sender(TransportId(0)).map_err(runtime)?;

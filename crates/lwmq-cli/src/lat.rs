@@ -10,7 +10,8 @@ use lwmq::{Channel, MonoQueue, Priority, QueueOptions, Timeout};
 use crate::failure::{emit, Failure};
 use crate::peer::{Dirs, RoleArg};
 use crate::raw_lat::{warmup, LatReport};
-use crate::thr::open_msg_channel;
+use crate::thr::{first_view, open_msg_channel};
+use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq lat`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +35,9 @@ pub struct LatArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for the peer.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 fn runtime(e: impl std::fmt::Display) -> Failure {
@@ -53,6 +57,7 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
     let ep = crate::peer::endpoint(&a.uri, buffer_size, 4, Dirs::Both, spin)?;
     let (mut ch, q) = open_msg_channel(ep, a.role, Some(QueueOptions::new(Priority::Normal)))?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
+    wait_for_peer(first_view(&ch)?, a.connect.limit())?;
     let total = a.count + warmup(a.count);
     if a.side == "pong" {
         pong(&mut ch, &q, total)?;

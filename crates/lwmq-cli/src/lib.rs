@@ -8,12 +8,16 @@
 pub mod chat;
 pub mod check;
 pub mod demo;
+pub mod docs;
 pub mod failure;
 pub mod lat;
 pub mod limits;
+pub mod logging;
 pub mod ls;
 pub mod measure;
 pub mod peer;
 pub mod raw_lat;
 pub mod raw_thr;
+pub mod stat;
 pub mod thr;
+pub mod waiting;

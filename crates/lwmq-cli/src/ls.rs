@@ -6,11 +6,23 @@
 //! `/proc/*/fd/*` for a link to `socket:[INODE]`; processes we may not
 //! inspect (or that exit meanwhile) are skipped, so the pid may be unknown.
 //! Only this network namespace's sockets are visible, as with `ss -xl`.
+//!
+//! Below the servers, a line per transport of every lwmq process that
+//! answers a statistics query (its stat socket, see [`crate::stat`]): pid,
+//! command, descriptor, state and peer, clients included. Processes of
+//! other users do not answer (unless a transport's policy admits us). The
+//! JSON stays the array of servers (scripts read it), each with `state`
+//! and `peer_pid` from its process's answer (null when unknown); `lwmq
+//! stat --json` gives every transport.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 
+use std::time::Duration;
+
 use lwmq::internals::descriptor::{parse_rendezvous_name, RENDEZVOUS_PREFIX};
+use lwmq::internals::stat::{ProcessSnapshot, TransportSnapshot};
+use lwmq::transport::IpcAddress;
 use serde_json::json;
 
 use crate::failure::{emit, printable, Failure};
@@ -248,13 +260,71 @@ fn render_table(servers: &[Server]) -> String {
     out
 }
 
+/// The transport of `processes` a server row stands for: in its pid, with
+/// its rendezvous name.
+fn server_transport<'a>(
+    s: &Server,
+    processes: &'a [ProcessSnapshot],
+) -> Option<&'a TransportSnapshot> {
+    let p = processes.iter().find(|p| Some(p.pid) == s.pid)?;
+    p.transports.iter().find(|t| {
+        IpcAddress::parse(&t.descriptor).is_ok_and(|a| {
+            format!("@{}", String::from_utf8_lossy(&a.rendezvous_name())) == s.rendezvous
+        }) && !matches!(t.state, lwmq::ConnectionState::Connecting)
+    })
+}
+
+/// The transports table: a line per transport of each process that
+/// answered.
+fn render_transports(processes: &[ProcessSnapshot]) -> String {
+    let rows: Vec<[String; 5]> = processes
+        .iter()
+        .flat_map(|p| {
+            let cmd = crate::stat::command_of(p.pid).unwrap_or_else(|| "-".into());
+            p.transports.iter().map(move |t| {
+                [
+                    p.pid.to_string(),
+                    printable(&cmd),
+                    printable(&t.descriptor),
+                    printable(&crate::stat::state_text(t)),
+                    crate::stat::peer_text(t),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = ["PID", "COMMAND", "TRANSPORT", "STATE", "PEER"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    let mut out = String::from("\n");
+    for r in std::iter::once(header.map(str::to_owned)).chain(rows) {
+        let line = format!(
+            "{:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            r[0], r[1], r[2], r[3], r[4]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Runs `lwmq ls`.
 pub fn run(args: &LsArgs) -> Result<(), Failure> {
     let servers = live_servers()?;
+    let processes = crate::stat::query_all(Duration::from_secs(1))?;
     if args.json {
         let list: Vec<_> = servers
             .iter()
             .map(|s| {
+                let t = server_transport(s, &processes);
                 json!({
                     "address": s.address,
                     "port": s.port,
@@ -262,12 +332,18 @@ pub fn run(args: &LsArgs) -> Result<(), Failure> {
                     "command": s.command,
                     "hashed": s.hashed,
                     "rendezvous": s.rendezvous,
+                    "state": t.map(crate::stat::state_text),
+                    "peer_pid": t.and_then(|t| t.peer).and_then(|p| p.pid),
                 })
             })
             .collect();
         emit(&format!("{}\n", serde_json::Value::Array(list)))
     } else {
-        emit(&render_table(&servers))
+        emit(&format!(
+            "{}{}",
+            render_table(&servers),
+            render_transports(&processes)
+        ))
     }
 }
 

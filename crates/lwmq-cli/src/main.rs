@@ -10,8 +10,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use lwmq_cli::{chat, check, demo, lat, limits, ls, raw_lat, raw_thr, thr};
+use clap::{CommandFactory, Parser, Subcommand};
+use lwmq_cli::logging::{self, Verbosity};
+use lwmq_cli::{chat, check, demo, docs, lat, limits, ls, raw_lat, raw_thr, stat, thr};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -24,6 +25,9 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
+    /// -v / -q.
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 /// The subcommands.
@@ -31,8 +35,12 @@ struct Cli {
 enum Command {
     /// Validate a descriptor; show its canonical form and kernel rendezvous name.
     Check(check::CheckArgs),
-    /// List the ipc:// servers listening on this machine.
+    /// List the ipc:// servers listening on this machine, and every transport
+    /// of your lwmq processes with its state and peer.
     Ls(ls::LsArgs),
+    /// Live counters of running transports (by URI, by --pid, or all), with
+    /// rates under --watch.
+    Stat(stat::StatArgs),
     /// Measure this machine's copy bandwidth and cache-line latency.
     Limits(limits::LimitsArgs),
     /// Run both ends of a raw ipc:// (or --scheme tcp: tcp://) channel and
@@ -48,13 +56,19 @@ enum Command {
     Lat(lat::LatArgs),
     /// Chat with a peer (the C samples minichat / rawchannels, or another `lwmq chat`).
     Chat(chat::ChatArgs),
+    /// Print a shell completion script or the man page (for packagers and
+    /// scripts/install.sh).
+    #[command(hide = true)]
+    Generate(docs::GenerateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbosity);
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Ls(args) => ls::run(&args),
+        Command::Stat(args) => stat::run(&args),
         Command::Limits(args) => limits::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::RawThr(args) => raw_thr::run(&args),
@@ -62,6 +76,7 @@ fn main() -> ExitCode {
         Command::Thr(args) => thr::run(&args),
         Command::Lat(args) => lat::run(&args),
         Command::Chat(args) => chat::run(&args),
+        Command::Generate(args) => docs::run(&args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

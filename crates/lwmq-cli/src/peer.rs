@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lwmq::{Endpoint, RawChannel, Role};
+use lwmq::{Endpoint, RawChannel, Role, TransportView};
 
 use crate::failure::Failure;
 
@@ -65,12 +65,20 @@ pub fn endpoint(
         .map_err(|d| Failure::usage(format!("invalid descriptor: {d}")))?
         .buffer_size(buffer_size)
         .send_buffers(s)
-        .receive_buffers(r);
+        .receive_buffers(r)
+        .retry_interval(crate::waiting::RETRY_INTERVAL);
     if let Some(spin) = spin {
         ep = ep.spin(spin);
     }
     ep.check().map_err(|e| Failure::usage(e.to_string()))?;
     Ok(ep)
+}
+
+/// The raw channel's first (and, for these commands, only) transport.
+pub fn first_transport(ch: &RawChannel) -> Result<TransportView<'_>, Failure> {
+    ch.transports()
+        .next()
+        .ok_or_else(|| Failure::runtime("the channel has no transport"))
 }
 
 /// Opens a raw channel with the one transport `ep`, as `role`.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use lwmq::{RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
-use crate::peer::{endpoint, open_channel, Dirs, RoleArg};
+use crate::peer::{endpoint, first_transport, open_channel, Dirs, RoleArg};
+use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq raw-lat`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,9 @@ pub struct RawLatArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for the peer.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// Latency percentiles of one-way transfers, in nanoseconds.
@@ -108,6 +112,7 @@ pub fn run(a: &RawLatArgs) -> Result<(), Failure> {
     let spin = a.spin_us.map(Duration::from_micros);
     let ep = endpoint(&a.uri, buffer_size, 4, Dirs::Both, spin)?;
     let ch = open_channel(ep, a.role)?;
+    wait_for_peer(first_transport(&ch)?, a.connect.limit())?;
     let total = a.count + warmup(a.count);
     if a.side == "pong" {
         return pong(&ch, total);

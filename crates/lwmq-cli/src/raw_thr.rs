@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use lwmq::{RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
-use crate::peer::{endpoint, open_channel, Dirs, RoleArg};
+use crate::peer::{endpoint, first_transport, open_channel, Dirs, RoleArg};
+use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq raw-thr`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +41,9 @@ pub struct RawThrArgs {
     /// Print one JSON object as the last stdout line.
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for the peer.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// The outcome of one side of a throughput run.
@@ -130,6 +134,7 @@ pub fn run(a: &RawThrArgs) -> Result<(), Failure> {
     let spin = a.spin_us.map(Duration::from_micros);
     let ep = endpoint(&a.uri, buffer_size, a.buffers, dirs, spin)?;
     let ch = open_channel(ep, a.role)?;
+    wait_for_peer(first_transport(&ch)?, a.connect.limit())?;
     let report = if sending {
         send(&ch, a.size, a.count)?
     } else {

@@ -14,6 +14,7 @@ use lwmq::{Channel, ConnectionState, Endpoint, MonoQueue, Priority, QueueOptions
 use crate::failure::{emit, Failure};
 use crate::peer::{Dirs, RoleArg};
 use crate::raw_thr::{pattern, ThrReport};
+use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq thr`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +44,9 @@ pub struct ThrArgs {
     /// (no copy out of the transport buffer) instead of `receive`.
     #[arg(long)]
     pub lend: bool,
+    /// How long to wait for the peer.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// A messaging channel with the one transport `ep` and, if `queue` is
@@ -67,6 +71,13 @@ pub fn open_msg_channel(
         }
         Err(e) => Err(runtime(e)),
     }
+}
+
+/// The channel's first (and, for these commands, only) transport.
+pub fn first_view(ch: &Channel) -> Result<lwmq::TransportView<'_>, Failure> {
+    ch.transports()
+        .next()
+        .ok_or_else(|| Failure::runtime("the channel has no transport"))
 }
 
 fn runtime(e: impl std::fmt::Display) -> Failure {
@@ -109,6 +120,7 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     let mark = queue_mark(buffer_size, a.buffers, a.size);
     let options = QueueOptions::new(Priority::Normal).high_water_mark(mark);
     let (mut ch, q) = open_msg_channel(ep, a.role, sending.then_some(options))?;
+    wait_for_peer(first_view(&ch)?, a.connect.limit())?;
     let report = match q {
         Some(q) => send(&ch, &q, a.size, a.count)?,
         None if a.lend => recv_lent(&mut ch, a.size, a.count)?,

@@ -144,6 +144,11 @@ pub mod internals {
     pub mod queue {
         pub use crate::queue::*;
     }
+    /// Statistics from outside the process: snapshots, the stat socket,
+    /// queries (what `lwmq stat` and `lwmq ls` use).
+    pub mod stat {
+        pub use crate::transport::stat::*;
+    }
     /// Descriptor parsing and rendezvous names.
     pub mod descriptor {
         pub use crate::descriptor::*;

@@ -52,6 +52,12 @@ pub fn lib_dir() -> PathBuf {
                 "{} has no liblwmq.so",
                 dir.display()
             );
+            // Programs linked here ask for the soname (build.rs makes this
+            // link; remade here if someone removed it).
+            let soname = dir.join(format!("liblwmq.so.{}", env!("CARGO_PKG_VERSION_MAJOR")));
+            if std::fs::symlink_metadata(&soname).is_err() {
+                std::os::unix::fs::symlink("liblwmq.so", &soname).expect("soname link");
+            }
             dir
         })
         .clone()

@@ -221,6 +221,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// call of this). Used by a channel's `Interrupter`. The default does
     /// nothing: a waiting receive then ends at its own timeout.
     fn interrupt_receive(&self) {}
+    /// Buffers waiting in this transport for a peer (staged while none is
+    /// connected), for statistics queries (`transport/stat.rs`). Must not
+    /// take a lock the data path takes: a relaxed atomic load. The default
+    /// reports 0.
+    fn queue_depth(&self) -> u64 {
+        0
+    }
+    /// Whether a statistics query from another user (`uid`, `gid`) may see
+    /// this transport: its access policy admits that user. Must not take a
+    /// lock the data path takes. The default admits nobody (the process's
+    /// own user always sees every transport).
+    fn stat_admits(&self, uid: u32, gid: u32) -> bool {
+        let _ = (uid, gid);
+        false
+    }
 }
 
 /// Memory of a buffer handed out by a side. Valid until the matching

@@ -26,6 +26,7 @@ mod endpoint;
 mod events;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod ipc;
+pub(crate) mod stat;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod tcp;
 mod view;
@@ -617,17 +618,20 @@ pub(crate) fn create(
         receive_buffers,
         &limits,
     )?;
-    match scheme.as_str() {
+    let transport: Arc<dyn Transport> = match scheme.as_str() {
         "ipc" => {
             let addr = descriptor::IpcAddress::parse_rest(descriptor, rest)?;
-            Ok(Arc::new(ipc::IpcTransport::new(addr, config)?))
+            Arc::new(ipc::IpcTransport::new(addr, config)?)
         }
         "tcp" => {
             let addr = descriptor::TcpAddress::parse_rest(descriptor, rest)?;
-            Ok(Arc::new(tcp::TcpTransport::new(addr, config)?))
+            Arc::new(tcp::TcpTransport::new(addr, config)?)
         }
-        _ => Err(unknown_scheme(descriptor, scheme).into()),
-    }
+        _ => return Err(unknown_scheme(descriptor, scheme).into()),
+    };
+    // Every scheme joins the statistics registry here (transport/stat.rs).
+    stat::register(&transport);
+    Ok(transport)
 }
 
 #[cfg(test)]

@@ -154,6 +154,9 @@ struct Inner {
     /// Set by `interrupt_receive`: the next (or current) wait of the
     /// receive side returns early, and clears it.
     rx_interrupt: AtomicBool,
+    /// The access policy as it was at `start` (it cannot change after),
+    /// for statistics queries, which must not take `link`.
+    started_policy: OnceLock<AccessPolicy>,
 }
 
 /// An `ipc://` transport instance.
@@ -207,6 +210,7 @@ impl IpcTransport {
                 tx_claimed: AtomicBool::new(false),
                 rx_claimed: AtomicBool::new(false),
                 rx_interrupt: AtomicBool::new(false),
+                started_policy: OnceLock::new(),
             }),
             service: Mutex::new(None),
         })
@@ -265,6 +269,7 @@ impl Transport for IpcTransport {
             Role::Client => None,
         };
         link.started = Some((role, kind));
+        let _ = inner.started_policy.set(link.policy.clone());
         inner.log.started(role);
         drop(link);
         let me = Arc::clone(inner);
@@ -415,6 +420,18 @@ impl Transport for IpcTransport {
         }
         inner.link_cv.notify_all();
     }
+
+    fn queue_depth(&self) -> u64 {
+        self.inner.staged_len.load(Ordering::Relaxed) as u64
+    }
+
+    fn stat_admits(&self, uid: u32, gid: u32) -> bool {
+        let own = socket::own_ids().0;
+        self.inner
+            .started_policy
+            .get()
+            .is_some_and(|p| p.allows(own, uid, gid))
+    }
 }
 
 /// The peer's credentials as the connection log reports them.
@@ -425,6 +442,9 @@ fn peer_info(c: &PeerCred) -> PeerInfo {
 impl Drop for IpcTransport {
     fn drop(&mut self) {
         self.stop();
+        // Unreachable now (no strong reference is left): the stat socket
+        // stops with the process's last transport.
+        super::stat::released();
     }
 }
 

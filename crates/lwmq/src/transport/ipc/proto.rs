@@ -9,6 +9,19 @@
 //! client -> server  READY   the client mapped and checked the section
 //! ```
 //!
+//! Statistics (docs/ipc-protocol.md, "Statistics request"): instead of a
+//! HELLO, a process may send STAT, on a server's rendezvous or on a
+//! process's stat socket (`lwmq-stat/<pid>`, see `transport/stat.rs`); it
+//! is answered with one STATS message (a snapshot of every transport of
+//! the answering process, at most [`MAX_STAT_REPLY`] bytes) or a REFUSE,
+//! and the connection ends there.
+//!
+//! ```text
+//! querier -> process  STAT    (the 8-byte header alone)
+//! process -> querier  STATS   pid, then one record per transport
+//!                  or REFUSE  (another user no policy admits; too many queries)
+//! ```
+//!
 //! Every message starts with the same 8 bytes: `"LWMQ"`, the protocol
 //! version (u16 LE) and the message type (u8), so that a peer of another
 //! version can always read a REFUSE. All integers are little-endian. A
@@ -16,7 +29,10 @@
 //! and value and returns a [`ProtoError`]; it never panics.
 
 use crate::ring::{RingLayout, CTRL_SIZE};
-use crate::transport::{ChannelKind, Directions, RefusalReason};
+use crate::transport::stat::{ProcessSnapshot, TransportSnapshot};
+use crate::transport::{
+    ChannelKind, ConnectionState, Directions, PeerInfo, Refusal, RefusalReason, TransportStats,
+};
 
 /// The protocol version this build speaks. 2: slots may be published as
 /// discarded (`ring::FLAG_DISCARD`), and slot flags outside
@@ -29,6 +45,18 @@ const T_HELLO: u8 = 1;
 const T_ACCEPT: u8 = 2;
 const T_REFUSE: u8 = 3;
 const T_READY: u8 = 4;
+const T_STAT: u8 = 5;
+const T_STATS: u8 = 6;
+/// Largest STATS message (a SEQPACKET message: it arrives whole or not at
+/// all; the socket's send buffer, 208 KiB by default, holds it).
+pub const MAX_STAT_REPLY: usize = 64 * 1024;
+/// Most transport records in one STATS message; more are left out and the
+/// message says so (`truncated`).
+pub const MAX_STAT_TRANSPORTS: usize = 256;
+/// Longest refusal detail carried in a STATS record.
+pub const MAX_STAT_DETAIL: usize = 200;
+/// Longest descriptor carried in a STATS record.
+pub const MAX_STAT_DESCRIPTOR: usize = 512;
 /// Longest refusal text carried.
 pub const MAX_REFUSAL_TEXT: usize = 512;
 
@@ -115,6 +143,10 @@ pub enum Message {
     },
     /// Client is ready.
     Ready,
+    /// A statistics query (instead of a HELLO).
+    Stat,
+    /// The answer to [`Message::Stat`].
+    Stats(ProcessSnapshot),
 }
 
 fn header(out: &mut Vec<u8>, t: u8) {
@@ -174,6 +206,8 @@ impl Message {
                 o.extend_from_slice(&text.as_bytes()[..n]);
             }
             Message::Ready => header(&mut o, T_READY),
+            Message::Stat => header(&mut o, T_STAT),
+            Message::Stats(p) => encode_stats(&mut o, p),
         }
         o
     }
@@ -247,11 +281,242 @@ impl Message {
                 features: r.u16()?,
             }),
             T_READY => Message::Ready,
+            T_STAT => Message::Stat,
+            T_STATS => Message::Stats(decode_stats(&mut r)?),
             other => return Err(ProtoError::UnexpectedType(other)),
         };
         r.end()?;
         Ok(m)
     }
+}
+
+fn state_code(s: &ConnectionState) -> u8 {
+    match s {
+        ConnectionState::Idle => 0,
+        ConnectionState::Listening => 1,
+        ConnectionState::Connecting => 2,
+        ConnectionState::Connected => 3,
+        ConnectionState::Refused(_) => 4,
+        ConnectionState::Closed => 5,
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn cut(text: &str, max: usize) -> &[u8] {
+    let mut n = text.len().min(max);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    &text.as_bytes()[..n]
+}
+
+fn put_text(o: &mut Vec<u8>, text: &str, max: usize) {
+    let b = cut(text, max);
+    o.extend_from_slice(&(b.len() as u16).to_le_bytes());
+    o.extend_from_slice(b);
+}
+
+/// One STATS record: descriptor, state (and refusal), peer, settings,
+/// generation, counters, depth.
+fn encode_record(o: &mut Vec<u8>, t: &TransportSnapshot) {
+    put_text(o, &t.descriptor, MAX_STAT_DESCRIPTOR);
+    o.push(state_code(&t.state));
+    if let ConnectionState::Refused(r) = &t.state {
+        o.extend_from_slice(&r.reason.code().to_le_bytes());
+        o.push(u8::from(r.by_peer));
+        put_text(o, &r.detail, MAX_STAT_DETAIL);
+    }
+    // Peer: 0 none; 1 local (pid or 0, uid, gid); 2 network (family 4
+    // or 6, the address's bytes, port).
+    match t.peer {
+        Some(PeerInfo { addr: Some(a), .. }) => {
+            o.push(2);
+            match a.ip() {
+                std::net::IpAddr::V4(ip) => {
+                    o.push(4);
+                    o.extend_from_slice(&ip.octets());
+                }
+                std::net::IpAddr::V6(ip) => {
+                    o.push(6);
+                    o.extend_from_slice(&ip.octets());
+                }
+            }
+            o.extend_from_slice(&a.port().to_le_bytes());
+        }
+        Some(p) => {
+            o.push(1);
+            o.extend_from_slice(&p.pid.unwrap_or(0).to_le_bytes());
+            o.extend_from_slice(&p.uid.unwrap_or(u32::MAX).to_le_bytes());
+            o.extend_from_slice(&p.gid.unwrap_or(u32::MAX).to_le_bytes());
+        }
+        None => o.push(0),
+    }
+    o.extend_from_slice(&t.buffer_size.to_le_bytes());
+    o.extend_from_slice(&t.send_buffers.to_le_bytes());
+    o.extend_from_slice(&t.receive_buffers.to_le_bytes());
+    o.extend_from_slice(&t.generation.to_le_bytes());
+    let s = &t.stats;
+    for v in [
+        s.buffers_sent,
+        s.bytes_sent,
+        s.buffers_received,
+        s.bytes_received,
+        s.connections,
+        s.reconnections,
+        s.disconnections,
+        s.refusals,
+        s.violations,
+        s.connect_attempts,
+        t.staged,
+    ] {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// STATS: header, pid (u32), flags (u8: 1 = records were left out),
+/// record count (u16), the records. Records that would take the message
+/// past [`MAX_STAT_REPLY`] (or past [`MAX_STAT_TRANSPORTS`]) are left out.
+fn encode_stats(o: &mut Vec<u8>, p: &ProcessSnapshot) {
+    header(o, T_STATS);
+    o.extend_from_slice(&p.pid.to_le_bytes());
+    let flags_at = o.len();
+    o.push(u8::from(p.truncated));
+    let count_at = o.len();
+    o.extend_from_slice(&0u16.to_le_bytes());
+    let mut n = 0u16;
+    let mut rec = Vec::with_capacity(256);
+    for t in &p.transports {
+        rec.clear();
+        encode_record(&mut rec, t);
+        if usize::from(n) >= MAX_STAT_TRANSPORTS || o.len() + rec.len() > MAX_STAT_REPLY {
+            o[flags_at] = 1;
+            break;
+        }
+        o.extend_from_slice(&rec);
+        n += 1;
+    }
+    o[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Peer text from a STATS message: length-checked, then made one
+/// printable line (it is shown on a terminal).
+fn take_text(r: &mut Reader<'_>, max: usize, field: &'static str) -> Result<String, ProtoError> {
+    let n = r.u16()? as usize;
+    if n > max {
+        return Err(ProtoError::BadField(field));
+    }
+    Ok(super::logging::escape_peer_text(
+        &String::from_utf8_lossy(r.take(n)?),
+        max,
+    ))
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Result<TransportSnapshot, ProtoError> {
+    let descriptor = take_text(r, MAX_STAT_DESCRIPTOR, "stat descriptor length")?;
+    let state = match r.u8()? {
+        0 => ConnectionState::Idle,
+        1 => ConnectionState::Listening,
+        2 => ConnectionState::Connecting,
+        3 => ConnectionState::Connected,
+        4 => {
+            let reason = RefusalReason::from_code(r.u16()?);
+            let by_peer = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(ProtoError::BadField("stat refusal side")),
+            };
+            let detail = take_text(r, MAX_STAT_DETAIL, "stat refusal detail length")?;
+            ConnectionState::Refused(Refusal {
+                reason,
+                detail,
+                by_peer,
+            })
+        }
+        5 => ConnectionState::Closed,
+        _ => return Err(ProtoError::BadField("stat state")),
+    };
+    let peer = match r.u8()? {
+        0 => None,
+        1 => {
+            let pid = r.u32()?;
+            let uid = r.u32()?;
+            let gid = r.u32()?;
+            Some(PeerInfo::local((pid != 0).then_some(pid), uid, gid))
+        }
+        2 => {
+            let ip = match r.u8()? {
+                4 => {
+                    let b: [u8; 4] = r.take(4)?.try_into().expect("4 bytes");
+                    std::net::IpAddr::from(b)
+                }
+                6 => {
+                    let b: [u8; 16] = r.take(16)?.try_into().expect("16 bytes");
+                    std::net::IpAddr::from(b)
+                }
+                _ => return Err(ProtoError::BadField("stat peer address family")),
+            };
+            let port = r.u16()?;
+            Some(PeerInfo::network(std::net::SocketAddr::new(ip, port)))
+        }
+        _ => return Err(ProtoError::BadField("stat peer flag")),
+    };
+    let buffer_size = r.u64()?;
+    let send_buffers = r.u32()?;
+    let receive_buffers = r.u32()?;
+    let generation = r.u64()?;
+    let mut v = [0u64; 11];
+    for x in &mut v {
+        *x = r.u64()?;
+    }
+    let [buffers_sent, bytes_sent, buffers_received, bytes_received, connections, reconnections, disconnections, refusals, violations, connect_attempts, staged] =
+        v;
+    Ok(TransportSnapshot {
+        descriptor,
+        state,
+        peer,
+        buffer_size,
+        send_buffers,
+        receive_buffers,
+        generation,
+        stats: TransportStats {
+            buffers_sent,
+            bytes_sent,
+            buffers_received,
+            bytes_received,
+            connections,
+            reconnections,
+            disconnections,
+            refusals,
+            violations,
+            connect_attempts,
+        },
+        staged,
+    })
+}
+
+fn decode_stats(r: &mut Reader<'_>) -> Result<ProcessSnapshot, ProtoError> {
+    if r.b.len() > MAX_STAT_REPLY {
+        return Err(ProtoError::BadField("stat message length"));
+    }
+    let pid = r.u32()?;
+    let truncated = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(ProtoError::BadField("stat flags")),
+    };
+    let n = r.u16()? as usize;
+    if n > MAX_STAT_TRANSPORTS {
+        return Err(ProtoError::BadField("stat record count"));
+    }
+    let mut transports = Vec::with_capacity(n);
+    for _ in 0..n {
+        transports.push(decode_record(r)?);
+    }
+    Ok(ProcessSnapshot {
+        pid,
+        transports,
+        truncated,
+    })
 }
 
 struct Reader<'a> {

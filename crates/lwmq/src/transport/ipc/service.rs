@@ -486,6 +486,13 @@ impl Service {
                 );
                 None
             }
+            // A statistics query on the rendezvous: this user passed the
+            // access policy at accept; answered and closed at once, never
+            // a handshake in progress (docs/ipc-protocol.md).
+            (Stage::AwaitHello, Ok(Message::Stat)) => {
+                crate::transport::stat::answer(&fd, &cred);
+                None
+            }
             (_, Ok(other)) => {
                 self.refuse(
                     &fd,

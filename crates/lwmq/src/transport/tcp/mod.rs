@@ -444,6 +444,8 @@ impl Transport for TcpTransport {
 impl Drop for TcpTransport {
     fn drop(&mut self) {
         self.stop();
+        // Last: the stat thread stops with the process's last transport.
+        super::stat::released();
     }
 }
 
