@@ -4,9 +4,15 @@
 //! object as its last stdout line (the same shapes as `lwmq thr --json` and
 //! `lwmq lat --json`, so the orchestrator parses every library alike).
 //!
-//! Payload checks are cheap on purpose: every payload carries its sequence
-//! number (little-endian u64) in its first 8 bytes and must have the right
-//! length; the receiver checks both, so no library can skip or merge data.
+//! Every library does the same work per message as `lwmq thr`/`lat`
+//! (docs/performance.md): the sender writes the whole payload (the pattern
+//! of `lwmq_cli::raw_thr::pattern`, its sequence number, little-endian, in
+//! the first and the last 8 bytes) into the library's send path, and the
+//! receiver checks the whole payload where the library hands it over
+//! (borrowed in place for iceoryx2, copied out for the sockets and
+//! ZeroMQ): its length, both stamps and every byte between them. No library
+//! can skip, merge or corrupt data unnoticed, and none is spared reading
+//! what it received.
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -15,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use iceoryx2::port::update_connections::UpdateConnections as _;
 use iceoryx2::service::port_factory::PortFactory as _;
-use lwmq_cli::raw_lat::{warmup, LatReport};
-use lwmq_cli::raw_thr::ThrReport;
+use lwmq_cli::raw_lat::{warmup_for, LatReport};
+use lwmq_cli::raw_thr::{is_payload, pattern, stamp_payload, ThrReport};
 
 /// Errors of a peer process.
 #[derive(Debug)]
@@ -38,40 +44,40 @@ fn ctx<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> PeerError 
 /// Longest time a peer waits for its counterpart to appear.
 const CONNECT_LIMIT: Duration = Duration::from_secs(20);
 
-/// Writes the sequence number into the first 8 bytes of `buf`.
+/// Stamps payload `seq` into `buf`, which holds the pattern: its first
+/// and last 8 bytes.
 fn stamp(buf: &mut [u8], seq: u64) {
-    buf[..8].copy_from_slice(&seq.to_le_bytes());
+    stamp_payload(buf, seq);
 }
 
-/// Whether `buf` is payload number `seq` of length `size`.
-fn stamped(buf: &[u8], size: usize, seq: u64) -> bool {
-    buf.len() == size && buf[..8] == seq.to_le_bytes()
-}
-
-/// A payload of `size` bytes filled with a non-zero pattern.
+/// A payload of `size` (>= 16) bytes: the pattern, stamped 0.
 fn payload(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i % 251) as u8 + 1).collect()
+    let mut p = pattern(size);
+    stamp(&mut p, 0);
+    p
 }
 
-/// Checks a byte stream of back-to-back fixed-size payloads, whatever the
-/// chunking: the 8 sequence bytes of each payload may straddle reads.
+/// Checks a byte stream of back-to-back fixed-size payloads whole, whatever
+/// the chunking: every byte is compared with the expected payload (its
+/// stamps may straddle reads).
 #[derive(Debug)]
 pub struct StreamVerifier {
     size: usize,
     at: usize,
     seq: u64,
-    head: [u8; 8],
+    /// The payload expected next (the pattern, stamped `seq`).
+    expect: Vec<u8>,
     ok: bool,
 }
 
 impl StreamVerifier {
-    /// A verifier for payloads of `size` (>= 8) bytes, starting at 0.
+    /// A verifier for payloads of `size` (>= 16) bytes, starting at 0.
     pub fn new(size: usize) -> Self {
         Self {
             size,
             at: 0,
             seq: 0,
-            head: [0; 8],
+            expect: payload(size),
             ok: true,
         }
     }
@@ -79,22 +85,14 @@ impl StreamVerifier {
     /// Feeds the next bytes of the stream.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            if self.at < 8 {
-                let n = (8 - self.at).min(data.len());
-                self.head[self.at..self.at + n].copy_from_slice(&data[..n]);
-                self.at += n;
-                data = &data[n..];
-                if self.at == 8 {
-                    self.ok &= self.head == self.seq.to_le_bytes();
-                }
-            } else {
-                let n = (self.size - self.at).min(data.len());
-                self.at += n;
-                data = &data[n..];
-            }
+            let n = (self.size - self.at).min(data.len());
+            self.ok &= data[..n] == self.expect[self.at..self.at + n];
+            self.at += n;
+            data = &data[n..];
             if self.at == self.size {
                 self.at = 0;
                 self.seq += 1;
+                stamp(&mut self.expect, self.seq);
             }
         }
     }
@@ -130,9 +128,10 @@ fn ping_loop(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
     mut round_trip: impl FnMut(&[u8], u64) -> Result<(), PeerError>,
 ) -> Result<(), PeerError> {
-    let w = warmup(count);
+    let w = warmup_for(count, pause);
     let mut buf = payload(size);
     let mut samples = Vec::with_capacity(count.min(10_000_000) as usize);
     let started = Instant::now();
@@ -147,6 +146,9 @@ fn ping_loop(
             warm |= t > cap / 10;
         }
         warm |= i >= w;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let t0 = Instant::now();
         stamp(&mut buf, i);
         round_trip(&buf, i)?;
@@ -257,6 +259,8 @@ pub fn uds_thr(
                 let at = buf.len();
                 buf.extend_from_slice(&template);
                 stamp(&mut buf[at..], seq);
+                // (`template` is the pattern: the whole payload is
+                // written, then stamped.)
                 seq += 1;
             }
             s.write_all(&buf).map_err(ctx("uds write"))?;
@@ -283,23 +287,28 @@ pub fn uds_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
-    let total = count + warmup(count);
+    let total = count + warmup_for(count, pause);
     let mut buf = payload(size);
+    let pat = pattern(size);
     if side == "pong" {
         let mut s = uds_accept(name)?;
-        for _ in 0..total {
+        for i in 0..total {
             s.read_exact(&mut buf).map_err(ctx("uds read"))?;
+            if !is_payload(&buf, &pat, i) {
+                return Err(PeerError(format!("uds: message {i} came wrong")));
+            }
             s.write_all(&buf).map_err(ctx("uds write"))?;
         }
         return Ok(());
     }
     let mut s = uds_connect(name)?;
     let mut back = vec![0u8; size];
-    ping_loop(size, count, cap, |out, i| {
+    ping_loop(size, count, cap, pause, |out, i| {
         s.write_all(out).map_err(ctx("uds write"))?;
         s.read_exact(&mut back).map_err(ctx("uds read"))?;
-        if !stamped(&back, size, i) {
+        if !is_payload(&back, &pat, i) {
             return Err(PeerError(format!("uds: echo {i} came back wrong")));
         }
         Ok(())
@@ -323,6 +332,7 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
         let s = ctx_.socket(zmq::PULL).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
         let mut buf = vec![0u8; size + 1];
+        let pat = pattern(size);
         let mut ok = true;
         let mut start = None;
         // A stall ends the run with a clear error instead of a hang.
@@ -340,7 +350,7 @@ pub fn zmq_thr(side: &str, name: &str, size: usize, count: u64) -> Result<(), Pe
                 Err(e) => return Err(PeerError(format!("zmq recv: {e}"))),
             };
             start.get_or_insert_with(Instant::now);
-            ok &= n == size && buf[..8] == seq.to_le_bytes();
+            ok &= n == size && is_payload(&buf[..size], &pat, seq);
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
         print_thr(side, size, count, seconds, Some(ok));
@@ -368,26 +378,31 @@ pub fn zmq_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name);
-    let total = count + warmup(count);
+    let total = count + warmup_for(count, pause);
     let mut back = vec![0u8; size + 1];
+    let pat = pattern(size);
     if side == "pong" {
         let s = ctx_.socket(zmq::REP).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
-        for _ in 0..total {
+        for i in 0..total {
             let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
+            if !is_payload(&back[..n.min(back.len())], &pat, i) {
+                return Err(PeerError(format!("zmq: message {i} came wrong")));
+            }
             s.send(&back[..n.min(size)], 0).map_err(ctx("zmq send"))?;
         }
         return Ok(());
     }
     let s = ctx_.socket(zmq::REQ).map_err(ctx("zmq socket"))?;
     s.connect(&ep).map_err(ctx("zmq connect"))?;
-    ping_loop(size, count, cap, |out, i| {
+    ping_loop(size, count, cap, pause, |out, i| {
         s.send(out, 0).map_err(ctx("zmq send"))?;
         let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
-        if !stamped(&back[..n.min(back.len())], size, i) {
+        if !is_payload(&back[..n.min(back.len())], &pat, i) {
             return Err(PeerError(format!("zmq: echo {i} came back wrong")));
         }
         Ok(())
@@ -561,6 +576,7 @@ pub fn iox_thr(
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        let pat = pattern(size);
         let mut ok = true;
         let mut start = None;
         let mut seq = 0;
@@ -572,7 +588,8 @@ pub fn iox_thr(
             {
                 Some(sample) => {
                     start.get_or_insert_with(Instant::now);
-                    ok &= stamped(sample.payload(), size, seq);
+                    // Borrowed in place: iceoryx2 lends its samples.
+                    ok &= is_payload(sample.payload(), &pat, seq);
                     seq += 1;
                 }
                 None => {
@@ -629,6 +646,7 @@ pub fn iox_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     let node = iox::node(prefix)?;
     let ping_svc = iox::service(&node, &format!("{name}.ping"), 1)?;
@@ -642,9 +660,10 @@ pub fn iox_lat(
     let publ = iox::publisher(out_svc, size)?;
     iox::await_subscriber(out_svc)?;
     let _ = publ.update_connections();
-    let total = count + warmup(count);
+    let total = count + warmup_for(count, pause);
     let recv_timeout = CONNECT_LIMIT;
     let mut buf = payload(size);
+    let pat = pattern(size);
     let receive = |expect: u64| -> Result<(), PeerError> {
         let t = Instant::now();
         let mut polls = 0u32;
@@ -653,7 +672,7 @@ pub fn iox_lat(
                 .receive()
                 .map_err(|e| PeerError(format!("iceoryx2 receive: {e:?}")))?
             {
-                if !stamped(s.payload(), size, expect) {
+                if !is_payload(s.payload(), &pat, expect) {
                     return Err(PeerError(format!("iceoryx2: message {expect} came wrong")));
                 }
                 return Ok(());
@@ -679,7 +698,7 @@ pub fn iox_lat(
         }
         return Ok(());
     }
-    ping_loop(size, count, cap, |out, i| {
+    ping_loop(size, count, cap, pause, |out, i| {
         iox::send(&publ, out)?;
         receive(i)
     })

@@ -88,9 +88,11 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 640,000 | lwmq-raw |",
         "| 6,400 | lwmq-futex |",
         "| 640,000 | lwmq-lend |",
-        "received in place, >= 40% of copy bandwidth",
+        "## Sparse latency",
+        "| 10 ms | lwmq-raw |",
         "## Idle lwmq messaging pair",
-        "## Targets of issue 5",
+        "## Targets of issue 13",
+        "640,000 B messaging throughput >= 50% of copy bandwidth",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
     }
@@ -104,8 +106,9 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("read JSON"))
             .expect("parse JSON");
     let samples = doc["samples"].as_array().expect("samples");
-    // 1 limits + 1 idle + 3 sizes x 3 (thr) + 2 sizes x 3 (lat).
-    assert_eq!(samples.len(), 17, "{samples:?}");
+    // 1 limits + 1 idle + 3 sizes x 3 (thr) + 2 sizes x 3 (lat) + 2
+    // pauses x 3 (sparse).
+    assert_eq!(samples.len(), 23, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
@@ -113,6 +116,9 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         .as_array()
         .is_some_and(|a| a.len() == 9));
     assert!(doc["summary"]["lat"]
+        .as_array()
+        .is_some_and(|a| a.len() == 6));
+    assert!(doc["summary"]["sparse"]
         .as_array()
         .is_some_and(|a| a.len() == 6));
 
@@ -144,6 +150,7 @@ fn iceoryx2_runs_leave_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("| 64 | iceoryx2 |"), "{stdout}");
+    assert!(stdout.contains("| 1 ms | iceoryx2 |"), "{stdout}");
     assert!(!stdout.contains("error"), "a run failed:\n{stdout}");
     assert_no_leftovers(pid, root_existed);
     let _ = std::fs::remove_dir_all(&dir);
