@@ -289,7 +289,12 @@ fn wait_on(
     if ready() {
         return WaitOutcome::Ready;
     }
-    if !spin.is_zero() {
+    // A wait with no time left (a zero timeout: the messaging layer's
+    // polls, a pump's acquire) does not spin: each such call used to poll
+    // 256 times, and a receive that polls 256 times before it sleeps spun
+    // for milliseconds (measured: a sparse ping-pong's p50 at 1.3-2 ms and
+    // 72 % of a core, against 6 µs after).
+    if !spin.is_zero() && !deadline.passed() {
         let start = Instant::now();
         let mut i = 0u32;
         loop {
@@ -303,6 +308,13 @@ fn wait_on(
             if i.is_multiple_of(4) && (start.elapsed() >= spin || deadline.passed()) {
                 break;
             }
+            // Let a thread queued on this CPU run: the peer this side has
+            // just woken is often placed here (the kernel favours the
+            // waker's CPU), and it cannot answer while we spin. Without
+            // this a sparse ping-pong paid the whole spin per message
+            // (measured: p50 = spin + 10 µs). Returns at once when nothing
+            // else is runnable.
+            std::thread::yield_now();
         }
     }
     loop {
