@@ -154,6 +154,11 @@ struct Inner {
     /// Set by `interrupt_receive`: the next (or current) wait of the
     /// receive side returns early, and clears it.
     rx_interrupt: AtomicBool,
+    /// Set by the send side when a publication woke the sleeping peer;
+    /// taken by the receive side's next wait, which then yields its CPU
+    /// once first (the woken peer is often queued on this CPU, and its
+    /// answer is what the wait is for). A hint: relaxed, no ordering.
+    woke_peer: AtomicBool,
 }
 
 /// An `ipc://` transport instance.
@@ -207,6 +212,7 @@ impl IpcTransport {
                 tx_claimed: AtomicBool::new(false),
                 rx_claimed: AtomicBool::new(false),
                 rx_interrupt: AtomicBool::new(false),
+                woke_peer: AtomicBool::new(false),
             }),
             service: Mutex::new(None),
         })
