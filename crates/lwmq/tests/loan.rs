@@ -163,6 +163,35 @@ fn a_loan_whose_connection_dies_is_lost_not_delivered_to_the_next_peer() {
     assert_eq!(a.stats().messages_lost, 1);
 }
 
+#[test]
+fn a_loan_behind_a_full_ring_falls_back_and_keeps_the_order() {
+    let ((a, qa), (mut b, _qb)) = pair("loan-full", 4096);
+    connected(&a, &b);
+    // More than the ring holds: the rest stays queued.
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let data = payload(i, 1000);
+        qa.post(Message::from(Frame::copy(&data)), Timeout::INFINITE)
+            .unwrap();
+        want.push(data);
+    }
+    let data = payload(999, 1500);
+    let mut loan = qa.loan(data.len(), Timeout::INFINITE).unwrap();
+    loan.write(0, &data).unwrap();
+    loan.post().unwrap();
+    want.push(data);
+    for i in 200..210 {
+        let data = payload(i, 10);
+        qa.post(Message::from(Frame::copy(&data)), Timeout::INFINITE)
+            .unwrap();
+        want.push(data);
+    }
+    for w in want {
+        assert_eq!(received(&mut b), w);
+    }
+    a.flush(LIVENESS).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 

@@ -211,9 +211,12 @@ impl<'q> Loan<'q> {
                         timeout,
                     });
                 }
-                Ok(None) => shared.end_loan_ownership(owned, queue.bias(), false),
+                // The pump may have left messages queued (a full ring):
+                // let go the way a post does, which wakes the service
+                // thread for them.
+                Ok(None) => shared.release_after_pump(owned),
                 Err(()) => {
-                    shared.end_loan_ownership(owned, queue.bias(), false);
+                    shared.release_after_pump(owned);
                     return Err(LoanError::Full);
                 }
             }

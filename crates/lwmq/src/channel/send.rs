@@ -932,6 +932,13 @@ impl SendShared {
         }
     }
 
+    /// Lets go of the sender after a loan that was not written in place:
+    /// pumps what is queued and wakes the service thread for whatever
+    /// still needs a peer or room.
+    pub(crate) fn release_after_pump(&self, guard: Owned<'_>) {
+        self.pump_and_release(guard, false);
+    }
+
     /// Gives the bias up if `slot` holds it (its queue is going away), and
     /// lets go of the sender.
     pub(crate) fn drop_bias(&self, slot: &BiasSlot) {
