@@ -118,4 +118,33 @@ fuzz_target!(|data: &[u8]| {
     }
     let used = writer.finish();
     assert_eq!(&out[..used], data);
+
+    // The loan's in-place path (reserve the headers, write the payload
+    // into the reserved range, count it) encodes one-frame messages
+    // without timestamp exactly as `try_push` does; a reservation dropped
+    // before each one changes nothing.
+    let mut out = vec![0u8; data.len()];
+    let mut writer = BufferWriter::new(&mut out).expect("a valid buffer holds a header");
+    for message in &messages {
+        let single = message.frame_count() == 1
+            && message.frame(0).is_some_and(|f| f.timestamp().is_none());
+        if !single {
+            writer.try_push(message).expect("re-encodes in the same space");
+            continue;
+        }
+        let payload = message.frame(0).map(|f| f.data().to_vec()).unwrap_or_default();
+        // A loan that is dropped: headers written, nothing counted.
+        if let Some((start, end)) = writer.reserve_single(payload.len()) {
+            let mut view = writer.payload_view(start, end).expect("reserved range");
+            assert!(view.write(0, &vec![0xee; payload.len()]));
+        }
+        let (start, end) = writer
+            .reserve_single(payload.len())
+            .expect("a decoded message re-encodes in the same space");
+        let mut view = writer.payload_view(start, end).expect("reserved range");
+        assert!(view.write(0, &payload));
+        writer.commit_reserved(end);
+    }
+    let used = writer.finish();
+    assert_eq!(&out[..used], data);
 });

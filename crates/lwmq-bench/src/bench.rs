@@ -65,6 +65,17 @@ impl Size {
         }
     }
 
+    /// Timed round trips of a sparse run with a pause of `pause_ms`
+    /// (about 2 s and 5 s per run in full).
+    fn sparse_count(self, pause_ms: u64) -> u64 {
+        let full = 2_000 / pause_ms.max(1) * if pause_ms >= 10 { 2 } else { 1 };
+        match self {
+            Size::Full => full.max(100),
+            Size::Quick => (full / 6).max(50),
+            Size::Smoke => 10,
+        }
+    }
+
     /// Seconds after which a (non-lwmq) pinger stops timing: a spinning
     /// peer on a loaded machine can take milliseconds per round trip.
     fn lat_cap(self) -> f64 {
@@ -271,6 +282,9 @@ pub enum Kind {
     Idle,
     /// The machine's limits (`lwmq limits`).
     Limits,
+    /// One-way latency of one 64 B message after a pause of this many
+    /// milliseconds, repeated (round trip / 2, a pause before each).
+    Sparse(u64),
 }
 
 impl Kind {
@@ -281,6 +295,9 @@ impl Kind {
             Kind::Lat => "lat",
             Kind::Idle => "idle",
             Kind::Limits => "limits",
+            Kind::Sparse(1) => "sparse-1ms",
+            Kind::Sparse(10) => "sparse-10ms",
+            Kind::Sparse(_) => "sparse",
         }
     }
 }
@@ -289,6 +306,15 @@ impl Kind {
 pub const THR_SIZES: [usize; 3] = [64, 6_400, 640_000];
 /// Latency payload sizes.
 pub const LAT_SIZES: [usize; 2] = [64, 6_400];
+/// Pauses of the sparse latency scenario, in milliseconds (64 B messages).
+pub const SPARSE_PAUSES_MS: [u64; 2] = [1, 10];
+/// Payload size of the sparse scenario.
+pub const SPARSE_SIZE: usize = 64;
+/// From this payload size on, the lwmq messaging senders write each
+/// payload in place with `MonoQueue::loan` (`lwmq thr send --loan`), as an
+/// application sending large messages would; below it they post a message
+/// of one copied frame.
+pub const LOAN_FROM: usize = 640_000;
 
 /// One measurement: a scenario for one library in one repetition.
 #[derive(Debug, Clone)]
@@ -366,6 +392,15 @@ impl Plan {
                     v.push((Kind::Lat, Some(*lib), size, rep));
                 }
             }
+            for pause in SPARSE_PAUSES_MS {
+                for lib in self
+                    .libs
+                    .iter()
+                    .filter(|l| l.does_lat(SPARSE_SIZE) && !l.is_network())
+                {
+                    v.push((Kind::Sparse(pause), Some(*lib), SPARSE_SIZE, rep));
+                }
+            }
         }
         v
     }
@@ -412,7 +447,7 @@ pub fn run(plan: &Plan, iox: &Iox2Files) -> Vec<Sample> {
         let result = match kind {
             Kind::Limits => run_limits(plan.size),
             Kind::Idle => run_idle(plan.size, &name),
-            Kind::Thr | Kind::Lat => {
+            Kind::Thr | Kind::Lat | Kind::Sparse(_) => {
                 run_pair(plan.size, kind, lib.unwrap_or(Lib::Lwmq), size, &name, iox)
             }
         };
@@ -516,10 +551,14 @@ fn pair_args(
         format!("ipc://{name}")
     };
     let thr = kind == Kind::Thr;
-    let count = if thr {
-        size_mode.thr_count(size, lib.is_slow())
-    } else {
-        size_mode.lat_count()
+    let pause_us = match kind {
+        Kind::Sparse(ms) => ms * 1000,
+        _ => 0,
+    };
+    let count = match kind {
+        Kind::Thr => size_mode.thr_count(size, lib.is_slow()),
+        Kind::Sparse(ms) => size_mode.sparse_count(ms),
+        _ => size_mode.lat_count(),
     };
     let (a_side, b_side) = if thr {
         ("recv", "send")
@@ -555,6 +594,12 @@ fn pair_args(
                 if matches!(lib, Lib::LwmqLend | Lib::LwmqTcpLend) && side == "recv" {
                     v.push(s("--lend"));
                 }
+                if lib != Lib::LwmqRaw && thr && side == "send" && size >= LOAN_FROM {
+                    v.push(s("--loan"));
+                }
+                if pause_us > 0 {
+                    v.extend([s("--pause-us"), s(pause_us)]);
+                }
             }
             Lib::Uds
             | Lib::UdsBatch
@@ -582,6 +627,9 @@ fn pair_args(
                 }
                 if !thr {
                     v.extend([s("--max-seconds"), s(size_mode.lat_cap())]);
+                }
+                if pause_us > 0 {
+                    v.extend([s("--pause-us"), s(pause_us)]);
                 }
             }
         }

@@ -94,7 +94,7 @@ struct PairArgs {
     /// Rendezvous name (abstract socket or iceoryx2 service name), or the
     /// port on 127.0.0.1 for the TCP peers.
     name: String,
-    /// Payload size in bytes (at least 8).
+    /// Payload size in bytes (at least 16).
     size: usize,
     /// Messages (throughput) or timed round trips (latency).
     count: u64,
@@ -110,11 +110,19 @@ struct PairArgs {
     /// Latency: stop timing after this many seconds (0 = never).
     #[arg(long, default_value_t = 0.0)]
     max_seconds: f64,
+    /// Latency (ping): sleep this many microseconds before each round
+    /// trip (the sparse scenario); 0 = back to back.
+    #[arg(long, default_value_t = 0)]
+    pause_us: u64,
 }
 
 impl PairArgs {
     fn cap(&self) -> Duration {
         Duration::try_from_secs_f64(self.max_seconds).unwrap_or_default()
+    }
+
+    fn pause(&self) -> Duration {
+        Duration::from_micros(self.pause_us)
     }
 }
 
@@ -163,9 +171,9 @@ fn run_peer(p: Peer) -> ExitCode {
         Err(f) => f.report(),
     };
     let check = |a: &PairArgs| {
-        if a.size < 8 {
+        if a.size < 16 {
             Err(peers::PeerError(format!(
-                "SIZE {} is too small (rule: SIZE >= 8)",
+                "SIZE {} is too small (rule: SIZE >= 16)",
                 a.size
             )))
         } else {
@@ -180,25 +188,26 @@ fn run_peer(p: Peer) -> ExitCode {
         Peer::UdsThr(a) => {
             check(&a).and_then(|()| peers::uds_thr(&a.side, &a.name, a.size, a.count, a.batch))
         }
-        Peer::UdsLat(a) => {
-            check(&a).and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count, a.cap()))
-        }
+        Peer::UdsLat(a) => check(&a)
+            .and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause())),
         Peer::TcpThr(a) => {
             check(&a).and_then(|()| peers::tcp_thr(&a.side, &a.name, a.size, a.count, a.batch))
         }
-        Peer::TcpLat(a) => {
-            check(&a).and_then(|()| peers::tcp_lat(&a.side, &a.name, a.size, a.count, a.cap()))
-        }
+        Peer::TcpLat(a) => check(&a)
+            .and_then(|()| peers::tcp_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause())),
         Peer::ZmqThr(a) => {
             check(&a).and_then(|()| peers::zmq_thr(&a.side, &a.name, a.size, a.count, a.tcp))
         }
-        Peer::ZmqLat(a) => check(&a)
-            .and_then(|()| peers::zmq_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.tcp)),
+        Peer::ZmqLat(a) => check(&a).and_then(|()| {
+            peers::zmq_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause(), a.tcp)
+        }),
         Peer::IoxThr(a) => {
             check(&a).and_then(|()| peers::iox_thr(&a.side, &a.name, &a.prefix, a.size, a.count))
         }
-        Peer::IoxLat(a) => check(&a)
-            .and_then(|()| peers::iox_lat(&a.side, &a.name, &a.prefix, a.size, a.count, a.cap())),
+        Peer::IoxLat(a) => check(&a).and_then(|()| {
+            let (cap, pause) = (a.cap(), a.pause());
+            peers::iox_lat(&a.side, &a.name, &a.prefix, a.size, a.count, cap, pause)
+        }),
         Peer::Idle { side, uri, seconds } => peers::lwmq_idle(&side, &uri, seconds),
     };
     match r {

@@ -5,9 +5,15 @@
 //! object as its last stdout line (the same shapes as `lwmq thr --json` and
 //! `lwmq lat --json`, so the orchestrator parses every library alike).
 //!
-//! Payload checks are cheap on purpose: every payload carries its sequence
-//! number (little-endian u64) in its first 8 bytes and must have the right
-//! length; the receiver checks both, so no library can skip or merge data.
+//! Every library does the same work per message as `lwmq thr`/`lat`
+//! (docs/performance.md): the sender writes the whole payload (the pattern
+//! of `lwmq_cli::raw_thr::pattern`, its sequence number, little-endian, in
+//! the first and the last 8 bytes) into the library's send path, and the
+//! receiver checks the whole payload where the library hands it over
+//! (borrowed in place for iceoryx2, copied out for the sockets and
+//! ZeroMQ): its length, both stamps and every byte between them. No library
+//! can skip, merge or corrupt data unnoticed, and none is spared reading
+//! what it received.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use iceoryx2::port::update_connections::UpdateConnections as _;
 use iceoryx2::service::port_factory::PortFactory as _;
-use lwmq_cli::raw_lat::{warmup, LatReport};
-use lwmq_cli::raw_thr::ThrReport;
+use lwmq_cli::raw_lat::{warmup_for, LatReport};
+use lwmq_cli::raw_thr::{is_payload, pattern, stamp_payload, ThrReport};
 
 /// Errors of a peer process.
 #[derive(Debug)]
@@ -40,79 +46,55 @@ fn ctx<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> PeerError 
 /// Longest time a peer waits for its counterpart to appear.
 const CONNECT_LIMIT: Duration = Duration::from_secs(20);
 
-/// Writes the sequence number into the first 8 bytes of `buf`.
+/// Stamps payload `seq` into `buf`, which holds the pattern: its first
+/// and last 8 bytes.
 fn stamp(buf: &mut [u8], seq: u64) {
-    buf[..8].copy_from_slice(&seq.to_le_bytes());
+    stamp_payload(buf, seq);
 }
 
-/// Whether `buf` is payload number `seq` of length `size`.
-fn stamped(buf: &[u8], size: usize, seq: u64) -> bool {
-    buf.len() == size && buf[..8] == seq.to_le_bytes()
-}
-
-/// A payload of `size` bytes filled with a non-zero pattern.
+/// A payload of `size` (>= 16) bytes: the pattern, stamped 0.
 fn payload(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i % 251) as u8 + 1).collect()
+    let mut p = pattern(size);
+    stamp(&mut p, 0);
+    p
 }
 
-/// Checks a byte stream of back-to-back fixed-size payloads, whatever the
-/// chunking: the 8 sequence bytes of each payload may straddle reads.
-/// A `full` verifier also compares every other byte with the pattern (as
-/// lwmq's receivers do), for like-for-like rows.
+/// Checks a byte stream of back-to-back fixed-size payloads whole, whatever
+/// the chunking: every byte is compared with the expected payload (its
+/// stamps may straddle reads).
 #[derive(Debug)]
 pub struct StreamVerifier {
     size: usize,
     at: usize,
     seq: u64,
-    head: [u8; 8],
+    /// The payload expected next (the pattern, stamped `seq`).
+    expect: Vec<u8>,
     ok: bool,
-    /// The pattern, when every byte is checked.
-    template: Option<Vec<u8>>,
 }
 
 impl StreamVerifier {
-    /// A verifier for payloads of `size` (>= 8) bytes, starting at 0.
+    /// A verifier for payloads of `size` (>= 16) bytes, starting at 0.
     pub fn new(size: usize) -> Self {
         Self {
             size,
             at: 0,
             seq: 0,
-            head: [0; 8],
+            expect: payload(size),
             ok: true,
-            template: None,
-        }
-    }
-
-    /// [`Self::new`], checking every byte of every payload.
-    pub fn full(size: usize) -> Self {
-        Self {
-            template: Some(payload(size)),
-            ..Self::new(size)
         }
     }
 
     /// Feeds the next bytes of the stream.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            if self.at < 8 {
-                let n = (8 - self.at).min(data.len());
-                self.head[self.at..self.at + n].copy_from_slice(&data[..n]);
-                self.at += n;
-                data = &data[n..];
-                if self.at == 8 {
-                    self.ok &= self.head == self.seq.to_le_bytes();
-                }
-            } else {
-                let n = (self.size - self.at).min(data.len());
-                if let Some(t) = &self.template {
-                    self.ok &= data[..n] == t[self.at..self.at + n];
-                }
-                self.at += n;
-                data = &data[n..];
-            }
+            let n = (self.size - self.at).min(data.len());
+            self.ok &= data[..n] == self.expect[self.at..self.at + n];
+            self.at += n;
+            data = &data[n..];
             if self.at == self.size {
                 self.at = 0;
                 self.seq += 1;
+                stamp(&mut self.expect, self.seq);
             }
         }
     }
@@ -148,9 +130,10 @@ fn ping_loop(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
     mut round_trip: impl FnMut(&[u8], u64) -> Result<(), PeerError>,
 ) -> Result<(), PeerError> {
-    let w = warmup(count);
+    let w = warmup_for(count, pause);
     let mut buf = payload(size);
     let mut samples = Vec::with_capacity(count.min(10_000_000) as usize);
     let started = Instant::now();
@@ -165,6 +148,9 @@ fn ping_loop(
             warm |= t > cap / 10;
         }
         warm |= i >= w;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let t0 = Instant::now();
         stamp(&mut buf, i);
         round_trip(&buf, i)?;
@@ -234,26 +220,21 @@ pub fn uds_thr(
     batch: bool,
 ) -> Result<(), PeerError> {
     if side == "recv" {
-        return stream_recv(uds_accept(name)?, "uds", size, count, batch, false);
+        return stream_recv(uds_accept(name)?, "uds", size, count, batch);
     }
-    stream_send(uds_connect(name)?, "uds", size, count, batch)
+    stream_send(uds_connect(name)?, size, count, batch)
 }
 
 /// The receiving side of a stream socket's throughput run (see
-/// [`uds_thr`]).
+/// [`uds_thr`]): every byte of every payload is checked.
 fn stream_recv(
     mut s: impl Read,
     what: &'static str,
     size: usize,
     count: u64,
     batch: bool,
-    every_byte: bool,
 ) -> Result<(), PeerError> {
-    let mut v = if every_byte {
-        StreamVerifier::full(size)
-    } else {
-        StreamVerifier::new(size)
-    };
+    let mut v = StreamVerifier::new(size);
     let mut buf = vec![0u8; if batch { UDS_BATCH.max(size) } else { size }];
     let mut start = None;
     while v.complete() < count {
@@ -283,7 +264,6 @@ fn stream_recv(
 /// The sending side of a stream socket's throughput run.
 fn stream_send(
     mut s: impl Read + Write,
-    what: &'static str,
     size: usize,
     count: u64,
     batch: bool,
@@ -301,13 +281,13 @@ fn stream_send(
                 let at = buf.len();
                 buf.extend_from_slice(&template);
                 stamp(&mut buf[at..], seq);
+                // (`template` is the pattern: the whole payload is
+                // written, then stamped.)
                 seq += 1;
             }
             s.write_all(&buf).map_err(ctx("write"))?;
         }
     } else {
-        // One write per payload (a payload above 64 KiB is one write of
-        // its own in batched mode too).
         let mut buf = payload(size);
         for seq in 0..count {
             stamp(&mut buf, seq);
@@ -318,7 +298,6 @@ fn stream_send(
     // Wait for the receiver to close, so the process outlives the data.
     let mut end = [0u8; 1];
     let _ = s.read(&mut end);
-    let _ = what;
     print_thr("send", size, count, start.elapsed().as_secs_f64(), None);
     Ok(())
 }
@@ -330,34 +309,51 @@ pub fn uds_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     if side == "pong" {
-        return stream_pong(uds_accept(name)?, size, count);
+        return stream_pong(uds_accept(name)?, "uds", size, count, pause);
     }
-    stream_ping(uds_connect(name)?, "uds", size, count, cap)
+    stream_ping(uds_connect(name)?, "uds", size, count, cap, pause)
 }
 
-fn stream_pong(mut s: impl Read + Write, size: usize, count: u64) -> Result<(), PeerError> {
+/// The echoing side of a stream socket's latency run: checks each payload
+/// whole, then writes it back.
+fn stream_pong(
+    mut s: impl Read + Write,
+    what: &'static str,
+    size: usize,
+    count: u64,
+    pause: Duration,
+) -> Result<(), PeerError> {
     let mut buf = payload(size);
-    for _ in 0..count + warmup(count) {
+    let pat = pattern(size);
+    for i in 0..count + warmup_for(count, pause) {
         s.read_exact(&mut buf).map_err(ctx("read"))?;
+        if !is_payload(&buf, &pat, i) {
+            return Err(PeerError(format!("{what}: message {i} came wrong")));
+        }
         s.write_all(&buf).map_err(ctx("write"))?;
     }
     Ok(())
 }
 
+/// The pinging side of a stream socket's latency run: writes a payload,
+/// reads the echo and checks it whole.
 fn stream_ping(
     mut s: impl Read + Write,
     what: &'static str,
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     let mut back = vec![0u8; size];
-    ping_loop(size, count, cap, |out, i| {
+    let pat = pattern(size);
+    ping_loop(size, count, cap, pause, |out, i| {
         s.write_all(out).map_err(ctx("write"))?;
         s.read_exact(&mut back).map_err(ctx("read"))?;
-        if !stamped(&back, size, i) {
+        if !is_payload(&back, &pat, i) {
             return Err(PeerError(format!("{what}: echo {i} came back wrong")));
         }
         Ok(())
@@ -401,9 +397,9 @@ pub fn tcp_thr(
     batch: bool,
 ) -> Result<(), PeerError> {
     if side == "recv" {
-        return stream_recv(tcp_accept(port)?, "tcp", size, count, batch, true);
+        return stream_recv(tcp_accept(port)?, "tcp", size, count, batch);
     }
-    stream_send(tcp_connect(port)?, "tcp", size, count, batch)
+    stream_send(tcp_connect(port)?, size, count, batch)
 }
 
 /// Plain TCP ping-pong latency on 127.0.0.1:`port` (`TCP_NODELAY`).
@@ -413,11 +409,12 @@ pub fn tcp_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     if side == "pong" {
-        return stream_pong(tcp_accept(port)?, size, count);
+        return stream_pong(tcp_accept(port)?, "tcp", size, count, pause);
     }
-    stream_ping(tcp_connect(port)?, "tcp", size, count, cap)
+    stream_ping(tcp_connect(port)?, "tcp", size, count, cap, pause)
 }
 
 // ------------------------------------------------------------- ZeroMQ ---
@@ -444,11 +441,11 @@ pub fn zmq_thr(
 ) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name, tcp);
-    let template = payload(size);
     if side == "recv" {
         let s = ctx_.socket(zmq::PULL).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
         let mut buf = vec![0u8; size + 1];
+        let pat = pattern(size);
         let mut ok = true;
         let mut start = None;
         // A stall ends the run with a clear error instead of a hang.
@@ -466,10 +463,7 @@ pub fn zmq_thr(
                 Err(e) => return Err(PeerError(format!("zmq recv: {e}"))),
             };
             start.get_or_insert_with(Instant::now);
-            ok &= n == size && buf[..8] == seq.to_le_bytes();
-            if tcp {
-                ok &= buf[8..size] == template[8..];
-            }
+            ok &= n == size && is_payload(&buf[..size], &pat, seq);
         }
         let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
         print_thr(side, size, count, seconds, Some(ok));
@@ -497,27 +491,32 @@ pub fn zmq_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
     tcp: bool,
 ) -> Result<(), PeerError> {
     let ctx_ = zmq::Context::new();
     let ep = zmq_endpoint(name, tcp);
-    let total = count + warmup(count);
+    let total = count + warmup_for(count, pause);
     let mut back = vec![0u8; size + 1];
+    let pat = pattern(size);
     if side == "pong" {
         let s = ctx_.socket(zmq::REP).map_err(ctx("zmq socket"))?;
         s.bind(&ep).map_err(ctx("zmq bind"))?;
-        for _ in 0..total {
+        for i in 0..total {
             let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
+            if !is_payload(&back[..n.min(back.len())], &pat, i) {
+                return Err(PeerError(format!("zmq: message {i} came wrong")));
+            }
             s.send(&back[..n.min(size)], 0).map_err(ctx("zmq send"))?;
         }
         return Ok(());
     }
     let s = ctx_.socket(zmq::REQ).map_err(ctx("zmq socket"))?;
     s.connect(&ep).map_err(ctx("zmq connect"))?;
-    ping_loop(size, count, cap, |out, i| {
+    ping_loop(size, count, cap, pause, |out, i| {
         s.send(out, 0).map_err(ctx("zmq send"))?;
         let n = s.recv_into(&mut back, 0).map_err(ctx("zmq recv"))?;
-        if !stamped(&back[..n.min(back.len())], size, i) {
+        if !is_payload(&back[..n.min(back.len())], &pat, i) {
             return Err(PeerError(format!("zmq: echo {i} came back wrong")));
         }
         Ok(())
@@ -691,6 +690,7 @@ pub fn iox_thr(
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        let pat = pattern(size);
         let mut ok = true;
         let mut start = None;
         let mut seq = 0;
@@ -702,7 +702,8 @@ pub fn iox_thr(
             {
                 Some(sample) => {
                     start.get_or_insert_with(Instant::now);
-                    ok &= stamped(sample.payload(), size, seq);
+                    // Borrowed in place: iceoryx2 lends its samples.
+                    ok &= is_payload(sample.payload(), &pat, seq);
                     seq += 1;
                 }
                 None => {
@@ -759,6 +760,7 @@ pub fn iox_lat(
     size: usize,
     count: u64,
     cap: Duration,
+    pause: Duration,
 ) -> Result<(), PeerError> {
     let node = iox::node(prefix)?;
     let ping_svc = iox::service(&node, &format!("{name}.ping"), 1)?;
@@ -772,9 +774,10 @@ pub fn iox_lat(
     let publ = iox::publisher(out_svc, size)?;
     iox::await_subscriber(out_svc)?;
     let _ = publ.update_connections();
-    let total = count + warmup(count);
+    let total = count + warmup_for(count, pause);
     let recv_timeout = CONNECT_LIMIT;
     let mut buf = payload(size);
+    let pat = pattern(size);
     let receive = |expect: u64| -> Result<(), PeerError> {
         let t = Instant::now();
         let mut polls = 0u32;
@@ -783,7 +786,7 @@ pub fn iox_lat(
                 .receive()
                 .map_err(|e| PeerError(format!("iceoryx2 receive: {e:?}")))?
             {
-                if !stamped(s.payload(), size, expect) {
+                if !is_payload(s.payload(), &pat, expect) {
                     return Err(PeerError(format!("iceoryx2: message {expect} came wrong")));
                 }
                 return Ok(());
@@ -809,7 +812,7 @@ pub fn iox_lat(
         }
         return Ok(());
     }
-    ping_loop(size, count, cap, |out, i| {
+    ping_loop(size, count, cap, pause, |out, i| {
         iox::send(&publ, out)?;
         receive(i)
     })
@@ -866,25 +869,15 @@ mod tests {
             stream.extend_from_slice(&p);
         }
         for chunk in [1, 3, 7, 8, 20, 33, 1000] {
-            for mut v in [StreamVerifier::new(size), StreamVerifier::full(size)] {
-                for c in stream.chunks(chunk) {
-                    v.feed(c);
-                }
-                assert!(v.ok(), "chunk {chunk}");
-                assert_eq!(v.complete(), 50);
+            let mut v = StreamVerifier::new(size);
+            for c in stream.chunks(chunk) {
+                v.feed(c);
             }
+            assert!(v.ok(), "chunk {chunk}");
+            assert_eq!(v.complete(), 50);
         }
         stream[20 * 7 + 3] ^= 1;
         let mut v = StreamVerifier::new(size);
-        v.feed(&stream);
-        assert!(!v.ok());
-        // A byte after the sequence number: only the full check sees it.
-        stream[20 * 7 + 3] ^= 1;
-        stream[20 * 9 + 15] ^= 1;
-        let mut v = StreamVerifier::new(size);
-        v.feed(&stream);
-        assert!(v.ok());
-        let mut v = StreamVerifier::full(size);
         v.feed(&stream);
         assert!(!v.ok());
     }

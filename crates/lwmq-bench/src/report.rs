@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::bench::{Kind, Lib, Plan, Sample, LAT_SIZES, THR_SIZES};
+use crate::bench::{Kind, Lib, Plan, Sample, LAT_SIZES, SPARSE_PAUSES_MS, SPARSE_SIZE, THR_SIZES};
 
 /// Minimum, median and maximum of some values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,6 +105,8 @@ pub struct Summary {
     pub thr: Vec<ThrRow>,
     /// Latency rows.
     pub lat: Vec<LatRow>,
+    /// Sparse latency rows, per pause (ms), 64 B.
+    pub sparse: Vec<(u64, LatRow)>,
     /// Idle lwmq pair: % of one core.
     pub idle: Option<Spread>,
     /// Idle runs that failed.
@@ -170,25 +172,41 @@ impl Summary {
                 });
             }
         }
+        let lat_row = |kind: Kind, lib: Lib, size: usize| -> Option<LatRow> {
+            let v = of(kind, Some(lib), size);
+            if v.is_empty() {
+                return None;
+            }
+            let p50 = oks(&v, &|r: &Value| num(r, "p50_ns"));
+            Some(LatRow {
+                lib,
+                size,
+                p50: Spread::of(&p50),
+                p99: Spread::of(&oks(&v, &|r: &Value| num(r, "p99_ns"))),
+                p999: Spread::of(&oks(&v, &|r: &Value| num(r, "p999_ns"))),
+                max: Spread::of(&oks(&v, &|r: &Value| num(r, "max_ns"))),
+                failed: v.len() - p50.len(),
+                error: first_error(&v),
+                runs: v.len(),
+            })
+        };
         let mut lat = Vec::new();
         for size in LAT_SIZES {
             for lib in plan.libs.iter().copied().filter(|l| *l != Lib::UdsBatch) {
-                let v = of(Kind::Lat, Some(lib), size);
-                if v.is_empty() {
-                    continue;
+                lat.extend(lat_row(Kind::Lat, lib, size));
+            }
+        }
+        let mut sparse = Vec::new();
+        for pause in SPARSE_PAUSES_MS {
+            for lib in plan
+                .libs
+                .iter()
+                .copied()
+                .filter(|l| *l != Lib::UdsBatch && !l.is_network())
+            {
+                if let Some(r) = lat_row(Kind::Sparse(pause), lib, SPARSE_SIZE) {
+                    sparse.push((pause, r));
                 }
-                let p50 = oks(&v, &|r: &Value| num(r, "p50_ns"));
-                lat.push(LatRow {
-                    lib,
-                    size,
-                    p50: Spread::of(&p50),
-                    p99: Spread::of(&oks(&v, &|r: &Value| num(r, "p99_ns"))),
-                    p999: Spread::of(&oks(&v, &|r: &Value| num(r, "p999_ns"))),
-                    max: Spread::of(&oks(&v, &|r: &Value| num(r, "max_ns"))),
-                    failed: v.len() - p50.len(),
-                    error: first_error(&v),
-                    runs: v.len(),
-                });
             }
         }
         let idle_s = of(Kind::Idle, Some(Lib::Lwmq), 0);
@@ -198,6 +216,7 @@ impl Summary {
             limits_error: first_error(&limits),
             thr,
             lat,
+            sparse,
             idle: Spread::of(&oks(&idle_s, &|r: &Value| {
                 num(r, "cpu_percent_of_one_core")
             })),
@@ -239,41 +258,6 @@ impl Summary {
             .filter(|r| r.size == size && !r.lib.is_lwmq() && r.lib.is_network() == network)
             .filter_map(|r| r.p50.map(|s| (r.lib, s.median)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
-    }
-
-    /// The five throughput targets of issue 5 for `lib`, named `names`:
-    /// 64 B at 20 M msg/s, 3x ZeroMQ and 4x iceoryx2; 640,000 B at 40 %
-    /// of the copy bandwidth and 5x the Unix socket.
-    fn throughput_targets(&self, lib: Lib, names: [&'static str; 5]) -> [Target; 5] {
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        };
-        let m64 = self.thr_median(lib, 64);
-        let big = 640_000;
-        let m_big = self.thr_median(lib, big);
-        let [m20, zmq, iox, copy, uds] = names;
-        [
-            Target::at_least(m20, m64.map(|v| v / 1e6), 20.0, "M msg/s"),
-            Target::at_least(zmq, ratio(m64, self.thr_median(Lib::Zmq, 64)), 3.0, "x"),
-            Target::at_least(
-                iox,
-                ratio(m64, self.thr_median(Lib::Iceoryx2, 64)),
-                4.0,
-                "x",
-            ),
-            Target::at_least(
-                copy,
-                ratio(
-                    m_big.map(|m| m * big as f64),
-                    self.copy.get(&big).map(|s| s.median),
-                )
-                .map(|r| r * 100.0),
-                40.0,
-                "%",
-            ),
-            Target::at_least(uds, ratio(m_big, self.thr_median(Lib::Uds, big)), 5.0, "x"),
-        ]
     }
 
     /// The targets of issue 14 (`tcp://`), each with what was measured;
@@ -336,52 +320,109 @@ impl Summary {
         t
     }
 
-    /// The targets of issue 5, each with what was measured.
+    /// The best peer (not lwmq) of the sparse scenario with `pause` (ms)
+    /// by the median of `key` (`p50`/`p99`): lowest wins.
+    pub fn best_sparse_peer(&self, pause: u64, p99: bool) -> Option<(Lib, f64)> {
+        self.sparse
+            .iter()
+            .filter(|(p, r)| *p == pause && !r.lib.is_lwmq())
+            .filter_map(|(_, r)| (if p99 { r.p99 } else { r.p50 }).map(|s| (r.lib, s.median)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The median p50 (or p99) of `lib` in the sparse scenario.
+    pub fn sparse_median(&self, lib: Lib, pause: u64, p99: bool) -> Option<f64> {
+        self.sparse
+            .iter()
+            .find(|(p, r)| *p == pause && r.lib == lib)
+            .and_then(|(_, r)| (if p99 { r.p99 } else { r.p50 }).map(|s| s.median))
+    }
+
+    /// The targets of issue 13, each with what was measured (medians of
+    /// the lwmq messaging rows: `lwmq thr`/`lwmq lat`, the default spin).
     pub fn targets(&self) -> Vec<Target> {
-        let mut t = Vec::new();
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,
         };
-        let [m20, zmq, iox, copy, uds] = self.throughput_targets(
-            Lib::Lwmq,
-            [
-                "64 B messaging throughput >= 20 M msg/s",
-                "64 B messaging throughput >= 3x ZeroMQ",
-                "64 B messaging throughput >= 4x iceoryx2",
-                "640,000 B messaging throughput >= 40% of copy bandwidth",
-                "640,000 B messaging throughput >= 5x Unix socket",
-            ],
-        );
-        t.extend([m20, zmq, iox]);
+        let big = 640_000;
+        let m64 = self.thr_median(Lib::Lwmq, 64);
+        let m_big = self.thr_median(Lib::Lwmq, big);
         let l64 = self.lat_median(Lib::Lwmq, 64);
-        t.push(Target::at_most(
-            "64 B messaging one-way p50 <= 0.6x iceoryx2",
-            ratio(l64, self.lat_median(Lib::Iceoryx2, 64)),
-            0.6,
-            "x",
-        ));
-        t.push(Target::at_most(
-            "64 B messaging one-way p50 <= 2x cache-line one-way",
-            ratio(l64, self.cacheline.map(|s| s.median)),
-            2.0,
-            "x",
-        ));
-        t.extend([copy, uds]);
-        // The same throughput targets for messages received in place
-        // (`Channel::receive_with`), when that variant ran.
-        let lend = self.throughput_targets(
-            Lib::LwmqLend,
-            [
-                "64 B messaging, received in place, >= 20 M msg/s",
-                "64 B messaging, received in place, >= 3x ZeroMQ",
-                "64 B messaging, received in place, >= 4x iceoryx2",
-                "640,000 B messaging, received in place, >= 40% of copy bandwidth",
-                "640,000 B messaging, received in place, >= 5x Unix socket",
-            ],
-        );
-        if lend.iter().any(|l| l.measured.is_some()) {
-            t.extend(lend);
+        let mut t = vec![
+            Target::at_least(
+                "64 B messaging throughput >= 20 M msg/s",
+                m64.map(|v| v / 1e6),
+                20.0,
+                "M msg/s",
+            ),
+            Target::at_least(
+                "64 B messaging throughput >= 1.0x uds-batch",
+                ratio(m64, self.thr_median(Lib::UdsBatch, 64)),
+                1.0,
+                "x",
+            ),
+            Target::at_least(
+                "640,000 B messaging throughput >= 1.0x iceoryx2",
+                ratio(m_big, self.thr_median(Lib::Iceoryx2, big)),
+                1.0,
+                "x",
+            ),
+            Target::at_least(
+                "640,000 B messaging throughput >= 50% of copy bandwidth",
+                ratio(
+                    m_big.map(|m| m * big as f64),
+                    self.copy.get(&big).map(|s| s.median),
+                )
+                .map(|r| r * 100.0),
+                50.0,
+                "%",
+            ),
+            Target::at_most(
+                "6,400 B messaging one-way p50 <= 1.0x iceoryx2",
+                ratio(
+                    self.lat_median(Lib::Lwmq, 6_400),
+                    self.lat_median(Lib::Iceoryx2, 6_400),
+                ),
+                1.0,
+                "x",
+            ),
+            Target::at_most(
+                "64 B messaging one-way p50 <= 0.5x iceoryx2",
+                ratio(l64, self.lat_median(Lib::Iceoryx2, 64)),
+                0.5,
+                "x",
+            ),
+            Target::at_most(
+                "64 B messaging one-way p50 <= 2x cache-line one-way",
+                ratio(l64, self.cacheline.map(|s| s.median)),
+                2.0,
+                "x",
+            ),
+        ];
+        for (pause, p50_what, p99_what) in [
+            (
+                1,
+                "sparse 1 ms: lwmq p50 <= every peer's (ratio to the best)",
+                "sparse 1 ms: lwmq p99 <= every peer's (ratio to the best)",
+            ),
+            (
+                10,
+                "sparse 10 ms: lwmq p50 <= every peer's (ratio to the best)",
+                "sparse 10 ms: lwmq p99 <= every peer's (ratio to the best)",
+            ),
+        ] {
+            for (p99, what) in [(false, p50_what), (true, p99_what)] {
+                t.push(Target::at_most(
+                    what,
+                    ratio(
+                        self.sparse_median(Lib::Lwmq, pause, p99),
+                        self.best_sparse_peer(pause, p99).map(|b| b.1),
+                    ),
+                    1.0,
+                    "x",
+                ));
+            }
         }
         t.push(Target::at_most(
             "idle messaging pair < 2% of one core",
@@ -393,7 +434,7 @@ impl Summary {
     }
 }
 
-/// One target of issue 5.
+/// One target of issue 13.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// What it asks.
@@ -612,6 +653,40 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
         }
     }
 
+    if !sum.sparse.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Sparse latency ({SPARSE_SIZE} B, a pause before each round trip; round trip / 2)\n"
+        );
+        let _ = writeln!(o, "| pause | library | p50 | p99 | p99.9 | max | lwmq p50 vs best peer | lwmq p99 vs best peer |");
+        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---:|---:|");
+        for (pause, r) in &sum.sparse {
+            let vs = |mine: Option<Spread>, p99: bool| match (
+                r.lib.is_lwmq(),
+                mine.map(|s| s.median),
+                sum.best_sparse_peer(*pause, p99),
+            ) {
+                (false, _, _) => String::new(),
+                (true, Some(m), Some((lib, b))) if b > 0.0 => {
+                    format!("{:.2}x {}", m / b, lib.name())
+                }
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {pause} ms | {}{} | {} | {} | {} | {} | {} | {} |",
+                r.lib.name(),
+                fail_note(r.failed, r.runs, &r.error),
+                spread_cell(r.p50, fmt_ns),
+                spread_cell(r.p99, fmt_ns),
+                spread_cell(r.p999, fmt_ns),
+                spread_cell(r.max, fmt_ns),
+                vs(r.p50, false),
+                vs(r.p99, true),
+            );
+        }
+    }
+
     if sum.idle.is_some() || sum.idle_error.is_some() {
         let _ = writeln!(o, "\n## Idle lwmq messaging pair\n");
         let _ =
@@ -623,7 +698,7 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
         );
     }
 
-    let _ = writeln!(o, "\n## Targets of issue 5 (medians of this run)\n");
+    let _ = writeln!(o, "\n## Targets of issue 13 (medians of this run)\n");
     let _ = writeln!(o, "| target | measured | verdict |");
     let _ = writeln!(o, "|---|---:|---|");
     for t in sum.targets() {
@@ -705,6 +780,17 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
             o
         })
         .collect();
+    let sparse: Vec<Value> = sum
+        .sparse
+        .iter()
+        .map(|(pause, r)| {
+            json!({
+                "lib": r.lib.name(), "size": r.size, "pause_ms": pause, "runs": r.runs,
+                "failed": r.failed, "p50_ns": spread_json(r.p50), "p99_ns": spread_json(r.p99),
+                "p999_ns": spread_json(r.p999), "max_ns": spread_json(r.max), "error": r.error,
+            })
+        })
+        .collect();
     let targets: Vec<Value> = sum
         .targets()
         .iter()
@@ -735,6 +821,7 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
             "limits": {"copy_bytes_per_sec": copy, "cacheline_p50_ns": spread_json(sum.cacheline), "error": sum.limits_error},
             "thr": thr,
             "lat": lat,
+            "sparse": sparse,
             "idle_cpu_percent": spread_json(sum.idle),
             "targets": targets,
         },

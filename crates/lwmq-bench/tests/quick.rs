@@ -89,9 +89,11 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 6,400 | lwmq-futex |",
         "| 640,000 | lwmq-lend |",
         "| 64 | lwmq-tcp |",
-        "received in place, >= 40% of copy bandwidth",
+        "## Sparse latency",
+        "| 10 ms | lwmq-raw |",
         "## Idle lwmq messaging pair",
-        "## Targets of issue 5",
+        "## Targets of issue 13",
+        "640,000 B messaging throughput >= 50% of copy bandwidth",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
     }
@@ -107,8 +109,8 @@ fn smoke_lwmq_writes_table_json_and_svg() {
     let samples = doc["samples"].as_array().expect("samples");
     // `lwmq` is every lwmq variant, the tcp:// ones included:
     // 1 limits + 1 idle + 3 sizes x 6 (thr) + 2 sizes x 3 (lat, ipc://)
-    // + 2 (lat at 64 B only, tcp://).
-    assert_eq!(samples.len(), 28, "{samples:?}");
+    // + 2 (lat at 64 B only, tcp://) + 2 pauses x 3 (sparse, ipc:// only).
+    assert_eq!(samples.len(), 34, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
@@ -118,6 +120,9 @@ fn smoke_lwmq_writes_table_json_and_svg() {
     assert!(doc["summary"]["lat"]
         .as_array()
         .is_some_and(|a| a.len() == 8));
+    assert!(doc["summary"]["sparse"]
+        .as_array()
+        .is_some_and(|a| a.len() == 6));
 
     let svg = std::fs::read_to_string(json.with_extension("svg")).expect("read SVG");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -147,6 +152,7 @@ fn iceoryx2_runs_leave_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("| 64 | iceoryx2 |"), "{stdout}");
+    assert!(stdout.contains("| 1 ms | iceoryx2 |"), "{stdout}");
     assert!(!stdout.contains("error"), "a run failed:\n{stdout}");
     assert_no_leftovers(pid, root_existed);
     let _ = std::fs::remove_dir_all(&dir);

@@ -125,7 +125,7 @@ fn latency(uri: &str, count: u64) -> Result<LatReport, Failure> {
     ])?;
     let ep = endpoint(uri, 64 * 1024, 4, Dirs::Both, None)?;
     let ch = open_channel(ep, RoleArg::Server)?;
-    let r = raw_lat::ping(&ch, 64, count)?;
+    let r = raw_lat::ping(&ch, 64, count, std::time::Duration::ZERO)?;
     let _ = c.wait_with_output();
     Ok(r)
 }

@@ -9,7 +9,8 @@ use lwmq::{Channel, MonoQueue, Priority, QueueOptions, Timeout};
 
 use crate::failure::{emit, Failure};
 use crate::peer::{Dirs, RoleArg};
-use crate::raw_lat::{warmup, LatReport};
+use crate::raw_lat::{warmup_for, LatReport};
+use crate::raw_thr::{fill_payload, is_payload, pattern};
 use crate::thr::{first_view, open_msg_channel};
 use crate::waiting::{wait_for_peer, ConnectArgs};
 
@@ -21,7 +22,7 @@ pub struct LatArgs {
     pub side: String,
     /// The descriptor.
     pub uri: String,
-    /// Payload size in bytes (at least 8).
+    /// Payload size in bytes (at least 16).
     pub size: usize,
     /// Round trips to time (after a warm-up of COUNT/10, at least 100).
     pub count: u64,
@@ -38,6 +39,11 @@ pub struct LatArgs {
     /// How long to wait for the peer.
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Sleep this many microseconds before each round trip (the sparse
+    /// scenario: a message after a pause; give it to both sides: it sets
+    /// the warm-up); 0 = back to back.
+    #[arg(long, default_value_t = 0)]
+    pub pause_us: u64,
 }
 
 fn runtime(e: impl std::fmt::Display) -> Failure {
@@ -46,9 +52,9 @@ fn runtime(e: impl std::fmt::Display) -> Failure {
 
 /// Runs `lwmq lat`.
 pub fn run(a: &LatArgs) -> Result<(), Failure> {
-    if a.size < 8 {
+    if a.size < 16 {
         return Err(Failure::usage(format!(
-            "SIZE {} is too small (rule: SIZE >= 8)",
+            "SIZE {} is too small (rule: SIZE >= 16)",
             a.size
         )));
     }
@@ -58,13 +64,14 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
     let (mut ch, q) = open_msg_channel(ep, a.role, Some(QueueOptions::new(Priority::Normal)))?;
     let q = q.ok_or_else(|| Failure::runtime("no send queue"))?;
     wait_for_peer(first_view(&ch)?, a.connect.limit())?;
-    let total = a.count + warmup(a.count);
+    let pause = Duration::from_micros(a.pause_us);
+    let total = a.count + warmup_for(a.count, pause);
     if a.side == "pong" {
         pong(&mut ch, &q, total)?;
         let _ = ch.close(Duration::from_secs(10));
         return Ok(());
     }
-    let r = ping(&mut ch, &q, a.size, a.count)?;
+    let r = ping(&mut ch, &q, a.size, a.count, pause)?;
     let _ = ch.close(Duration::from_secs(1));
     emit(&if a.json {
         format!("{}\n", r.to_json(a.size))
@@ -73,36 +80,52 @@ pub fn run(a: &LatArgs) -> Result<(), Failure> {
     })
 }
 
-/// Echoes `total` messages.
+/// Echoes `total` messages, each checked whole first (its length, both
+/// stamps and the pattern between them) and posted back as received.
 pub fn pong(ch: &mut Channel, q: &MonoQueue, total: u64) -> Result<(), Failure> {
-    for _ in 0..total {
+    let mut pat = Vec::new();
+    for i in 0..total {
         let m = ch.receive(Timeout::NEVER).map_err(runtime)?;
+        let ok = m.frame_count() == 1
+            && m.frame(0).is_some_and(|f| {
+                if pat.len() != f.len() && f.len() >= 16 {
+                    pat = pattern(f.len());
+                }
+                is_payload(f.data(), &pat, i)
+            });
+        if !ok {
+            return Err(Failure::runtime(format!("lat: message {i} came wrong")));
+        }
         q.post(m, Timeout::NEVER).map_err(runtime)?;
     }
     Ok(())
 }
 
-/// Times `count` round trips after the warm-up.
+/// Times `count` round trips after the warm-up, each payload written whole
+/// into a new message and each echo checked whole; `pause` before each.
 pub fn ping(
     ch: &mut Channel,
     q: &MonoQueue,
     size: usize,
     count: u64,
+    pause: Duration,
 ) -> Result<LatReport, Failure> {
     let mut samples = Vec::with_capacity(count as usize);
-    let w = warmup(count);
+    let w = warmup_for(count, pause);
+    let pat = pattern(size);
     let mut payload = vec![0u8; size];
     for i in 0..w + count {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let t0 = Instant::now();
-        payload[..8].copy_from_slice(&i.to_le_bytes());
+        fill_payload(&mut payload, &pat, i);
         let mut m = Message::new();
         m.push(Frame::copy(&payload));
         q.post(m, Timeout::NEVER).map_err(runtime)?;
         let r = ch.receive(Timeout::NEVER).map_err(runtime)?;
+        let ok = r.frame_count() == 1 && r.frame(0).is_some_and(|f| is_payload(f.data(), &pat, i));
         let rt = t0.elapsed();
-        let ok = r
-            .frame(0)
-            .is_some_and(|f| f.len() == size && f.data()[..8] == i.to_le_bytes());
         if !ok {
             return Err(Failure::runtime(format!("lat: echo {i} came back wrong")));
         }

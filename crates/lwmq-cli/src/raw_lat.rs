@@ -8,6 +8,7 @@ use lwmq::{RawChannel, Timeout, TransportId};
 
 use crate::failure::{emit, Failure};
 use crate::peer::{endpoint, first_transport, open_channel, Dirs, RoleArg};
+use crate::raw_thr::{is_payload, pattern, stamp_payload};
 use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq raw-lat`.
@@ -18,7 +19,7 @@ pub struct RawLatArgs {
     pub side: String,
     /// The descriptor.
     pub uri: String,
-    /// Payload size in bytes (at least 8).
+    /// Payload size in bytes (at least 16).
     pub size: usize,
     /// Round trips to time (after a warm-up of COUNT/10, at least 100).
     pub count: u64,
@@ -37,6 +38,11 @@ pub struct RawLatArgs {
     /// How long to wait for the peer.
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Sleep this many microseconds before each round trip (the sparse
+    /// scenario; give it to both sides: it sets the warm-up); 0 = back to
+    /// back.
+    #[arg(long, default_value_t = 0)]
+    pub pause_us: u64,
 }
 
 /// Latency percentiles of one-way transfers, in nanoseconds.
@@ -96,9 +102,9 @@ impl LatReport {
 
 /// Runs `lwmq raw-lat`.
 pub fn run(a: &RawLatArgs) -> Result<(), Failure> {
-    if a.size < 8 {
+    if a.size < 16 {
         return Err(Failure::usage(format!(
-            "SIZE {} is too small (rule: SIZE >= 8)",
+            "SIZE {} is too small (rule: SIZE >= 16)",
             a.size
         )));
     }
@@ -113,11 +119,12 @@ pub fn run(a: &RawLatArgs) -> Result<(), Failure> {
     let ep = endpoint(&a.uri, buffer_size, 4, Dirs::Both, spin)?;
     let ch = open_channel(ep, a.role)?;
     wait_for_peer(first_transport(&ch)?, a.connect.limit())?;
-    let total = a.count + warmup(a.count);
+    let pause = Duration::from_micros(a.pause_us);
+    let total = a.count + warmup_for(a.count, pause);
     if a.side == "pong" {
         return pong(&ch, total);
     }
-    let r = ping(&ch, a.size, a.count)?;
+    let r = ping(&ch, a.size, a.count, pause)?;
     emit(&if a.json {
         format!("{}\n", r.to_json(a.size))
     } else {
@@ -130,16 +137,38 @@ pub fn warmup(count: u64) -> u64 {
     (count / 10).max(100)
 }
 
+/// Warm-up round trips before `count` timed ones with `pause` before each:
+/// [`warmup`] back to back, 10 with a pause (the sparse scenario measures
+/// the wake-up after each pause, and a long warm-up would only add pauses).
+pub fn warmup_for(count: u64, pause: Duration) -> u64 {
+    if pause.is_zero() {
+        warmup(count)
+    } else {
+        10
+    }
+}
+
 fn runtime(e: impl std::fmt::Display) -> Failure {
     Failure::runtime(e.to_string())
 }
 
-/// Echoes `total` buffers.
+/// Echoes `total` buffers, each checked whole in place (length, both
+/// stamps, the pattern) and copied into the outgoing buffer.
 pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
     let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
     let tx = ch.sender(TransportId(0)).map_err(runtime)?;
-    for _ in 0..total {
+    let mut pat = Vec::new();
+    for i in 0..total {
         let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
+        if pat.len() != b.len() && b.len() >= 16 {
+            pat = pattern(b.len());
+        }
+        // SAFETY: the peer is `lwmq raw-lat ping` (this tool), which writes
+        // a buffer only before sending it, so nothing writes these bytes
+        // while the slice lives (it ends before `b` is disposed).
+        if !is_payload(unsafe { b.as_slice() }, &pat, i) {
+            return Err(Failure::runtime(format!("raw-lat: buffer {i} came wrong")));
+        }
         let mut o = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
         let n = b.len().min(o.len());
         // SAFETY: both buffers are out (their guards live), `b` holds
@@ -155,21 +184,36 @@ pub fn pong(ch: &RawChannel, total: u64) -> Result<(), Failure> {
         .map_err(runtime)
 }
 
-/// Times `count` round trips after the warm-up.
-pub fn ping(ch: &RawChannel, size: usize, count: u64) -> Result<LatReport, Failure> {
+/// Times `count` round trips after the warm-up: each payload written whole
+/// into the buffer, each echo checked whole in place; `pause` before each.
+pub fn ping(
+    ch: &RawChannel,
+    size: usize,
+    count: u64,
+    pause: Duration,
+) -> Result<LatReport, Failure> {
     let rx = ch.receiver(TransportId(0)).map_err(runtime)?;
     let tx = ch.sender(TransportId(0)).map_err(runtime)?;
     let mut samples = Vec::with_capacity(count as usize);
-    let w = warmup(count);
+    let w = warmup_for(count, pause);
+    let pat = pattern(size);
+    let mut payload = pat.clone();
     for i in 0..w + count {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let t0 = Instant::now();
         let mut o = tx.get_buffer(Timeout::NEVER).map_err(runtime)?;
-        o.write(0, &i.to_le_bytes()).map_err(runtime)?;
+        stamp_payload(&mut payload, i);
+        o.write(0, &payload).map_err(runtime)?;
         o.send(size).map_err(runtime)?;
         let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
+        // SAFETY: the peer is `lwmq raw-lat pong` (this tool), which
+        // writes a buffer only before sending it; the slice ends before
+        // `b` is disposed.
+        let ok = is_payload(unsafe { b.as_slice() }, &pat, i);
         let rt = t0.elapsed();
-        let mut echo = [0u8; 8];
-        if b.len() != size || b.read(0, &mut echo).is_err() || echo != i.to_le_bytes() {
+        if !ok {
             return Err(Failure::runtime(format!(
                 "raw-lat: echo {i} came back wrong"
             )));

@@ -114,6 +114,35 @@ pub fn pattern(size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Writes payload number `seq` into `dst` (as long as `pat`, at least 16
+/// bytes): the pattern, with `seq` (little-endian) in its first and last 8
+/// bytes. Every measuring command, and every library's peer in
+/// `lwmq-bench`, writes each payload whole this way (docs/performance.md).
+pub fn fill_payload(dst: &mut [u8], pat: &[u8], seq: u64) {
+    let n = pat.len();
+    let s = seq.to_le_bytes();
+    dst[8..n - 8].copy_from_slice(&pat[8..n - 8]);
+    dst[..8].copy_from_slice(&s);
+    dst[n - 8..n].copy_from_slice(&s);
+}
+
+/// Sets only the two sequence stamps of a payload that already holds the
+/// pattern (what a sender that rewrites one buffer in place changes).
+pub fn stamp_payload(dst: &mut [u8], seq: u64) {
+    let n = dst.len();
+    let s = seq.to_le_bytes();
+    dst[..8].copy_from_slice(&s);
+    dst[n - 8..].copy_from_slice(&s);
+}
+
+/// Whether `got` is payload number `seq` of the pattern `pat`: its length,
+/// both stamps and every byte between them.
+pub fn is_payload(got: &[u8], pat: &[u8], seq: u64) -> bool {
+    let n = pat.len();
+    let s = seq.to_le_bytes();
+    got.len() == n && got[..8] == s && got[n - 8..] == s && got[8..n - 8] == pat[8..n - 8]
+}
+
 /// Runs `lwmq raw-thr`.
 pub fn run(a: &RawThrArgs) -> Result<(), Failure> {
     if a.size < 16 {
@@ -192,17 +221,13 @@ pub fn recv(ch: &RawChannel, size: usize, count: u64) -> Result<ThrReport, Failu
     for seq in 0..count {
         let b = rx.receive_buffer(Timeout::NEVER).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
-        let s = seq.to_le_bytes();
         // SAFETY: the peer is `lwmq raw-thr send` (this tool, `send`
         // above), which writes a buffer only before sending it, so nothing
         // writes these bytes while the slice lives (it ends before `b` is
         // disposed). Checked in place, as a raw receiver would read: a copy
         // out would add a second pass over every payload to the figure.
         let got = unsafe { b.as_slice() };
-        ok &= got.len() == size
-            && got[..8] == s
-            && got[size - 8..] == s
-            && got[8..size - 8] == pat[8..size - 8];
+        ok &= is_payload(got, &pat, seq);
     }
     let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
     Ok(ThrReport {

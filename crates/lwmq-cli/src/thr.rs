@@ -13,7 +13,7 @@ use lwmq::{Channel, ConnectionState, Endpoint, MonoQueue, Priority, QueueOptions
 
 use crate::failure::{emit, Failure};
 use crate::peer::{Dirs, RoleArg};
-use crate::raw_thr::{pattern, ThrReport};
+use crate::raw_thr::{is_payload, pattern, stamp_payload, ThrReport};
 use crate::waiting::{wait_for_peer, ConnectArgs};
 
 /// Arguments of `lwmq thr`.
@@ -47,6 +47,11 @@ pub struct ThrArgs {
     /// How long to wait for the peer.
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// send: write each payload in place with `MonoQueue::loan` (straight
+    /// into the transport buffer, no `Message`) instead of posting a
+    /// copied frame.
+    #[arg(long)]
+    pub loan: bool,
 }
 
 /// A messaging channel with the one transport `ep` and, if `queue` is
@@ -122,6 +127,7 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     let (mut ch, q) = open_msg_channel(ep, a.role, sending.then_some(options))?;
     wait_for_peer(first_view(&ch)?, a.connect.limit())?;
     let report = match q {
+        Some(q) if a.loan => send_loaned(&ch, &q, a.size, a.count)?,
         Some(q) => send(&ch, &q, a.size, a.count)?,
         None if a.lend => recv_lent(&mut ch, a.size, a.count)?,
         None => recv(&mut ch, a.size, a.count)?,
@@ -178,9 +184,7 @@ pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrR
     }
     let start = Instant::now();
     for seq in 0..count {
-        let s = seq.to_le_bytes();
-        payload[..8].copy_from_slice(&s);
-        payload[size - 8..].copy_from_slice(&s);
+        stamp_payload(&mut payload, seq);
         let mut m = Message::with_capacity(1);
         m.push(Frame::copy(&payload));
         q.post(m, Timeout::NEVER).map_err(runtime)?;
@@ -194,13 +198,36 @@ pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrR
     })
 }
 
-/// Whether `frame` is payload number `seq` of `size` bytes.
-fn is_payload(frame: &[u8], seq: u64, size: usize, pat: &[u8]) -> bool {
-    let s = seq.to_le_bytes();
-    frame.len() == size
-        && frame[..8] == s
-        && frame[size - 8..] == s
-        && frame[8..size - 8] == pat[8..size - 8]
+/// [`send`] through loans: each payload (pattern and stamps) is written
+/// straight into the transport buffer with [`MonoQueue::loan`], then
+/// posted; what a user sending large payloads would do.
+pub fn send_loaned(
+    ch: &Channel,
+    q: &MonoQueue,
+    size: usize,
+    count: u64,
+) -> Result<ThrReport, Failure> {
+    let mut payload = pattern(size);
+    while !ch
+        .transports()
+        .all(|t| t.state() == ConnectionState::Connected)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let start = Instant::now();
+    for seq in 0..count {
+        stamp_payload(&mut payload, seq);
+        let mut loan = q.loan(size, Timeout::NEVER).map_err(runtime)?;
+        loan.write(0, &payload).map_err(runtime)?;
+        loan.post().map_err(runtime)?;
+    }
+    ch.flush(Timeout::NEVER).map_err(runtime)?;
+    Ok(ThrReport {
+        messages: count,
+        bytes: count * size as u64,
+        seconds: start.elapsed().as_secs_f64(),
+        verified: None,
+    })
 }
 
 /// Receives and verifies `count` messages; times first to last.
@@ -211,9 +238,7 @@ pub fn recv(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Fail
     for seq in 0..count {
         let m = ch.receive(Timeout::NEVER).map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
-        ok &= m.frame_count() == 1
-            && m.frame(0)
-                .is_some_and(|f| is_payload(f.data(), seq, size, &pat));
+        ok &= m.frame_count() == 1 && m.frame(0).is_some_and(|f| is_payload(f.data(), &pat, seq));
     }
     Ok(finish(start, count, size, ok))
 }
@@ -230,9 +255,7 @@ pub fn recv_lent(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport,
     let mut ok = true;
     let mut start = None;
     for seq in 0..count {
-        let s = seq.to_le_bytes();
-        expected[..8].copy_from_slice(&s);
-        expected[size - 8..].copy_from_slice(&s);
+        stamp_payload(&mut expected, seq);
         ok &= ch
             .receive_with(Timeout::NEVER, |m| {
                 let Some(f) = m.frame(0).filter(|f| f.len() == size) else {

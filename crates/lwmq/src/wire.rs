@@ -273,6 +273,12 @@ fn frame_header(len: usize, has_timestamp: bool) -> u64 {
     ((len as u64) << 1) | u64::from(has_timestamp)
 }
 
+/// Bytes a one-frame message of `len` payload bytes without timestamp
+/// takes in an otherwise empty buffer, the buffer header included.
+pub fn single_frame_encoded_len(len: usize) -> usize {
+    (BUFFER_HEADER_LEN + 1 + varint_len(frame_header(len, false))).saturating_add(len)
+}
+
 /// The exact number of bytes `message` takes in a buffer (excluding the
 /// buffer header).
 pub fn encoded_len(message: &Message) -> usize {

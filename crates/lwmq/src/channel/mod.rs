@@ -51,6 +51,7 @@ mod builder;
 mod connection;
 mod error;
 mod lent;
+mod loan;
 mod queues;
 mod receive;
 mod send;
@@ -75,6 +76,7 @@ pub use error::{
     CloseError, FlushError, InvalidMessage, OpenError, OpenErrorKind, PostError, ReceiveError,
 };
 pub use lent::{Lent, LentFrame, LentFrames};
+pub use loan::{Loan, LoanBytes, LoanError};
 pub use queues::{MonoQueue, MultiQueue, QueueOptions};
 
 use affinity::Affinity;

@@ -19,11 +19,13 @@
 use std::sync::Arc;
 
 use super::error::PostError;
+use super::loan::{Loan, LoanError};
 use super::send::{check, BiasSlot, SendShared};
 use crate::message::Message;
 use crate::queue::{MonoProducer, MultiProducer, Priority, Producer, Scheduler, SendQueueKind};
 use crate::timeout::Timeout;
 use crate::transport::ConfigError;
+use crate::wire;
 
 /// What a queue does when its poster outruns the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +318,59 @@ impl MonoQueue {
             // push that never waits, here where the sender may be owned.
             self.producer.push(m).map_err(PostError::from_queue)
         })
+    }
+
+    /// Lends `len` bytes to write a one-frame message in place, straight
+    /// into the transport buffer it will be sent in (no copy of the
+    /// payload: the way to send large messages). [`Loan::post`] sends it;
+    /// dropping the loan sends nothing and loses nothing else.
+    ///
+    /// The loan is ordered after every message posted before it and before
+    /// every message posted while it is out (those wait, and go out once
+    /// it is posted or dropped; so do `flush` and `close`: keep loans
+    /// short). It waits up to `timeout` for a free transport buffer
+    /// ([`LoanError::Full`]). Where the message cannot be written in place
+    /// (several sending transports, no peer yet, messages still queued
+    /// behind a full ring, another thread sending) the loan is a private
+    /// buffer that [`Loan::post`] posts with `timeout`
+    /// ([`Loan::is_in_place`] says which). Errors: [`LoanError::NotOpen`],
+    /// [`LoanError::Closed`], and [`LoanError::TooLarge`] when the message
+    /// would not fit an empty transport buffer.
+    pub fn loan(&self, len: usize, timeout: impl Into<Timeout>) -> Result<Loan<'_>, LoanError> {
+        let size = self
+            .shared
+            .buffer_size
+            .load(std::sync::atomic::Ordering::Acquire);
+        if size == 0 {
+            return Err(
+                if self
+                    .shared
+                    .closed
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    LoanError::Closed
+                } else {
+                    LoanError::NotOpen
+                },
+            );
+        }
+        let encoded = wire::single_frame_encoded_len(len);
+        if len > u32::MAX as usize || encoded > size {
+            return Err(LoanError::TooLarge {
+                len,
+                encoded,
+                limit: size,
+            });
+        }
+        Loan::take(self, len, timeout.into())
+    }
+
+    pub(crate) fn shared(&self) -> &SendShared {
+        &self.shared
+    }
+
+    pub(crate) fn bias(&self) -> &Arc<BiasSlot> {
+        &self.bias
     }
 
     /// Messages queued and not yet taken by the sender.

@@ -183,6 +183,29 @@ impl TxSide {
         w
     }
 
+    /// [`Self::acquire_writer`], waiting up to `timeout` for a fresh
+    /// buffer when none is open. `Err(true)` if the wait timed out.
+    fn acquire_writer_wait<'a>(&mut self, timeout: Timeout) -> Result<BufferWriter<'a>, bool> {
+        if self.open.is_some() {
+            return self.acquire_writer().ok_or(false);
+        }
+        let raw = match self.side.acquire(timeout) {
+            Ok(raw) => raw,
+            Err(TransportError::Timeout) => return Err(true),
+            Err(_) => return Err(false),
+        };
+        match writer(raw) {
+            Some(w) => {
+                self.current = Some(raw);
+                Ok(w)
+            }
+            None => {
+                let _ = self.side.abort(raw.id);
+                Err(false)
+            }
+        }
+    }
+
     /// Gives the buffer of the current writer back unsent.
     fn abort_current(&mut self) {
         if let Some(raw) = self.current.take() {
@@ -361,6 +384,86 @@ impl Sender {
                     side.keep_open(&w);
                 }
                 Err(m)
+            }
+        }
+    }
+
+    /// For a loan of `len` payload bytes ([`super::Loan`]): a writer of the
+    /// one sending transport with a one-frame message of `len` bytes
+    /// reserved after what it holds, and the payload's range. Applies when
+    /// a post would go straight into the transport: one transport,
+    /// connected, nothing queued or held back once queued messages are
+    /// pumped (so the loan is ordered after everything posted before it).
+    /// Waits up to `timeout` for a free buffer.
+    ///
+    /// `Ok(None)`: the in-place path does not apply (the caller falls back
+    /// to a private buffer); `Err(())`: no buffer came free in time.
+    pub(crate) fn loan_writer<'a>(
+        &mut self,
+        len: usize,
+        timeout: Timeout,
+        c: &Counters,
+    ) -> Result<Option<(BufferWriter<'a>, usize, usize)>, ()> {
+        if !self.scheduler.is_empty() {
+            self.pump(c, true);
+        }
+        let [side] = self.sides.as_mut_slice() else {
+            return Ok(None);
+        };
+        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
+            return Ok(None);
+        }
+        let mut w = match side.acquire_writer_wait(timeout) {
+            Ok(w) => w,
+            Err(true) => return Err(()),
+            Err(false) => return Ok(None),
+        };
+        if let Some((start, end)) = w.reserve_single(len) {
+            return Ok(Some((w, start, end)));
+        }
+        // The open buffer has no room left: send it, take a fresh one.
+        side.commit(w, c);
+        let mut w = match side.acquire_writer_wait(timeout) {
+            Ok(w) => w,
+            Err(true) => return Err(()),
+            Err(false) => return Ok(None),
+        };
+        match w.reserve_single(len) {
+            Some((start, end)) => Ok(Some((w, start, end))),
+            None => {
+                // Cannot happen (the loan checked that the message fits an
+                // empty buffer); give the buffer back and fall back.
+                side.abort_current();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends a loan taken with [`Self::loan_writer`]: with `end`, counts the
+    /// reserved message and sends the buffer or keeps it open as a post
+    /// would (true if kept open); without, leaves the buffer as it was
+    /// (kept open if it holds messages, given back if not).
+    pub(crate) fn end_loan(
+        &mut self,
+        mut w: BufferWriter<'_>,
+        end: Option<usize>,
+        c: &Counters,
+    ) -> bool {
+        let [side] = self.sides.as_mut_slice() else {
+            return false;
+        };
+        match end {
+            Some(end) => {
+                w.commit_reserved(end);
+                side.finish_writer(w, c, false)
+            }
+            None if w.is_empty() => {
+                side.abort_current();
+                false
+            }
+            None => {
+                side.keep_open(&w);
+                true
             }
         }
     }
@@ -787,6 +890,53 @@ impl SendShared {
                 Err((m, plain.then_some(owned)))
             }
         }
+    }
+
+    /// Owns the sender for a loan by `slot`'s queue, as plain ownership
+    /// (`RUNNING`, no bias: a loan may last, and a revoker would spin on a
+    /// biased owner meanwhile). `None` if another thread owns it.
+    pub(crate) fn own_for_loan(&self, slot: &BiasSlot) -> Option<Owned<'_>> {
+        if self.bias_holder.load(Ordering::Relaxed) == slot.id {
+            slot.busy.store(true, Ordering::Relaxed);
+            // SYNC POINT (asymmetric, light side): see `revoke_bias`.
+            barrier::light();
+            let plain =
+                self.bias_holder.load(Ordering::Relaxed) == slot.id && self.unbias_self(slot);
+            slot.busy.store(false, Ordering::Release);
+            // SAFETY: `unbias_self` turned the bias into plain ownership
+            // (`RUNNING` stays set for this thread).
+            return plain.then(|| unsafe { self.owned() });
+        }
+        if self.state.load(Ordering::Relaxed) & RUNNING != 0
+            || self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING != 0
+        {
+            return None;
+        }
+        // SAFETY: the fetch_or above set RUNNING for this thread.
+        Some(unsafe { self.owned() })
+    }
+
+    /// Lets go of the sender after a loan, as a direct post does: keeps it
+    /// biased to `slot` if nothing arrived meanwhile, else releases (and
+    /// pumps what others queued). `open`: a buffer was kept open.
+    pub(crate) fn end_loan_ownership(&self, guard: Owned<'_>, slot: &Arc<BiasSlot>, open: bool) {
+        // Written by the queue's posting thread only: the service thread
+        // leaves a queue that keeps loaning alone, as one that keeps posting.
+        Counters::bump_single_writer(&slot.posts, 1);
+        if self.grant_bias(slot) {
+            if open {
+                self.wake_service();
+            }
+        } else {
+            self.release_if_clean(guard, open);
+        }
+    }
+
+    /// Lets go of the sender after a loan that was not written in place:
+    /// pumps what is queued and wakes the service thread for whatever
+    /// still needs a peer or room.
+    pub(crate) fn release_after_pump(&self, guard: Owned<'_>) {
+        self.pump_and_release(guard, false);
     }
 
     /// Gives the bias up if `slot` holds it (its queue is going away), and

@@ -154,6 +154,38 @@ impl<'a> BufferWriter<'a> {
         }
     }
 
+    /// Writes the headers of a one-frame message (no timestamp) of `len`
+    /// payload bytes after the last message and returns where its payload
+    /// goes, `start..end`, without counting it: the caller writes the
+    /// payload there (a loan of transport memory) and then calls
+    /// [`Self::commit_reserved`] with `end`, or drops the reservation by
+    /// doing nothing (the next message overwrites the headers; nothing
+    /// before `pos` changed). `None` (nothing written) if it does not fit.
+    pub fn reserve_single(&mut self, len: usize) -> Option<(usize, usize)> {
+        let header = frame_header(len, false);
+        let needed = (1 + varint_len(header)).checked_add(len)?;
+        if needed > self.buf.len() - self.pos || self.count == u32::MAX {
+            return None;
+        }
+        let buf = &mut self.buf;
+        let start = put_varint(buf, self.pos, 1).and_then(|pos| put_varint(buf, pos, header))?;
+        Some((start, start + len))
+    }
+
+    /// Counts the message reserved by [`Self::reserve_single`] whose
+    /// payload ends at `end` (its payload written meanwhile).
+    pub fn commit_reserved(&mut self, end: usize) {
+        debug_assert!(end >= self.pos && end <= self.buf.len());
+        self.pos = end;
+        self.count += 1;
+    }
+
+    /// A view of `start..end` of the buffer, to write a reserved payload
+    /// into; `None` if the range is not inside it.
+    pub fn payload_view(&mut self, start: usize, end: usize) -> Option<SharedBytesMut<'a>> {
+        self.buf.sub(start, end)
+    }
+
     fn write_message(&mut self, message: &Message) -> Option<usize> {
         let buf = &mut self.buf;
         let mut pos = put_varint(buf, self.pos, message.frame_count() as u64)?;

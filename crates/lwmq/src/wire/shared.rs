@@ -345,6 +345,31 @@ impl<'a> SharedBytesMut<'a> {
         self.len == 0
     }
 
+    /// A second view of `start..end` of this one, for as long as this one
+    /// lives (`'a`); `None` if the range is not inside it.
+    ///
+    /// The two views cover the same bytes; like every view they only ever
+    /// store, so neither can observe the other's writes, and the caller
+    /// (the encoder's loan) keeps the writes of the two to separate ranges.
+    pub fn sub(&mut self, start: usize, end: usize) -> Option<SharedBytesMut<'a>> {
+        if start > end || end > self.len {
+            return None;
+        }
+        Some(SharedBytesMut {
+            // SAFETY: `start <= end <= len`: the offset stays inside (or
+            // one past the end of) the view's allocation.
+            ptr: unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(start)) },
+            len: end - start,
+            _mem: PhantomData,
+        })
+    }
+
+    /// The address of the first byte (for a loan's slice, whose caller
+    /// vouches that nothing else writes it).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     /// Writes `byte` at `at`; false (nothing written) past the end.
     #[inline(always)]
     pub fn write_byte(&mut self, at: usize, byte: u8) -> bool {

@@ -157,6 +157,11 @@ struct Inner {
     /// The access policy as it was at `start` (it cannot change after),
     /// for statistics queries, which must not take `link`.
     started_policy: OnceLock<AccessPolicy>,
+    /// Set by the send side when a publication woke the sleeping peer;
+    /// taken by the receive side's next wait, which then yields its CPU
+    /// once first (the woken peer is often queued on this CPU, and its
+    /// answer is what the wait is for). A hint: relaxed, no ordering.
+    woke_peer: AtomicBool,
 }
 
 /// An `ipc://` transport instance.
@@ -211,6 +216,7 @@ impl IpcTransport {
                 rx_claimed: AtomicBool::new(false),
                 rx_interrupt: AtomicBool::new(false),
                 started_policy: OnceLock::new(),
+                woke_peer: AtomicBool::new(false),
             }),
             service: Mutex::new(None),
         })

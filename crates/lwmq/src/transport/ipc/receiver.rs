@@ -237,8 +237,20 @@ impl IpcReceiver {
             if let Some(t) = &mut self.current {
                 if !t.conn.dead.load(Ordering::Acquire) {
                     let stop = &self.inner.rx_interrupt;
+                    let woke = &self.inner.woke_peer;
                     let r = match t.cons.has_data() {
                         Ok(true) => t.cons.peek().map(Some),
+                        // This side's last post woke the sleeping peer,
+                        // which the kernel often queues on this CPU: let
+                        // it run before waiting for its answer (measured
+                        // in docs/performance.md, finding 5).
+                        Ok(false)
+                            if woke.load(Ordering::Relaxed)
+                                && woke.swap(false, Ordering::Relaxed) =>
+                        {
+                            std::thread::yield_now();
+                            Ok(None)
+                        }
                         Ok(false) => {
                             match t.cons.wait_data_or(deadline, self.spin, &t.conn.dead, stop) {
                                 Ok(WaitOutcome::TimedOut) => return Err(TransportError::Timeout),

@@ -447,7 +447,9 @@ impl SendSide for IpcSender {
             let dead = self.ring_dead();
             if !dead {
                 let prod = self.prod.as_mut().expect("ring slot without a producer");
-                prod.publish(len, flags);
+                if prod.publish(len, flags) {
+                    self.inner.woke_peer.store(true, Ordering::Relaxed);
+                }
                 self.count(len);
             }
             dead
