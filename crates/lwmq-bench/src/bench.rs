@@ -594,7 +594,11 @@ fn pair_args(
                 if matches!(lib, Lib::LwmqLend | Lib::LwmqTcpLend) && side == "recv" {
                     v.push(s("--lend"));
                 }
-                if lib != Lib::LwmqRaw && thr && side == "send" && size >= LOAN_FROM {
+                if !matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw)
+                    && thr
+                    && side == "send"
+                    && size >= LOAN_FROM
+                {
                     v.push(s("--loan"));
                 }
                 if pause_us > 0 {
