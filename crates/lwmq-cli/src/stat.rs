@@ -209,6 +209,9 @@ pub fn transport_json(t: &TransportSnapshot, rates: Option<Rates>) -> Value {
         "violations": s.violations,
         "connect_attempts": s.connect_attempts,
         "staged": t.staged,
+        "send_queued": t.send_queued,
+        "receive_queued": t.receive_queued,
+        "discards": t.discards,
     });
     if let Some(r) = rates {
         v["rates"] = json!({
@@ -290,6 +293,10 @@ fn render(found: &[ProcessSnapshot], rates: &BTreeMap<Key, Rates>) -> String {
             out.push_str(&format!(
                 "    connections {}  reconnections {}  disconnections {}  refusals {}  violations {}  connect attempts {}\n",
                 s.connections, s.reconnections, s.disconnections, s.refusals, s.violations, s.connect_attempts
+            ));
+            out.push_str(&format!(
+                "    channel: queued to send {}  queued received {}  discarded {}\n",
+                t.send_queued, t.receive_queued, t.discards
             ));
             if let Some(r) = rates.get(&(p.pid, i, t.descriptor.clone())) {
                 out.push_str(&format!(

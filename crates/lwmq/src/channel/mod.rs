@@ -159,6 +159,8 @@ pub struct Channel {
     linger: Timeout,
     /// Set once shut down (by `close`), so that `Drop` does nothing.
     down: bool,
+    /// What statistics queries see of this channel (registered weakly).
+    _probe: Option<Arc<crate::transport::stat::ChannelProbe>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -193,6 +195,7 @@ impl Channel {
             affinity: Arc::clone(&b.affinity),
             linger: b.linger,
             down: false,
+            _probe: None,
         };
         if let Err(kind) = ch.start_threads(queue) {
             // Back to the state of an unopened builder: threads joined,
@@ -224,6 +227,22 @@ impl Channel {
             let shared = Arc::clone(&self.shared);
             self.spawn("lwmq-send", move || shared.service_loop())?;
         }
+        let probe = Arc::new(crate::transport::stat::ChannelProbe {
+            transports: self
+                .transports
+                .iter()
+                .map(crate::transport::stat::ChannelProbe::key)
+                .collect(),
+            send: self
+                .shared
+                .probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            receive: queue.as_ref().map(|(producer, _)| producer.probe()),
+        });
+        crate::transport::stat::register_channel(&probe);
+        self._probe = Some(probe);
         if let Some((producer, consumer)) = queue {
             self.consumer = Some(consumer);
             let mut rx = RxShared::new(producer);

@@ -188,7 +188,7 @@ fn add(
     priority: Priority,
     mark: Option<usize>,
 ) -> Result<Producer<Message>, ConfigError> {
-    shared
+    let producer = shared
         .exclusive(|s: &mut super::send::Sender| {
             let scheduler: &mut Scheduler<Message> = &mut s.scheduler;
             scheduler.add_queue_with_mark(kind, priority, mark)
@@ -196,7 +196,13 @@ fn add(
         .map(|(_, producer)| producer)
         .map_err(|_| ConfigError::ZeroQueueLimit {
             setting: "capacity",
-        })
+        })?;
+    shared
+        .probes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(producer.probe());
+    Ok(producer)
 }
 
 pub(crate) fn mono(

@@ -707,6 +707,9 @@ pub(crate) struct SendShared {
     /// rather than `NotOpen`).
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
+    /// Depth views of the send queues, for statistics (pushed when a queue
+    /// is made; never locked by the data path).
+    pub(crate) probes: Mutex<Vec<crate::queue::DepthProbe>>,
 }
 
 // SAFETY: the only field that is not `Sync` is `sender`, and it is touched
@@ -732,6 +735,7 @@ impl SendShared {
             stop: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
+            probes: Mutex::new(Vec::new()),
         }
     }
 

@@ -198,3 +198,41 @@ impl Priority {
         }
     }
 }
+
+/// A view of one queue's depth and discards that any thread may read at
+/// any time, for statistics: loads of the queue's own counters, no lock,
+/// nothing the queue's users wait for. It keeps the queue's shared part
+/// alive (not its items' owner: a probe never takes or drops an item).
+#[derive(Clone)]
+pub struct DepthProbe(std::sync::Arc<dyn Fn() -> (usize, u64) + Send + Sync>);
+
+impl DepthProbe {
+    pub(crate) fn new(f: impl Fn() -> (usize, u64) + Send + Sync + 'static) -> Self {
+        DepthProbe(std::sync::Arc::new(f))
+    }
+
+    /// Items queued now (approximate under concurrency).
+    pub fn len(&self) -> usize {
+        (self.0)().0
+    }
+
+    /// True if nothing is queued (approximate under concurrency).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Items the queue discarded because it was full, since it was made.
+    pub fn discarded(&self) -> u64 {
+        (self.0)().1
+    }
+}
+
+impl std::fmt::Debug for DepthProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (len, discarded) = (self.0)();
+        f.debug_struct("DepthProbe")
+            .field("len", &len)
+            .field("discarded", &discarded)
+            .finish()
+    }
+}

@@ -159,6 +159,15 @@ impl<T> Producer<T> {
         self.shared.len()
     }
 
+    /// A depth view for statistics (two atomic loads per look).
+    pub(crate) fn probe(&self) -> super::DepthProbe
+    where
+        T: Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        super::DepthProbe::new(move || (shared.len(), 0))
+    }
+
     /// True if fewer than `mark` items are queued. Reads only the
     /// producer's own line while its last look at the consumer's `head`
     /// still proves it; loads `head` again only near the mark.

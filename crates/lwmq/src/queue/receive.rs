@@ -260,6 +260,27 @@ impl<T> ReceiveProducer<T> {
         }
     }
 
+    /// A view of this queue's depth and discards for statistics, readable
+    /// from any thread without a lock (the producer itself may sit behind
+    /// the receive path's mutex).
+    pub fn probe(&self) -> super::DepthProbe
+    where
+        T: Send + 'static,
+    {
+        match &self.inner {
+            ProducerInner::Mono(p, _) => p.probe(),
+            ProducerInner::Multi(s) => {
+                let shared = Arc::clone(s);
+                super::DepthProbe::new(move || {
+                    (
+                        shared.len(),
+                        shared.common.discarded.load(Ordering::Relaxed),
+                    )
+                })
+            }
+        }
+    }
+
     /// Closes the queue: later pushes fail; receivers drain what is queued,
     /// then get [`RecvError::Closed`]; sleeping receivers wake up.
     pub fn close(&self) {

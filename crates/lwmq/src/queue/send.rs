@@ -247,6 +247,21 @@ impl<T> Producer<T> {
         }
     }
 
+    /// A view of this queue's depth and discards for statistics, readable
+    /// from any thread without a lock.
+    pub fn probe(&self) -> super::DepthProbe
+    where
+        T: Send + 'static,
+    {
+        match self {
+            Producer::Mono(p) => p.producer.probe(),
+            Producer::Multi(p) => {
+                let shared = Arc::clone(&p.shared);
+                super::DepthProbe::new(move || (shared.len(), shared.discarded()))
+            }
+        }
+    }
+
     /// Closes the queue: later posts fail with [`PostError::Closed`];
     /// queued items stay for the consumer to drain.
     pub fn close(&self) {

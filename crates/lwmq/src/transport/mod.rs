@@ -26,6 +26,7 @@ mod endpoint;
 mod events;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod ipc;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod stat;
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod tcp;

@@ -13,11 +13,20 @@
 //! user's query). Dropped transports fall out of the registry on the next
 //! registration or snapshot.
 //!
+//! A messaging channel registers a [`ChannelProbe`] when it opens (weakly
+//! too): its transports and a [`DepthProbe`](crate::queue::DepthProbe) of
+//! each of its queues, so that a transport's snapshot also says how many
+//! messages its channel has queued to send, queued received, and
+//! discarded from its bounded queues.
+//!
 //! # What a snapshot costs the data path: nothing
 //!
 //! A snapshot reads the counters the data path already keeps (relaxed
 //! atomic loads), the connection record (its own lock, which the data path
-//! does not take on its steady path) and the staged count (an atomic). It
+//! does not take on its steady path), the staged count (an atomic) and the
+//! queues' own counters through their probes (atomic loads; a probe never
+//! takes the receive path's mutex, in which the receive queue's producer
+//! lives). It
 //! takes no lock the data path takes and writes nothing the data path
 //! reads. The registry's lock is taken only by `create` and by snapshots.
 //!
@@ -91,6 +100,65 @@ pub struct TransportSnapshot {
     pub stats: TransportStats,
     /// Buffers sent while no peer was connected, waiting for the next one.
     pub staged: u64,
+    /// Of the messaging channel the transport belongs to (0 for a raw
+    /// channel): messages waiting in its send queues, all priorities.
+    pub send_queued: u64,
+    /// Of its channel: messages received and waiting in the receive queue.
+    pub receive_queued: u64,
+    /// Of its channel: messages its bounded queues discarded because they
+    /// were full (send queues with a discard limit, and the receive queue).
+    pub discards: u64,
+}
+
+/// What statistics see of a messaging channel: its transports and views of
+/// its queues (see [`crate::queue::DepthProbe`]). The channel owns it; the
+/// registry holds it weakly.
+#[derive(Debug)]
+pub(crate) struct ChannelProbe {
+    /// The channel's transports (their allocations' addresses, to match
+    /// them with the transport registry).
+    pub(crate) transports: Vec<usize>,
+    pub(crate) send: Vec<crate::queue::DepthProbe>,
+    pub(crate) receive: Option<crate::queue::DepthProbe>,
+}
+
+impl ChannelProbe {
+    /// The address that identifies `t` to [`ChannelProbe::transports`].
+    pub(crate) fn key(t: &Arc<dyn Transport>) -> usize {
+        Arc::as_ptr(t).cast::<()>() as usize
+    }
+
+    /// (send queued, receive queued, discards).
+    fn read(&self) -> (u64, u64, u64) {
+        let mut queued = 0u64;
+        let mut discards = 0u64;
+        for p in &self.send {
+            queued += p.len() as u64;
+            discards += p.discarded();
+        }
+        let (rq, rd) = self
+            .receive
+            .as_ref()
+            .map_or((0, 0), |p| (p.len() as u64, p.discarded()));
+        (queued, rq, discards + rd)
+    }
+}
+
+/// The messaging channels of this process, weakly.
+static CHANNELS: Mutex<Vec<Weak<ChannelProbe>>> = Mutex::new(Vec::new());
+
+/// Registers a channel's probe (called when a messaging channel opens).
+pub(crate) fn register_channel(p: &Arc<ChannelProbe>) {
+    let mut c = CHANNELS.lock().unwrap_or_else(|e| e.into_inner());
+    c.retain(|w| w.strong_count() > 0);
+    c.push(Arc::downgrade(p));
+}
+
+/// The live channel probes.
+fn channel_probes() -> Vec<Arc<ChannelProbe>> {
+    let mut c = CHANNELS.lock().unwrap_or_else(|e| e.into_inner());
+    c.retain(|w| w.strong_count() > 0);
+    c.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// Every transport of one process, as one query answered.
@@ -267,9 +335,21 @@ pub fn snapshot_for(uid: u32, gid: u32) -> Option<ProcessSnapshot> {
     if uid != own && visible.is_empty() {
         return None;
     }
+    let channels = channel_probes();
+    let transports = visible
+        .into_iter()
+        .map(|t| {
+            let mut s = snapshot_of(&**t);
+            let key = ChannelProbe::key(t);
+            if let Some(c) = channels.iter().find(|c| c.transports.contains(&key)) {
+                (s.send_queued, s.receive_queued, s.discards) = c.read();
+            }
+            s
+        })
+        .collect();
     Some(ProcessSnapshot {
         pid: std::process::id(),
-        transports: visible.into_iter().map(|t| snapshot_of(&**t)).collect(),
+        transports,
         truncated: false,
     })
 }
@@ -288,6 +368,9 @@ fn snapshot_of(t: &dyn Transport) -> TransportSnapshot {
         generation: log.generation(),
         stats: t.stats(),
         staged: t.queue_depth(),
+        send_queued: 0,
+        receive_queued: 0,
+        discards: 0,
     }
 }
 
@@ -597,6 +680,9 @@ mod tests {
                 connect_attempts: 9,
             },
             staged: 10,
+            send_queued: 11,
+            receive_queued: 12,
+            discards: 13,
         }
     }
 
@@ -704,6 +790,28 @@ mod tests {
         assert_eq!(p.transports.len(), 2);
         assert!(matches!(p.transports[0].state, ConnectionState::Refused(_)));
         assert_eq!(Message::Stats(p).encode(), stats);
+    }
+
+    /// Rewrites the STATS fuzz seed in the current format:
+    /// `LWMQ_WRITE_SEEDS=1 cargo test -p lwmq --lib write_stats_seed`.
+    #[test]
+    fn write_stats_seed() {
+        if std::env::var_os("LWMQ_WRITE_SEEDS").is_none() {
+            return;
+        }
+        let mut conn = sample("tcp://127.0.0.1:5555", "");
+        conn.state = ConnectionState::Connected;
+        conn.peer = Some(PeerInfo::network("127.0.0.1:40000".parse().unwrap()));
+        let p = ProcessSnapshot {
+            pid: 77,
+            transports: vec![sample("ipc://a:5", "server 65536, client 4096"), conn],
+            truncated: false,
+        };
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/corpus/handshake_decode"
+        );
+        std::fs::write(format!("{dir}/stats"), Message::Stats(p).encode()).unwrap();
     }
 
     #[test]

@@ -368,6 +368,9 @@ fn encode_record(o: &mut Vec<u8>, t: &TransportSnapshot) {
         s.violations,
         s.connect_attempts,
         t.staged,
+        t.send_queued,
+        t.receive_queued,
+        t.discards,
     ] {
         o.extend_from_slice(&v.to_le_bytes());
     }
@@ -464,11 +467,11 @@ fn decode_record(r: &mut Reader<'_>) -> Result<TransportSnapshot, ProtoError> {
     let send_buffers = r.u32()?;
     let receive_buffers = r.u32()?;
     let generation = r.u64()?;
-    let mut v = [0u64; 11];
+    let mut v = [0u64; 14];
     for x in &mut v {
         *x = r.u64()?;
     }
-    let [buffers_sent, bytes_sent, buffers_received, bytes_received, connections, reconnections, disconnections, refusals, violations, connect_attempts, staged] =
+    let [buffers_sent, bytes_sent, buffers_received, bytes_received, connections, reconnections, disconnections, refusals, violations, connect_attempts, staged, send_queued, receive_queued, discards] =
         v;
     Ok(TransportSnapshot {
         descriptor,
@@ -491,6 +494,9 @@ fn decode_record(r: &mut Reader<'_>) -> Result<TransportSnapshot, ProtoError> {
             connect_attempts,
         },
         staged,
+        send_queued,
+        receive_queued,
+        discards,
     })
 }
 
