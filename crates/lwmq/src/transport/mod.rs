@@ -29,7 +29,7 @@ use crate::descriptor;
 
 pub use crate::descriptor::{DescriptorError, IpcAddress, IPC_ADDRESS_MAX_UTF16};
 pub(crate) use driver::{
-    ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
+    AsyncArm, ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
     TransportControl,
 };
 pub use endpoint::Endpoint;

@@ -429,6 +429,8 @@ impl Service {
         } else {
             Message::decode(&buf[..r.len])
         };
+        // The client's readiness eventfd travels with its HELLO.
+        let client_ready = r.fd;
         let Pending {
             fd,
             cred,
@@ -454,7 +456,14 @@ impl Service {
                     self.refuse(&fd, reason, detail);
                     return None;
                 }
-                match self.create_section(&h, &fd, cred) {
+                let peer_ready = match self.peer_readiness(h.features, client_ready) {
+                    Ok(p) => p,
+                    Err(detail) => {
+                        self.refuse(&fd, RefusalReason::Protocol, detail);
+                        return None;
+                    }
+                };
+                match self.create_section(&h, &fd, cred, peer_ready) {
                     Ok(conn) => Some(Pending {
                         fd,
                         cred,
@@ -553,7 +562,30 @@ impl Service {
         Ok(())
     }
 
-    fn create_section(&self, h: &Hello, fd: &OwnedFd, cred: PeerCred) -> Result<Arc<Conn>, String> {
+    /// The peer's readiness eventfd, checked, if the readiness feature is
+    /// used on this connection (the peer offered it, and so do we).
+    fn peer_readiness(
+        &self,
+        features: u16,
+        fd: Option<OwnedFd>,
+    ) -> Result<Option<Arc<OwnedFd>>, String> {
+        if features & own_features() & proto::FEATURE_READINESS == 0 {
+            return Ok(None);
+        }
+        let fd = fd.ok_or_else(|| {
+            "peer offered the readiness feature but passed no readiness descriptor (rule: an eventfd travels with HELLO and ACCEPT)".to_owned()
+        })?;
+        socket::check_readiness_fd(&fd)?;
+        Ok(Some(Arc::new(fd)))
+    }
+
+    fn create_section(
+        &self,
+        h: &Hello,
+        fd: &OwnedFd,
+        cred: PeerCred,
+        peer_ready: Option<Arc<OwnedFd>>,
+    ) -> Result<Arc<Conn>, String> {
         let c = &self.inner.config;
         let c2s = h.send_buffers + c.receive_buffers();
         let s2c = c.send_buffers() + h.receive_buffers;
@@ -575,7 +607,15 @@ impl Service {
             buffer_size: h.buffer_size,
             features,
         });
-        socket::send(fd, &accept.encode(), Some(memfd.as_fd())).map_err(|e| e.to_string())?;
+        // The memfd, then (with the readiness feature) our eventfd.
+        let ready = self.inner.ready_fd.as_fd();
+        let attach = [memfd.as_fd(), ready];
+        let n = if features & proto::FEATURE_READINESS != 0 {
+            2
+        } else {
+            1
+        };
+        socket::send_fds(fd, &accept.encode(), &attach[..n]).map_err(|e| e.to_string())?;
         let d = c.directions();
         Ok(Arc::new(Conn {
             map: Arc::new(map),
@@ -585,6 +625,8 @@ impl Service {
             peer: cred,
             fences: fences_for(features),
             violation: OnceLock::new(),
+            peer_ready,
+            local_ready: Arc::clone(&self.inner.ready_fd),
         }))
     }
 
@@ -736,7 +778,10 @@ impl Service {
         // A server that refuses before reading (access denied, busy) may
         // already have sent its REFUSE and closed: the send then fails, but
         // the REFUSE is still queued for us, so read on instead of giving up.
-        let _ = socket::send(fd, &Message::Hello(self.hello()).encode(), None);
+        let hello = self.hello();
+        let ready =
+            (hello.features & proto::FEATURE_READINESS != 0).then(|| self.inner.ready_fd.as_fd());
+        let _ = socket::send(fd, &Message::Hello(hello).encode(), ready);
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let mut buf = [0u8; proto::MAX_MESSAGE];
         let r = loop {
@@ -847,6 +892,9 @@ impl Service {
         if !check_section_header(&map, &layout) {
             return Err(fail("section header does not match the handshake".into()));
         }
+        let peer_ready = self
+            .peer_readiness(accept.features, r.second)
+            .map_err(fail)?;
         socket::send(fd, &Message::Ready.encode(), None).map_err(|_| None)?;
         Ok(Arc::new(Conn {
             map: Arc::new(map),
@@ -856,6 +904,8 @@ impl Service {
             peer: cred,
             fences: fences_for(accept.features),
             violation: OnceLock::new(),
+            peer_ready,
+            local_ready: Arc::clone(&self.inner.ready_fd),
         }))
     }
 }
