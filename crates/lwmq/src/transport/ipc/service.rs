@@ -978,3 +978,57 @@ mod tests {
         assert!(matches!(admission(&v, 5, true), Admission::Refuse(_)));
     }
 }
+
+/// A client that offers the readiness feature but passes something else
+/// than an eventfd (here a memfd: a regular file the server would write
+/// into) is refused `Protocol`, naming the rule; nothing is mapped.
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+    use crate::descriptor::IpcAddress;
+    use crate::transport::ipc::IpcTransport;
+    use crate::transport::{Transport, TransportConfig};
+
+    #[test]
+    fn a_readiness_descriptor_that_is_not_an_eventfd_is_refused() {
+        let addr = IpcAddress::parse(&format!(
+            "ipc://lwmq-test/readiness-fd/{}",
+            std::process::id()
+        ))
+        .unwrap();
+        let config = TransportConfig::new("t", 256, 2, 2, &LIMITS).unwrap();
+        let server = IpcTransport::new(addr.clone(), config).unwrap();
+        server.start(Role::Server, ChannelKind::Messaging).unwrap();
+        let fd = socket::connect_waiting(&addr.rendezvous_name(), Duration::from_secs(5)).unwrap();
+        let hello = Hello {
+            kind: ChannelKind::Messaging,
+            directions: config.directions(),
+            buffer_size: 256,
+            send_buffers: 2,
+            receive_buffers: 2,
+            pid: std::process::id(),
+            port: 0,
+            address: addr.address().to_owned(),
+            features: proto::FEATURE_READINESS,
+        };
+        let (not_an_eventfd, _map) = shm::create("not-an-eventfd", 4096).unwrap();
+        socket::send(
+            &fd,
+            &Message::Hello(hello).encode(),
+            Some(not_an_eventfd.as_fd()),
+        )
+        .unwrap();
+        let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; proto::MAX_MESSAGE];
+        let r = socket::recv(&fd, &mut buf).unwrap();
+        assert!(r.fd.is_none(), "no section sent");
+        match Message::decode(&buf[..r.len]).unwrap() {
+            Message::Refuse { reason, text } => {
+                assert_eq!(reason, RefusalReason::Protocol);
+                assert!(text.contains("not an eventfd"), "{text}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        server.stop();
+    }
+}
