@@ -78,7 +78,8 @@ pub use lent::{Lent, LentFrame, LentFrames};
 pub use queues::{MonoQueue, MultiQueue, QueueOptions};
 
 use affinity::Affinity;
-use receive::{Drain, Lending, RxShared};
+pub(crate) use receive::RxShared;
+use receive::{Drain, Lending};
 use send::{SendShared, TxSide};
 
 /// Polls of the receive queue and the transports before a waiting
@@ -157,6 +158,10 @@ pub struct Channel {
     linger: Timeout,
     /// Set once shut down (by `close`), so that `Drop` does nothing.
     down: bool,
+    /// The async readiness source and its reactor registration, made by
+    /// the first async call (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) asynk: Option<Box<crate::asynk::AsyncState>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -191,6 +196,8 @@ impl Channel {
             affinity: Arc::clone(&b.affinity),
             linger: b.linger,
             down: false,
+            #[cfg(feature = "async")]
+            asynk: None,
         };
         if let Err(kind) = ch.start_threads(queue) {
             // Back to the state of an unopened builder: threads joined,
@@ -255,6 +262,18 @@ impl Channel {
             .map_err(|e| OpenErrorKind::Spawn(e.to_string()))?;
         self.threads.push(h);
         Ok(())
+    }
+
+    /// The transports, for the async layer.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn transport_list(&self) -> &[Arc<dyn Transport>] {
+        &self.transports
+    }
+
+    /// The receive path, for the async layer.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn rx_shared(&self) -> Option<&Arc<RxShared>> {
+        self.rx.as_ref()
     }
 
     /// Transport `id` (ids are positions in the order the transports were
