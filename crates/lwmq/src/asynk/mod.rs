@@ -170,8 +170,9 @@ impl AsyncState {
     }
 }
 
-/// Connection generations of a channel's receiving transports when a wait
-/// started, to tell a wait that the connection it waited on ended.
+/// The receiving transports connected when a wait started (and their
+/// connection generations), to tell a wait that the connection it waited
+/// on ended.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConnectionWatch(Vec<(usize, u64)>);
 
@@ -189,22 +190,18 @@ impl ConnectionWatch {
         )
     }
 
-    /// The first watched transport whose connection ended since (and
-    /// that is not connected again), if no receiving transport is
-    /// connected now.
+    /// The first watched transport (connected when the wait started) if
+    /// no receiving transport is connected now: the connection the wait
+    /// was on ended (and no other took its place).
     pub(crate) fn lost(&self, transports: &[Arc<dyn Transport>]) -> Option<TransportId> {
-        let receiving = || {
-            transports
-                .iter()
-                .filter(|t| t.config().directions().receives())
-        };
-        if receiving().any(|t| t.connection_log().is_connected()) {
+        let connected = transports
+            .iter()
+            .filter(|t| t.config().directions().receives())
+            .any(|t| t.connection_log().is_connected());
+        if connected {
             return None;
         }
-        self.0
-            .iter()
-            .find(|(i, g)| transports[*i].connection_log().generation() != *g)
-            .map(|(i, _)| TransportId(*i))
+        self.0.first().map(|(i, _)| TransportId(*i))
     }
 }
 

@@ -689,6 +689,7 @@ impl Channel {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(rx) = &self.rx {
             rx.stop.store(true, Ordering::Release);
+            rx.wake_stood_down();
         }
         for t in &self.transports {
             t.stop();

@@ -168,6 +168,10 @@ pub(crate) struct RxShared {
     async_ready: std::sync::OnceLock<std::os::fd::OwnedFd>,
     /// An async receive armed and may be waiting for readiness.
     async_waiting: AtomicBool,
+    /// The receive thread stands down while an async receive waits (the
+    /// async receive drains inline, as an inline `receive` does); it
+    /// sleeps on this until the wait is withdrawn.
+    async_idle: (Mutex<()>, std::sync::Condvar),
 }
 
 impl RxShared {
@@ -180,6 +184,7 @@ impl RxShared {
             stop: AtomicBool::new(false),
             async_ready: std::sync::OnceLock::new(),
             async_waiting: AtomicBool::new(false),
+            async_idle: (Mutex::new(()), std::sync::Condvar::new()),
         }
     }
 
@@ -206,6 +211,33 @@ impl RxShared {
     pub(crate) fn set_async_waiting(&self, waiting: bool) {
         self.async_waiting.store(waiting, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
+        if !waiting {
+            let _g = self.async_idle.0.lock().unwrap_or_else(|e| e.into_inner());
+            self.async_idle.1.notify_all();
+        }
+    }
+
+    /// The receive thread's pause while an async receive waits: until the
+    /// wait is withdrawn (or a second passes, or the channel stops). An
+    /// idle async channel thus costs no periodic wake-up of its receive
+    /// thread (measured: 100 idle channels took 18% of a core with the
+    /// thread's 50 ms transport waits, each ending in a `membarrier`).
+    fn stand_down_for_async(&self) -> bool {
+        if !self.async_waiting.load(Ordering::Acquire) {
+            return false;
+        }
+        let g = self.async_idle.0.lock().unwrap_or_else(|e| e.into_inner());
+        if self.async_waiting.load(Ordering::Acquire) && !self.stop.load(Ordering::Acquire) {
+            let _ = self.async_idle.1.wait_timeout(g, Duration::from_secs(1));
+        }
+        true
+    }
+
+    /// Wakes a receive thread standing down for an async receive (the
+    /// channel stops).
+    pub(crate) fn wake_stood_down(&self) {
+        let _g = self.async_idle.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.async_idle.1.notify_all();
     }
 
     /// After the receive thread queued messages: wakes an async receive
@@ -429,6 +461,9 @@ impl RxShared {
     pub(crate) fn receive_loop(&self, i: usize, c: &Counters) {
         let mut seen = self.epoch.load(Ordering::Relaxed);
         while !self.stop.load(Ordering::Acquire) {
+            if self.stand_down_for_async() {
+                continue;
+            }
             let epoch = self.epoch.load(Ordering::Relaxed);
             if self.active.load(Ordering::Acquire) > 0 || epoch != seen {
                 seen = epoch;

@@ -630,6 +630,9 @@ impl Inner {
             self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::AcqRel);
             self.link_cv.notify_all();
+            // Async waiters woken by `kill` may have looked before the
+            // state changed: once more, now that it says disconnected.
+            ring::signal_readiness(&self.ready_fd);
         }
     }
 
