@@ -64,7 +64,7 @@ use rustix::event::epoll;
 use crate::channel::{Channel, ReceiveError};
 use crate::message::Message;
 use crate::ring::AsyncWaiter;
-use crate::transport::{AsyncArm, Transport, TransportId};
+use crate::transport::{AsyncArm, Transport};
 
 #[cfg(feature = "tokio")]
 pub use tokio_io::Messages;
@@ -165,6 +165,7 @@ impl AsyncState {
     }
 
     /// How long a wait may last before checking again, if bounded.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     fn poll_interval(&self) -> Option<Duration> {
         (self.unsignalled || self.readiness().no_fd).then_some(FALLBACK_POLL)
     }
@@ -173,9 +174,11 @@ impl AsyncState {
 /// The receiving transports connected when a wait started (and their
 /// connection generations), to tell a wait that the connection it waited
 /// on ended.
+#[cfg(feature = "tokio")]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConnectionWatch(Vec<(usize, u64)>);
 
+#[cfg(feature = "tokio")]
 impl ConnectionWatch {
     /// The receiving transports connected now, and their generations.
     pub(crate) fn now(transports: &[Arc<dyn Transport>]) -> Self {
@@ -193,7 +196,10 @@ impl ConnectionWatch {
     /// The first watched transport (connected when the wait started) if
     /// no receiving transport is connected now: the connection the wait
     /// was on ended (and no other took its place).
-    pub(crate) fn lost(&self, transports: &[Arc<dyn Transport>]) -> Option<TransportId> {
+    pub(crate) fn lost(
+        &self,
+        transports: &[Arc<dyn Transport>],
+    ) -> Option<crate::transport::TransportId> {
         let connected = transports
             .iter()
             .filter(|t| t.config().directions().receives())
@@ -201,7 +207,9 @@ impl ConnectionWatch {
         if connected {
             return None;
         }
-        self.0.first().map(|(i, _)| TransportId(*i))
+        self.0
+            .first()
+            .map(|(i, _)| crate::transport::TransportId(*i))
     }
 }
 
