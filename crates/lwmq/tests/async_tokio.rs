@@ -355,3 +355,31 @@ fn idle_server(b: &str) {
         );
     });
 }
+
+/// `examples/async_server.rs` (built by `cargo test` next to this binary)
+/// serves its 100 channels and its client process checks every answer.
+#[test]
+fn the_async_server_example_runs() {
+    let deps = std::env::current_exe().unwrap();
+    let example = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples/async_server"))
+        .unwrap();
+    assert!(
+        example.exists(),
+        "{} not built (cargo test builds the examples)",
+        example.display()
+    );
+    let out = Command::new(&example).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answered 2000 requests on 100 channels"),
+        "{stdout}"
+    );
+}
