@@ -52,6 +52,8 @@
 //! per interval while idle.
 
 #[cfg(feature = "tokio")]
+mod raw;
+#[cfg(feature = "tokio")]
 mod tokio_io;
 
 use std::io;
