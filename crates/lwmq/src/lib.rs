@@ -81,6 +81,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+#[allow(unsafe_code)]
+pub mod asynk;
 #[allow(unsafe_code)]
 pub mod channel;
 #[cfg(feature = "serde")]

@@ -290,16 +290,20 @@ impl RawChannel {
     /// Claims the send side of transport `id` (one handle at a time; a
     /// second one is [`TransportError::SideInUse`] until the first drops).
     pub fn sender(&self, id: TransportId) -> Result<RawSender<'_>, ClaimError> {
+        let t = self.get(id)?;
         Ok(RawSender {
-            side: RefCell::new(self.get(id)?.claim_sender()?),
+            side: RefCell::new(t.claim_sender()?),
+            transport: Some(Arc::clone(t)),
             _channel: PhantomData,
         })
     }
 
     /// Claims the receive side of transport `id` (one handle at a time).
     pub fn receiver(&self, id: TransportId) -> Result<RawReceiver<'_>, ClaimError> {
+        let t = self.get(id)?;
         Ok(RawReceiver {
-            side: RefCell::new(self.get(id)?.claim_receiver()?),
+            side: RefCell::new(t.claim_receiver()?),
+            transport: Some(Arc::clone(t)),
             _channel: PhantomData,
         })
     }
@@ -356,6 +360,10 @@ fn read_raw(raw: &RawBuf, offset: usize, out: &mut [u8]) -> Result<(), BufferRan
 /// it and its buffers.
 pub struct RawSender<'c> {
     side: RefCell<Box<dyn SendSide>>,
+    /// Its transport, for async waits (readiness descriptor, arming).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    /// (`None` only for the unit tests' in-memory sides.)
+    pub(crate) transport: Option<Arc<dyn Transport>>,
     _channel: PhantomData<&'c RawChannel>,
 }
 
@@ -637,6 +645,10 @@ impl From<SendError<'_>> for TransportError {
 /// back in any order. `Send` but not `Sync`, like [`RawSender`].
 pub struct RawReceiver<'c> {
     side: RefCell<Box<dyn ReceiveSide>>,
+    /// Its transport, for async waits (readiness descriptor, arming).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    /// (`None` only for the unit tests' in-memory sides.)
+    pub(crate) transport: Option<Arc<dyn Transport>>,
     _channel: PhantomData<&'c RawChannel>,
 }
 
@@ -899,6 +911,7 @@ mod tests {
         (
             RawSender {
                 side: RefCell::new(Box::new(side)),
+                transport: None,
                 _channel: PhantomData,
             },
             sent,
@@ -976,6 +989,7 @@ mod tests {
                 next: 0,
                 disposed: Arc::clone(&disposed),
             })),
+            transport: None,
             _channel: PhantomData,
         };
         let one = rx.receive_buffer(Timeout::ZERO).unwrap();

@@ -8,7 +8,9 @@
 //! ctrl + 0    tail      u32  written by the producer: slots published
 //! ctrl + 128  head      u32  written by the consumer: slots released
 //! ctrl + 256  c_sleep   u32  consumer is (about to be) asleep on `tail`
+//! ctrl + 260  c_async   u32  consumer waits on its readiness fd (async)
 //! ctrl + 384  p_sleep   u32  producer is (about to be) asleep on `head`
+//! ctrl + 388  p_async   u32  producer waits on its readiness fd (async)
 //! slots + i * stride:  [len u32][flags u32][seq u32][pad to 64][data]
 //!                      (stride a multiple of 128)
 //! ```
@@ -54,6 +56,19 @@
 //! `membarrier`) the publisher uses a compiler fence only and the waiter a
 //! `membarrier` before it sleeps (see [`crate::sys::barrier`]).
 //!
+//! Readiness for async waiters (an executor that cannot sleep in a futex):
+//! a side whose peer passed it a *readiness fd* (an eventfd, exchanged in
+//! the handshake) also checks the other side's async flag (`c_async`
+//! after publishing `tail`, `p_async` after publishing `head`) and writes
+//! the peer's eventfd if it is set. The async waiter sets its flag
+//! ([`set_async_waiter`]), orders the store before its loads as above
+//! (SYNC POINT E, the same store-then-load pairing as C), re-checks its
+//! condition, and only then waits for its eventfd to become readable; it
+//! clears the flag once its condition held. A busy channel never finds the
+//! flag set, so it makes no system call; an old peer that never reads the
+//! flag is found in the handshake (no readiness feature) and the async
+//! waiter polls instead. See `tests/loom_readiness.rs` for the model.
+//!
 //! # Validation
 //!
 //! The peer may be buggy, crashed mid-write or hostile. Every value read
@@ -67,6 +82,7 @@
 //! `&[u8]` is ever formed over bytes the peer can write (the peer may change
 //! them at any time; only their values are its to choose).
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,6 +103,10 @@ pub const TAIL: usize = 0;
 pub const HEAD: usize = 128;
 const C_SLEEP: usize = 256;
 const P_SLEEP: usize = 384;
+/// Async consumer waiting on its readiness fd (same line as `c_sleep`).
+const C_ASYNC: usize = 260;
+/// Async producer waiting on its readiness fd (same line as `p_sleep`).
+const P_ASYNC: usize = 388;
 /// Offset of a slot's sequence word in its header: `position + 1` of the
 /// slot's latest publication.
 pub const SEQ: usize = 8;
@@ -405,6 +425,68 @@ fn publish_and_wake(word: &AtomicU32, value: u32, sleep_flag: &AtomicU32, fences
     asleep
 }
 
+/// Which end of a ring an async waiter waits as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncWaiter {
+    /// Waits for data (`c_async`; the producer signals after `tail`).
+    Consumer,
+    /// Waits for free slots (`p_async`; the consumer signals after `head`).
+    Producer,
+}
+
+/// Declares (`armed`) or withdraws an async waiter at one end of a ring:
+/// while the flag is set, the other side writes this side's readiness fd
+/// after each publication. Arming orders the flag store before the
+/// caller's next loads (SYNC POINT E, waiter side): the caller re-checks
+/// its condition after this returns, and waits for the fd only if it
+/// still does not hold.
+pub fn set_async_waiter(
+    map: &Mapping,
+    l: &RingLayout,
+    side: AsyncWaiter,
+    armed: bool,
+    fences: Fences,
+) {
+    let flag = map.atomic_u32(
+        l.ctrl
+            + match side {
+                AsyncWaiter::Consumer => C_ASYNC,
+                AsyncWaiter::Producer => P_ASYNC,
+            },
+    );
+    if !armed {
+        flag.store(0, Ordering::Relaxed);
+        return;
+    }
+    flag.store(1, Ordering::SeqCst);
+    match fences {
+        Fences::Symmetric => std::sync::atomic::fence(Ordering::SeqCst),
+        Fences::Asymmetric => barrier::heavy(),
+    }
+}
+
+/// After a publication (SYNC POINT E, publisher side: the counter was
+/// stored just before, in `publish_and_wake`): writes the peer's
+/// readiness fd if its async flag is set.
+#[inline]
+fn notify_async(flag: &AtomicU32, fd: &OwnedFd, fences: Fences) {
+    let armed = match fences {
+        Fences::Symmetric => flag.load(Ordering::SeqCst),
+        Fences::Asymmetric => flag.load(Ordering::Relaxed),
+    };
+    if armed != 0 {
+        signal_readiness(fd);
+    }
+}
+
+/// Makes a readiness eventfd readable (adds 1 to its counter). A full
+/// counter (never in practice: it would take 2^64 - 1 writes without a
+/// read) or a closed peer fd is not an error: the waiter is awake anyway.
+#[cold]
+pub fn signal_readiness(fd: &OwnedFd) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
 /// The producing end of a ring.
 #[derive(Debug)]
 pub struct Producer {
@@ -415,6 +497,9 @@ pub struct Producer {
     tail_idx: u32,
     head: u64,
     fences: Fences,
+    /// The peer's readiness fd, when it passed one: written after a
+    /// publication while the peer's `c_async` flag is set.
+    peer_ready: Option<Arc<OwnedFd>>,
 }
 
 impl Producer {
@@ -440,7 +525,14 @@ impl Producer {
             tail_idx: (tail % u64::from(l.capacity)) as u32,
             head: tail.saturating_sub(u64::from(outstanding)),
             fences,
+            peer_ready: None,
         }
+    }
+
+    /// Sets the peer's readiness fd (see the module docs): from now on a
+    /// publication writes it while the peer's async consumer is waiting.
+    pub fn set_peer_ready(&mut self, fd: Option<Arc<OwnedFd>>) {
+        self.peer_ready = fd;
     }
 
     /// Buffer size of each slot.
@@ -547,6 +639,9 @@ impl Producer {
         let w = words(&self.map, &self.l);
         // SYNC POINT A (release) and C (store before reading c_sleep).
         let woke = publish_and_wake(w.tail, self.tail as u32, w.c_sleep, self.fences);
+        if let Some(fd) = &self.peer_ready {
+            notify_async(self.map.atomic_u32(self.l.ctrl + C_ASYNC), fd, self.fences);
+        }
         // The next slot's first data lines, if the consumer released it
         // (as last seen), were last read a lap ago and nobody reads them
         // before they are published: ask for them writable now, so that
@@ -639,6 +734,9 @@ pub struct Consumer {
     next_idx: u32,
     tail: u64,
     fences: Fences,
+    /// The peer's readiness fd, when it passed one: written after a
+    /// release while the peer's `p_async` flag is set.
+    peer_ready: Option<Arc<OwnedFd>>,
 }
 
 impl Consumer {
@@ -660,7 +758,14 @@ impl Consumer {
             next_idx: (head % u64::from(l.capacity)) as u32,
             tail: head,
             fences,
+            peer_ready: None,
         }
+    }
+
+    /// Sets the peer's readiness fd (see the module docs): from now on a
+    /// release writes it while the peer's async producer is waiting.
+    pub fn set_peer_ready(&mut self, fd: Option<Arc<OwnedFd>>) {
+        self.peer_ready = fd;
     }
 
     /// Buffer size of each slot.
@@ -816,6 +921,9 @@ impl Consumer {
         let w = words(&self.map, &self.l);
         // SYNC POINT B (release) and C (store before reading p_sleep).
         let _ = publish_and_wake(w.head, self.head as u32, w.p_sleep, self.fences);
+        if let Some(fd) = &self.peer_ready {
+            notify_async(self.map.atomic_u32(self.l.ctrl + P_ASYNC), fd, self.fences);
+        }
     }
 
     /// Takes the next published slot and releases it at once, zeroing its

@@ -271,6 +271,20 @@ pub enum ReceiveError {
         "the channel does not receive (rule: receiving needs a transport with receive buffers)"
     )]
     NotReceiving,
+    /// An async receive (feature `async`) was waiting on a connection that
+    /// ended (the peer closed or died) with nothing left to receive, and
+    /// no receiving transport is connected now. The transport keeps
+    /// listening or reconnecting: receive again to wait for the next peer.
+    #[error("{transport}: the connection ended while an async receive waited, and nothing is left to receive (receive again to wait for the next peer)")]
+    Disconnected {
+        /// The receiving transport whose connection ended.
+        transport: TransportId,
+    },
+    /// The async runtime could not wait for the channel (feature `async`):
+    /// registering its readiness descriptor with the reactor failed, or
+    /// no descriptor was left to create it.
+    #[error("the async runtime could not wait for the channel: {0}")]
+    Async(String),
 }
 
 /// Why [`Channel::flush`](super::Channel::flush) returned before everything
@@ -285,6 +299,10 @@ pub enum FlushError {
     /// A transport failed while flushing.
     #[error(transparent)]
     Transport(TransportError),
+    /// The async runtime could not wait for the channel (feature `async`;
+    /// see [`ReceiveError::Async`]).
+    #[error("the async runtime could not wait for the channel: {0}")]
+    Async(String),
 }
 
 /// What [`Channel::close`](super::Channel::close) could not do within its

@@ -80,7 +80,8 @@ pub use loan::{Loan, LoanBytes, LoanError};
 pub use queues::{MonoQueue, MultiQueue, QueueOptions};
 
 use affinity::Affinity;
-use receive::{Drain, Lending, RxShared};
+pub(crate) use receive::RxShared;
+use receive::{Drain, Lending};
 use send::{SendShared, TxSide};
 
 /// Polls of the receive queue and the transports before a waiting
@@ -161,6 +162,10 @@ pub struct Channel {
     down: bool,
     /// What statistics queries see of this channel (registered weakly).
     _probe: Option<Arc<crate::transport::stat::ChannelProbe>>,
+    /// The async readiness source and its reactor registration, made by
+    /// the first async call (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) asynk: Option<Box<crate::asynk::AsyncState>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -196,6 +201,8 @@ impl Channel {
             linger: b.linger,
             down: false,
             _probe: None,
+            #[cfg(feature = "async")]
+            asynk: None,
         };
         if let Err(kind) = ch.start_threads(queue) {
             // Back to the state of an unopened builder: threads joined,
@@ -276,6 +283,18 @@ impl Channel {
             .map_err(|e| OpenErrorKind::Spawn(e.to_string()))?;
         self.threads.push(h);
         Ok(())
+    }
+
+    /// The transports, for the async layer.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn transport_list(&self) -> &[Arc<dyn Transport>] {
+        &self.transports
+    }
+
+    /// The receive path, for the async layer.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn rx_shared(&self) -> Option<&Arc<RxShared>> {
+        self.rx.as_ref()
     }
 
     /// Transport `id` (ids are positions in the order the transports were
@@ -691,6 +710,7 @@ impl Channel {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(rx) = &self.rx {
             rx.stop.store(true, Ordering::Release);
+            rx.wake_stood_down();
         }
         for t in &self.transports {
             t.stop();

@@ -235,12 +235,22 @@ pub fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> SysResult<usiz
 
 /// Sends one message, optionally with one descriptor attached.
 pub fn send(fd: &OwnedFd, bytes: &[u8], attach: Option<BorrowedFd<'_>>) -> SysResult<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    match attach {
+        Some(a) => send_fds(fd, bytes, &[a]),
+        None => send_fds(fd, bytes, &[]),
+    }
+}
+
+/// Sends one message with up to two descriptors attached (in one
+/// `SCM_RIGHTS` message, received in this order by [`recv`]).
+pub fn send_fds(fd: &OwnedFd, bytes: &[u8], attach: &[BorrowedFd<'_>]) -> SysResult<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(a) = attach {
-        fds = [a];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
+    if !attach.is_empty() && !control.push(SendAncillaryMessage::ScmRights(attach)) {
+        return Err(SysError::new(
+            "sendmsg (more than two descriptors)",
+            Errno::INVAL,
+        ));
     }
     let n = rustix::net::sendmsg(
         fd,
@@ -265,8 +275,10 @@ pub struct Received {
     /// True if the kernel dropped attached descriptors (`MSG_CTRUNC`),
     /// typically because this process has no free descriptor slot.
     pub fds_dropped: bool,
-    /// The first descriptor attached, if any. Any others are closed.
+    /// The first descriptor attached, if any.
     pub fd: Option<OwnedFd>,
+    /// The second descriptor attached, if any. Any others are closed.
+    pub second: Option<OwnedFd>,
 }
 
 /// Receives one message without blocking (`EAGAIN` is an error here: call
@@ -281,13 +293,15 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> SysResult<Received> {
         RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
     )
     .call("recvmsg")?;
-    let mut first = None;
+    let (mut first, mut second) = (None, None);
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = m {
             for f in fds {
-                // Keep the first, let the rest drop (close).
+                // Keep the first two, let the rest drop (close).
                 if first.is_none() {
                     first = Some(f);
+                } else if second.is_none() {
+                    second = Some(f);
                 }
             }
         }
@@ -297,7 +311,26 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> SysResult<Received> {
         truncated: msg.flags.contains(rustix::net::ReturnFlags::TRUNC),
         fds_dropped: msg.flags.contains(rustix::net::ReturnFlags::CTRUNC),
         fd: first,
+        second,
     })
+}
+
+/// Checks that `fd`, received from a peer as its readiness descriptor, is
+/// safe to write 8 bytes to and makes writes to it non-blocking: it must
+/// be an anonymous inode (an eventfd, or another `anon_inode` file, which
+/// rejects the write). A regular file, pipe, socket or device would let a
+/// peer make this process write into a file, block, or take `SIGPIPE`.
+pub fn check_readiness_fd(fd: &OwnedFd) -> Result<(), String> {
+    let st =
+        rustix::fs::fstat(fd).map_err(|e| format!("fstat of the readiness descriptor: {e}"))?;
+    if st.st_mode & libc::S_IFMT != 0 {
+        return Err(format!(
+            "readiness descriptor is not an eventfd (file mode {:#o}; rule: the peer passes an eventfd)",
+            st.st_mode
+        ));
+    }
+    rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| format!("fcntl(O_NONBLOCK) on the readiness descriptor: {e}"))
 }
 
 /// Shuts both directions down, so the peer sees end-of-stream at once even

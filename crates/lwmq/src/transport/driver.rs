@@ -236,6 +236,37 @@ pub trait Transport: Send + Sync + fmt::Debug {
         let _ = (uid, gid);
         false
     }
+    /// The transport's readiness descriptor, for async waiters (feature
+    /// `async`): it becomes readable when an armed condition may have
+    /// changed (see [`Self::set_async_waiter`]), on a connection change
+    /// and on [`Self::interrupt_receive`]. The waiter reads it (an eventfd
+    /// counter) to clear it. `None` (the default): the transport has no
+    /// such descriptor, and async waiters poll at an interval instead.
+    fn readiness_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+    /// Declares (`armed`) or withdraws an async waiter for data to receive
+    /// ([`AsyncWaiter::Consumer`](crate::ring::AsyncWaiter)) or room to
+    /// send (`Producer`) on the current connection. After arming, the
+    /// caller re-checks its condition, then waits for the readiness
+    /// descriptor; it withdraws once the condition held or it stopped
+    /// waiting, so that a busy connection makes no system call for it.
+    /// The default: [`AsyncArm::Unsupported`].
+    fn set_async_waiter(&self, side: crate::ring::AsyncWaiter, armed: bool) -> AsyncArm {
+        let _ = (side, armed);
+        AsyncArm::Unsupported
+    }
+}
+
+/// What [`Transport::set_async_waiter`] promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncArm {
+    /// The readiness descriptor will become readable when the condition
+    /// may have changed (or the connection changes).
+    Signalled,
+    /// Nothing will signal it (no descriptor, or a peer without the
+    /// readiness feature): the waiter polls at an interval.
+    Unsupported,
 }
 
 /// Memory of a buffer handed out by a side. Valid until the matching

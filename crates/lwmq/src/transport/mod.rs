@@ -42,7 +42,7 @@ pub use crate::descriptor::{
     DescriptorError, IpcAddress, TcpAddress, TcpHost, IPC_ADDRESS_MAX_UTF16, TCP_HOST_NAME_MAX,
 };
 pub(crate) use driver::{
-    ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
+    AsyncArm, ChannelKind, Directions, RawBuf, ReceiveSide, SendSide, Transport, TransportConfig,
     TransportControl,
 };
 pub use endpoint::Endpoint;

@@ -36,7 +36,7 @@ pub use sender::IpcSender;
 use service::Service;
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -46,7 +46,7 @@ use crossbeam_utils::CachePadded;
 use rustix::io::Errno;
 
 use super::{
-    AccessPolicy, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason, PeerInfo,
+    AccessPolicy, AsyncArm, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason, PeerInfo,
     ReceiveSide, Refusal, Role, SendSide, Transport, TransportConfig, TransportControl,
     TransportError, TransportStats,
 };
@@ -100,6 +100,13 @@ struct Conn {
     /// Why the data path dropped the connection (set once, by
     /// [`Inner::violation`]), for the `Disconnected` event.
     violation: OnceLock<String>,
+    /// The peer's readiness eventfd, when both sides offered
+    /// [`proto::FEATURE_READINESS`]: written after a publication while the
+    /// peer's async flag is set (see `ring.rs`).
+    peer_ready: Option<Arc<OwnedFd>>,
+    /// This transport's own readiness eventfd, written when the connection
+    /// dies so that async waiters re-check.
+    local_ready: Arc<OwnedFd>,
 }
 
 impl Conn {
@@ -109,6 +116,7 @@ impl Conn {
             // Local sleepers re-check `dead` on waking.
             ring::wake_local(&self.map, &l);
         }
+        ring::signal_readiness(&self.local_ready);
     }
 }
 
@@ -148,6 +156,11 @@ struct Inner {
     retry_ms: AtomicU64,
     spin_ns: AtomicU64,
     wake_fd: OwnedFd,
+    /// The readiness eventfd of this side (see `ring.rs` and
+    /// `Transport::readiness_fd`): passed to every peer in the handshake,
+    /// written by the peer while an async waiter of this process is
+    /// armed, and locally on connection changes and interrupts.
+    ready_fd: Arc<OwnedFd>,
     stopping: AtomicBool,
     tx_claimed: AtomicBool,
     rx_claimed: AtomicBool,
@@ -189,6 +202,14 @@ impl IpcTransport {
             descriptor: descriptor.clone(),
             source: SysError::new("eventfd", e),
         })?;
+        let ready_fd = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| TransportError::Sys {
+            descriptor: descriptor.clone(),
+            source: SysError::new("eventfd", e),
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 name: addr.rendezvous_name(),
@@ -211,6 +232,7 @@ impl IpcTransport {
                 retry_ms: AtomicU64::new(DEFAULT_RETRY.as_millis() as u64),
                 spin_ns: AtomicU64::new(DEFAULT_SPIN.as_nanos() as u64),
                 wake_fd,
+                ready_fd: Arc::new(ready_fd),
                 stopping: AtomicBool::new(false),
                 tx_claimed: AtomicBool::new(false),
                 rx_claimed: AtomicBool::new(false),
@@ -319,6 +341,7 @@ impl Transport for IpcTransport {
         inner.log.closed();
         inner.generation.fetch_add(1, Ordering::AcqRel);
         inner.link_cv.notify_all();
+        ring::signal_readiness(&inner.ready_fd);
     }
 
     fn connection_log(&self) -> &Arc<ConnectionLog> {
@@ -425,6 +448,37 @@ impl Transport for IpcTransport {
             }
         }
         inner.link_cv.notify_all();
+        drop(link);
+        ring::signal_readiness(&inner.ready_fd);
+    }
+
+    fn readiness_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.inner.ready_fd.as_fd())
+    }
+
+    fn set_async_waiter(&self, side: ring::AsyncWaiter, armed: bool) -> AsyncArm {
+        let link = lock(&self.inner.link);
+        let Some(c) = &link.conn else {
+            // `establish` writes the readiness fd (under this lock) when
+            // a connection comes.
+            return AsyncArm::Signalled;
+        };
+        if c.dead.load(Ordering::Acquire) {
+            // `kill` wrote it; the next change is `establish`.
+            return AsyncArm::Signalled;
+        }
+        let ring = match side {
+            ring::AsyncWaiter::Consumer => c.rx,
+            ring::AsyncWaiter::Producer => c.tx,
+        };
+        match (ring, &c.peer_ready) {
+            (Some(l), Some(_)) => {
+                ring::set_async_waiter(&c.map, &l, side, armed, c.fences);
+                AsyncArm::Signalled
+            }
+            // A peer without the readiness feature never writes it.
+            _ => AsyncArm::Unsupported,
+        }
     }
 
     fn queue_depth(&self) -> u64 {
@@ -580,6 +634,8 @@ impl Inner {
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.link_cv.notify_all();
+        // Async waiters re-check (and arm on the new rings).
+        ring::signal_readiness(&self.ready_fd);
     }
 
     /// Forgets the current connection. A connection the data path dropped
@@ -602,6 +658,9 @@ impl Inner {
             self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::AcqRel);
             self.link_cv.notify_all();
+            // Async waiters woken by `kill` may have looked before the
+            // state changed: once more, now that it says disconnected.
+            ring::signal_readiness(&self.ready_fd);
         }
     }
 

@@ -110,6 +110,14 @@ pub struct Hello {
 /// barriers, so the rings may use asymmetric fences.
 pub const FEATURE_MEMBARRIER: u16 = 1;
 
+/// Feature bit: this side passes a readiness eventfd (HELLO: the client's,
+/// attached to the HELLO; ACCEPT: the server's, attached after the memfd)
+/// and writes the peer's after a publication while the peer's async flag
+/// (`c_async`/`p_async` in the ring's control block) is set. Only when
+/// both sides offer it (the server answers with the intersection) is it
+/// used; otherwise async waiters poll.
+pub const FEATURE_READINESS: u16 = 2;
+
 /// The server's ACCEPT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accept {

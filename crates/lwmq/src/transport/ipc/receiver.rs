@@ -183,7 +183,9 @@ impl IpcReceiver {
             let first_id = self.next_id;
             self.current = conn.and_then(|c| {
                 c.rx.map(|l| {
-                    let cons = Consumer::attach(Arc::clone(&c.map), l, c.fences);
+                    let mut cons = Consumer::attach(Arc::clone(&c.map), l, c.fences);
+                    // Async readiness: the peer's eventfd, if it passed one.
+                    cons.set_peer_ready(c.peer_ready.clone());
                     Taken::new(c, cons, first_id)
                 })
             });

@@ -9,11 +9,12 @@ use crate::sys::shm::Mapping;
 
 /// The optional features this process offers.
 pub(super) fn own_features() -> u16 {
-    if crate::sys::barrier::register() {
+    let barrier = if crate::sys::barrier::register() {
         proto::FEATURE_MEMBARRIER
     } else {
         0
-    }
+    };
+    barrier | proto::FEATURE_READINESS
 }
 
 pub(super) fn fences_for(features: u16) -> Fences {

@@ -110,7 +110,12 @@ impl IpcSender {
         }
         if let Some(conn) = self.inner.changed_since(&mut self.gen) {
             self.prod = conn.as_ref().and_then(|c| {
-                c.tx.map(|l| Producer::attach(Arc::clone(&c.map), l, c.fences))
+                c.tx.map(|l| {
+                    let mut p = Producer::attach(Arc::clone(&c.map), l, c.fences);
+                    // Async readiness: the peer's eventfd, if it passed one.
+                    p.set_peer_ready(c.peer_ready.clone());
+                    p
+                })
             });
             self.conn = conn;
             self.spin = self.inner.spin();

@@ -429,6 +429,8 @@ impl Service {
         } else {
             Message::decode(&buf[..r.len])
         };
+        // The client's readiness eventfd travels with its HELLO.
+        let client_ready = r.fd;
         let Pending {
             fd,
             cred,
@@ -454,7 +456,14 @@ impl Service {
                     self.refuse(&fd, reason, detail);
                     return None;
                 }
-                match self.create_section(&h, &fd, cred) {
+                let peer_ready = match self.peer_readiness(h.features, client_ready) {
+                    Ok(p) => p,
+                    Err(detail) => {
+                        self.refuse(&fd, RefusalReason::Protocol, detail);
+                        return None;
+                    }
+                };
+                match self.create_section(&h, &fd, cred, peer_ready) {
                     Ok(conn) => Some(Pending {
                         fd,
                         cred,
@@ -560,7 +569,30 @@ impl Service {
         Ok(())
     }
 
-    fn create_section(&self, h: &Hello, fd: &OwnedFd, cred: PeerCred) -> Result<Arc<Conn>, String> {
+    /// The peer's readiness eventfd, checked, if the readiness feature is
+    /// used on this connection (the peer offered it, and so do we).
+    fn peer_readiness(
+        &self,
+        features: u16,
+        fd: Option<OwnedFd>,
+    ) -> Result<Option<Arc<OwnedFd>>, String> {
+        if features & own_features() & proto::FEATURE_READINESS == 0 {
+            return Ok(None);
+        }
+        let fd = fd.ok_or_else(|| {
+            "peer offered the readiness feature but passed no readiness descriptor (rule: an eventfd travels with HELLO and ACCEPT)".to_owned()
+        })?;
+        socket::check_readiness_fd(&fd)?;
+        Ok(Some(Arc::new(fd)))
+    }
+
+    fn create_section(
+        &self,
+        h: &Hello,
+        fd: &OwnedFd,
+        cred: PeerCred,
+        peer_ready: Option<Arc<OwnedFd>>,
+    ) -> Result<Arc<Conn>, String> {
         let c = &self.inner.config;
         let c2s = h.send_buffers + c.receive_buffers();
         let s2c = c.send_buffers() + h.receive_buffers;
@@ -582,7 +614,15 @@ impl Service {
             buffer_size: h.buffer_size,
             features,
         });
-        socket::send(fd, &accept.encode(), Some(memfd.as_fd())).map_err(|e| e.to_string())?;
+        // The memfd, then (with the readiness feature) our eventfd.
+        let ready = self.inner.ready_fd.as_fd();
+        let attach = [memfd.as_fd(), ready];
+        let n = if features & proto::FEATURE_READINESS != 0 {
+            2
+        } else {
+            1
+        };
+        socket::send_fds(fd, &accept.encode(), &attach[..n]).map_err(|e| e.to_string())?;
         let d = c.directions();
         Ok(Arc::new(Conn {
             map: Arc::new(map),
@@ -592,6 +632,8 @@ impl Service {
             peer: cred,
             fences: fences_for(features),
             violation: OnceLock::new(),
+            peer_ready,
+            local_ready: Arc::clone(&self.inner.ready_fd),
         }))
     }
 
@@ -743,7 +785,10 @@ impl Service {
         // A server that refuses before reading (access denied, busy) may
         // already have sent its REFUSE and closed: the send then fails, but
         // the REFUSE is still queued for us, so read on instead of giving up.
-        let _ = socket::send(fd, &Message::Hello(self.hello()).encode(), None);
+        let hello = self.hello();
+        let ready =
+            (hello.features & proto::FEATURE_READINESS != 0).then(|| self.inner.ready_fd.as_fd());
+        let _ = socket::send(fd, &Message::Hello(hello).encode(), ready);
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let mut buf = [0u8; proto::MAX_MESSAGE];
         let r = loop {
@@ -854,6 +899,9 @@ impl Service {
         if !check_section_header(&map, &layout) {
             return Err(fail("section header does not match the handshake".into()));
         }
+        let peer_ready = self
+            .peer_readiness(accept.features, r.second)
+            .map_err(fail)?;
         socket::send(fd, &Message::Ready.encode(), None).map_err(|_| None)?;
         Ok(Arc::new(Conn {
             map: Arc::new(map),
@@ -863,6 +911,8 @@ impl Service {
             peer: cred,
             fences: fences_for(accept.features),
             violation: OnceLock::new(),
+            peer_ready,
+            local_ready: Arc::clone(&self.inner.ready_fd),
         }))
     }
 }
@@ -933,5 +983,59 @@ mod tests {
         }
         // With a peer connected nobody is displaced.
         assert!(matches!(admission(&v, 5, true), Admission::Refuse(_)));
+    }
+}
+
+/// A client that offers the readiness feature but passes something else
+/// than an eventfd (here a memfd: a regular file the server would write
+/// into) is refused `Protocol`, naming the rule; nothing is mapped.
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+    use crate::descriptor::IpcAddress;
+    use crate::transport::ipc::IpcTransport;
+    use crate::transport::{Transport, TransportConfig};
+
+    #[test]
+    fn a_readiness_descriptor_that_is_not_an_eventfd_is_refused() {
+        let addr = IpcAddress::parse(&format!(
+            "ipc://lwmq-test/readiness-fd/{}",
+            std::process::id()
+        ))
+        .unwrap();
+        let config = TransportConfig::new("t", 256, 2, 2, &LIMITS).unwrap();
+        let server = IpcTransport::new(addr.clone(), config).unwrap();
+        server.start(Role::Server, ChannelKind::Messaging).unwrap();
+        let fd = socket::connect_waiting(&addr.rendezvous_name(), Duration::from_secs(5)).unwrap();
+        let hello = Hello {
+            kind: ChannelKind::Messaging,
+            directions: config.directions(),
+            buffer_size: 256,
+            send_buffers: 2,
+            receive_buffers: 2,
+            pid: std::process::id(),
+            port: 0,
+            address: addr.address().to_owned(),
+            features: proto::FEATURE_READINESS,
+        };
+        let (not_an_eventfd, _map) = shm::create("not-an-eventfd", 4096).unwrap();
+        socket::send(
+            &fd,
+            &Message::Hello(hello).encode(),
+            Some(not_an_eventfd.as_fd()),
+        )
+        .unwrap();
+        let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; proto::MAX_MESSAGE];
+        let r = socket::recv(&fd, &mut buf).unwrap();
+        assert!(r.fd.is_none(), "no section sent");
+        match Message::decode(&buf[..r.len]).unwrap() {
+            Message::Refuse { reason, text } => {
+                assert_eq!(reason, RefusalReason::Protocol);
+                assert!(text.contains("not an eventfd"), "{text}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        server.stop();
     }
 }
