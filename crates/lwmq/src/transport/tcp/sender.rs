@@ -238,6 +238,9 @@ impl SendSide for TcpSender {
                 return Err(self.not_open());
             }
             match tx.live().cloned() {
+                // Dead but not yet detached: the I/O thread is settling
+                // what it lost (`TxState::detach`); wait for that.
+                None if tx.conn.is_some() => {}
                 None => {
                     // What a connection that ended had not confirmed is
                     // lost: reported once.
