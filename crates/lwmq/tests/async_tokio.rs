@@ -8,7 +8,10 @@
 //!   `receive_async`, `receive_with_async` and the `Stream` raced in
 //!   `select!` against a branch that wins whenever the receive has to wait;
 //! * the peer's `kill -9` wakes a pending receive with `Disconnected`;
-//! * an idle runtime with 100 connected channels uses little CPU.
+//! * an idle runtime with 100 connected channels uses little CPU;
+//! * async posts wait at a queue's limit, and lose nothing when the wait
+//!   (`room_async`) is cancelled again and again; they end with `Closed`
+//!   when the channel goes away.
 
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -113,6 +116,27 @@ fn peer_process() {
                 b.send(got.len()).unwrap();
             }
             tx.flush(PATIENCE).unwrap();
+        }
+        // Receives `count` messages stamped (producer, sequence) from
+        // `producers` producers, slowly (a pause every 64), checking each
+        // producer's sequence; closes.
+        ["sink", address, count, producers] => {
+            let count: u32 = count.parse().unwrap();
+            let producers: usize = producers.parse().unwrap();
+            let (mut ch, _q) = open(address, Role::Client);
+            let mut next = vec![0u32; producers];
+            for i in 0..count {
+                let m = ch.receive(PATIENCE).unwrap();
+                let d = m.frame(0).unwrap().data();
+                let p = u32::from_le_bytes(d[4..8].try_into().unwrap()) as usize;
+                assert_eq!(seq(&m), next[p], "producer {p}: out of sequence");
+                next[p] += 1;
+                if i % 64 == 63 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            assert!(ch.receive(Timeout::ZERO).is_err(), "more than {count}");
+            ch.close(PATIENCE).unwrap();
         }
         // Connects `channels` channels and waits to be killed.
         ["idle", base, channels] => {
@@ -466,4 +490,170 @@ fn raw_async_buffers_survive_cancellation() {
             .unwrap();
         assert!(status.success());
     });
+}
+
+/// A message stamped with its sequence number and producer.
+fn stamped(seq: u32, producer: u32) -> Message {
+    let mut d = seq.to_le_bytes().to_vec();
+    d.extend_from_slice(&producer.to_le_bytes());
+    Message::from(d)
+}
+
+fn runtimes() -> [tokio::runtime::Runtime; 2] {
+    [
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ]
+}
+
+/// A mono queue with a high-water mark of 4 and no peer yet: four posts
+/// complete, the fifth waits (`room_async` does not complete either).
+/// Then a slow peer process receives: the rest are posted with
+/// `post_async`, and with `room_async` raced against a branch that wins
+/// whenever it has to wait (so the wait is dropped again and again)
+/// followed by `try_post`, which never meets the mark after it. The peer
+/// checks every number arrives once, in order.
+#[test]
+fn async_post_waits_at_the_mark_and_cancelling_the_wait_loses_nothing() {
+    for (n, rt) in runtimes().into_iter().enumerate() {
+        rt.block_on(posts_at_the_mark(n));
+    }
+}
+
+async fn posts_at_the_mark(n: usize) {
+    tokio::time::timeout(PATIENCE, async {
+        let address = format!("{}/{n}", base("post-mark"));
+        let mut b = Channel::builder()
+            .transport(Endpoint::new(address.as_str()).unwrap())
+            .unwrap();
+        let mut q = b
+            .mono_queue(lwmq::QueueOptions::new(Priority::Normal).high_water_mark(4))
+            .unwrap();
+        let ch = b.open(Role::Server).unwrap();
+        for i in 0..4 {
+            q.post_async(stamped(i, 0)).await.unwrap();
+        }
+        tokio::select! {
+            biased;
+            _ = q.room_async() => panic!("room at the mark with no peer"),
+            _ = tokio::task::yield_now() => {}
+        }
+        let count = 3000u32;
+        let mut child = peer("sink", &[&address, &count.to_string(), "1"]);
+        let (mut next, mut cancels, mut round) = (4u32, 0u32, 0u32);
+        while next < count {
+            round += 1;
+            if round % 2 == 0 {
+                q.post_async(stamped(next, 0)).await.unwrap();
+                next += 1;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = q.room_async() => {
+                    q.try_post(stamped(next, 0)).unwrap();
+                    next += 1;
+                }
+                _ = loser(round) => cancels += 1,
+            }
+        }
+        assert!(cancels > 0, "the wait for room never had to wait");
+        eprintln!("post: {count} messages in order, {cancels} waits for room cancelled");
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+        drop(ch);
+    })
+    .await
+    .expect("the posts and the peer finish in time");
+}
+
+/// A multi queue with discard-newest capacity 8, four tasks posting 500
+/// messages each with `post_async`: nothing is discarded (an async post
+/// waits instead), and the peer gets each task's messages once, in
+/// order.
+#[test]
+fn async_posts_to_a_discard_queue_wait_instead_of_discarding() {
+    for (n, rt) in runtimes().into_iter().enumerate() {
+        rt.block_on(async {
+            let address = format!("{}/{n}", base("post-multi"));
+            let mut b = Channel::builder()
+                .transport(Endpoint::new(address.as_str()).unwrap())
+                .unwrap();
+            let q = b
+                .multi_queue(lwmq::QueueOptions::new(Priority::Normal).discard_newest(8))
+                .unwrap();
+            let ch = b.open(Role::Server).unwrap();
+            let (producers, each) = (4u32, 500u32);
+            let mut child = peer(
+                "sink",
+                &[
+                    &address,
+                    &(producers * each).to_string(),
+                    &producers.to_string(),
+                ],
+            );
+            let tasks: Vec<_> = (0..producers)
+                .map(|p| {
+                    let q = q.clone();
+                    tokio::spawn(async move {
+                        for i in 0..each {
+                            q.post_async(stamped(i, p)).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                tokio::time::timeout(PATIENCE, t).await.unwrap().unwrap();
+            }
+            assert_eq!(q.discarded(), 0);
+            let status = tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(status.success());
+            drop(ch);
+        });
+    }
+}
+
+/// A post waiting at the mark when its channel is dropped ends with
+/// `Closed`, handing the message back.
+#[test]
+fn a_waiting_async_post_ends_with_closed_when_the_channel_goes() {
+    for rt in runtimes() {
+        rt.block_on(async {
+            let mut b = Channel::builder()
+                .transport(Endpoint::new(base("post-closed").as_str()).unwrap())
+                .unwrap();
+            let mut q = b
+                .mono_queue(lwmq::QueueOptions::new(Priority::Normal).high_water_mark(1))
+                .unwrap();
+            let ch = b.open(Role::Server).unwrap();
+            q.post_async(stamped(0, 0)).await.unwrap();
+            let poster = tokio::spawn(async move {
+                let r = q.post_async(stamped(1, 0)).await;
+                (q, r)
+            });
+            tokio::task::yield_now().await;
+            tokio::task::spawn_blocking(move || drop(ch)).await.unwrap();
+            let (_q, r) = tokio::time::timeout(PATIENCE, poster)
+                .await
+                .expect("the close wakes the post")
+                .unwrap();
+            match r {
+                Err(lwmq::PostError::Closed(m)) => assert_eq!(seq(&m), 1),
+                other => panic!("expected Closed, got {other:?}"),
+            }
+        });
+    }
 }

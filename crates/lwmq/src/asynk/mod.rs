@@ -1,6 +1,11 @@
-//! Async receive and flush (features `async` and `tokio`): wait for a
-//! channel from an executor, without a thread per channel and without
-//! spinning.
+//! Async receive, post and flush (features `async` and `tokio`): wait
+//! for a channel from an executor, without a thread per channel and
+//! without spinning.
+//!
+//! Posting needs none of what follows: a post waits only at its queue's
+//! limit, and [`MonoQueue::post_async`](crate::MonoQueue::post_async),
+//! [`MultiQueue::post_async`](crate::MultiQueue::post_async) and their
+//! `room_async` wait there with the task's `Waker` on any executor.
 //!
 //! # The readiness source (feature `async`, any executor)
 //!

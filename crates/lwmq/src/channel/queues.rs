@@ -22,6 +22,8 @@ use super::error::PostError;
 use super::loan::{Loan, LoanError};
 use super::send::{check, BiasSlot, SendShared};
 use crate::message::Message;
+#[cfg(feature = "async")]
+use crate::queue::Registration;
 use crate::queue::{MonoProducer, MultiProducer, Priority, Producer, Scheduler, SendQueueKind};
 use crate::timeout::Timeout;
 use crate::transport::ConfigError;
@@ -326,6 +328,54 @@ impl MonoQueue {
         })
     }
 
+    /// [`Self::post`] without blocking the thread (feature `async`, any
+    /// executor): at the high-water mark the future waits for the channel
+    /// to take messages from the queue, then posts. It never fails with
+    /// [`PostError::Full`]; every other error is [`Self::post`]'s, at once.
+    /// Wrap it in a timer (`tokio::time::timeout`) for a deadline.
+    ///
+    /// `&mut self`: a mono queue has one poster, and the future is then
+    /// `Send` (it can move between a multi-thread runtime's workers).
+    ///
+    /// **Cancel safety:** the message is posted only by the poll that
+    /// completes the future; dropping the future before that drops the
+    /// message unsent (as tokio's `mpsc::Sender::send` does). Nothing
+    /// else is lost. To wait without handing the message over, await
+    /// [`Self::room_async`] (cancel-safe), then [`Self::try_post`].
+    #[cfg(feature = "async")]
+    pub async fn post_async(&mut self, message: Message) -> Result<(), PostError> {
+        let this = &mut *self;
+        let mut registration = Registration::new(std::sync::Arc::clone(this.producer.room()));
+        let mut message = Some(message);
+        std::future::poll_fn(move |cx| loop {
+            let m = message.take().expect("polled after completion");
+            match this.post_inner(m, Timeout::ZERO) {
+                Err(PostError::Full(m)) => message = Some(m),
+                other => {
+                    registration.withdraw();
+                    return std::task::Poll::Ready(other);
+                }
+            }
+            std::task::ready!(registration.poll_until(cx, || this.producer.has_room()));
+        })
+        .await
+    }
+
+    /// Completes when a post would not wait (feature `async`, any
+    /// executor): the queue is below its high-water mark (at once for an
+    /// unbounded queue), or it is closed (a post then fails with
+    /// [`PostError::Closed`]). Only this queue's poster adds messages, so
+    /// a [`Self::try_post`] right after it does not meet the mark.
+    ///
+    /// **Cancel safety:** takes nothing; dropping it loses nothing.
+    #[cfg(feature = "async")]
+    pub async fn room_async(&mut self) {
+        let this = &mut *self;
+        let mut registration = Registration::new(std::sync::Arc::clone(this.producer.room()));
+        std::future::poll_fn(move |cx| registration.poll_until(cx, || this.producer.has_room()))
+            .await
+    }
+
     /// Lends `len` bytes to write a one-frame message in place, straight
     /// into the transport buffer it will be sent in (no copy of the
     /// payload: the way to send large messages). [`Loan::post`] sends it;
@@ -469,6 +519,66 @@ impl MultiQueue {
             .map_err(PostError::from_queue)?;
         self.shared.kick();
         Ok(())
+    }
+
+    /// [`Self::post`] without blocking the thread (feature `async`, any
+    /// executor); see [`Self::post_with_tag_async`].
+    #[cfg(feature = "async")]
+    pub async fn post_async(&self, message: Message) -> Result<(), PostError> {
+        self.post_with_tag_async(message, 0).await
+    }
+
+    /// [`Self::post_with_tag`] without blocking the thread (feature
+    /// `async`, any executor): while the queue is at its limit (a
+    /// high-water mark, or the capacity of a discard queue) the future
+    /// waits for the channel to take messages, then posts. It waits as a
+    /// post with an infinite timeout does, except that it never discards:
+    /// for "wait up to a deadline, then apply the discard policy", await
+    /// [`Self::room_async`] under a timer, then [`Self::try_post`]. It
+    /// never fails with [`PostError::Full`]; every other error is
+    /// [`Self::post_with_tag`]'s, at once. Several tasks posting at once
+    /// may each be woken by the same room; each re-checks, so the limit
+    /// holds (unlike the blocking post, which may pass a high-water mark
+    /// by one message per thread).
+    ///
+    /// **Cancel safety:** as [`MonoQueue::post_async`]: dropping the
+    /// future before it completes drops the message unsent, nothing else.
+    #[cfg(feature = "async")]
+    pub async fn post_with_tag_async(&self, message: Message, tag: u64) -> Result<(), PostError> {
+        if let Err(refused) = check(&self.shared, &message) {
+            return Err(refused.into_error(message));
+        }
+        let mut registration = Registration::new(self.producer.room());
+        let mut message = Some(message);
+        std::future::poll_fn(|cx| loop {
+            let m = message.take().expect("polled after completion");
+            match self.producer.try_post_below_limit(m, tag) {
+                Ok(()) => {
+                    registration.withdraw();
+                    self.shared.kick();
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Err(crate::queue::PostError::Full(m)) => message = Some(m),
+                Err(e) => {
+                    registration.withdraw();
+                    return std::task::Poll::Ready(Err(PostError::from_queue(e)));
+                }
+            }
+            std::task::ready!(registration.poll_until(cx, || self.producer.has_room()));
+        })
+        .await
+    }
+
+    /// Completes when a post would not wait (feature `async`, any
+    /// executor): the queue is below its limit (at once for an unbounded
+    /// queue), or closed. Another poster may fill the queue again before
+    /// this task posts.
+    ///
+    /// **Cancel safety:** takes nothing; dropping it loses nothing.
+    #[cfg(feature = "async")]
+    pub async fn room_async(&self) {
+        let mut registration = Registration::new(self.producer.room());
+        std::future::poll_fn(|cx| registration.poll_until(cx, || self.producer.has_room())).await
     }
 
     /// Messages queued (approximate while others post).

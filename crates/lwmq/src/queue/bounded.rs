@@ -83,6 +83,28 @@ impl<T> Bounded<T> {
         }
     }
 
+    /// Queues `item` if there is room, never discarding: `Full` hands it
+    /// back at capacity (not counted as a discard).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn try_push(&self, item: T) -> Result<(), PostError<T>> {
+        if self.is_closed() {
+            return Err(PostError::Closed(item));
+        }
+        self.queue.push(item).map_err(PostError::Full)
+    }
+
+    /// True if a post would not wait: below capacity, or closed.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn has_room(&self) -> bool {
+        self.queue.len() < self.queue.capacity() || self.is_closed()
+    }
+
+    /// Where posters wait for room.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn room(&self) -> &Notify {
+        &self.room
+    }
+
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
         let item = self.queue.pop();

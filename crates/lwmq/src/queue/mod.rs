@@ -44,6 +44,8 @@ mod unbounded;
 
 pub use error::{PostError, PushError, QueueConfigError, RecvError};
 pub use notify::Notify;
+#[cfg(feature = "async")]
+pub(crate) use notify::Registration;
 pub use receive::{
     receive_queue, MonoReceiver, ReceiveConsumer, ReceiveProducer, ReceiveWaker, Receiver,
 };

@@ -16,9 +16,79 @@
 //! the new state or the notifier sees `waiters > 0`. In the latter case the
 //! notifier's `lock()` cannot complete until the waiter is inside `wait`, so
 //! the notification is never lost.
+//!
+//! An async task waits the same way with a [`Waker`] instead of the
+//! condition variable ([`Notify::register`]): under the lock it stores its
+//! waker and counts itself in `waiters`, **fence**, then the task re-checks
+//! its condition before returning `Pending`. A notifier that sees
+//! `waiters > 0` takes the lock (so it finds every registration made
+//! before its fence) and wakes every registered waker (both for
+//! `notify_one` and `notify_all`: a woken task may be dropped without
+//! acting, so passing the wake-up to one of them could strand the others).
+//! A woken registration is removed; the task registers again if it has to
+//! wait again.
+
+use std::task::Waker;
 
 use super::sync::{fence, lock, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::timeout::Timeout;
+
+/// An async waiter's registration with a [`Notify`] (held by its future):
+/// [`Self::register`] before re-checking the condition, withdrawn on drop.
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) struct Registration<N: std::ops::Deref<Target = Notify>> {
+    notify: N,
+    slot: Option<u64>,
+}
+
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+impl<N: std::ops::Deref<Target = Notify>> Registration<N> {
+    /// Not registered yet.
+    pub(crate) fn new(notify: N) -> Self {
+        Self { notify, slot: None }
+    }
+
+    /// Registers (or refreshes) `waker`; re-check the condition after it.
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        self.notify.register(&mut self.slot, waker);
+    }
+
+    /// Withdraws a pending registration.
+    pub(crate) fn withdraw(&mut self) {
+        self.notify.deregister(&mut self.slot);
+    }
+
+    /// One poll of "wait until `ready()`": `Ready` if it holds (before or
+    /// after registering the task's waker), else `Pending` with the waker
+    /// registered (the protocol of the module docs).
+    pub(crate) fn poll_until(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        ready: impl Fn() -> bool,
+    ) -> std::task::Poll<()> {
+        if !ready() {
+            self.register(cx.waker());
+            if !ready() {
+                return std::task::Poll::Pending;
+            }
+        }
+        self.withdraw();
+        std::task::Poll::Ready(())
+    }
+}
+
+impl<N: std::ops::Deref<Target = Notify>> Drop for Registration<N> {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
+}
+
+/// The wakers of async waiters, each under the id its waiter keeps.
+#[derive(Debug, Default)]
+struct Wakers {
+    next_id: u64,
+    list: Vec<(u64, Waker)>,
+}
 
 /// A wake-up primitive: threads wait for a condition, others notify after
 /// making it true. Waiting parks the thread (no CPU); notifying costs a fence
@@ -31,8 +101,9 @@ use crate::timeout::Timeout;
 /// [`Scheduler::with_doorbell`]: super::Scheduler::with_doorbell
 #[derive(Debug, Default)]
 pub struct Notify {
+    /// Threads in `wait_for` plus registered wakers.
     waiters: AtomicUsize,
-    lock: Mutex<()>,
+    lock: Mutex<Wakers>,
     cv: Condvar,
 }
 
@@ -47,8 +118,7 @@ impl Notify {
     #[inline]
     pub fn notify_one(&self) {
         if self.has_waiters() {
-            drop(lock(&self.lock));
-            self.cv.notify_one();
+            self.wake(false);
         }
     }
 
@@ -56,8 +126,75 @@ impl Notify {
     #[inline]
     pub fn notify_all(&self) {
         if self.has_waiters() {
-            drop(lock(&self.lock));
+            self.wake(true);
+        }
+    }
+
+    /// The slow path of a notification: someone is waiting. Wakes one or
+    /// every thread, and every registered waker (outside the lock).
+    #[cold]
+    fn wake(&self, all: bool) {
+        let woken = {
+            let mut wakers = lock(&self.lock);
+            let woken = std::mem::take(&mut wakers.list);
+            self.waiters.fetch_sub(woken.len(), Ordering::Relaxed);
+            woken
+        };
+        if all {
             self.cv.notify_all();
+        } else {
+            self.cv.notify_one();
+        }
+        for (_, waker) in woken {
+            waker.wake();
+        }
+    }
+
+    /// Registers an async waiter: the next notification wakes `waker`.
+    /// `slot` keeps the registration's id between polls (`None` at
+    /// first): a registration still pending is updated in place, one that
+    /// was woken is made anew. The caller must check its condition
+    /// **after** this call and before it returns `Pending` (the re-check
+    /// of the protocol in the module docs), and call [`Self::deregister`]
+    /// when it stops waiting (a completed or dropped future).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn register(&self, slot: &mut Option<u64>, waker: &Waker) {
+        {
+            let mut wakers = lock(&self.lock);
+            let pending = slot.and_then(|id| wakers.list.iter_mut().find(|(i, _)| *i == id));
+            match pending {
+                Some((_, w)) => {
+                    if !w.will_wake(waker) {
+                        w.clone_from(waker);
+                    }
+                }
+                None => {
+                    let id = wakers.next_id;
+                    wakers.next_id += 1;
+                    wakers.list.push((id, waker.clone()));
+                    *slot = Some(id);
+                    self.waiters.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // SYNC POINT: pairs with the fence in `has_waiters`, as in
+        // `wait_for`: either the caller's re-check sees the notifier's
+        // state, or the notifier sees the registration.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws the registration in `slot`, if it is still pending.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn deregister(&self, slot: &mut Option<u64>) {
+        let Some(id) = slot.take() else {
+            return;
+        };
+        let mut wakers = lock(&self.lock);
+        if let Some(at) = wakers.list.iter().position(|(i, _)| *i == id) {
+            let (_, waker) = wakers.list.swap_remove(at);
+            self.waiters.fetch_sub(1, Ordering::Relaxed);
+            drop(wakers);
+            drop(waker);
         }
     }
 
@@ -132,6 +269,43 @@ mod loom_tests {
             });
             assert_eq!(got, Some(()));
             t.join().unwrap();
+        });
+    }
+
+    /// A waker that records that it was woken.
+    struct Flag(AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    /// No lost wake-up for an async waiter: after registering, the task's
+    /// re-check sees the notifier's condition, or its waker is woken.
+    #[test]
+    fn loom_async_waiter_is_woken() {
+        loom::model(|| {
+            let notify = Arc::new(Notify::new());
+            let cond = Arc::new(AtomicBool::new(false));
+            let (n2, c2) = (notify.clone(), cond.clone());
+            let t = loom::thread::spawn(move || {
+                c2.store(true, Ordering::Release);
+                n2.notify_one();
+            });
+            let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+            let waker = std::task::Waker::from(flag.clone());
+            let mut slot = None;
+            notify.register(&mut slot, &waker);
+            let saw = cond.load(Ordering::Acquire);
+            t.join().unwrap();
+            if saw {
+                notify.deregister(&mut slot);
+            } else {
+                // Pending: the notification must have reached the waker.
+                assert!(flag.0.load(Ordering::Acquire), "lost wake-up");
+            }
+            assert_eq!(notify.waiters.load(Ordering::Relaxed), 0);
         });
     }
 }

@@ -351,6 +351,19 @@ impl<T> MonoProducer<T> {
         self.mark
     }
 
+    /// True if a post would not wait: no mark, below it, or closed.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn has_room(&self) -> bool {
+        self.mark.is_none_or(|mark| self.producer.below(mark)) || self.producer.is_closed()
+    }
+
+    /// Where posters wait for room (woken when the consumer takes items
+    /// and when the queue closes); shared with the scheduler.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn room(&self) -> &Room {
+        &self.room
+    }
+
     /// Number of items queued.
     pub fn len(&self) -> usize {
         self.producer.len()
@@ -440,6 +453,51 @@ impl<T> MultiProducer<T> {
         }
         ring(&self.shared.doorbell);
         Ok(())
+    }
+
+    /// Posts `item` if the queue is below its limit, never waiting and
+    /// never discarding: [`PostError::Full`] at the limit (a high-water
+    /// mark or a capacity, whatever the discard policy; not counted as a
+    /// discard). Tags as [`Self::post_tagged`]. For async posters, which
+    /// wait on [`Self::room`] instead.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn try_post_below_limit(&self, item: T, tag: u64) -> Result<(), PostError<T>> {
+        let shared = &*self.shared;
+        match &shared.flavor {
+            Flavor::Tagged(q) => q.try_post(item, tag)?,
+            _ if tag != 0 => return Err(PostError::TagUnsupported(item)),
+            Flavor::Unbounded(q) => match shared.mark {
+                Some(mark) if q.len() >= mark && !q.is_closed() => {
+                    return Err(PostError::Full(item))
+                }
+                _ => q.push(item).map_err(PostError::Closed)?,
+            },
+            Flavor::Bounded(q) => q.try_push(item)?,
+        }
+        ring(&self.shared.doorbell);
+        Ok(())
+    }
+
+    /// True if a post would not wait: below the limit, or closed.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn has_room(&self) -> bool {
+        let shared = &*self.shared;
+        match &shared.flavor {
+            Flavor::Tagged(q) => q.has_room(),
+            Flavor::Bounded(q) => q.has_room(),
+            Flavor::Unbounded(q) => shared.mark.is_none_or(|mark| q.len() < mark) || q.is_closed(),
+        }
+    }
+
+    /// Where posters wait for room.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn room(&self) -> &Notify {
+        let shared = &*self.shared;
+        match &shared.flavor {
+            Flavor::Tagged(q) => q.room(),
+            Flavor::Bounded(q) => q.room(),
+            Flavor::Unbounded(_) => &shared.room,
+        }
     }
 
     /// Number of items queued (approximate under concurrency).

@@ -227,6 +227,36 @@ impl<T> Tagged<T> {
         }
     }
 
+    /// Queues `item` (replacing a queued item with the same non-zero tag)
+    /// if there is room, never discarding: `Full` hands it back at
+    /// capacity (not counted as a discard).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn try_post(&self, item: T, tag: u64) -> Result<(), PostError<T>> {
+        match self.try_insert(item, tag, false) {
+            Insert::Done {
+                displaced,
+                discarded,
+            } => {
+                self.finish(displaced, discarded);
+                Ok(())
+            }
+            Insert::Closed(item) => Err(PostError::Closed(item)),
+            Insert::Full(item) => Err(PostError::Full(item)),
+        }
+    }
+
+    /// True if a post would not wait: unbounded, below capacity, or closed.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn has_room(&self) -> bool {
+        self.capacity.is_none_or(|cap| self.len() < cap) || self.is_closed()
+    }
+
+    /// Where posters wait for room.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn room(&self) -> &Notify {
+        &self.room
+    }
+
     pub(crate) fn pop(&self) -> Option<T> {
         let item = {
             let mut inner = lock(&self.inner);
