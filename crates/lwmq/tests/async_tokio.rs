@@ -138,6 +138,11 @@ fn peer_process() {
             assert!(ch.receive(Timeout::ZERO).is_err(), "more than {count}");
             ch.close(PATIENCE).unwrap();
         }
+        // Connects one channel to `address` and waits to be killed.
+        ["idle-at", address] => {
+            let _ch = open(address, Role::Client);
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         // Connects `channels` channels and waits to be killed.
         ["idle", base, channels] => {
             let n: usize = channels.parse().unwrap();
@@ -220,11 +225,14 @@ enum Way {
 /// short timer: the receive future is dropped at its await point again
 /// and again. Every number arrives once, in order.
 async fn cancelled_often(tag: &str, way: Way) {
+    cancelled_often_at(&format!("{}/{tag}", base("cancel")), way).await;
+}
+
+async fn cancelled_often_at(address: &str, way: Way) {
     use futures_core::Stream;
-    let address = format!("{}/{tag}", base("cancel"));
-    let (mut ch, _q) = open(&address, Role::Server);
+    let (mut ch, _q) = open(address, Role::Server);
     let count = 3000u32;
-    let mut child = peer("stream", &[&address, &count.to_string()]);
+    let mut child = peer("stream", &[address, &count.to_string()]);
     let (mut next, mut cancels, mut round) = (0u32, 0u32, 0u32);
     while next < count {
         round += 1;
@@ -440,12 +448,22 @@ fn the_async_server_example_runs() {
 /// and comes back once, in order.
 #[test]
 fn raw_async_buffers_survive_cancellation() {
+    raw_buffers_survive_cancellation(base("raw"));
+}
+
+/// [`raw_async_buffers_survive_cancellation`] over `tcp://` (credits, not
+/// a shared ring, free the sender's buffers).
+#[test]
+fn raw_async_buffers_survive_cancellation_over_tcp() {
+    raw_buffers_survive_cancellation(tcp_address());
+}
+
+fn raw_buffers_survive_cancellation(address: String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let address = base("raw");
         let ep = Endpoint::new(address.as_str())
             .unwrap()
             .buffer_size(64)
@@ -656,4 +674,82 @@ fn a_waiting_async_post_ends_with_closed_when_the_channel_goes() {
             }
         });
     }
+}
+
+/// A `tcp://127.0.0.1:PORT` address whose port was free a moment ago.
+fn tcp_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+/// `tcp://` has a readiness descriptor: an async receive is signalled,
+/// not polled (`poll_interval` is `None`, so a missed signal would hang
+/// the receive and fail this test at its timeout), and cancelling it at
+/// every await point loses nothing.
+#[test]
+fn tcp_async_receive_is_signalled_and_loses_nothing() {
+    for rt in runtimes() {
+        rt.block_on(async {
+            let address = tcp_address();
+            {
+                // Waits that are not cancelled: each message after a pause
+                // must be signalled.
+                let (mut ch, _q) = open(&address, Role::Server);
+                assert_eq!(ch.readiness().unwrap().poll_interval(), None);
+                let count = 1000u32;
+                let mut child = peer("stream", &[&address, &count.to_string()]);
+                tokio::time::timeout(PATIENCE, async {
+                    for i in 0..count {
+                        assert_eq!(seq(&ch.receive_async().await.unwrap()), i);
+                    }
+                })
+                .await
+                .expect("every message in time");
+                let status = tokio::task::spawn_blocking(move || child.wait())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(status.success());
+            }
+            tokio::time::timeout(PATIENCE, cancelled_often_at(&address, Way::Receive))
+                .await
+                .expect("every message in time");
+        });
+    }
+}
+
+/// `kill -9` of a `tcp://` peer wakes a pending async receive with
+/// `Disconnected`.
+#[test]
+fn tcp_peer_crash_wakes_a_pending_receive() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let address = tcp_address();
+        let (mut ch, _q) = open(&address, Role::Server);
+        let mut child = peer("idle-at", &[&address]);
+        ch.wait_connected(PATIENCE).unwrap();
+        let pid = child.id();
+        let killer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).unwrap(),
+                rustix::process::Signal::KILL,
+            )
+            .unwrap();
+        });
+        let got = tokio::time::timeout(PATIENCE, ch.receive_async())
+            .await
+            .expect("the crash wakes the receive");
+        assert_eq!(
+            got.unwrap_err(),
+            ReceiveError::Disconnected {
+                transport: lwmq::TransportId(0)
+            }
+        );
+        killer.await.unwrap();
+        let _ = child.wait();
+    });
 }

@@ -61,8 +61,9 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{
-    AccessPolicy, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason, ReceiveSide, Role,
-    SendSide, Transport, TransportConfig, TransportControl, TransportError, TransportStats,
+    AccessPolicy, AsyncArm, BufferLimits, ChannelKind, ConnectionLog, DisconnectReason,
+    ReceiveSide, Role, SendSide, Transport, TransportConfig, TransportControl, TransportError,
+    TransportStats,
 };
 use crate::descriptor::TcpAddress;
 use crate::sys::SysError;
@@ -173,6 +174,15 @@ struct Inner {
     /// Written by `interrupt_receive`, polled by a receiver that waits on
     /// the socket, so that the interrupt ends that wait at once.
     rx_wake_fd: OwnedFd,
+    /// The readiness descriptor for async waiters (`readiness_fd`):
+    /// written when buffers arrive while `rx_async` is set, when credits,
+    /// FLUSHED or written frames free the send side while `tx_async` is
+    /// set, on every connection change and on `interrupt_receive`.
+    ready_fd: OwnedFd,
+    /// An async waiter waits for received buffers.
+    rx_async: AtomicBool,
+    /// An async waiter waits for room to send.
+    tx_async: AtomicBool,
 }
 
 /// A `tcp://` transport instance.
@@ -206,6 +216,11 @@ impl TcpTransport {
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
         )
         .map_err(|e| sys("eventfd", e))?;
+        let ready_fd = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| sys("eventfd", e))?;
         let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
             .map_err(|e| sys("epoll_create1", e))?;
         Ok(Self {
@@ -232,6 +247,9 @@ impl TcpTransport {
                 rx_waiters: AtomicUsize::new(0),
                 rx_interrupt: AtomicBool::new(false),
                 rx_wake_fd,
+                ready_fd,
+                rx_async: AtomicBool::new(false),
+                tx_async: AtomicBool::new(false),
                 descriptor,
                 addr,
                 config,
@@ -438,6 +456,34 @@ impl Transport for TcpTransport {
         inner.rx_cv.notify_all();
         drop(lock(&inner.link));
         inner.link_cv.notify_all();
+        inner.signal_ready();
+    }
+
+    fn readiness_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.inner.ready_fd.as_fd())
+    }
+
+    fn set_async_waiter(&self, side: crate::ring::AsyncWaiter, armed: bool) -> AsyncArm {
+        let inner = &self.inner;
+        let flag = match side {
+            crate::ring::AsyncWaiter::Consumer => &inner.rx_async,
+            crate::ring::AsyncWaiter::Producer => &inner.tx_async,
+        };
+        // SYNC POINT: the flag before the caller's re-check (which takes
+        // the receive or send lock); the thread that changes that state
+        // loads the flag after releasing the same lock (`apply` in
+        // reader.rs, `Writer::advance`), so one of the two sees the other.
+        flag.store(armed, Ordering::SeqCst);
+        if armed {
+            // Both conditions need a reader of the socket: the I/O thread,
+            // unless an application thread reads now (it hands reading
+            // over when it lets go, seeing the flag: `reader_released`).
+            if let Some(conn) = inner.current() {
+                conn.ensure_reading(inner);
+            }
+        }
+        // With no connection, `publish` signals when one comes.
+        AsyncArm::Signalled
     }
 }
 
@@ -531,7 +577,31 @@ impl Inner {
         }
     }
 
-    /// Wakes every thread waiting on the transport.
+    /// Writes the readiness descriptor (async waiters re-check).
+    fn signal_ready(&self) {
+        let _ = rustix::io::write(&self.ready_fd, &1u64.to_ne_bytes());
+    }
+
+    /// After buffers were queued as ready: wakes the threads sleeping on
+    /// the receive half and an async receive waiter.
+    fn notify_rx_data(&self) {
+        self.notify_rx();
+        if self.rx_async.load(Ordering::SeqCst) {
+            self.signal_ready();
+        }
+    }
+
+    /// After the send side gained room (credits, FLUSHED, frames
+    /// written): wakes the threads sleeping on it and an async waiter.
+    fn notify_tx_room(&self) {
+        self.notify_tx();
+        if self.tx_async.load(Ordering::SeqCst) {
+            self.signal_ready();
+        }
+    }
+
+    /// Wakes every thread waiting on the transport, and async waiters (a
+    /// connection change, or the transport stopping).
     fn wake_all(&self) {
         drop(lock(&self.tx));
         self.tx_cv.notify_all();
@@ -539,6 +609,7 @@ impl Inner {
         self.rx_cv.notify_all();
         drop(lock(&self.link));
         self.link_cv.notify_all();
+        self.signal_ready();
     }
 
     /// Claims one side of the data path for a single user.
@@ -599,7 +670,10 @@ impl Inner {
     /// A thread stops reading `conn`: hands reading to the I/O thread if
     /// somebody needs it, and wakes threads that found the reader busy.
     fn reader_released(&self, conn: &Conn) {
-        if conn.io_wanted.load(Ordering::SeqCst) > 0 {
+        if conn.io_wanted.load(Ordering::SeqCst) > 0
+            || self.rx_async.load(Ordering::SeqCst)
+            || self.tx_async.load(Ordering::SeqCst)
+        {
             conn.ensure_reading(self);
         }
         lock(&self.rx).reader_epoch += 1;

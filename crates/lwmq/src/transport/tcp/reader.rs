@@ -239,7 +239,7 @@ fn apply(b: Batch<'_>, conn: &Arc<Conn>, inner: &Inner) -> Result<(), String> {
         }
         drop(rx);
         if n > 0 {
-            inner.notify_rx();
+            inner.notify_rx_data();
         }
     }
     if credits > 0 || !flushed.is_empty() || answer.is_some() {
@@ -258,7 +258,7 @@ fn apply(b: Batch<'_>, conn: &Arc<Conn>, inner: &Inner) -> Result<(), String> {
             tx.try_write(inner);
         }
         drop(tx);
-        inner.notify_tx();
+        inner.notify_tx_room();
     }
     Ok(())
 }

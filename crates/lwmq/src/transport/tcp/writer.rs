@@ -421,7 +421,7 @@ impl TxState {
             self.release(o.buf, o.erase);
         }
         if done > 0 {
-            inner.notify_tx();
+            inner.notify_tx_room();
         }
     }
 }
