@@ -177,7 +177,7 @@ async fn hundred_channels(tag: &str) {
             tokio::spawn(echo(ch, q, count))
         })
         .collect();
-    let mut child = peer(
+    let child = peer(
         "requests",
         &[&base, &CHANNELS.to_string(), &count.to_string()],
     );
@@ -186,11 +186,7 @@ async fn hundred_channels(tag: &str) {
         assert_eq!(ch.stats().messages_received, u64::from(count));
         drop(ch);
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    reap(child).await;
 }
 
 #[test]
@@ -232,7 +228,7 @@ async fn cancelled_often_at(address: &str, way: Way) {
     use futures_core::Stream;
     let (mut ch, _q) = open(address, Role::Server);
     let count = 3000u32;
-    let mut child = peer("stream", &[address, &count.to_string()]);
+    let child = peer("stream", &[address, &count.to_string()]);
     let (mut next, mut cancels, mut round) = (0u32, 0u32, 0u32);
     while next < count {
         round += 1;
@@ -272,11 +268,17 @@ async fn cancelled_often_at(address: &str, way: Way) {
     }
     assert!(cancels > 0, "{way:?}: the other branch never won");
     eprintln!("{way:?}: {count} messages in order, {cancels} receives cancelled");
+    reap(child).await;
+}
+
+/// Waits for a peer process without blocking the runtime; it must have
+/// succeeded.
+async fn reap(mut child: Child) {
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "the peer failed: {status}");
 }
 
 /// The branch racing the receive: mostly a yield (wins as soon as the
@@ -314,14 +316,21 @@ fn cancellation_loses_nothing_on_a_multi_thread_runtime() {
 /// `Disconnected`.
 #[test]
 fn peer_crash_wakes_a_pending_receive_with_disconnected() {
+    let b = base("crash");
+    crash_wakes_a_pending_receive(&format!("{b}/0"), "idle", &[&b, "1"]);
+}
+
+/// Opens a server channel at `address`, starts the peer (`mode`, `args`),
+/// kills it with `SIGKILL` once connected and while a receive waits: the
+/// receive ends with `Disconnected`.
+fn crash_wakes_a_pending_receive(address: &str, mode: &str, args: &[&str]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let b = base("crash");
-        let (mut ch, _q) = open(&format!("{b}/0"), Role::Server);
-        let mut child = peer("idle", &[&b, "1"]);
+        let (mut ch, _q) = open(address, Role::Server);
+        let mut child = peer(mode, args);
         ch.wait_connected(PATIENCE).unwrap();
         let pid = child.id();
         let killer = tokio::spawn(async move {
@@ -479,7 +488,7 @@ fn raw_buffers_survive_cancellation(address: String) {
             ch.receiver(lwmq::TransportId(0)).unwrap(),
         );
         let count = 2000u32;
-        let mut child = peer("raw-echo", &[&address, &count.to_string()]);
+        let child = peer("raw-echo", &[&address, &count.to_string()]);
         let (mut sent, mut got, mut cancels, mut round) = (0u32, 0u32, 0u32, 0u32);
         while got < count {
             round += 1;
@@ -502,11 +511,7 @@ fn raw_buffers_survive_cancellation(address: String) {
         }
         assert!(cancels > 0);
         eprintln!("raw: {count} buffers out and back in order, {cancels} waits cancelled");
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success());
+        reap(child).await;
     });
 }
 
@@ -564,7 +569,7 @@ async fn posts_at_the_mark(n: usize) {
             _ = tokio::task::yield_now() => {}
         }
         let count = 3000u32;
-        let mut child = peer("sink", &[&address, &count.to_string(), "1"]);
+        let child = peer("sink", &[&address, &count.to_string(), "1"]);
         let (mut next, mut cancels, mut round) = (4u32, 0u32, 0u32);
         while next < count {
             round += 1;
@@ -584,11 +589,7 @@ async fn posts_at_the_mark(n: usize) {
         }
         assert!(cancels > 0, "the wait for room never had to wait");
         eprintln!("post: {count} messages in order, {cancels} waits for room cancelled");
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success());
+        reap(child).await;
         drop(ch);
     })
     .await
@@ -612,7 +613,7 @@ fn async_posts_to_a_discard_queue_wait_instead_of_discarding() {
                 .unwrap();
             let ch = b.open(Role::Server).unwrap();
             let (producers, each) = (4u32, 500u32);
-            let mut child = peer(
+            let child = peer(
                 "sink",
                 &[
                     &address,
@@ -634,11 +635,7 @@ fn async_posts_to_a_discard_queue_wait_instead_of_discarding() {
                 tokio::time::timeout(PATIENCE, t).await.unwrap().unwrap();
             }
             assert_eq!(q.discarded(), 0);
-            let status = tokio::task::spawn_blocking(move || child.wait())
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(status.success());
+            reap(child).await;
             drop(ch);
         });
     }
@@ -697,7 +694,7 @@ fn tcp_async_receive_is_signalled_and_loses_nothing() {
                 let (mut ch, _q) = open(&address, Role::Server);
                 assert_eq!(ch.readiness().unwrap().poll_interval(), None);
                 let count = 1000u32;
-                let mut child = peer("stream", &[&address, &count.to_string()]);
+                let child = peer("stream", &[&address, &count.to_string()]);
                 tokio::time::timeout(PATIENCE, async {
                     for i in 0..count {
                         assert_eq!(seq(&ch.receive_async().await.unwrap()), i);
@@ -705,11 +702,7 @@ fn tcp_async_receive_is_signalled_and_loses_nothing() {
                 })
                 .await
                 .expect("every message in time");
-                let status = tokio::task::spawn_blocking(move || child.wait())
-                    .await
-                    .unwrap()
-                    .unwrap();
-                assert!(status.success());
+                reap(child).await;
             }
             tokio::time::timeout(PATIENCE, cancelled_often_at(&address, Way::Receive))
                 .await
@@ -722,34 +715,6 @@ fn tcp_async_receive_is_signalled_and_loses_nothing() {
 /// `Disconnected`.
 #[test]
 fn tcp_peer_crash_wakes_a_pending_receive() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let address = tcp_address();
-        let (mut ch, _q) = open(&address, Role::Server);
-        let mut child = peer("idle-at", &[&address]);
-        ch.wait_connected(PATIENCE).unwrap();
-        let pid = child.id();
-        let killer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            rustix::process::kill_process(
-                rustix::process::Pid::from_raw(pid as i32).unwrap(),
-                rustix::process::Signal::KILL,
-            )
-            .unwrap();
-        });
-        let got = tokio::time::timeout(PATIENCE, ch.receive_async())
-            .await
-            .expect("the crash wakes the receive");
-        assert_eq!(
-            got.unwrap_err(),
-            ReceiveError::Disconnected {
-                transport: lwmq::TransportId(0)
-            }
-        );
-        killer.await.unwrap();
-        let _ = child.wait();
-    });
+    let address = tcp_address();
+    crash_wakes_a_pending_receive(&address, "idle-at", &[&address]);
 }

@@ -169,16 +169,9 @@ impl<T> Tagged<T> {
 
     /// Queues `item`, replacing the queued item with the same non-zero tag.
     pub(crate) fn post(&self, item: T, tag: u64, timeout: Timeout) -> Result<(), PostError<T>> {
-        let item = match self.try_insert(item, tag, false) {
-            Insert::Done {
-                displaced,
-                discarded,
-            } => {
-                self.finish(displaced, discarded);
-                return Ok(());
-            }
-            Insert::Closed(item) => return Err(PostError::Closed(item)),
-            Insert::Full(item) => item,
+        let item = match self.try_post(item, tag) {
+            Err(PostError::Full(item)) => item,
+            other => return other,
         };
         let item = if timeout.is_zero() {
             item
@@ -208,17 +201,8 @@ impl<T> Tagged<T> {
             }
         };
         match self.policy {
-            Discard::Oldest => match self.try_insert(item, tag, true) {
-                Insert::Done {
-                    displaced,
-                    discarded,
-                } => {
-                    self.finish(displaced, discarded);
-                    Ok(())
-                }
-                Insert::Closed(item) => Err(PostError::Closed(item)),
-                Insert::Full(_) => unreachable!("discard-oldest always makes room"),
-            },
+            // Never `Full`: discard-oldest always makes room.
+            Discard::Oldest => self.settle(self.try_insert(item, tag, true)),
             Discard::Newest => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
                 Err(PostError::Full(item))
@@ -230,9 +214,14 @@ impl<T> Tagged<T> {
     /// Queues `item` (replacing a queued item with the same non-zero tag)
     /// if there is room, never discarding: `Full` hands it back at
     /// capacity (not counted as a discard).
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn try_post(&self, item: T, tag: u64) -> Result<(), PostError<T>> {
-        match self.try_insert(item, tag, false) {
+        self.settle(self.try_insert(item, tag, false))
+    }
+
+    /// The outcome of an insertion as a post's result (a displaced item
+    /// dropped here, after the lock).
+    fn settle(&self, insert: Insert<T>) -> Result<(), PostError<T>> {
+        match insert {
             Insert::Done {
                 displaced,
                 discarded,
