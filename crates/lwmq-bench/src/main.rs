@@ -51,10 +51,14 @@ struct RunArgs {
     #[arg(long)]
     smoke: bool,
     /// Libraries to run, comma-separated: lwmq (all lwmq variants),
-    /// lwmq-msg, lwmq-futex, lwmq-lend, lwmq-raw, uds (both modes), uds-single,
-    /// uds-batch, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-raw, tcp (both modes),
-    /// tcp-single, tcp-batch, zmq-tcp; groups: ipc (the comparison on one
-    /// machine), net (the one over loopback TCP). Default: all.
+    /// lwmq-msg, lwmq-async (the messaging channel received with
+    /// receive_async on a tokio current-thread runtime; 64 B latency only),
+    /// lwmq-futex, lwmq-lend, lwmq-raw, uds (both modes), uds-single,
+    /// uds-batch, uds-tokio (tokio's UnixStream on a current-thread
+    /// runtime; 64 B latency only), zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend,
+    /// lwmq-tcp-raw, tcp (both modes), tcp-single, tcp-batch, zmq-tcp;
+    /// groups: ipc (the comparison on one machine), net (the one over
+    /// loopback TCP). Default: all.
     #[arg(long, value_name = "LIST")]
     only: Option<String>,
     /// Repetitions (default: 5 full, 3 quick, 1 smoke).
@@ -91,8 +95,9 @@ struct PairArgs {
     /// recv / send (throughput) or pong / ping (latency).
     #[arg(value_parser = ["send", "recv", "ping", "pong"])]
     side: String,
-    /// Rendezvous name (abstract socket or iceoryx2 service name), or the
-    /// port on 127.0.0.1 for the TCP peers.
+    /// Rendezvous name (abstract socket or iceoryx2 service name; the
+    /// lwmq channel `ipc://NAME` for async-lat), or the port on 127.0.0.1
+    /// for the TCP peers.
     name: String,
     /// Payload size in bytes (at least 16).
     size: usize,
@@ -141,6 +146,12 @@ enum Peer {
     UdsThr(PairArgs),
     /// Unix socket latency.
     UdsLat(PairArgs),
+    /// Unix socket latency through `tokio::net::UnixStream` on a
+    /// current-thread runtime.
+    UdsTokioLat(PairArgs),
+    /// lwmq messaging latency over `ipc://NAME`, both sides receiving with
+    /// `Channel::receive_async` on a tokio current-thread runtime.
+    AsyncLat(PairArgs),
     /// Plain TCP socket throughput.
     TcpThr(PairArgs),
     /// Plain TCP socket latency.
@@ -190,6 +201,12 @@ fn run_peer(p: Peer) -> ExitCode {
         }
         Peer::UdsLat(a) => check(&a)
             .and_then(|()| peers::uds_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause())),
+        Peer::UdsTokioLat(a) => check(&a).and_then(|()| {
+            peers::uds_tokio_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause())
+        }),
+        Peer::AsyncLat(a) => check(&a).and_then(|()| {
+            peers::lwmq_async_lat(&a.side, &a.name, a.size, a.count, a.cap(), a.pause())
+        }),
         Peer::TcpThr(a) => {
             check(&a).and_then(|()| peers::tcp_thr(&a.side, &a.name, a.size, a.count, a.batch))
         }

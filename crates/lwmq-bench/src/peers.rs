@@ -1,6 +1,7 @@
-//! The peer side of every non-lwmq scenario: Unix domain sockets, plain TCP
-//! sockets, ZeroMQ (`ipc://` and `tcp://`) and iceoryx2, plus the idle
-//! lwmq pair. Each runs in a child process started
+//! The peer side of every non-lwmq scenario: Unix domain sockets (also
+//! through tokio), plain TCP sockets, ZeroMQ (`ipc://` and `tcp://`) and
+//! iceoryx2, plus the lwmq scenarios that are not a CLI command: the idle
+//! pair and the async latency row (`receive_async` on tokio). Each runs in a child process started
 //! by the orchestrator as `lwmq-bench peer KIND ...` and prints one JSON
 //! object as its last stdout line (the same shapes as `lwmq thr --json` and
 //! `lwmq lat --json`, so the orchestrator parses every library alike).
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::port::update_connections::UpdateConnections as _;
 use iceoryx2::service::port_factory::PortFactory as _;
 use lwmq_cli::raw_lat::{warmup_for, LatReport};
-use lwmq_cli::raw_thr::{is_payload, pattern, stamp_payload, ThrReport};
+use lwmq_cli::raw_thr::{fill_payload, is_payload, pattern, stamp_payload, ThrReport};
 
 /// Errors of a peer process.
 #[derive(Debug)]
@@ -121,6 +122,80 @@ fn print_thr(side: &str, size: usize, count: u64, seconds: f64, verified: Option
     println!("{}", r.to_json(side, size));
 }
 
+/// The pinger's bookkeeping, shared by the blocking loop ([`ping_loop`])
+/// and the async ones: the warm-up, the time cap and the timed samples.
+struct Pinger {
+    /// Warm-up round trips.
+    w: u64,
+    /// Warm-up plus timed round trips.
+    total: u64,
+    cap: Duration,
+    pause: Duration,
+    started: Instant,
+    /// Past the warm-up: round trips are recorded.
+    warm: bool,
+    /// The next round trip's sequence number.
+    next: u64,
+    /// Round trips, nanoseconds.
+    samples: Vec<u64>,
+}
+
+impl Pinger {
+    fn new(count: u64, cap: Duration, pause: Duration) -> Self {
+        let w = warmup_for(count, pause);
+        Self {
+            w,
+            total: w + count,
+            cap,
+            pause,
+            samples: Vec::with_capacity(count.min(10_000_000) as usize),
+            started: Instant::now(),
+            warm: false,
+            next: 0,
+        }
+    }
+
+    /// The sequence number of the next round trip, after the pause (a
+    /// thread sleep, as in `lwmq lat`: the same pause for every row);
+    /// `None` once all are done or `cap` (if not zero) has passed. With a
+    /// cap, the warm-up also ends after a tenth of it.
+    fn next(&mut self) -> Option<u64> {
+        let i = self.next;
+        if i >= self.total {
+            return None;
+        }
+        if !self.cap.is_zero() && i % 64 == 63 {
+            let t = self.started.elapsed();
+            if t > self.cap {
+                return None;
+            }
+            self.warm |= t > self.cap / 10;
+        }
+        self.warm |= i >= self.w;
+        self.next = i + 1;
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+        Some(i)
+    }
+
+    /// Records a round trip (once warm).
+    fn timed(&mut self, rt: Duration) {
+        if self.warm {
+            self.samples.push(rt.as_nanos() as u64);
+        }
+    }
+
+    /// Prints the report.
+    fn report(self, size: usize) -> Result<(), PeerError> {
+        if self.samples.is_empty() {
+            return Err(PeerError("no round trip was timed".into()));
+        }
+        print_lat(&LatReport::from_round_trips(self.samples), size);
+        Ok(())
+    }
+}
+
 /// The pinger's loop shared by the peers: stamps payload `i` with its
 /// sequence number, lets `round_trip` send it and wait for the echo
 /// (which it checks), times each round trip and prints the report. After
@@ -133,37 +208,15 @@ fn ping_loop(
     pause: Duration,
     mut round_trip: impl FnMut(&[u8], u64) -> Result<(), PeerError>,
 ) -> Result<(), PeerError> {
-    let w = warmup_for(count, pause);
     let mut buf = payload(size);
-    let mut samples = Vec::with_capacity(count.min(10_000_000) as usize);
-    let started = Instant::now();
-    // With a cap, the warm-up also ends after a tenth of it.
-    let mut warm = false;
-    for i in 0..w + count {
-        if !cap.is_zero() && i % 64 == 63 {
-            let t = started.elapsed();
-            if t > cap {
-                break;
-            }
-            warm |= t > cap / 10;
-        }
-        warm |= i >= w;
-        if !pause.is_zero() {
-            std::thread::sleep(pause);
-        }
+    let mut p = Pinger::new(count, cap, pause);
+    while let Some(i) = p.next() {
         let t0 = Instant::now();
         stamp(&mut buf, i);
         round_trip(&buf, i)?;
-        let rt = t0.elapsed();
-        if warm {
-            samples.push(rt.as_nanos() as u64);
-        }
+        p.timed(t0.elapsed());
     }
-    if samples.is_empty() {
-        return Err(PeerError("no round trip was timed".into()));
-    }
-    print_lat(&LatReport::from_round_trips(samples), size);
-    Ok(())
+    p.report(size)
 }
 
 /// Prints a latency report as the JSON line the orchestrator reads.
@@ -816,6 +869,209 @@ pub fn iox_lat(
         iox::send(&publ, out)?;
         receive(i)
     })
+}
+
+// ------------------------------------------------------- async, tokio ---
+
+/// A tokio current-thread runtime (I/O and timers): one thread polls the
+/// tasks and, when none can go on, waits in the reactor's `epoll_wait`.
+fn current_thread() -> Result<tokio::runtime::Runtime, PeerError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ctx("tokio runtime"))
+}
+
+/// Unix socket latency through `tokio::net::UnixStream`, each side on a
+/// current-thread runtime: ping `write_all`s a payload and `read_exact`s
+/// the echo, pong echoes; each payload checked whole on both sides, as
+/// [`uds_lat`]. The connection is made with the blocking calls of
+/// [`uds_lat`] (abstract name) and then handed to tokio: only the
+/// messages go through the runtime.
+pub fn uds_tokio_lat(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+    pause: Duration,
+) -> Result<(), PeerError> {
+    let pong = side == "pong";
+    let s = if pong {
+        uds_accept(name)?
+    } else {
+        uds_connect(name)?
+    };
+    s.set_nonblocking(true).map_err(ctx("uds nonblocking"))?;
+    let rt = current_thread()?;
+    rt.block_on(async move {
+        let s = tokio::net::UnixStream::from_std(s).map_err(ctx("tokio UnixStream"))?;
+        if pong {
+            tokio_stream_pong(s, size, count, pause).await
+        } else {
+            tokio_stream_ping(s, size, count, cap, pause).await
+        }
+    })
+}
+
+/// [`stream_pong`] on tokio.
+async fn tokio_stream_pong(
+    mut s: tokio::net::UnixStream,
+    size: usize,
+    count: u64,
+    pause: Duration,
+) -> Result<(), PeerError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = payload(size);
+    let pat = pattern(size);
+    for i in 0..count + warmup_for(count, pause) {
+        s.read_exact(&mut buf).await.map_err(ctx("read"))?;
+        if !is_payload(&buf, &pat, i) {
+            return Err(PeerError(format!("uds-tokio: message {i} came wrong")));
+        }
+        s.write_all(&buf).await.map_err(ctx("write"))?;
+    }
+    Ok(())
+}
+
+/// [`stream_ping`] on tokio.
+async fn tokio_stream_ping(
+    mut s: tokio::net::UnixStream,
+    size: usize,
+    count: u64,
+    cap: Duration,
+    pause: Duration,
+) -> Result<(), PeerError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut out = payload(size);
+    let mut back = vec![0u8; size];
+    let pat = pattern(size);
+    let mut p = Pinger::new(count, cap, pause);
+    while let Some(i) = p.next() {
+        let t0 = Instant::now();
+        stamp(&mut out, i);
+        s.write_all(&out).await.map_err(ctx("write"))?;
+        s.read_exact(&mut back).await.map_err(ctx("read"))?;
+        if !is_payload(&back, &pat, i) {
+            return Err(PeerError(format!("uds-tokio: echo {i} came back wrong")));
+        }
+        p.timed(t0.elapsed());
+    }
+    p.report(size)
+}
+
+/// lwmq messaging latency over `ipc://NAME` with async receiving: each
+/// side opens its channel exactly as `lwmq lat` does (4 buffers of 64 KiB
+/// each way, the default spin, one mono NORMAL send queue, pong the
+/// server, ping the client), then runs the ping-pong on a tokio
+/// current-thread runtime. Ping writes payload `i` whole into a new
+/// one-frame message (`Frame::copy`) and posts it, then awaits
+/// `Channel::receive_async` for the echo and checks it whole; pong awaits
+/// each message, checks it whole and posts it back as received. A post
+/// never waits here (a ping-pong stays far below the queue's high-water
+/// mark): it is `try_post`, which takes the same path as `lwmq lat`'s
+/// `post`. The only difference from the `lwmq` row is the receive.
+pub fn lwmq_async_lat(
+    side: &str,
+    name: &str,
+    size: usize,
+    count: u64,
+    cap: Duration,
+    pause: Duration,
+) -> Result<(), PeerError> {
+    use lwmq::{Priority, QueueOptions};
+    use lwmq_cli::peer::{Dirs, RoleArg};
+    let failed = |f: lwmq_cli::failure::Failure| PeerError(format!("lwmq async: {}", f.message));
+    let pong = side == "pong";
+    let buffer_size = (64 * 1024).max(size + 64);
+    let uri = format!("ipc://{name}");
+    let ep = lwmq_cli::peer::endpoint(&uri, buffer_size, 4, Dirs::Both, None).map_err(failed)?;
+    let role = if pong {
+        RoleArg::Server
+    } else {
+        RoleArg::Client
+    };
+    let (mut ch, q) =
+        lwmq_cli::thr::open_msg_channel(ep, role, Some(QueueOptions::new(Priority::Normal)))
+            .map_err(failed)?;
+    let q = q.ok_or_else(|| PeerError("lwmq async: no send queue".into()))?;
+    let view = lwmq_cli::thr::first_view(&ch).map_err(failed)?;
+    lwmq_cli::waiting::wait_for_peer(view, Some(CONNECT_LIMIT)).map_err(failed)?;
+    let rt = current_thread()?;
+    let r = if pong {
+        rt.block_on(async_pong(
+            &mut ch,
+            &q,
+            size,
+            count + warmup_for(count, pause),
+        ))
+    } else {
+        rt.block_on(async_ping(&mut ch, &q, size, count, cap, pause))
+    };
+    // As `lwmq lat`: the pong lingers until its last echo was taken.
+    let linger = Duration::from_secs(if pong { 10 } else { 1 });
+    let _ = ch.close(linger);
+    drop(rt);
+    r
+}
+
+/// The async pong: awaits each message, checks it whole (one frame, its
+/// length, both stamps, the pattern) and posts it back.
+async fn async_pong(
+    ch: &mut lwmq::Channel,
+    q: &lwmq::MonoQueue,
+    size: usize,
+    total: u64,
+) -> Result<(), PeerError> {
+    let pat = pattern(size);
+    for i in 0..total {
+        let m = match ch.receive_async().await {
+            Ok(m) => m,
+            // The pinger went away: it stopped at its time cap (its
+            // report is the run's result) or failed (and says why).
+            Err(lwmq::ReceiveError::Disconnected { .. }) if i > 0 => return Ok(()),
+            Err(e) => return Err(PeerError(format!("lwmq async receive: {e}"))),
+        };
+        let ok = m.frame_count() == 1 && m.frame(0).is_some_and(|f| is_payload(f.data(), &pat, i));
+        if !ok {
+            return Err(PeerError(format!("lwmq async: message {i} came wrong")));
+        }
+        q.try_post(m).map_err(ctx("lwmq async post"))?;
+    }
+    Ok(())
+}
+
+/// The async ping: as `lwmq lat`'s, with `receive_async` for the echo.
+async fn async_ping(
+    ch: &mut lwmq::Channel,
+    q: &lwmq::MonoQueue,
+    size: usize,
+    count: u64,
+    cap: Duration,
+    pause: Duration,
+) -> Result<(), PeerError> {
+    use lwmq::message::{Frame, Message};
+    let pat = pattern(size);
+    let mut out = vec![0u8; size];
+    let mut p = Pinger::new(count, cap, pause);
+    while let Some(i) = p.next() {
+        let t0 = Instant::now();
+        fill_payload(&mut out, &pat, i);
+        let mut m = Message::new();
+        m.push(Frame::copy(&out));
+        q.try_post(m).map_err(ctx("lwmq async post"))?;
+        let r = ch
+            .receive_async()
+            .await
+            .map_err(ctx("lwmq async receive"))?;
+        let ok = r.frame_count() == 1 && r.frame(0).is_some_and(|f| is_payload(f.data(), &pat, i));
+        let rt = t0.elapsed();
+        if !ok {
+            return Err(PeerError(format!("lwmq async: echo {i} came back wrong")));
+        }
+        p.timed(rt);
+    }
+    p.report(size)
 }
 
 // --------------------------------------------------------- lwmq idle ---

@@ -338,6 +338,47 @@ impl Summary {
             .and_then(|(_, r)| (if p99 { r.p99 } else { r.p50 }).map(|s| s.median))
     }
 
+    /// The latency row of `lib` at 64 B: back to back (`pause` `None`) or
+    /// in the sparse scenario with `pause` ms.
+    pub fn lat_row_64(&self, lib: Lib, pause: Option<u64>) -> Option<&LatRow> {
+        match pause {
+            None => self.lat.iter().find(|r| r.lib == lib && r.size == 64),
+            Some(ms) => self
+                .sparse
+                .iter()
+                .find(|(p, r)| *p == ms && r.lib == lib)
+                .map(|(_, r)| r),
+        }
+    }
+
+    /// The async comparison of issue 16, one entry per 64 B scenario
+    /// (back to back, then each sparse pause) that has an async row
+    /// (`lwmq-async` or `uds-tokio`); empty if none ran.
+    pub fn async_rows(&self) -> Vec<AsyncRow> {
+        std::iter::once(None)
+            .chain(SPARSE_PAUSES_MS.iter().map(|p| Some(*p)))
+            .filter_map(|pause| {
+                let get = |lib: Lib| {
+                    let r = self.lat_row_64(lib, pause);
+                    (
+                        r.and_then(|r| r.p50.map(|s| s.median)),
+                        r.and_then(|r| r.p99.map(|s| s.median)),
+                    )
+                };
+                let row = AsyncRow {
+                    pause_ms: pause,
+                    lwmq_async: get(Lib::LwmqAsync),
+                    lwmq: get(Lib::Lwmq),
+                    uds_tokio: get(Lib::UdsTokio),
+                    uds: get(Lib::Uds),
+                };
+                let ran = self.lat_row_64(Lib::LwmqAsync, pause).is_some()
+                    || self.lat_row_64(Lib::UdsTokio, pause).is_some();
+                ran.then_some(row)
+            })
+            .collect()
+    }
+
     /// The targets of issue 13, each with what was measured (medians of
     /// the lwmq messaging rows: `lwmq thr`/`lwmq lat`, the default spin).
     pub fn targets(&self) -> Vec<Target> {
@@ -431,6 +472,87 @@ impl Summary {
             "%",
         ));
         t
+    }
+}
+
+/// The async rows of one 64 B latency scenario next to their sync
+/// counterparts (issue 16): `(p50, p99)` medians in ns of each library.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncRow {
+    /// `None`: back to back; `Some(ms)`: the sparse scenario.
+    pub pause_ms: Option<u64>,
+    /// `lwmq-async`: the messaging channel, `receive_async` on tokio.
+    pub lwmq_async: (Option<f64>, Option<f64>),
+    /// `lwmq`: the same channel, the blocking `receive`.
+    pub lwmq: (Option<f64>, Option<f64>),
+    /// `uds-tokio`: a Unix socket through tokio.
+    pub uds_tokio: (Option<f64>, Option<f64>),
+    /// `uds`: the same socket, blocking reads.
+    pub uds: (Option<f64>, Option<f64>),
+}
+
+/// `a / b` when both are there (and `b` is not 0).
+fn ratio_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+impl AsyncRow {
+    /// Its scenario, in words.
+    pub fn scenario(&self) -> String {
+        self.pause_ms.map_or_else(
+            || "back to back".to_string(),
+            |ms| format!("sparse, {ms} ms pause"),
+        )
+    }
+
+    /// `lwmq-async` p50 / `lwmq` p50 (above 1: the async receive is slower).
+    pub fn async_vs_sync_p50(&self) -> Option<f64> {
+        ratio_of(self.lwmq_async.0, self.lwmq.0)
+    }
+
+    /// `lwmq-async` p99 / `lwmq` p99.
+    pub fn async_vs_sync_p99(&self) -> Option<f64> {
+        ratio_of(self.lwmq_async.1, self.lwmq.1)
+    }
+
+    /// `lwmq-async` p50 / `uds-tokio` p50 (below 1: lwmq is faster on
+    /// the same runtime).
+    pub fn async_vs_uds_tokio_p50(&self) -> Option<f64> {
+        ratio_of(self.lwmq_async.0, self.uds_tokio.0)
+    }
+
+    /// `lwmq-async` p99 / `uds-tokio` p99.
+    pub fn async_vs_uds_tokio_p99(&self) -> Option<f64> {
+        ratio_of(self.lwmq_async.1, self.uds_tokio.1)
+    }
+
+    /// `uds-tokio` p50 / `uds` p50: what tokio adds to a socket.
+    pub fn uds_tokio_vs_uds_p50(&self) -> Option<f64> {
+        ratio_of(self.uds_tokio.0, self.uds.0)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "scenario": if self.pause_ms.is_some() { "sparse" } else { "lat" },
+            "size": SPARSE_SIZE,
+            "pause_ms": self.pause_ms,
+            "p50_ns": {
+                "lwmq-async": self.lwmq_async.0, "lwmq": self.lwmq.0,
+                "uds-tokio": self.uds_tokio.0, "uds": self.uds.0,
+            },
+            "p99_ns": {
+                "lwmq-async": self.lwmq_async.1, "lwmq": self.lwmq.1,
+                "uds-tokio": self.uds_tokio.1, "uds": self.uds.1,
+            },
+            "lwmq_async_vs_lwmq_p50": self.async_vs_sync_p50(),
+            "lwmq_async_vs_lwmq_p99": self.async_vs_sync_p99(),
+            "lwmq_async_vs_uds_tokio_p50": self.async_vs_uds_tokio_p50(),
+            "lwmq_async_vs_uds_tokio_p99": self.async_vs_uds_tokio_p99(),
+            "uds_tokio_vs_uds_p50": self.uds_tokio_vs_uds_p50(),
+        })
     }
 }
 
@@ -687,6 +809,37 @@ pub fn markdown(plan: &Plan, sum: &Summary, date: &str, wall: f64) -> String {
         }
     }
 
+    let rows = sum.async_rows();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Async receive on tokio (64 B, issue 16; ratios of this run's medians)\n"
+        );
+        let _ = writeln!(
+            o,
+            "`lwmq-async`: the `lwmq` ping-pong with both sides awaiting `Channel::receive_async` on a tokio current-thread runtime; `uds-tokio`: the `uds` ping-pong through `tokio::net::UnixStream`. Above 1x the first is slower.\n"
+        );
+        let _ = writeln!(o, "| scenario | lwmq-async p50 | vs lwmq p50 | vs uds-tokio p50 | lwmq-async p99 | vs lwmq p99 | vs uds-tokio p99 | uds-tokio p50 | uds-tokio vs uds p50 |");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let x = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}x"));
+        let ns = |v: Option<f64>| v.map_or("—".into(), fmt_ns);
+        for r in &rows {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario(),
+                ns(r.lwmq_async.0),
+                x(r.async_vs_sync_p50()),
+                x(r.async_vs_uds_tokio_p50()),
+                ns(r.lwmq_async.1),
+                x(r.async_vs_sync_p99()),
+                x(r.async_vs_uds_tokio_p99()),
+                ns(r.uds_tokio.0),
+                x(r.uds_tokio_vs_uds_p50()),
+            );
+        }
+    }
+
     if sum.idle.is_some() || sum.idle_error.is_some() {
         let _ = writeln!(o, "\n## Idle lwmq messaging pair\n");
         let _ =
@@ -731,6 +884,33 @@ pub fn kernel() -> String {
     format!("Linux {}", release.trim())
 }
 
+/// On the JSON object of a 64 B latency row of an async library, its p50
+/// ratios (medians of this run) to its sync counterpart and to the other
+/// async row: `lwmq-async` to `lwmq` and `uds-tokio`, `uds-tokio` to `uds`.
+fn add_async_ratios(o: &mut Value, sum: &Summary, r: &LatRow, pause: Option<u64>) {
+    if r.size != 64 {
+        return;
+    }
+    let p50 = |lib: Lib| {
+        sum.lat_row_64(lib, pause)
+            .and_then(|r| r.p50.map(|s| s.median))
+    };
+    let mine = r.p50.map(|s| s.median);
+    let to: &[(&str, Lib)] = match r.lib {
+        Lib::LwmqAsync => &[
+            ("ratio_to_lwmq", Lib::Lwmq),
+            ("ratio_to_uds_tokio", Lib::UdsTokio),
+        ],
+        Lib::UdsTokio => &[("ratio_to_uds", Lib::Uds)],
+        _ => &[],
+    };
+    for (key, other) in to {
+        if let Some(v) = ratio_of(mine, p50(*other)) {
+            o[*key] = v.into();
+        }
+    }
+}
+
 /// The JSON document: every raw sample and the summaries.
 pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall: f64) -> Value {
     let thr: Vec<Value> = sum
@@ -766,6 +946,7 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
                 "p999_ns": spread_json(r.p999), "max_ns": spread_json(r.max),
                 "error": r.error,
             });
+            add_async_ratios(&mut o, sum, r, None);
             if r.lib.is_lwmq() {
                 if let (Some(p), Some(l)) = (r.p50, sum.cacheline) {
                     o["ratio_to_cacheline"] = (p.median / l.median).into();
@@ -784,11 +965,13 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
         .sparse
         .iter()
         .map(|(pause, r)| {
-            json!({
+            let mut o = json!({
                 "lib": r.lib.name(), "size": r.size, "pause_ms": pause, "runs": r.runs,
                 "failed": r.failed, "p50_ns": spread_json(r.p50), "p99_ns": spread_json(r.p99),
                 "p999_ns": spread_json(r.p999), "max_ns": spread_json(r.max), "error": r.error,
-            })
+            });
+            add_async_ratios(&mut o, sum, r, Some(*pause));
+            o
         })
         .collect();
     let targets: Vec<Value> = sum
@@ -822,6 +1005,7 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
             "thr": thr,
             "lat": lat,
             "sparse": sparse,
+            "async": sum.async_rows().iter().map(AsyncRow::to_json).collect::<Vec<_>>(),
             "idle_cpu_percent": spread_json(sum.idle),
             "targets": targets,
         },
@@ -832,10 +1016,12 @@ pub fn json_doc(plan: &Plan, sum: &Summary, samples: &[Sample], date: &str, wall
 fn color(lib: Lib) -> &'static str {
     match lib {
         Lib::Lwmq => "#1f77b4",
+        Lib::LwmqAsync => "#17becf",
         Lib::LwmqFutex => "#6baed6",
         Lib::LwmqLend => "#3182bd",
         Lib::LwmqRaw => "#08306b",
         Lib::Uds => "#ff7f0e",
+        Lib::UdsTokio => "#e377c2",
         Lib::UdsBatch => "#fdae6b",
         Lib::Zmq => "#2ca02c",
         Lib::Iceoryx2 => "#d62728",
@@ -1092,6 +1278,80 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(11_016), (2000, 2, 29));
         assert_eq!(civil(20_454), (2026, 1, 1));
+    }
+
+    fn lat_sample(kind: Kind, lib: Lib, p50: f64) -> Sample {
+        Sample {
+            kind,
+            lib: Some(lib),
+            size: 64,
+            rep: 0,
+            result: Ok(json!({"size": 64, "p50_ns": p50, "p99_ns": p50 * 4.0,
+                              "p999_ns": p50 * 8.0, "max_ns": p50 * 16.0, "round_trips": 10})),
+            wall: 0.1,
+        }
+    }
+
+    #[test]
+    fn async_rows_compare_with_the_sync_ones_of_the_same_run() {
+        let libs = vec![Lib::Lwmq, Lib::LwmqAsync, Lib::Uds, Lib::UdsTokio];
+        let plan = Plan::new(crate::bench::Size::Smoke, None, libs);
+        let mut samples = Vec::new();
+        for (kind, f) in [(Kind::Lat, 1.0), (Kind::Sparse(1), 10.0)] {
+            samples.push(lat_sample(kind, Lib::Lwmq, 300.0 * f));
+            samples.push(lat_sample(kind, Lib::LwmqAsync, 600.0 * f));
+            samples.push(lat_sample(kind, Lib::Uds, 4_000.0 * f));
+            samples.push(lat_sample(kind, Lib::UdsTokio, 6_000.0 * f));
+        }
+        let sum = Summary::new(&plan, &samples);
+        let rows = sum.async_rows();
+        // Back to back and the 1 ms pause; no 10 ms samples, no row.
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        for (r, pause) in rows.iter().zip([None, Some(1)]) {
+            assert_eq!(r.pause_ms, pause);
+            assert_eq!(r.async_vs_sync_p50(), Some(2.0));
+            assert_eq!(r.async_vs_sync_p99(), Some(2.0));
+            assert_eq!(r.async_vs_uds_tokio_p50(), Some(0.1));
+            assert_eq!(r.uds_tokio_vs_uds_p50(), Some(1.5));
+        }
+        let md = markdown(&plan, &sum, "today", 1.0);
+        assert!(md.contains("## Async receive on tokio"), "{md}");
+        assert!(
+            md.contains("| back to back | 600 ns | 2.00x | 0.10x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| sparse, 1 ms pause | 6.0 µs | 2.00x | 0.10x |"),
+            "{md}"
+        );
+        // Each async row sits right after its sync row.
+        let at = |needle: &str| {
+            md.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {md}"))
+        };
+        assert!(at("| 64 | lwmq |") < at("| 64 | lwmq-async |"));
+        assert!(at("| 64 | lwmq-async |") < at("| 64 | uds |"));
+        assert!(at("| 64 | uds |") < at("| 64 | uds-tokio |"));
+        let doc = json_doc(&plan, &sum, &samples, "today", 1.0);
+        let lat = doc["summary"]["lat"].as_array().unwrap();
+        let row = |lib: &str| lat.iter().find(|r| r["lib"] == lib).unwrap();
+        assert_eq!(row("lwmq-async")["ratio_to_lwmq"], 2.0);
+        assert_eq!(row("lwmq-async")["ratio_to_uds_tokio"], 0.1);
+        assert_eq!(row("uds-tokio")["ratio_to_uds"], 1.5);
+        let sparse = doc["summary"]["sparse"].as_array().unwrap();
+        assert!(sparse
+            .iter()
+            .any(|r| r["lib"] == "lwmq-async" && r["ratio_to_lwmq"] == 2.0));
+        assert_eq!(doc["summary"]["async"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn no_async_section_without_async_rows() {
+        let plan = Plan::new(crate::bench::Size::Smoke, None, vec![Lib::Lwmq]);
+        let samples = vec![lat_sample(Kind::Lat, Lib::Lwmq, 300.0)];
+        let sum = Summary::new(&plan, &samples);
+        assert!(sum.async_rows().is_empty());
+        assert!(!markdown(&plan, &sum, "today", 1.0).contains("Async receive"));
     }
 
     #[test]

@@ -89,8 +89,10 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 6,400 | lwmq-futex |",
         "| 640,000 | lwmq-lend |",
         "| 64 | lwmq-tcp |",
+        "| 64 | lwmq-async |",
         "## Sparse latency",
         "| 10 ms | lwmq-raw |",
+        "| 1 ms | lwmq-async |",
         "## Idle lwmq messaging pair",
         "## Targets of issue 13",
         "640,000 B messaging throughput >= 50% of copy bandwidth",
@@ -109,8 +111,9 @@ fn smoke_lwmq_writes_table_json_and_svg() {
     let samples = doc["samples"].as_array().expect("samples");
     // `lwmq` is every lwmq variant, the tcp:// ones included:
     // 1 limits + 1 idle + 3 sizes x 6 (thr) + 2 sizes x 3 (lat, ipc://)
-    // + 2 (lat at 64 B only, tcp://) + 2 pauses x 3 (sparse, ipc:// only).
-    assert_eq!(samples.len(), 34, "{samples:?}");
+    // + 3 (lat at 64 B only: tcp://, lwmq-async) + 2 pauses x 4 (sparse,
+    // ipc:// only).
+    assert_eq!(samples.len(), 37, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
@@ -119,14 +122,100 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         .is_some_and(|a| a.len() == 18));
     assert!(doc["summary"]["lat"]
         .as_array()
-        .is_some_and(|a| a.len() == 8));
+        .is_some_and(|a| a.len() == 9));
     assert!(doc["summary"]["sparse"]
         .as_array()
-        .is_some_and(|a| a.len() == 6));
+        .is_some_and(|a| a.len() == 8));
 
     let svg = std::fs::read_to_string(json.with_extension("svg")).expect("read SVG");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("Throughput") && svg.contains("latency"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The async rows (issue 16): `lwmq-async` and `uds-tokio` at 64 B, back to
+/// back and sparse, each right after its sync row, and the comparison of
+/// the four in the table and the JSON. No speed is asserted.
+#[test]
+fn smoke_async_rows_next_to_their_sync_rows() {
+    let dir = scratch("async");
+    let json = dir.join("async.json");
+    let out = Command::new(BENCH)
+        .args([
+            "--smoke",
+            "--only",
+            "lwmq-async,uds-tokio,lwmq-msg,uds-single",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run lwmq-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        !stdout.contains("error"),
+        "a run failed:\n{stdout}\n{stderr}"
+    );
+    // The latency and sparse tables, in that order (the throughput table
+    // before them has `uds` rows too).
+    let section = |from: &str, to: &str| {
+        let a = stdout
+            .find(from)
+            .unwrap_or_else(|| panic!("{from:?} missing from\n{stdout}"));
+        let b = stdout[a..].find(to).map_or(stdout.len(), |b| a + b);
+        stdout[a..b].to_string()
+    };
+    let at = |text: &str, needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from\n{text}"))
+    };
+    let lat = section("## One-way latency", "## Sparse latency");
+    assert!(at(&lat, "| 64 | lwmq |") < at(&lat, "| 64 | lwmq-async |"));
+    assert!(at(&lat, "| 64 | lwmq-async |") < at(&lat, "| 64 | uds |"));
+    assert!(at(&lat, "| 64 | uds |") < at(&lat, "| 64 | uds-tokio |"));
+    assert!(!lat.contains("| 6,400 | lwmq-async |"), "{lat}");
+    assert!(!lat.contains("| 6,400 | uds-tokio |"), "{lat}");
+    let sparse = section("## Sparse latency", "## Async receive on tokio");
+    for pause in ["1 ms", "10 ms"] {
+        let row = |lib: &str| at(&sparse, &format!("| {pause} | {lib} |"));
+        assert!(row("lwmq") < row("lwmq-async"));
+        assert!(row("uds") < row("uds-tokio"));
+    }
+    let cmp = section("## Async receive on tokio", "## Idle");
+    at(&cmp, "| back to back |");
+    at(&cmp, "| sparse, 1 ms pause |");
+    at(&cmp, "| sparse, 10 ms pause |");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("read JSON"))
+            .expect("parse JSON");
+    let samples = doc["samples"].as_array().expect("samples");
+    for s in samples {
+        assert!(s.get("result").is_some(), "failed sample: {s}");
+    }
+    // lwmq-async and uds-tokio: latency at 64 B and the two sparse pauses.
+    for lib in ["lwmq-async", "uds-tokio"] {
+        let mine: Vec<_> = samples.iter().filter(|s| s["lib"] == lib).collect();
+        assert_eq!(mine.len(), 3, "{mine:?}");
+        assert!(mine.iter().all(|s| s["size"] == 64 && s["kind"] != "thr"));
+    }
+    let lat = doc["summary"]["lat"].as_array().expect("lat");
+    let row = |lib: &str| {
+        lat.iter()
+            .find(|r| r["lib"] == lib && r["size"] == 64)
+            .unwrap_or_else(|| panic!("no {lib} row in {lat:?}"))
+    };
+    assert!(row("lwmq-async")["ratio_to_lwmq"].is_f64());
+    assert!(row("lwmq-async")["ratio_to_uds_tokio"].is_f64());
+    assert!(row("uds-tokio")["ratio_to_uds"].is_f64());
+    let cmp = doc["summary"]["async"].as_array().expect("async");
+    assert_eq!(cmp.len(), 3, "{cmp:?}");
+    assert!(cmp.iter().all(|c| c["lwmq_async_vs_lwmq_p50"].is_f64()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
