@@ -172,6 +172,10 @@ pub(crate) struct RxShared {
     /// async receive drains inline, as an inline `receive` does); it
     /// sleeps on this until the wait is withdrawn.
     async_idle: (Mutex<()>, std::sync::Condvar),
+    /// Receive threads asleep on `async_idle` (counted under its lock), so
+    /// that withdrawing a wait, once per async message, makes no system
+    /// call while nobody sleeps there.
+    async_idle_sleepers: AtomicUsize,
 }
 
 impl RxShared {
@@ -185,6 +189,7 @@ impl RxShared {
             async_ready: std::sync::OnceLock::new(),
             async_waiting: AtomicBool::new(false),
             async_idle: (Mutex::new(()), std::sync::Condvar::new()),
+            async_idle_sleepers: AtomicUsize::new(0),
         }
     }
 
@@ -211,7 +216,10 @@ impl RxShared {
     pub(crate) fn set_async_waiting(&self, waiting: bool) {
         self.async_waiting.store(waiting, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
-        if !waiting {
+        // SYNC POINT: pairs with the fence in `stand_down_for_async`:
+        // either the sleeper sees the flag cleared, or this sees it
+        // counted and wakes it (under the lock, so after it is waiting).
+        if !waiting && self.async_idle_sleepers.load(Ordering::Relaxed) > 0 {
             let _g = self.async_idle.0.lock().unwrap_or_else(|e| e.into_inner());
             self.async_idle.1.notify_all();
         }
@@ -227,9 +235,20 @@ impl RxShared {
             return false;
         }
         let g = self.async_idle.0.lock().unwrap_or_else(|e| e.into_inner());
-        if self.async_waiting.load(Ordering::Acquire) && !self.stop.load(Ordering::Acquire) {
-            let _ = self.async_idle.1.wait_timeout(g, Duration::from_secs(1));
-        }
+        self.async_idle_sleepers.fetch_add(1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let g = if self.async_waiting.load(Ordering::Relaxed) && !self.stop.load(Ordering::Acquire)
+        {
+            self.async_idle
+                .1
+                .wait_timeout(g, Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+        } else {
+            g
+        };
+        self.async_idle_sleepers.fetch_sub(1, Ordering::Relaxed);
+        drop(g);
         true
     }
 
