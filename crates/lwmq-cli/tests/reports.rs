@@ -40,9 +40,15 @@ fn listening(name: &str) -> bool {
 /// Starts `lwmq raw-thr recv ADDRESS` as a server with `args` and waits
 /// (liveness bound: 60 s) until its rendezvous socket listens.
 fn server(address: &str, args: &[&str]) -> Server {
+    server_of(&["raw-thr", "recv"], address, args)
+}
+
+/// [`server`] running `lwmq WORDS ADDRESS 64 10` (e.g. `thr recv`).
+fn server_of(words: &[&str], address: &str, args: &[&str]) -> Server {
     let uri = format!("ipc://{address}");
     let child = Command::new(LWMQ)
-        .args(["raw-thr", "recv", &uri, "64", "10", "--role", "server"])
+        .args(words)
+        .args([&uri, "64", "10", "--role", "server"])
         .args(["--connect-timeout", "120"])
         .args(args)
         .stdout(Stdio::null())
@@ -276,4 +282,77 @@ fn completions_and_man_page_are_generated() {
     // Hidden from the help it is, but not from packagers.
     let help = Command::new(LWMQ).arg("--help").output().unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("generate"));
+}
+
+/// Every command that connects, as a client with no server (or, for
+/// `chat`, which opens as whichever side is free, as a server with no
+/// client): the waiting line, then exit status 1 naming the timeout.
+#[test]
+fn every_connecting_command_says_it_waits_and_gives_up() {
+    let commands: &[&[&str]] = &[
+        &["thr", "send", "URI", "64", "10", "--role", "client"],
+        &["thr", "recv", "URI", "64", "10", "--role", "client"],
+        &["lat", "ping", "URI", "64", "10", "--role", "client"],
+        &["lat", "pong", "URI", "64", "10", "--role", "client"],
+        &["raw-thr", "recv", "URI", "64", "10", "--role", "client"],
+        &["raw-lat", "ping", "URI", "64", "10", "--role", "client"],
+        &["raw-lat", "pong", "URI", "64", "10", "--role", "client"],
+        &["chat", "URI"],
+        &["chat", "URI", "--raw"],
+    ];
+    for (i, words) in commands.iter().enumerate() {
+        let a = address(&format!("every-{i}"));
+        let uri = format!("ipc://{a}");
+        let mut c = Command::new(LWMQ);
+        c.args(
+            words
+                .iter()
+                .map(|w| if *w == "URI" { uri.as_str() } else { w }),
+        )
+        .args(["--connect-timeout", "1.5"]);
+        let (o, took) = run_client(c);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{words:?}: {err}");
+        assert!(took >= Duration::from_millis(1500), "{words:?}: {took:?}");
+        assert!(
+            err.contains(&format!("{uri}: waiting for a peer (")),
+            "{words:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("{uri}: no peer within --connect-timeout (1.5 s)")),
+            "{words:?}: {err}"
+        );
+    }
+}
+
+/// `thr send` (the issue's own example) and `raw-lat ping` against a
+/// server of another buffer size (`lat` has no buffer-size option): the
+/// refusal, with its reason; exit status 1 at the timeout.
+#[test]
+fn other_commands_show_a_buffer_size_refusal() {
+    let pairs = [
+        (["thr", "send"], ["thr", "recv"]),
+        (["raw-lat", "ping"], ["raw-lat", "pong"]),
+    ];
+    for (i, (words, serving)) in pairs.iter().enumerate() {
+        let a = address(&format!("refused-{i}"));
+        let _s = server_of(serving, &a, &["--buffer-size", "65536"]);
+        let uri = format!("ipc://{a}");
+        let mut c = Command::new(LWMQ);
+        c.args(words)
+            .args([uri.as_str(), "64", "10", "--role", "client"])
+            .args(["--buffer-size", "4096", "--connect-timeout", "2"]);
+        let (o, took) = run_client(c);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{words:?}: {err}");
+        assert!(took >= Duration::from_secs(2), "{words:?}: {took:?}");
+        assert!(
+            err.contains("connection refused by the peer: buffer_size mismatch"),
+            "{words:?}: {err}"
+        );
+        assert!(
+            err.contains("gave up after --connect-timeout (2 s)"),
+            "{words:?}: {err}"
+        );
+    }
 }
