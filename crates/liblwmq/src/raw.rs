@@ -62,12 +62,21 @@ fn raw_error(t: &RawTransport, e: TransportError) -> Error {
             descriptor,
             dir,
             max,
-            limit,
             hint,
-        } => Error::win32(
-            ERROR_INVALID_STATE,
-            format!("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})"),
-        ),
+            ..
+        } => {
+            // LwMQ's name of the limit (the Rust error names the endpoint
+            // setting).
+            let limit = if dir == "send" {
+                "MaxPendingSendBuffers"
+            } else {
+                "MaxPendingReceiveBuffers"
+            };
+            Error::win32(
+                ERROR_INVALID_STATE,
+                format!("{descriptor}: all {max} {dir} buffers are already out (rule: at most {limit} at once; {hint})"),
+            )
+        }
         TransportError::OutOfOrder { .. } | TransportError::UnknownBuffer { .. } => {
             Error::invalid(e.to_string())
         }

@@ -139,7 +139,7 @@ fn a_buffer_size_refusal_is_shown_with_its_reason_and_side() {
     // At once (before the timeout): the refusal line; at the end, the
     // failure naming it.
     assert!(
-        err.contains("connection refused by the peer: buffer_size mismatch (server BufferSizeBytes 65536, client BufferSizeBytes 4096"),
+        err.contains("connection refused by the peer: buffer_size mismatch (server buffer size 65536 bytes, client buffer size 4096 bytes"),
         "{err}"
     );
     assert!(

@@ -171,3 +171,16 @@ pub mod internals {
     }
     pub use crate::timeout::Deadline;
 }
+
+// The Rust code blocks of the repository's README and API reference are
+// compiled (and, unless marked `no_run`, run) as doctests, so that they
+// follow the API. Only `cargo test --doc` reads these files: the
+// `doctest` cfg is set for nothing else, so a build of the crate (a
+// packaged one included) never looks outside its directory.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/rust-api.md")]
+struct RustApiDoctests;

@@ -433,7 +433,7 @@ impl<'s> SendBuffer<'s> {
         self.raw.id
     }
 
-    /// The buffer's size (`BufferSizeBytes`).
+    /// The buffer's size (the endpoint's `buffer_size`).
     pub fn len(&self) -> usize {
         self.raw.len
     }
@@ -805,7 +805,7 @@ mod tests {
                     descriptor: "heap".into(),
                     dir: "send",
                     max: self.max as u32,
-                    limit: "MaxPendingSendBuffers",
+                    limit: "send_buffers",
                     hint: "test",
                 });
             }

@@ -106,11 +106,20 @@ fn a_loan_checks_its_range_and_the_limits() {
     loan.post().unwrap();
     assert_eq!(received(&mut b), vec![3u8; 4085]);
     match qa.loan(4086, Timeout::INFINITE) {
-        Err(LoanError::TooLarge {
-            len: 4086,
-            encoded: 4097,
-            limit: 4096,
-        }) => {}
+        Err(
+            e @ LoanError::TooLarge {
+                len: 4086,
+                encoded: 4097,
+                limit: 4096,
+            },
+        ) => {
+            // Rust words, not C words.
+            let t = e.to_string();
+            assert!(
+                t.contains("buffer_size") && !t.contains("BufferSizeBytes"),
+                "{t}"
+            );
+        }
         other => panic!("expected TooLarge, got {other:?}"),
     }
     drop(a);

@@ -140,7 +140,7 @@ fn buffer_size_mismatch_is_refused_on_both_sides() {
         .unwrap()
         .last_error()
         .unwrap()
-        .contains("BufferSizeBytes"));
+        .contains("server buffer size 1024 bytes, client buffer size 2048 bytes"));
 }
 
 #[test]

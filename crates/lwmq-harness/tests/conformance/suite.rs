@@ -132,13 +132,13 @@ pub fn refusal_reason_is_visible_on_both_sides(s: Scheme) {
     ]);
     let c = refused_line(&mut client);
     assert!(
-        c.contains("peer refused us") && c.contains("BufferSizeBytes"),
+        c.contains("peer refused us") && c.contains("buffer size"),
         "{c}"
     );
     assert!(c.contains("4096") && c.contains("8192"), "{c}");
     let s_line = refused_line(&mut server);
     assert!(
-        s_line.contains("we refused the peer") && s_line.contains("BufferSizeBytes"),
+        s_line.contains("we refused the peer") && s_line.contains("buffer size"),
         "{s_line}"
     );
     // An event on both sides, and logged on both sides too.

@@ -44,7 +44,7 @@ pub enum LoanError {
     #[error("the channel is closed")]
     Closed,
     /// The message would not fit an empty transport buffer.
-    #[error("a one-frame message of {len} bytes needs {encoded} bytes encoded; a transport buffer holds {limit} (rule: encoded message <= BufferSizeBytes)")]
+    #[error("a one-frame message of {len} bytes needs {encoded} bytes encoded, but a transport buffer holds {limit} (rule: the encoded message, buffer header included, fits one buffer of the endpoint's buffer_size); loan less, or use larger buffers")]
     TooLarge {
         /// Payload bytes asked for.
         len: usize,

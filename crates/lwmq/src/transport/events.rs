@@ -614,7 +614,7 @@ mod tests {
     fn refusal(reason: RefusalReason, by_peer: bool) -> Refusal {
         Refusal {
             reason,
-            detail: "server BufferSizeBytes 1024, client BufferSizeBytes 2048".into(),
+            detail: "server buffer size 1024 bytes, client buffer size 2048 bytes".into(),
             by_peer,
         }
     }

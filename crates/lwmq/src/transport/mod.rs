@@ -509,7 +509,7 @@ pub enum TransportError {
     #[error("{0}: the buffer was not sent: the connection it was obtained on ended before it was sent, and nothing written into a dead connection's shared memory is ever delivered (get a new buffer and send the data again)")]
     BufferLost(String),
     /// Every buffer this side may hand out at once is out.
-    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most the endpoint's {dir}_buffers, {max}, at once; {hint})")]
+    #[error("{descriptor}: all {max} {dir} buffers are already out (rule: at most the endpoint's {limit}, {max}, at once; {hint})")]
     BufferLimit {
         /// The transport.
         descriptor: String,
@@ -517,7 +517,8 @@ pub enum TransportError {
         dir: &'static str,
         /// The limit.
         max: u32,
-        /// `MaxPendingSendBuffers` or `MaxPendingReceiveBuffers`.
+        /// The [`Endpoint`] setting that sets the limit: `send_buffers` or
+        /// `receive_buffers`.
         limit: &'static str,
         /// How to get one back.
         hint: &'static str,

@@ -221,7 +221,7 @@ impl IpcReceiver {
                 descriptor: self.inner.descriptor.clone(),
                 dir: "receive",
                 max,
-                limit: "MaxPendingReceiveBuffers",
+                limit: "receive_buffers",
                 hint: "dispose one first",
             });
         }

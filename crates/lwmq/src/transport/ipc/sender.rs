@@ -331,7 +331,7 @@ impl IpcSender {
                 descriptor: self.inner.descriptor.clone(),
                 dir: "send",
                 max,
-                limit: "MaxPendingSendBuffers",
+                limit: "send_buffers",
                 hint: "send or abort one first; an aborted buffer counts until those obtained before it are sent",
             });
         }

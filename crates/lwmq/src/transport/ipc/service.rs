@@ -546,7 +546,7 @@ impl Service {
             return Err((
                 RefusalReason::BufferSize,
                 format!(
-                    "server BufferSizeBytes {}, client BufferSizeBytes {} (rule: both sides use the same buffer size)",
+                    "server buffer size {} bytes, client buffer size {} bytes (rule: both sides use the same buffer size)",
                     c.buffer_size(),
                     h.buffer_size
                 ),

@@ -418,8 +418,8 @@ pub fn check_peer_hello(
         return Err((
             RefusalReason::BufferSize,
             format!(
-                "this side's BufferSizeBytes {}, the peer's {} (rule: both sides use the same buffer size)",
-                own.buffer_size, peer.buffer_size
+                "the peer's buffer size {} bytes differs from this side's {} bytes (rule: both sides use the same buffer size)",
+                peer.buffer_size, own.buffer_size
             ),
         ));
     }
@@ -827,7 +827,10 @@ mod tests {
         p.buffer_size = 1;
         let (r, t) = check_peer_hello(&own, &p, 4096).unwrap_err();
         assert_eq!(r, RefusalReason::BufferSize);
-        assert!(t.contains("65536") && t.contains(" 1 "), "{t}");
+        assert!(
+            t.contains("the peer's buffer size 1 bytes differs from this side's 65536 bytes"),
+            "{t}"
+        );
         let mut p = own;
         p.directions = Directions::Send;
         p.receive_buffers = 0;

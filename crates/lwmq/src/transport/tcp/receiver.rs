@@ -122,7 +122,7 @@ impl ReceiveSide for TcpReceiver {
                 descriptor: inner.descriptor.clone(),
                 dir: "receive",
                 max,
-                limit: "MaxPendingReceiveBuffers",
+                limit: "receive_buffers",
                 hint: "dispose one first",
             });
         }

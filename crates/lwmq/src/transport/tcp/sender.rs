@@ -154,7 +154,7 @@ impl SendSide for TcpSender {
                 descriptor: inner.descriptor.clone(),
                 dir: "send",
                 max,
-                limit: "MaxPendingSendBuffers",
+                limit: "send_buffers",
                 hint: "send or abort one first",
             });
         }
