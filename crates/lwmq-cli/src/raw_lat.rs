@@ -26,7 +26,7 @@ pub struct RawLatArgs {
     /// Which role to open as; `auto` tries SERVER, then CLIENT.
     #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
     pub role: RoleArg,
-    /// BufferSizeBytes (default: 64 KiB, or the payload size if larger).
+    /// Size of each transport buffer in bytes (default: 64 KiB, or the payload size if larger).
     #[arg(long)]
     pub buffer_size: Option<usize>,
     /// Microseconds a waiting thread spins before sleeping (0 = futex only).

@@ -31,7 +31,7 @@ pub struct ThrArgs {
     /// Which role to open as; `auto` tries SERVER, then CLIENT.
     #[arg(long, value_enum, default_value_t = RoleArg::Auto)]
     pub role: RoleArg,
-    /// BufferSizeBytes (default: 1 MiB, or enough for one payload if larger).
+    /// Size of each transport buffer in bytes (default: 1 MiB, or enough for one payload if larger).
     #[arg(long)]
     pub buffer_size: Option<usize>,
     /// Send (or receive) buffer count.
