@@ -47,7 +47,10 @@ slow=(spsc_threads round_trip_clubbed decoding_mutated_buffers_never_panics
   many_messages_club_in_order encoded_len_is_exact_and_push_is_all_or_nothing
   round_trip_one_thousand_frames an_index_is_reused_and_emptied_by_a_bad_buffer
   an_index_gives_back_what_a_buffer_of_tiny_messages_needed
-  a_message_of_too_many_frames_is_refused_not_encoded)
+  a_message_of_too_many_frames_is_refused_not_encoded
+  round_trip_small_messages loaned_messages_round_trip_between_pushed_ones
+  decoding_random_bytes_never_panics any_buffer_is_read_at_most_once_per_byte
+  a_rewriting_peer_is_decoded_as_first_read)
 # Needs memfd_create, which Miri does not have.
 nosys=(--skip section_names_fit_the_memfd_limit)
 if [ "${1:-}" = "--full" ]; then
