@@ -2,7 +2,7 @@
 """Lists the public surface of a crate from its rustdoc JSON: one line per
 public path (`kind path`), as a user of the crate can name it.
 
-    cargo +nightly rustdoc -p lwmq --lib -Z unstable-options --output-format json
+    cargo +nightly rustdoc -p lwmq --lib --features serde,tokio -Z unstable-options --output-format json
     .ci-extra/public-surface.py target/doc/lwmq.json > docs/public-api/lwmq.txt
     .ci-extra/public-surface.py target/doc/lwmq.json --check docs/public-api/lwmq.txt
 
