@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lwmq::raw::SendError;
-use lwmq::{ConnectionState, RawChannel, Role, Timeout, TransportError, TransportId};
+use lwmq::{
+    Channel, ConnectionState, Endpoint, Message, Priority, RawChannel, Role, Timeout,
+    TransportError, TransportId,
+};
 
 const WAIT: Timeout = Timeout::after(Duration::from_secs(30));
 
@@ -83,6 +86,79 @@ fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
     assert!(matches!(
         rx.receive_buffer(Timeout::after(Duration::from_millis(300))),
         Err(TransportError::Timeout)
+    ));
+    attacker.kill9();
+    let _ = std::fs::remove_file(&go);
+}
+
+/// The same attack on a messaging channel: the application holds a loan
+/// (`MonoQueue::loan`, written in place in the attacker's section) when
+/// the attacker overwrites the start of that slot and leaves. Posting the
+/// loan then loses it (counted in `messages_lost`, never copied to the
+/// next connection); the next, honest peer receives only what the
+/// application posted afterwards.
+#[test]
+fn a_peer_that_writes_into_a_loaned_buffer_then_leaves_injects_nothing() {
+    let uri = unique("inject-msg");
+    let go = std::env::temp_dir().join(format!("lwmq-inject-msg-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let ep = |uri: &str| {
+        Endpoint::new(uri)
+            .unwrap()
+            .buffer_size(4096)
+            .send_buffers(4)
+            .receive_buffers(4)
+    };
+    let mut b = Channel::builder().transport(ep(&uri)).unwrap();
+    let q = b.mono_queue(Priority::Normal).unwrap();
+    let server = b.open(Role::Server).unwrap();
+    let mut attacker = spawn(&[
+        "hostile",
+        &uri,
+        "--mode",
+        "inject-msg",
+        "--buffers",
+        "4",
+        "--buffer-size",
+        "4096",
+        "--pause-file",
+        go.to_str().unwrap(),
+        "--seconds",
+        "30",
+    ]);
+    attacker.expect("CONNECTED", LIVENESS);
+    server.wait_connected(LIVENESS).unwrap();
+
+    // The application writes a message in place in the attacker's
+    // section...
+    let mut loan = q.loan(13, WAIT).unwrap();
+    assert!(loan.is_in_place(), "the loan is in the shared slot");
+    loan.write(0, b"LEGIT-PAYLOAD").unwrap();
+    // ...the attacker overwrites the slot's start and leaves...
+    std::fs::write(&go, b"go").unwrap();
+    attacker.expect("STRUCK", LIVENESS);
+    let t = server.transport(TransportId(0)).unwrap();
+    let end = Instant::now() + LIVENESS;
+    while t.state() == ConnectionState::Connected {
+        assert!(Instant::now() < end, "the attacker's leaving was not seen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ...and posting the loan loses it instead of re-staging the slot.
+    loan.post().unwrap();
+    assert_eq!(server.stats().messages_lost, 1);
+    q.post(Message::from(b"AFTER-ATTACK".to_vec()), WAIT)
+        .unwrap();
+
+    // The next, honest peer gets exactly what was posted after the attack.
+    let mut hb = Channel::builder().transport(ep(&uri)).unwrap();
+    let _hq = hb.mono_queue(Priority::Normal).unwrap();
+    let mut honest = hb.open(Role::Client).unwrap();
+    let got = honest.receive(WAIT).unwrap();
+    assert_eq!(got.frame_count(), 1);
+    assert_eq!(got.frame(0).unwrap().data(), b"AFTER-ATTACK");
+    assert!(matches!(
+        honest.receive(Timeout::after(Duration::from_millis(300))),
+        Err(lwmq::ReceiveError::Timeout)
     ));
     attacker.kill9();
     let _ = std::fs::remove_file(&go);

@@ -638,7 +638,7 @@ fn hostile(o: &Opts) {
     ) {
         return hostile_stream(o, &addr);
     }
-    if o.mode == "inject" {
+    if o.mode == "inject" || o.mode == "inject-msg" {
         return inject(o, &addr);
     }
     if !matches!(o.mode.as_str(), "tail" | "len" | "head") {
@@ -695,9 +695,15 @@ fn hostile(o: &Opts) {
 /// shuts its socket down so the server sees it leave, and keeps the mapping
 /// (and so the slot) for `--seconds`. Before the fix, the server copied
 /// that slot into the next connection when it sent the buffer.
+/// `--mode inject-msg`: the same as a messaging client (against a
+/// messaging server whose application holds a loan in that slot).
 fn inject(o: &Opts, addr: &IpcAddress) {
     let fd = connect_retrying(addr);
-    socket::send(&fd, &Message::Hello(hello_for(o, addr)).encode(), None)
+    let mut hello = hello_for(o, addr);
+    if o.mode == "inject-msg" {
+        hello.kind = ChannelKind::Messaging;
+    }
+    socket::send(&fd, &Message::Hello(hello).encode(), None)
         .unwrap_or_else(|e| fail(e.to_string()));
     let mut buf = [0u8; 1024];
     let _ = socket::wait(fd.as_fd(), Some(Duration::from_secs(10)));
