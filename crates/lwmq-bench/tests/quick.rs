@@ -64,22 +64,31 @@ fn assert_no_leftovers(pid: u32, root_existed: bool) {
     }
 }
 
-#[test]
-fn smoke_lwmq_writes_table_json_and_svg() {
-    let dir = scratch("lwmq");
-    let json = dir.join("out.json");
+/// Runs `lwmq-bench --smoke ARGS --json JSON`, which must succeed; its
+/// stdout and stderr.
+fn smoke(args: &[&str], json: &Path) -> (String, String) {
     let out = Command::new(BENCH)
-        .args(["--smoke", "--only", "lwmq", "--json"])
-        .arg(&json)
+        .arg("--smoke")
+        .args(args)
+        .arg("--json")
+        .arg(json)
         .output()
         .expect("run lwmq-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
         "exit {}\n{stdout}\n{stderr}",
         out.status
     );
+    (stdout, stderr)
+}
+
+#[test]
+fn smoke_lwmq_writes_table_json_and_svg() {
+    let dir = scratch("lwmq");
+    let json = dir.join("out.json");
+    let (stdout, stderr) = smoke(&["--only", "lwmq"], &json);
     for needle in [
         "## Machine limits",
         "## Throughput",
@@ -140,22 +149,9 @@ fn smoke_lwmq_writes_table_json_and_svg() {
 fn smoke_async_rows_next_to_their_sync_rows() {
     let dir = scratch("async");
     let json = dir.join("async.json");
-    let out = Command::new(BENCH)
-        .args([
-            "--smoke",
-            "--only",
-            "lwmq-async,uds-tokio,lwmq-msg,uds-single",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .expect("run lwmq-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {}\n{stdout}\n{stderr}",
-        out.status
+    let (stdout, stderr) = smoke(
+        &["--only", "lwmq-async,uds-tokio,lwmq-msg,uds-single"],
+        &json,
     );
     assert!(
         !stdout.contains("error"),

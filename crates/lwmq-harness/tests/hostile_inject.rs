@@ -33,17 +33,14 @@ fn wait_state(ch: &RawChannel, want: impl Fn(&ConnectionState) -> bool) {
     }
 }
 
-#[test]
-fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
-    let uri = unique("inject");
-    let go = std::env::temp_dir().join(format!("lwmq-inject-{}", std::process::id()));
-    let _ = std::fs::remove_file(&go);
-    let server = raw_channel(&uri, 4096, (4, 4), |e| e, Role::Server);
-    let mut attacker = spawn(&[
+/// Starts the attacker (`lwmq-peer hostile --mode MODE`, 4 buffers of
+/// 4096 bytes), which strikes once the file `go` exists.
+fn injector(uri: &str, mode: &str, go: &std::path::Path) -> Peer {
+    spawn(&[
         "hostile",
-        &uri,
+        uri,
         "--mode",
-        "inject",
+        mode,
         "--buffers",
         "4",
         "--buffer-size",
@@ -52,7 +49,16 @@ fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
         go.to_str().unwrap(),
         "--seconds",
         "30",
-    ]);
+    ])
+}
+
+#[test]
+fn a_peer_that_writes_into_the_acquired_slot_then_leaves_injects_nothing() {
+    let uri = unique("inject");
+    let go = std::env::temp_dir().join(format!("lwmq-inject-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let server = raw_channel(&uri, 4096, (4, 4), |e| e, Role::Server);
+    let mut attacker = injector(&uri, "inject", &go);
     attacker.expect("CONNECTED", LIVENESS);
     wait_state(&server, |s| *s == ConnectionState::Connected);
     let tx = server.sender(TransportId(0)).unwrap();
@@ -112,20 +118,7 @@ fn a_peer_that_writes_into_a_loaned_buffer_then_leaves_injects_nothing() {
     let mut b = Channel::builder().transport(ep(&uri)).unwrap();
     let q = b.mono_queue(Priority::Normal).unwrap();
     let server = b.open(Role::Server).unwrap();
-    let mut attacker = spawn(&[
-        "hostile",
-        &uri,
-        "--mode",
-        "inject-msg",
-        "--buffers",
-        "4",
-        "--buffer-size",
-        "4096",
-        "--pause-file",
-        go.to_str().unwrap(),
-        "--seconds",
-        "30",
-    ]);
+    let mut attacker = injector(&uri, "inject-msg", &go);
     attacker.expect("CONNECTED", LIVENESS);
     server.wait_connected(LIVENESS).unwrap();
 
