@@ -344,20 +344,14 @@ impl MonoQueue {
     /// [`Self::room_async`] (cancel-safe), then [`Self::try_post`].
     #[cfg(feature = "async")]
     pub async fn post_async(&mut self, message: Message) -> Result<(), PostError> {
-        let this = &mut *self;
-        let mut registration = Registration::new(std::sync::Arc::clone(this.producer.room()));
-        let mut message = Some(message);
-        std::future::poll_fn(move |cx| loop {
-            let m = message.take().expect("polled after completion");
-            match this.post_inner(m, Timeout::ZERO) {
-                Err(PostError::Full(m)) => message = Some(m),
-                other => {
-                    registration.withdraw();
-                    return std::task::Poll::Ready(other);
-                }
-            }
-            std::task::ready!(registration.poll_until(cx, || this.producer.has_room()));
-        })
+        let room = Arc::clone(self.producer.room());
+        post_when_room(
+            self,
+            room,
+            message,
+            |q, m| q.post_inner(m, Timeout::ZERO),
+            |q| q.producer.has_room(),
+        )
         .await
     }
 
@@ -370,10 +364,8 @@ impl MonoQueue {
     /// **Cancel safety:** takes nothing; dropping it loses nothing.
     #[cfg(feature = "async")]
     pub async fn room_async(&mut self) {
-        let this = &mut *self;
-        let mut registration = Registration::new(std::sync::Arc::clone(this.producer.room()));
-        std::future::poll_fn(move |cx| registration.poll_until(cx, || this.producer.has_room()))
-            .await
+        let room = Arc::clone(self.producer.room());
+        room_when(self, room, |q| q.producer.has_room()).await
     }
 
     /// Lends `len` bytes to write a one-frame message in place, straight
@@ -548,23 +540,14 @@ impl MultiQueue {
         if let Err(refused) = check(&self.shared, &message) {
             return Err(refused.into_error(message));
         }
-        let mut registration = Registration::new(self.producer.room());
-        let mut message = Some(message);
-        std::future::poll_fn(|cx| loop {
-            let m = message.take().expect("polled after completion");
-            match self.producer.try_post_below_limit(m, tag) {
-                Ok(()) => {
-                    registration.withdraw();
-                    self.shared.kick();
-                    return std::task::Poll::Ready(Ok(()));
-                }
-                Err(crate::queue::PostError::Full(m)) => message = Some(m),
-                Err(e) => {
-                    registration.withdraw();
-                    return std::task::Poll::Ready(Err(PostError::from_queue(e)));
-                }
-            }
-            std::task::ready!(registration.poll_until(cx, || self.producer.has_room()));
+        let attempt = |q: &&Self, m| {
+            q.producer
+                .try_post_below_limit(m, tag)
+                .map(|()| q.shared.kick())
+                .map_err(PostError::from_queue)
+        };
+        post_when_room(&mut &*self, self.producer.room(), message, attempt, |q| {
+            q.producer.has_room()
         })
         .await
     }
@@ -577,8 +560,7 @@ impl MultiQueue {
     /// **Cancel safety:** takes nothing; dropping it loses nothing.
     #[cfg(feature = "async")]
     pub async fn room_async(&self) {
-        let mut registration = Registration::new(self.producer.room());
-        std::future::poll_fn(|cx| registration.poll_until(cx, || self.producer.has_room())).await
+        room_when(&mut &*self, self.producer.room(), |q| q.producer.has_room()).await
     }
 
     /// Messages queued (approximate while others post).
@@ -612,4 +594,45 @@ impl MultiQueue {
     pub fn priority(&self) -> Priority {
         self.priority
     }
+}
+
+/// The loop of the async posts: `attempt` posts, or hands the message back
+/// in [`PostError::Full`] at the queue's limit; the task then waits on
+/// `room` until `has_room`, and tries again. The queue is borrowed
+/// mutably so that the future is `Send` for a queue that is `Send` but not
+/// `Sync` (a mono queue).
+#[cfg(feature = "async")]
+async fn post_when_room<Q, N: std::ops::Deref<Target = crate::queue::Notify>>(
+    q: &mut Q,
+    room: N,
+    message: Message,
+    attempt: impl Fn(&Q, Message) -> Result<(), PostError>,
+    has_room: impl Fn(&Q) -> bool,
+) -> Result<(), PostError> {
+    let mut registration = Registration::new(room);
+    let mut message = Some(message);
+    std::future::poll_fn(move |cx| loop {
+        let m = message.take().expect("polled after completion");
+        match attempt(q, m) {
+            Err(PostError::Full(m)) => message = Some(m),
+            other => {
+                registration.withdraw();
+                return std::task::Poll::Ready(other);
+            }
+        }
+        std::task::ready!(registration.poll_until(cx, || has_room(q)));
+    })
+    .await
+}
+
+/// Completes once `has_room` holds, waiting on `room` (the async
+/// `room_async`s; `q` borrowed mutably as in [`post_when_room`]).
+#[cfg(feature = "async")]
+async fn room_when<Q, N: std::ops::Deref<Target = crate::queue::Notify>>(
+    q: &mut Q,
+    room: N,
+    has_room: impl Fn(&Q) -> bool,
+) {
+    let mut registration = Registration::new(room);
+    std::future::poll_fn(move |cx| registration.poll_until(cx, || has_room(q))).await
 }

@@ -37,12 +37,9 @@ impl<T> Bounded<T> {
     }
 
     pub(crate) fn post(&self, item: T, timeout: Timeout) -> Result<(), PostError<T>> {
-        if self.is_closed() {
-            return Err(PostError::Closed(item));
-        }
-        let item = match self.queue.push(item) {
-            Ok(()) => return Ok(()),
-            Err(item) => item,
+        let item = match self.try_push(item) {
+            Err(PostError::Full(item)) => item,
+            other => return other,
         };
         let item = if timeout.is_zero() {
             item
@@ -85,7 +82,6 @@ impl<T> Bounded<T> {
 
     /// Queues `item` if there is room, never discarding: `Full` hands it
     /// back at capacity (not counted as a discard).
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PostError<T>> {
         if self.is_closed() {
             return Err(PostError::Closed(item));

@@ -206,21 +206,14 @@ impl TcpTransport {
             descriptor: descriptor.clone(),
             source: SysError::new(call, e),
         };
-        let wake_fd = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )
-        .map_err(|e| sys("eventfd", e))?;
-        let rx_wake_fd = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )
-        .map_err(|e| sys("eventfd", e))?;
-        let ready_fd = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )
-        .map_err(|e| sys("eventfd", e))?;
+        let eventfd = || {
+            rustix::event::eventfd(
+                0,
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+            )
+            .map_err(|e| sys("eventfd", e))
+        };
+        let (wake_fd, rx_wake_fd, ready_fd) = (eventfd()?, eventfd()?, eventfd()?);
         let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
             .map_err(|e| sys("epoll_create1", e))?;
         Ok(Self {
@@ -472,7 +465,8 @@ impl Transport for TcpTransport {
         // SYNC POINT: the flag before the caller's re-check (which takes
         // the receive or send lock); the thread that changes that state
         // loads the flag after releasing the same lock (`apply` in
-        // reader.rs, `Writer::advance`), so one of the two sees the other.
+        // reader.rs, `TxState::consume` in writer.rs), so one of the two
+        // sees the other.
         flag.store(armed, Ordering::SeqCst);
         if armed {
             // Both conditions need a reader of the socket: the I/O thread,
@@ -579,7 +573,13 @@ impl Inner {
 
     /// Writes the readiness descriptor (async waiters re-check).
     fn signal_ready(&self) {
-        let _ = rustix::io::write(&self.ready_fd, &1u64.to_ne_bytes());
+        crate::ring::signal_readiness(&self.ready_fd);
+    }
+
+    /// An async waiter is armed on either half (it needs a reader of the
+    /// socket).
+    fn async_armed(&self) -> bool {
+        self.rx_async.load(Ordering::SeqCst) || self.tx_async.load(Ordering::SeqCst)
     }
 
     /// After buffers were queued as ready: wakes the threads sleeping on
@@ -670,10 +670,7 @@ impl Inner {
     /// A thread stops reading `conn`: hands reading to the I/O thread if
     /// somebody needs it, and wakes threads that found the reader busy.
     fn reader_released(&self, conn: &Conn) {
-        if conn.io_wanted.load(Ordering::SeqCst) > 0
-            || self.rx_async.load(Ordering::SeqCst)
-            || self.tx_async.load(Ordering::SeqCst)
-        {
+        if conn.io_wanted.load(Ordering::SeqCst) > 0 || self.async_armed() {
             conn.ensure_reading(self);
         }
         lock(&self.rx).reader_epoch += 1;
