@@ -117,6 +117,12 @@ pub enum Lib {
     /// lwmq messaging, received in place with `Channel::receive_with`
     /// (`lwmq thr --lend`; throughput only).
     LwmqLend,
+    /// lwmq messaging in batches, throughput only: the sender posts up to
+    /// 256 payloads per call with `MonoQueue::post_copies`, the receiver
+    /// takes up to 256 per call in place with `Channel::receive_batch_with`
+    /// (`lwmq thr --batch`): the application-level batching `uds-batch`
+    /// does.
+    LwmqBatch,
     /// lwmq raw channel (`lwmq raw-thr` / `lwmq raw-lat`).
     LwmqRaw,
     /// Unix domain socket, one write per message.
@@ -147,11 +153,12 @@ pub enum Lib {
 impl Lib {
     /// Every library, in report order: the comparison on one machine
     /// (shared memory, Unix sockets), then the one over loopback TCP.
-    pub const ALL: [Lib; 16] = [
+    pub const ALL: [Lib; 17] = [
         Lib::Lwmq,
         Lib::LwmqAsync,
         Lib::LwmqFutex,
         Lib::LwmqLend,
+        Lib::LwmqBatch,
         Lib::LwmqRaw,
         Lib::Uds,
         Lib::UdsTokio,
@@ -173,6 +180,7 @@ impl Lib {
             Lib::LwmqAsync => "lwmq-async",
             Lib::LwmqFutex => "lwmq-futex",
             Lib::LwmqLend => "lwmq-lend",
+            Lib::LwmqBatch => "lwmq-batch",
             Lib::LwmqRaw => "lwmq-raw",
             Lib::Uds => "uds",
             Lib::UdsTokio => "uds-tokio",
@@ -196,6 +204,7 @@ impl Lib {
                 | Lib::LwmqAsync
                 | Lib::LwmqFutex
                 | Lib::LwmqLend
+                | Lib::LwmqBatch
                 | Lib::LwmqRaw
                 | Lib::LwmqTcp
                 | Lib::LwmqTcpRaw
@@ -237,7 +246,7 @@ impl Lib {
         // the async rows.
         !matches!(
             self,
-            Lib::UdsBatch | Lib::LwmqLend | Lib::TcpBatch | Lib::LwmqTcpLend
+            Lib::UdsBatch | Lib::LwmqLend | Lib::LwmqBatch | Lib::TcpBatch | Lib::LwmqTcpLend
         ) && (!(self.is_network() || self.is_async()) || size == 64)
     }
 }
@@ -254,13 +263,14 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
                 Lib::LwmqAsync,
                 Lib::LwmqFutex,
                 Lib::LwmqLend,
+                Lib::LwmqBatch,
                 Lib::LwmqRaw,
                 Lib::LwmqTcp,
                 Lib::LwmqTcpLend,
                 Lib::LwmqTcpRaw,
             ],
-            "ipc" => &Lib::ALL[..10],
-            "net" => &Lib::ALL[10..],
+            "ipc" => &Lib::ALL[..11],
+            "net" => &Lib::ALL[11..],
             "lwmq-tcp" => &[Lib::LwmqTcp],
             "lwmq-tcp-lend" => &[Lib::LwmqTcpLend],
             "lwmq-tcp-raw" => &[Lib::LwmqTcpRaw],
@@ -272,6 +282,7 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
             "lwmq-async" => &[Lib::LwmqAsync],
             "lwmq-futex" => &[Lib::LwmqFutex],
             "lwmq-lend" => &[Lib::LwmqLend],
+            "lwmq-batch" => &[Lib::LwmqBatch],
             "lwmq-raw" => &[Lib::LwmqRaw],
             "uds" => &[Lib::Uds, Lib::UdsBatch],
             "uds-batch" => &[Lib::UdsBatch],
@@ -595,6 +606,7 @@ fn pair_args(
             Lib::Lwmq
             | Lib::LwmqFutex
             | Lib::LwmqLend
+            | Lib::LwmqBatch
             | Lib::LwmqRaw
             | Lib::LwmqTcp
             | Lib::LwmqTcpLend
@@ -618,7 +630,9 @@ fn pair_args(
                 if matches!(lib, Lib::LwmqLend | Lib::LwmqTcpLend) && side == "recv" {
                     v.push(s("--lend"));
                 }
-                if !matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw)
+                if lib == Lib::LwmqBatch {
+                    v.push(s("--batch"));
+                } else if !matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw)
                     && thr
                     && side == "send"
                     && size >= LOAN_FROM

@@ -97,6 +97,7 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "| 640,000 | lwmq-raw |",
         "| 6,400 | lwmq-futex |",
         "| 640,000 | lwmq-lend |",
+        "| 64 | lwmq-batch |",
         "| 64 | lwmq-tcp |",
         "| 64 | lwmq-async |",
         "## Sparse latency",
@@ -105,6 +106,7 @@ fn smoke_lwmq_writes_table_json_and_svg() {
         "## Idle lwmq messaging pair",
         "## Targets of issue 13",
         "640,000 B messaging throughput >= 50% of copy bandwidth",
+        "64 B messaging in batches (lwmq-batch) >= 1.0x uds-batch",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
     }
@@ -119,16 +121,16 @@ fn smoke_lwmq_writes_table_json_and_svg() {
             .expect("parse JSON");
     let samples = doc["samples"].as_array().expect("samples");
     // `lwmq` is every lwmq variant, the tcp:// ones included:
-    // 1 limits + 1 idle + 3 sizes x 6 (thr) + 2 sizes x 3 (lat, ipc://)
+    // 1 limits + 1 idle + 3 sizes x 7 (thr) + 2 sizes x 3 (lat, ipc://)
     // + 3 (lat at 64 B only: tcp://, lwmq-async) + 2 pauses x 4 (sparse,
     // ipc:// only).
-    assert_eq!(samples.len(), 37, "{samples:?}");
+    assert_eq!(samples.len(), 40, "{samples:?}");
     for s in samples {
         assert!(s.get("result").is_some(), "failed sample: {s}");
     }
     assert!(doc["summary"]["thr"]
         .as_array()
-        .is_some_and(|a| a.len() == 18));
+        .is_some_and(|a| a.len() == 21));
     assert!(doc["summary"]["lat"]
         .as_array()
         .is_some_and(|a| a.len() == 9));

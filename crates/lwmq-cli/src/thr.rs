@@ -44,6 +44,12 @@ pub struct ThrArgs {
     /// (no copy out of the transport buffer) instead of `receive`.
     #[arg(long)]
     pub lend: bool,
+    /// recv: take the messages in batches of up to 256 with
+    /// `Channel::receive_batch_with`, each read in place as with `--lend`.
+    /// send: post them in batches of up to 256 payloads (fewer above 4 KiB:
+    /// 1 MiB of payloads at most) with `MonoQueue::post_copies`.
+    #[arg(long, conflicts_with_all = ["lend", "loan", "message"])]
+    pub batch: bool,
     /// How long to wait for the peer.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -52,6 +58,11 @@ pub struct ThrArgs {
     /// copied frame.
     #[arg(long)]
     pub loan: bool,
+    /// send: build each message (`Message` with a copied frame) and post
+    /// it with `MonoQueue::post`, instead of `MonoQueue::post_copy` (which
+    /// copies the payload straight into the transport buffer when it can).
+    #[arg(long, conflicts_with = "loan")]
+    pub message: bool,
 }
 
 /// A messaging channel with the one transport `ep` and, if `queue` is
@@ -128,8 +139,10 @@ pub fn run(a: &ThrArgs) -> Result<(), Failure> {
     wait_for_peer(first_view(&ch)?, a.connect.limit())?;
     let report = match q {
         Some(q) if a.loan => send_loaned(&ch, &q, a.size, a.count)?,
-        Some(q) => send(&ch, &q, a.size, a.count)?,
+        Some(q) if a.batch => send_batched(&ch, &q, a.size, a.count)?,
+        Some(q) => send(&ch, &q, a.size, a.count, a.message)?,
         None if a.lend => recv_lent(&mut ch, a.size, a.count)?,
+        None if a.batch => recv_batch(&mut ch, a.size, a.count)?,
         None => recv(&mut ch, a.size, a.count)?,
     };
     let text = if a.json {
@@ -172,22 +185,29 @@ pub fn queue_mark(buffer_size: usize, buffers: u32, size: usize) -> usize {
 
 /// Posts `count` messages, each waiting at the queue's high-water mark
 /// while the peer is behind; times from the first post to the flush.
-pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrReport, Failure> {
+/// With `message`, each is a built [`Message`] posted with
+/// [`MonoQueue::post`]; otherwise [`MonoQueue::post_copy`] posts the
+/// payload (what a user sending small payloads from a buffer would use).
+pub fn send(
+    ch: &Channel,
+    q: &MonoQueue,
+    size: usize,
+    count: u64,
+    message: bool,
+) -> Result<ThrReport, Failure> {
     let pat = pattern(size);
     let mut payload = pat.clone();
-    // Wait for the peer so that the time measured is the transfer.
-    while !ch
-        .transports()
-        .all(|t| t.state() == ConnectionState::Connected)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_connected(ch);
     let start = Instant::now();
     for seq in 0..count {
         stamp_payload(&mut payload, seq);
-        let mut m = Message::with_capacity(1);
-        m.push(Frame::copy(&payload));
-        q.post(m, Timeout::NEVER).map_err(runtime)?;
+        if message {
+            let mut m = Message::with_capacity(1);
+            m.push(Frame::copy(&payload));
+            q.post(m, Timeout::NEVER).map_err(runtime)?;
+        } else {
+            q.post_copy(&payload, Timeout::NEVER).map_err(runtime)?;
+        }
     }
     ch.flush(Timeout::NEVER).map_err(runtime)?;
     Ok(ThrReport {
@@ -196,6 +216,60 @@ pub fn send(ch: &Channel, q: &MonoQueue, size: usize, count: u64) -> Result<ThrR
         seconds: start.elapsed().as_secs_f64(),
         verified: None,
     })
+}
+
+/// Most messages per call of the batch modes (`--batch`).
+const BATCH: usize = 256;
+
+/// Messages per call of the batch modes for `size`-byte payloads:
+/// [`BATCH`], fewer for large payloads (the sender's batch of payloads
+/// stays within 1 MiB; one at least).
+fn batch_len(size: usize) -> usize {
+    ((1 << 20) / size.max(1)).clamp(1, BATCH)
+}
+
+/// [`send`] in batches: [`batch_len`] payloads (each the pattern with its
+/// own stamps) written side by side, then posted with one
+/// [`MonoQueue::post_copies`].
+pub fn send_batched(
+    ch: &Channel,
+    q: &MonoQueue,
+    size: usize,
+    count: u64,
+) -> Result<ThrReport, Failure> {
+    let pat = pattern(size);
+    let batch = batch_len(size);
+    let mut block: Vec<u8> = pat.iter().copied().cycle().take(size * batch).collect();
+    wait_connected(ch);
+    let start = Instant::now();
+    let mut seq = 0u64;
+    while seq < count {
+        let k = usize::try_from(count - seq).unwrap_or(batch).min(batch);
+        for (i, payload) in block.chunks_exact_mut(size).take(k).enumerate() {
+            stamp_payload(payload, seq + i as u64);
+        }
+        q.post_copies(block.chunks_exact(size).take(k), Timeout::NEVER)
+            .map_err(runtime)?;
+        seq += k as u64;
+    }
+    ch.flush(Timeout::NEVER).map_err(runtime)?;
+    Ok(ThrReport {
+        messages: count,
+        bytes: count * size as u64,
+        seconds: start.elapsed().as_secs_f64(),
+        verified: None,
+    })
+}
+
+/// Waits for every transport of `ch` to be connected, so that the time
+/// measured is the transfer.
+fn wait_connected(ch: &Channel) {
+    while !ch
+        .transports()
+        .all(|t| t.state() == ConnectionState::Connected)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// [`send`] through loans: each payload (pattern and stamps) is written
@@ -208,12 +282,7 @@ pub fn send_loaned(
     count: u64,
 ) -> Result<ThrReport, Failure> {
     let mut payload = pattern(size);
-    while !ch
-        .transports()
-        .all(|t| t.state() == ConnectionState::Connected)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_connected(ch);
     let start = Instant::now();
     for seq in 0..count {
         stamp_payload(&mut payload, seq);
@@ -258,23 +327,54 @@ pub fn recv_lent(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport,
         stamp_payload(&mut expected, seq);
         ok &= ch
             .receive_with(Timeout::NEVER, |m| {
-                let Some(f) = m.frame(0).filter(|f| f.len() == size) else {
-                    return false;
-                };
-                let mut at = 0;
-                while at < size {
-                    let n = f.read(at, &mut chunk);
-                    if n == 0 || chunk[..n] != expected[at..at + n] {
-                        return false;
-                    }
-                    at += n;
-                }
-                m.frame_count() == 1
+                is_lent_payload(&m, &expected, &mut chunk)
             })
             .map_err(runtime)?;
         start.get_or_insert_with(Instant::now);
     }
     Ok(finish(start, count, size, ok))
+}
+
+/// [`recv_lent`] in batches: [`Channel::receive_batch_with`] lends up to
+/// [`BATCH`] messages per call, each verified in place as there.
+pub fn recv_batch(ch: &mut Channel, size: usize, count: u64) -> Result<ThrReport, Failure> {
+    let mut expected = pattern(size);
+    let mut chunk = vec![0u8; 4096];
+    let mut ok = true;
+    let mut start = None;
+    let mut seq = 0u64;
+    while seq < count {
+        let max = usize::try_from(count - seq).unwrap_or(BATCH).min(BATCH);
+        ch.receive_batch_with(max, Timeout::NEVER, |m| {
+            start.get_or_insert_with(Instant::now);
+            stamp_payload(&mut expected, seq);
+            ok &= is_lent_payload(&m, &expected, &mut chunk);
+            seq += 1;
+        })
+        .map_err(runtime)?;
+    }
+    Ok(finish(start, count, size, ok))
+}
+
+/// Whether lent message `m` is one frame equal to `expected`, read a chunk
+/// at a time (4 KiB, which stays in the first-level cache) with
+/// [`LentFrame::read`].
+///
+/// [`LentFrame::read`]: lwmq::channel::LentFrame::read
+fn is_lent_payload(m: &lwmq::channel::Lent<'_>, expected: &[u8], chunk: &mut [u8]) -> bool {
+    let size = expected.len();
+    let Some(f) = m.frame(0).filter(|f| f.len() == size) else {
+        return false;
+    };
+    let mut at = 0;
+    while at < size {
+        let n = f.read(at, chunk);
+        if n == 0 || chunk[..n] != expected[at..at + n] {
+            return false;
+        }
+        at += n;
+    }
+    m.frame_count() == 1
 }
 
 /// The receiver's report: first to last payload.

@@ -22,15 +22,31 @@ fn uri() -> String {
 }
 
 fn pair(cmd: &str, a: &str, b: &str, size: &str, count: &str) -> (Output, Output) {
+    pair_with(cmd, a, b, size, count, &[], &[])
+}
+
+/// [`pair`] with extra arguments for each side (`xa` for `a`, `xb` for
+/// `b`).
+fn pair_with(
+    cmd: &str,
+    a: &str,
+    b: &str,
+    size: &str,
+    count: &str,
+    xa: &[&str],
+    xb: &[&str],
+) -> (Output, Output) {
     let u = uri();
     let first = lwmq()
         .args([cmd, a, &u, size, count, "--role", "server", "--json"])
+        .args(xa)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let second = lwmq()
         .args([cmd, b, &u, size, count, "--role", "client", "--json"])
+        .args(xb)
         .output()
         .unwrap();
     let first = first.wait_with_output().unwrap();
@@ -55,6 +71,27 @@ fn thr_and_raw_thr_verify_every_payload_over_tcp() {
             let (recv, _) = pair(cmd, "recv", "send", size, count);
             let v = last_json(&recv);
             assert_eq!(v["verified"], true, "{cmd} {size}: {v}");
+            assert_eq!(v["messages"], count.parse::<u64>().unwrap());
+        }
+    }
+}
+
+/// The sender's and receiver's other modes of `thr` (built messages,
+/// batches of `post_copies`, `receive_batch_with`, lent receives), mixed
+/// with each other: every payload verified, in order.
+#[test]
+fn thr_modes_verify_every_payload_over_tcp() {
+    let modes: [(&[&str], &[&str]); 4] = [
+        (&["--batch"], &["--batch"]),
+        (&["--batch"], &["--message"]),
+        (&[], &["--batch"]),
+        (&["--lend"], &["--batch"]),
+    ];
+    for (recv_args, send_args) in modes {
+        for (size, count) in [("64", "20000"), ("6400", "2000"), ("640000", "20")] {
+            let (recv, _) = pair_with("thr", "recv", "send", size, count, recv_args, send_args);
+            let v = last_json(&recv);
+            assert_eq!(v["verified"], true, "{recv_args:?} {send_args:?} {size}: {v}");
             assert_eq!(v["messages"], count.parse::<u64>().unwrap());
         }
     }

@@ -111,8 +111,8 @@ pub(crate) mod wire;
 
 pub use channel::{
     Channel, ChannelBuilder, ChannelEvents, ChannelStats, CloseError, ConnectError, Interrupter,
-    MonoQueue, MultiQueue, OpenError, PostError, Priority, QueueOptions, ReceiveError,
-    ReceiveQueue,
+    MonoQueue, MultiQueue, OpenError, PostBatchError, PostError, Priority, QueueOptions,
+    ReceiveError, ReceiveQueue,
 };
 pub use message::Message;
 pub use raw::{RawChannel, RawChannelBuilder, RawReceiver, RawSender, ReceivedBuffer, SendBuffer};

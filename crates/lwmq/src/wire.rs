@@ -279,6 +279,16 @@ pub fn single_frame_encoded_len(len: usize) -> usize {
     (BUFFER_HEADER_LEN + 1 + varint_len(frame_header(len, false))).saturating_add(len)
 }
 
+/// A payload length up to which a one-frame message without timestamp
+/// surely fits an empty buffer of `buffer_size` bytes (and its frame the
+/// `u32` length rule): a few bytes short of the exact limit, without
+/// encoding anything. Above it, [`single_frame_encoded_len`] decides.
+pub fn single_frame_sure_len(buffer_size: usize) -> usize {
+    buffer_size
+        .saturating_sub(BUFFER_HEADER_LEN + 1 + MAX_VARINT_LEN)
+        .min(u32::MAX as usize)
+}
+
 /// The exact number of bytes `message` takes in a buffer (excluding the
 /// buffer header).
 pub fn encoded_len(message: &Message) -> usize {

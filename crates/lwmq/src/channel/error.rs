@@ -220,6 +220,22 @@ impl PostError {
     }
 }
 
+/// Why [`MonoQueue::post_copies`](super::MonoQueue::post_copies) stopped:
+/// the first payload's post failed with `error` (which holds that payload
+/// as a message), after `posted` payloads before it were posted. The
+/// payloads after it were not looked at.
+#[derive(Debug, thiserror::Error)]
+#[error("posted {posted} messages of the batch, then: {error}")]
+#[non_exhaustive]
+pub struct PostBatchError {
+    /// How many payloads were posted before the failure (in order, from
+    /// the first).
+    pub posted: usize,
+    /// The failed post's error; [`PostError::into_message`] gives the
+    /// message back.
+    pub error: PostError,
+}
+
 impl fmt::Debug for PostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

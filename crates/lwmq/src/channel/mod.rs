@@ -73,7 +73,8 @@ pub use builder::{ChannelBuilder, ReceiveQueue};
 pub(crate) use connection::wait_transport;
 pub use connection::{ChannelEvents, ConnectError};
 pub use error::{
-    CloseError, FlushError, InvalidMessage, OpenError, OpenErrorKind, PostError, ReceiveError,
+    CloseError, FlushError, InvalidMessage, OpenError, OpenErrorKind, PostBatchError, PostError,
+    ReceiveError,
 };
 pub use lent::{Lent, LentFrame, LentFrames};
 pub use loan::{Loan, LoanBytes, LoanError};
@@ -504,6 +505,85 @@ impl Channel {
         }
     }
 
+    /// [`Self::receive_with`] for a stream of messages: waits up to
+    /// `timeout` for a message, then lends it and every further message
+    /// that is ready, up to `max` in all, to `f`, one at a time and in
+    /// order. Returns how many `f` saw (at least 1, or 0 when `max` is 0).
+    ///
+    /// With one receiving transport and a mono-consumer receive queue, the
+    /// messages are read where the peer wrote them, as with
+    /// [`Self::receive_with`], and the per-call work (the interrupt check,
+    /// the look at the receive queue, the side's lock) is done once per
+    /// batch rather than once per message; otherwise `f` sees owned
+    /// messages, taken as [`Self::receive_batch`] takes them. Errors and
+    /// waiting as [`Self::receive`]; what `f` saw before an error stays
+    /// received. The same caveats as [`Self::receive_with`] apply to `f`.
+    pub fn receive_batch_with(
+        &mut self,
+        max: usize,
+        timeout: impl Into<Timeout>,
+        mut f: impl FnMut(Lent<'_>),
+    ) -> Result<usize, ReceiveError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let timeout = timeout.into();
+        let direct = matches!(
+            (&self.consumer, &self.rx),
+            (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
+        );
+        let (Some(consumer), Some(rx), true) = (&mut self.consumer, &self.rx, direct) else {
+            f(Lent::owned(&self.receive(timeout)?));
+            let mut n = 1;
+            while n < max {
+                match self.receive_inner(Timeout::ZERO, false) {
+                    Ok(m) => f(Lent::owned(&m)),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            return Ok(n);
+        };
+        if consumer.take_interrupt() {
+            return Err(ReceiveError::Interrupted);
+        }
+        rx.touch();
+        let c = &self.shared.counters;
+        // Older messages first: those decoded ahead by `receive`.
+        let mut n = 0;
+        while n < max {
+            let Some(message) = self.local.pop_front() else {
+                break;
+            };
+            f(Lent::owned(&message));
+            n += 1;
+        }
+        while n < max {
+            // Wait only while nothing was lent yet.
+            let wait = if n == 0 { timeout } else { Timeout::ZERO };
+            let left = max - n;
+            let got = Self::receive_inline(
+                consumer,
+                rx,
+                c,
+                wait,
+                &mut |consumer, wait| rx.lend_batch(consumer, wait, c, left, &mut f),
+                Lending::Queued,
+            );
+            match got {
+                Ok(Lending::Lent(k)) => n += k,
+                Ok(Lending::Queued(m)) => {
+                    f(Lent::owned(&m));
+                    n += 1;
+                }
+                Err(_) if n > 0 => break,
+                Err(RecvError::Timeout) => return Err(self.nothing_received()),
+                Err(e) => return Err(receive_error(e)),
+            }
+        }
+        Ok(n)
+    }
+
     /// The receive queue is empty: drain the transports on this thread
     /// (see `receive.rs`), polling briefly, then sleeping in the transport
     /// (one receiving transport) or on the queue (several). An interrupt
@@ -557,7 +637,12 @@ impl Channel {
             }
             // A short poll without reading the clock (the machine may
             // have 2 cores: a long spin would steal the peer's core).
-            if polls < RECEIVE_POLLS {
+            // Not when this thread takes straight from an idle transport:
+            // the transport's own wait spins (the configured spin) on
+            // the ring alone, far cheaper per poll, and it yields first
+            // when this side has just woken its peer (finding 5 of
+            // docs/performance.md, decision 157).
+            if polls < RECEIVE_POLLS && !(direct && !busy && guard.is_some()) {
                 polls += 1;
                 std::hint::spin_loop();
                 continue;

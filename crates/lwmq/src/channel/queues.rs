@@ -16,11 +16,12 @@
 //! the backlog); `discard_oldest`/`discard_newest` are LwMQ's bounded
 //! kinds, which drop messages instead of making the poster wait.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::error::PostError;
+use super::error::{PostBatchError, PostError};
 use super::loan::{Loan, LoanError};
-use super::send::{check, BiasSlot, SendShared};
+use super::send::{check, BiasSlot, Copied, Outgoing, SendShared};
 use crate::message::Message;
 #[cfg(feature = "async")]
 use crate::queue::Registration;
@@ -305,21 +306,83 @@ impl MonoQueue {
         self.post_inner(message, Timeout::ZERO)
     }
 
+    /// Posts a one-frame message holding a copy of `payload`: the same as
+    /// `post(Message::from(Frame::copy(payload)), timeout)`, with the same
+    /// errors, order and waiting, but lighter for small payloads. When the
+    /// post goes straight into the transport (the queue is empty and this
+    /// thread can send), `payload` is copied once, into the transport
+    /// buffer, and no [`Message`] is made; otherwise the message is made
+    /// and queued as by [`Self::post`]. An error gives that message back.
+    #[inline]
+    pub fn post_copy(&self, payload: &[u8], timeout: impl Into<Timeout>) -> Result<(), PostError> {
+        self.post_inner(Copied(payload), timeout.into())
+    }
+
+    /// Posts one one-frame message per payload, in order, each as
+    /// [`Self::post_copy`] would (same checks, waiting and errors), and
+    /// returns how many: the way to stream many small messages, as a
+    /// program batches its writes to a socket. While this thread can send
+    /// directly, consecutive payloads go into the transport buffer together
+    /// and the buffer is sent (or kept open) once for the run rather than
+    /// once per message; the others (no peer yet, several transports,
+    /// messages queued, the ring full, another thread sending) are posted
+    /// one by one by [`Self::post_copy`].
+    ///
+    /// Stops at the first payload whose post fails: [`PostBatchError`]
+    /// says how many were posted before it and holds its error (and
+    /// message); later payloads are not looked at.
+    pub fn post_copies<'p, I>(
+        &self,
+        payloads: I,
+        timeout: impl Into<Timeout>,
+    ) -> Result<usize, PostBatchError>
+    where
+        I: IntoIterator<Item = &'p [u8]>,
+    {
+        let timeout = timeout.into();
+        let mut payloads = payloads.into_iter().peekable();
+        let mut posted = 0;
+        loop {
+            // As many as go straight into the transport, sent once: those
+            // that surely pass `post_copy`'s checks. Any other payload (and
+            // a closed queue or channel) goes the ordinary way, which
+            // decides.
+            let size = self.shared.buffer_size.load(Ordering::Acquire);
+            if size != 0 && !self.producer.is_closed() {
+                let sure = wire::single_frame_sure_len(size);
+                let ok = |p: &[u8]| p.len() <= sure;
+                posted += self.shared.post_run_biased(&self.bias, &mut payloads, ok);
+            }
+            // The next one the ordinary way: it may wait, be queued (which
+            // keeps the later ones behind it), win the bias back, or be
+            // refused.
+            let Some(p) = payloads.next() else {
+                return Ok(posted);
+            };
+            self.post_copy(p, timeout)
+                .map_err(|error| PostBatchError { posted, error })?;
+            posted += 1;
+        }
+    }
+
     // Always inlined into `post`/`try_post`: passing the 128-byte message
     // down one more call costs a copy per post (measured with callgrind).
     #[inline(always)]
-    fn post_inner(&self, message: Message, timeout: Timeout) -> Result<(), PostError> {
-        if let Err(refused) = check(&self.shared, &message) {
-            return Err(refused.into_error(message));
+    fn post_inner<M: Outgoing>(&self, message: M, timeout: Timeout) -> Result<(), PostError> {
+        if let Err(refused) = message.check(&self.shared) {
+            return Err(refused.into_error(message.into_message()));
         }
         // Waits (if it must) before the sender is owned: a poster blocked
         // at the mark never holds what the sender needs to drain.
         if let Err(e) = self.producer.wait_room(timeout) {
-            return Err(PostError::from_queue(e.with(message)));
+            return Err(PostError::from_queue(e.with(message.into_message())));
         }
         if self.producer.is_closed() {
             // The queue refuses it (and says why), as it would when queued.
-            return self.producer.push(message).map_err(PostError::from_queue);
+            return self
+                .producer
+                .push(message.into_message())
+                .map_err(PostError::from_queue);
         }
         self.shared.post_direct(message, Some(&self.bias), |m| {
             // Below the mark (checked above; only this thread adds): a
@@ -385,22 +448,13 @@ impl MonoQueue {
     /// [`LoanError::Closed`], and [`LoanError::TooLarge`] when the message
     /// would not fit an empty transport buffer.
     pub fn loan(&self, len: usize, timeout: impl Into<Timeout>) -> Result<Loan<'_>, LoanError> {
-        let size = self
-            .shared
-            .buffer_size
-            .load(std::sync::atomic::Ordering::Acquire);
+        let size = self.shared.buffer_size.load(Ordering::Acquire);
         if size == 0 {
-            return Err(
-                if self
-                    .shared
-                    .closed
-                    .load(std::sync::atomic::Ordering::Acquire)
-                {
-                    LoanError::Closed
-                } else {
-                    LoanError::NotOpen
-                },
-            );
+            return Err(if self.shared.closed.load(Ordering::Acquire) {
+                LoanError::Closed
+            } else {
+                LoanError::NotOpen
+            });
         }
         let encoded = wire::single_frame_encoded_len(len);
         if len > u32::MAX as usize || encoded > size {

@@ -476,6 +476,56 @@ impl RxShared {
         Ok(Lending::Lent(f(Lent::in_place(buf, message))))
     }
 
+    /// [`Self::lend_one`] for several messages: lends up to `max` to `f`
+    /// in order, the rest of the held buffer, then further buffers that
+    /// are ready, waiting up to `wait` only for the first. One lock of the
+    /// side and one look at the queue for the whole batch. A message
+    /// already in the queue is older: it is returned instead, and `f` is
+    /// left unused. `Lent(n)` has `n >= 1`.
+    pub(crate) fn lend_batch<F: FnMut(Lent<'_>)>(
+        &self,
+        consumer: &mut ReceiveConsumer<Message>,
+        wait: Timeout,
+        c: &Counters,
+        max: usize,
+        f: &mut F,
+    ) -> Result<Lending<usize>, Drain> {
+        let rx = &self.sides[0];
+        let mut st = rx.try_own()?;
+        if let Ok(m) = consumer.receive(Timeout::ZERO) {
+            return Ok(Lending::Queued(m));
+        }
+        let mut n = 0;
+        while n < max {
+            let wait = if n == 0 { wait } else { Timeout::ZERO };
+            match Self::next_buffer(rx, &mut st, wait, c, self.sides.len() == 1) {
+                Ok(()) => {}
+                Err(_) if n > 0 => break,
+                Err(d) => return Err(d),
+            }
+            // Hands each buffer back once its last message was taken, also
+            // if `f` panics (else it would be delivered again).
+            let guard = ReleaseWhenDone(&mut st);
+            let st = &mut *guard.0;
+            let buf = st.held.bytes();
+            while n < max && st.next < st.index.len() {
+                let i = st.next;
+                st.next = i + 1;
+                let Some(message) = st.index.message(i) else {
+                    st.next = st.index.len();
+                    break;
+                };
+                f(Lent::in_place(buf, message));
+                n += 1;
+            }
+        }
+        if n == 0 {
+            // Only a message missing from its index (never) ends here.
+            return Err(Drain::Got);
+        }
+        Ok(Lending::Lent(n))
+    }
+
     /// The loop of the receive thread of side `i`.
     pub(crate) fn receive_loop(&self, i: usize, c: &Counters) {
         let mut seen = self.epoch.load(Ordering::Relaxed);

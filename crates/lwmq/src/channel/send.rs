@@ -58,6 +58,67 @@ use crate::timeout::{Deadline, Timeout};
 use crate::transport::{RawBuf, SendSide, TransportError};
 use crate::wire::{self, BufferWriter, SharedBytesMut, TryPushError};
 
+/// What a post hands the send path: a [`Message`], or the bytes of a
+/// one-frame message that becomes one only if it must wait in a queue
+/// ([`Copied`], `MonoQueue::post_copy`). A direct post encodes either
+/// straight into the transport buffer.
+pub(crate) trait Outgoing {
+    /// The checks of [`check`], with the same answers.
+    fn check(&self, shared: &SendShared) -> Result<(), Refused>;
+    /// Appends it to `w` whole, or leaves `w` unchanged.
+    fn encode(&self, w: &mut BufferWriter<'_>) -> Result<(), TryPushError>;
+    /// The message, for a queue or an error.
+    fn into_message(self) -> Message;
+}
+
+impl Outgoing for Message {
+    #[inline(always)]
+    fn check(&self, shared: &SendShared) -> Result<(), Refused> {
+        check(shared, self)
+    }
+
+    #[inline(always)]
+    fn encode(&self, w: &mut BufferWriter<'_>) -> Result<(), TryPushError> {
+        w.try_push(self)
+    }
+
+    #[inline(always)]
+    fn into_message(self) -> Message {
+        self
+    }
+}
+
+/// The payload of a one-frame message without timestamp, borrowed from the
+/// caller: copied once, into the transport buffer, when the post goes
+/// straight there; made into a [`Message`] (copied) only when it is queued
+/// or refused.
+pub(crate) struct Copied<'a>(pub(crate) &'a [u8]);
+
+impl Outgoing for Copied<'_> {
+    #[inline]
+    fn check(&self, shared: &SendShared) -> Result<(), Refused> {
+        let size = shared.buffer_size.load(Ordering::Acquire);
+        let len = self.0.len();
+        // One frame of at most `u32::MAX` bytes that fits an empty buffer
+        // passes every rule of `check` (no external frame to acquire).
+        if size != 0 && len <= u32::MAX as usize && wire::single_frame_encoded_len(len) <= size {
+            return Ok(());
+        }
+        // Refused: `check` says why, in the same words as for a message.
+        check(shared, &Message::from(crate::message::Frame::copy(self.0)))
+    }
+
+    #[inline(always)]
+    fn encode(&self, w: &mut BufferWriter<'_>) -> Result<(), TryPushError> {
+        w.push_simple(self.0)
+    }
+
+    #[inline]
+    fn into_message(self) -> Message {
+        Message::from(crate::message::Frame::copy(self.0))
+    }
+}
+
 use super::error::{InvalidMessage, PostError};
 
 const RUNNING: usize = 1;
@@ -263,10 +324,10 @@ impl TxSide {
     /// The buffer of `full` (if any) has no room for `m`: sends it and
     /// puts `m` into a fresh buffer, returned; if the ring has no free
     /// buffer, keeps `m` in the backlog and marks the side full.
-    fn roll_over<'a>(
+    fn roll_over<'a, M: Outgoing>(
         &mut self,
         full: Option<BufferWriter<'_>>,
-        m: Message,
+        m: M,
         c: &Counters,
     ) -> Option<BufferWriter<'a>> {
         if let Some(w) = full {
@@ -274,10 +335,10 @@ impl TxSide {
         }
         let Some(mut fresh) = self.acquire_writer() else {
             self.full = true;
-            self.backlog.push_back(m);
+            self.backlog.push_back(m.into_message());
             return None;
         };
-        if let Err(e) = fresh.try_push(&m) {
+        if let Err(e) = m.encode(&mut fresh) {
             c.drop_unencodable(e);
         }
         Some(fresh)
@@ -355,7 +416,7 @@ impl Sender {
     /// message back otherwise.
     ///
     /// `Ok(true)`: sent into a buffer kept open ([`Pump::Open`]).
-    fn send_now(&mut self, m: Message, c: &Counters) -> Result<bool, Message> {
+    fn send_now<M: Outgoing>(&mut self, m: M, c: &Counters) -> Result<bool, M> {
         let [side] = self.sides.as_mut_slice() else {
             return Err(m);
         };
@@ -365,7 +426,7 @@ impl Sender {
         let Some(mut w) = side.acquire_writer() else {
             return Err(m);
         };
-        match w.try_push(&m) {
+        match m.encode(&mut w) {
             Ok(()) => Ok(side.finish_writer(w, c, false)),
             // The open buffer is full: send it and start the next one with
             // `m`; if the ring has no free buffer, `m` waits in the backlog
@@ -386,6 +447,60 @@ impl Sender {
                 Err(m)
             }
         }
+    }
+
+    /// [`Self::send_now`] for a run of one-frame payloads
+    /// (`MonoQueue::post_copies`): encodes them in order into the one
+    /// transport's buffers while `ok` accepts them and the ring has room,
+    /// then sends the last buffer or keeps it open, once for the run.
+    /// Returns how many it took (each consumed from `payloads`) and
+    /// whether a buffer was kept open; takes none where [`Self::send_now`]
+    /// would refuse (several transports, something queued or held back,
+    /// no peer).
+    fn send_run<'p, I: Iterator<Item = &'p [u8]>>(
+        &mut self,
+        payloads: &mut std::iter::Peekable<I>,
+        c: &Counters,
+        ok: impl Fn(&[u8]) -> bool,
+    ) -> (usize, bool) {
+        let [side] = self.sides.as_mut_slice() else {
+            return (0, false);
+        };
+        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
+            return (0, false);
+        }
+        let Some(mut w) = side.acquire_writer() else {
+            return (0, false);
+        };
+        let mut n = 0;
+        while let Some(&p) = payloads.peek() {
+            if !ok(p) {
+                break;
+            }
+            match w.push_simple(p) {
+                Ok(()) => {
+                    payloads.next();
+                    n += 1;
+                }
+                // Full: send it, go on in a fresh buffer if the ring has
+                // one (else the rest takes the ordinary path).
+                Err(TryPushError::Full { .. }) if !w.is_empty() => {
+                    side.commit(w, c);
+                    match side.acquire_writer() {
+                        Some(fresh) => w = fresh,
+                        None => return (n, false),
+                    }
+                }
+                // Not for a payload `ok` accepted; the ordinary path says
+                // why.
+                Err(_) => break,
+            }
+        }
+        if w.is_empty() {
+            side.abort_current();
+            return (n, false);
+        }
+        (n, side.finish_writer(w, c, false))
     }
 
     /// For a loan of `len` payload bytes ([`super::Loan`]): a writer of the
@@ -859,11 +974,11 @@ impl SendShared {
     /// the message back for the ordinary path; `Some(owned)` with it if the
     /// caller now owns the sender (the bias is over).
     #[inline]
-    fn post_biased(
+    fn post_biased<M: Outgoing>(
         &self,
         slot: &BiasSlot,
-        message: Message,
-    ) -> Result<(), (Message, Option<Owned<'_>>)> {
+        message: M,
+    ) -> Result<(), (M, Option<Owned<'_>>)> {
         if self.bias_holder.load(Ordering::Relaxed) != slot.id {
             return Err((message, None));
         }
@@ -894,6 +1009,38 @@ impl SendShared {
                 Err((m, plain.then_some(owned)))
             }
         }
+    }
+
+    /// Posts a run of `payloads` through the bias held by `slot`
+    /// ([`Sender::send_run`]), each accepted by `ok`; returns how many (0
+    /// if the bias is not held, or nothing could go straight into the
+    /// transport).
+    pub(crate) fn post_run_biased<'p, I: Iterator<Item = &'p [u8]>>(
+        &self,
+        slot: &BiasSlot,
+        payloads: &mut std::iter::Peekable<I>,
+        ok: impl Fn(&[u8]) -> bool,
+    ) -> usize {
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            return 0;
+        }
+        slot.busy.store(true, Ordering::Relaxed);
+        // SYNC POINT (asymmetric, light side): see `revoke_bias`.
+        barrier::light();
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            slot.busy.store(false, Ordering::Release);
+            return 0;
+        }
+        // SAFETY: as in `post_biased`: the bias is ours and no revoker can
+        // proceed while `busy` is up.
+        let mut owned = unsafe { self.owned() };
+        let (n, open) = owned.send_run(payloads, &self.counters, ok);
+        slot.busy.store(false, Ordering::Release);
+        Counters::bump_single_writer(&slot.posts, n as u64);
+        if open {
+            self.wake_service();
+        }
+        n
     }
 
     /// Owns the sender for a loan by `slot`'s queue, as plain ownership
@@ -1006,9 +1153,9 @@ impl SendShared {
     /// sender biased to that queue, and the queue's next posts go through
     /// [`Self::post_biased`] first.
     #[inline]
-    pub(crate) fn post_direct(
+    pub(crate) fn post_direct<M: Outgoing>(
         &self,
-        message: Message,
+        message: M,
         bias: Option<&Arc<BiasSlot>>,
         enqueue: impl FnOnce(Message) -> Result<(), PostError>,
     ) -> Result<(), PostError> {
@@ -1018,7 +1165,7 @@ impl SendShared {
                 Ok(()) => return Ok(()),
                 Err((m, None)) => m,
                 Err((m, Some(owned))) => {
-                    let queued = enqueue(m);
+                    let queued = enqueue(m.into_message());
                     self.pump_and_release(owned, false);
                     return queued;
                 }
@@ -1031,7 +1178,7 @@ impl SendShared {
         if self.state.load(Ordering::Relaxed) & RUNNING != 0
             || self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING != 0
         {
-            enqueue(message)?;
+            enqueue(message.into_message())?;
             self.kick();
             return Ok(());
         }
@@ -1049,7 +1196,7 @@ impl SendShared {
                 Ok(())
             }
             Err(m) => {
-                let queued = enqueue(m);
+                let queued = enqueue(m.into_message());
                 // Pumps at least once: ours, and whatever others queued.
                 self.pump_and_release(guard, false);
                 queued

@@ -129,8 +129,10 @@ impl<'a> BufferWriter<'a> {
     }
 
     /// [`Self::try_push`] for the common case: one frame, no timestamp.
+    /// (Also what `MonoQueue::post_copy` writes, straight from the
+    /// caller's bytes.)
     #[inline]
-    fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
+    pub(crate) fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
         let header = frame_header(data.len(), false);
         let needed = (1 + varint_len(header)).saturating_add(data.len());
         let available = self.buf.len() - self.pos;
