@@ -147,4 +147,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let used = writer.finish();
     assert_eq!(&out[..used], data);
+
+    // `post_copy` / `post_copies` write one-frame messages without
+    // timestamp from the caller's bytes (`push_simple`): the same bytes.
+    let mut out = vec![0u8; data.len()];
+    let mut writer = BufferWriter::new(&mut out).expect("a valid buffer holds a header");
+    for message in &messages {
+        let simple = message.frame_count() == 1
+            && message.frame(0).is_some_and(|f| f.timestamp().is_none());
+        match message.frame(0) {
+            Some(f) if simple => writer.push_simple(f.data()),
+            _ => writer.try_push(message),
+        }
+        .expect("a decoded message re-encodes in the same space");
+    }
+    let used = writer.finish();
+    assert_eq!(&out[..used], data);
 });

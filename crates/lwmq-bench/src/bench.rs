@@ -292,7 +292,7 @@ pub fn parse_only(list: &str) -> Result<Vec<Lib>, String> {
             "iceoryx2" | "iox" | "iox2" => &[Lib::Iceoryx2],
             other => {
                 return Err(format!(
-                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-async, lwmq-futex, lwmq-lend, lwmq-raw, uds, uds-single, uds-batch, uds-tokio, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend, lwmq-tcp-raw, tcp, tcp-single, tcp-batch, zmq-tcp; groups ipc, net)"
+                    "unknown library {other:?} in --only (known: lwmq, lwmq-msg, lwmq-async, lwmq-futex, lwmq-lend, lwmq-batch, lwmq-raw, uds, uds-single, uds-batch, uds-tokio, zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend, lwmq-tcp-raw, tcp, tcp-single, tcp-batch, zmq-tcp; groups ipc, net)"
                 ))
             }
         };

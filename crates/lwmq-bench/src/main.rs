@@ -53,7 +53,7 @@ struct RunArgs {
     /// Libraries to run, comma-separated: lwmq (all lwmq variants),
     /// lwmq-msg, lwmq-async (the messaging channel received with
     /// receive_async on a tokio current-thread runtime; 64 B latency only),
-    /// lwmq-futex, lwmq-lend, lwmq-raw, uds (both modes), uds-single,
+    /// lwmq-futex, lwmq-lend, lwmq-batch, lwmq-raw, uds (both modes), uds-single,
     /// uds-batch, uds-tokio (tokio's UnixStream on a current-thread
     /// runtime; 64 B latency only), zmq, iceoryx2, lwmq-tcp, lwmq-tcp-lend,
     /// lwmq-tcp-raw, tcp (both modes), tcp-single, tcp-batch, zmq-tcp;

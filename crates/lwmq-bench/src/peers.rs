@@ -964,13 +964,14 @@ async fn tokio_stream_ping(
 /// side opens its channel exactly as `lwmq lat` does (4 buffers of 64 KiB
 /// each way, the default spin, one mono NORMAL send queue, pong the
 /// server, ping the client), then runs the ping-pong on a tokio
-/// current-thread runtime. Ping writes payload `i` whole into a new
-/// one-frame message (`Frame::copy`) and posts it, then awaits
+/// current-thread runtime. Ping writes payload `i` whole into a buffer and
+/// posts it with `MonoQueue::post_copy`, then awaits
 /// `Channel::receive_async` for the echo and checks it whole; pong awaits
 /// each message, checks it whole and posts it back as received. A post
 /// never waits here (a ping-pong stays far below the queue's high-water
-/// mark): it is `try_post`, which takes the same path as `lwmq lat`'s
-/// `post`. The only difference from the `lwmq` row is the receive.
+/// mark): its timeout is zero, which takes the same path as `lwmq lat`'s
+/// `post_copy` with `Timeout::NEVER`. The only difference from the `lwmq`
+/// row is the receive.
 pub fn lwmq_async_lat(
     side: &str,
     name: &str,
@@ -1050,16 +1051,14 @@ async fn async_ping(
     cap: Duration,
     pause: Duration,
 ) -> Result<(), PeerError> {
-    use lwmq::message::{Frame, Message};
     let pat = pattern(size);
     let mut out = vec![0u8; size];
     let mut p = Pinger::new(count, cap, pause);
     while let Some(i) = p.next() {
         let t0 = Instant::now();
         fill_payload(&mut out, &pat, i);
-        let mut m = Message::new();
-        m.push(Frame::copy(&out));
-        q.try_post(m).map_err(ctx("lwmq async post"))?;
+        q.post_copy(&out, lwmq::Timeout::ZERO)
+            .map_err(ctx("lwmq async post"))?;
         let r = ch
             .receive_async()
             .await

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use lwmq::message::{Frame, Message};
 use lwmq::{Channel, MonoQueue, Priority, QueueOptions, Timeout};
 
 use crate::failure::{emit, Failure};
@@ -102,7 +101,8 @@ pub fn pong(ch: &mut Channel, q: &MonoQueue, total: u64) -> Result<(), Failure> 
 }
 
 /// Times `count` round trips after the warm-up, each payload written whole
-/// into a new message and each echo checked whole; `pause` before each.
+/// into a buffer and posted with [`MonoQueue::post_copy`], each echo
+/// checked whole; `pause` before each.
 pub fn ping(
     ch: &mut Channel,
     q: &MonoQueue,
@@ -120,9 +120,7 @@ pub fn ping(
         }
         let t0 = Instant::now();
         fill_payload(&mut payload, &pat, i);
-        let mut m = Message::new();
-        m.push(Frame::copy(&payload));
-        q.post(m, Timeout::NEVER).map_err(runtime)?;
+        q.post_copy(&payload, Timeout::NEVER).map_err(runtime)?;
         let r = ch.receive(Timeout::NEVER).map_err(runtime)?;
         let ok = r.frame_count() == 1 && r.frame(0).is_some_and(|f| is_payload(f.data(), &pat, i));
         let rt = t0.elapsed();

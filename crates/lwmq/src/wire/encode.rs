@@ -128,11 +128,12 @@ impl<'a> BufferWriter<'a> {
         }
     }
 
-    /// [`Self::try_push`] for the common case: one frame, no timestamp.
-    /// (Also what `MonoQueue::post_copy` writes, straight from the
-    /// caller's bytes.)
+    /// Appends a one-frame message without timestamp holding `data`, or
+    /// leaves the buffer's content unchanged: [`Self::try_push`]'s path for
+    /// such a message, and what `MonoQueue::post_copy` and `post_copies`
+    /// write straight from the caller's bytes.
     #[inline]
-    pub(crate) fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
+    pub fn push_simple(&mut self, data: &[u8]) -> Result<(), TryPushError> {
         let header = frame_header(data.len(), false);
         let needed = (1 + varint_len(header)).saturating_add(data.len());
         let available = self.buf.len() - self.pos;

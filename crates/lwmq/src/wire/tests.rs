@@ -558,17 +558,20 @@ proptest! {
         prop_assert_eq!(decode(&buf).unwrap(), want);
     }
 
-    /// The loan's in-place path: messages pushed, one-frame messages
-    /// reserved and written in place (some reservations dropped, their
-    /// headers and bytes then overwritten by what follows), decode to
-    /// exactly the messages pushed and posted, in order, and produce the
-    /// same bytes as pushing them all.
+    /// The loan's in-place path and `post_copy`'s: messages pushed,
+    /// one-frame messages reserved and written in place (some reservations
+    /// dropped, their headers and bytes then overwritten by what follows)
+    /// or written from bytes with `push_simple`, decode to exactly the
+    /// messages pushed and posted, in order, and produce the same bytes as
+    /// pushing them all.
     #[test]
     fn loaned_messages_round_trip_between_pushed_ones(
-        items in proptest::collection::vec((message_spec(3), 0u8..3, any::<u8>()), 1..16),
+        items in proptest::collection::vec((message_spec(3), 0u8..4, any::<u8>()), 1..16),
     ) {
         // 0: pushed; 1: loaned and posted (its first frame's bytes, no
-        // timestamp); 2: loaned and dropped after writing `fill`.
+        // timestamp); 2: loaned and dropped after writing `fill`; 3: its
+        // first frame's bytes written by `push_simple`, as `post_copy`
+        // does.
         let mut want = Vec::new();
         let mut size = BUFFER_HEADER_LEN;
         for (spec, how, _) in &items {
@@ -591,6 +594,7 @@ proptest! {
         for (spec, how, fill) in &items {
             match how {
                 0 => w.try_push(posted.next().unwrap()).unwrap(),
+                3 => w.push_simple(posted.next().unwrap().frame(0).unwrap().data()).unwrap(),
                 1 => {
                     let data = posted.next().unwrap().frame(0).unwrap().data().to_vec();
                     let (start, end) = w.reserve_single(data.len()).unwrap();
