@@ -209,6 +209,11 @@ pub fn send(
             q.post_copy(&payload, Timeout::NEVER).map_err(runtime)?;
         }
     }
+    sent(ch, start, size, count)
+}
+
+/// The sender's report: flushes, then times from `start`.
+fn sent(ch: &Channel, start: Instant, size: usize, count: u64) -> Result<ThrReport, Failure> {
     ch.flush(Timeout::NEVER).map_err(runtime)?;
     Ok(ThrReport {
         messages: count,
@@ -252,13 +257,7 @@ pub fn send_batched(
             .map_err(runtime)?;
         seq += k as u64;
     }
-    ch.flush(Timeout::NEVER).map_err(runtime)?;
-    Ok(ThrReport {
-        messages: count,
-        bytes: count * size as u64,
-        seconds: start.elapsed().as_secs_f64(),
-        verified: None,
-    })
+    sent(ch, start, size, count)
 }
 
 /// Waits for every transport of `ch` to be connected, so that the time
@@ -290,13 +289,7 @@ pub fn send_loaned(
         loan.write(0, &payload).map_err(runtime)?;
         loan.post().map_err(runtime)?;
     }
-    ch.flush(Timeout::NEVER).map_err(runtime)?;
-    Ok(ThrReport {
-        messages: count,
-        bytes: count * size as u64,
-        seconds: start.elapsed().as_secs_f64(),
-        verified: None,
-    })
+    sent(ch, start, size, count)
 }
 
 /// Receives and verifies `count` messages; times first to last.

@@ -91,7 +91,10 @@ fn thr_modes_verify_every_payload_over_tcp() {
         for (size, count) in [("64", "20000"), ("6400", "2000"), ("640000", "20")] {
             let (recv, _) = pair_with("thr", "recv", "send", size, count, recv_args, send_args);
             let v = last_json(&recv);
-            assert_eq!(v["verified"], true, "{recv_args:?} {send_args:?} {size}: {v}");
+            assert_eq!(
+                v["verified"], true,
+                "{recv_args:?} {send_args:?} {size}: {v}"
+            );
             assert_eq!(v["messages"], count.parse::<u64>().unwrap());
         }
     }

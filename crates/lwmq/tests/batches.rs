@@ -11,18 +11,12 @@ mod channel_common;
 use channel_common::*;
 use lwmq::channel::{InvalidMessage, Lent};
 use lwmq::message::{Frame, Message};
-use lwmq::{
-    Channel, MonoQueue, PostError, QueueOptions, ReceiveError, ReceiveQueue, Role, Timeout,
-};
+use lwmq::{Channel, MonoQueue, PostError, ReceiveError, ReceiveQueue, Role, Timeout};
 use proptest::prelude::*;
 
-const MONO: QueueOptions = QueueOptions::new(lwmq::Priority::Normal);
-const RQ: ReceiveQueue = ReceiveQueue::mono();
-
+/// [`mono_pair`], connected.
 fn pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
-    let uri = unique(name);
-    let a = endpoint(&uri, Role::Server, size, MONO, RQ);
-    let b = endpoint(&uri, Role::Client, size, MONO, RQ);
+    let (a, b) = mono_pair(name, size);
     wait_connected(&a.0);
     wait_connected(&b.0);
     (a, b)
@@ -85,8 +79,10 @@ fn post_copy_and_batches_keep_the_order_of_posts() {
 
 #[test]
 fn a_batch_behind_a_full_ring_is_queued_in_order() {
-    // 8 buffers of 4 KiB hold about 32 of these; the rest waits in the
-    // queue (its mark is 1,000) until the receiver makes room.
+    // 8 buffers of 4 KiB hold about 32 of these; the rest goes to the
+    // queue (its mark is 1,000) and waits for room (how much is queued at
+    // any moment depends on the receiving side's thread, so it is not
+    // asserted).
     let ((a, qa), (mut b, _qb)) = pair("batch-full", 4096);
     let run: Vec<Vec<u8>> = (0..300).map(|i| payload(i, 1000)).collect();
     let n = qa
@@ -95,7 +91,6 @@ fn a_batch_behind_a_full_ring_is_queued_in_order() {
     assert_eq!(n, 300);
     let tail = payload(999, 10);
     qa.post_copy(&tail, Timeout::INFINITE).unwrap();
-    assert!(!qa.is_empty(), "nothing was queued: the ring took it all");
     let mut want = run;
     want.push(tail);
     assert_eq!(batches(&mut b, want.len(), 64), want);
@@ -159,7 +154,12 @@ fn post_copy_before_open_and_after_close() {
 #[test]
 fn post_copies_stops_at_the_first_refusal() {
     let ((a, qa), (mut b, _qb)) = pair("batch-stop", 4096);
-    let run = [payload(0, 10), payload(1, 20), payload(2, 9000), payload(3, 30)];
+    let run = [
+        payload(0, 10),
+        payload(1, 20),
+        payload(2, 9000),
+        payload(3, 30),
+    ];
     let e = qa
         .post_copies(run.iter().map(Vec::as_slice), Timeout::INFINITE)
         .unwrap_err();

@@ -9,17 +9,9 @@ use std::sync::Arc;
 use channel_common::*;
 use lwmq::channel::InvalidMessage;
 use lwmq::message::{Frame, Message, NtTime, Timestamp};
-use lwmq::{Channel, CloseError, MonoQueue, PostError, QueueOptions, ReceiveQueue, Role, Timeout};
+use lwmq::{CloseError, PostError, Role, Timeout};
 
-const MONO: QueueOptions = QueueOptions::new(lwmq::Priority::Normal);
-const RQ: ReceiveQueue = ReceiveQueue::mono();
-
-fn pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
-    let uri = unique(name);
-    let a = endpoint(&uri, Role::Server, size, MONO, RQ);
-    let b = endpoint(&uri, Role::Client, size, MONO, RQ);
-    (a, b)
-}
+use channel_common::mono_pair as pair;
 
 fn frames_of(m: &Message) -> Vec<(Vec<u8>, Option<NtTime>)> {
     m.frames()

@@ -7,18 +7,10 @@ mod channel_common;
 use channel_common::*;
 use lwmq::channel::LoanError;
 use lwmq::message::{Frame, Message};
-use lwmq::{Channel, MonoQueue, QueueOptions, ReceiveQueue, Role, Timeout};
+use lwmq::{Channel, MonoQueue, Role, Timeout};
 use proptest::prelude::*;
 
-const MONO: QueueOptions = QueueOptions::new(lwmq::Priority::Normal);
-const RQ: ReceiveQueue = ReceiveQueue::mono();
-
-fn pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
-    let uri = unique(name);
-    let a = endpoint(&uri, Role::Server, size, MONO, RQ);
-    let b = endpoint(&uri, Role::Client, size, MONO, RQ);
-    (a, b)
-}
+use channel_common::mono_pair as pair;
 
 fn connected(a: &Channel, b: &Channel) {
     a.wait_connected(LIVENESS).unwrap();

@@ -970,6 +970,29 @@ impl SendShared {
         false
     }
 
+    /// Enters the bias held by `slot`: raises its `busy` flag and returns
+    /// the sender, owned by this thread until the caller drops `busy`
+    /// (with release ordering) or makes the ownership plain with
+    /// `unbias_self`. `None`, with `busy` down, if the bias is not
+    /// `slot`'s.
+    #[inline]
+    fn enter_bias(&self, slot: &BiasSlot) -> Option<Owned<'_>> {
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            return None;
+        }
+        slot.busy.store(true, Ordering::Relaxed);
+        // SYNC POINT (asymmetric, light side): see `revoke_bias`.
+        barrier::light();
+        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+            slot.busy.store(false, Ordering::Release);
+            return None;
+        }
+        // SAFETY: the bias is ours and no revoker can proceed while `busy`
+        // is up (the barrier above), so this thread owns the sender until
+        // `busy` drops or `unbias_self` makes the ownership plain.
+        Some(unsafe { self.owned() })
+    }
+
     /// A post through the bias held by `slot`: `Ok` if sent. `Err` gives
     /// the message back for the ordinary path; `Some(owned)` with it if the
     /// caller now owns the sender (the bias is over).
@@ -979,20 +1002,9 @@ impl SendShared {
         slot: &BiasSlot,
         message: M,
     ) -> Result<(), (M, Option<Owned<'_>>)> {
-        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+        let Some(mut owned) = self.enter_bias(slot) else {
             return Err((message, None));
-        }
-        slot.busy.store(true, Ordering::Relaxed);
-        // SYNC POINT (asymmetric, light side): see `revoke_bias`.
-        barrier::light();
-        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
-            slot.busy.store(false, Ordering::Release);
-            return Err((message, None));
-        }
-        // SAFETY: the bias is ours and no revoker can proceed while `busy`
-        // is up (the barrier above), so this thread owns the sender until
-        // `busy` drops or `unbias_self` makes the ownership plain.
-        let mut owned = unsafe { self.owned() };
+        };
         let result = owned.send_now(message, &self.counters);
         match result {
             Ok(open) => {
@@ -1021,19 +1033,9 @@ impl SendShared {
         payloads: &mut std::iter::Peekable<I>,
         ok: impl Fn(&[u8]) -> bool,
     ) -> usize {
-        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
+        let Some(mut owned) = self.enter_bias(slot) else {
             return 0;
-        }
-        slot.busy.store(true, Ordering::Relaxed);
-        // SYNC POINT (asymmetric, light side): see `revoke_bias`.
-        barrier::light();
-        if self.bias_holder.load(Ordering::Relaxed) != slot.id {
-            slot.busy.store(false, Ordering::Release);
-            return 0;
-        }
-        // SAFETY: as in `post_biased`: the bias is ours and no revoker can
-        // proceed while `busy` is up.
-        let mut owned = unsafe { self.owned() };
+        };
         let (n, open) = owned.send_run(payloads, &self.counters, ok);
         slot.busy.store(false, Ordering::Release);
         Counters::bump_single_writer(&slot.posts, n as u64);

@@ -90,6 +90,21 @@ pub fn endpoint(
     (b.open(role).unwrap(), q)
 }
 
+/// A mono NORMAL send queue with the default mark.
+pub const MONO: QueueOptions = QueueOptions::new(lwmq::Priority::Normal);
+/// The mono-consumer receive queue.
+pub const RQ: ReceiveQueue = ReceiveQueue::mono();
+
+/// Two channels over one fresh `ipc://` address, server and client, each
+/// with one transport of 8 + 8 buffers of `size` and one [`MONO`] queue,
+/// receiving into [`RQ`]. Not waited for: see [`wait_connected`].
+pub fn mono_pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
+    let uri = unique(name);
+    let a = endpoint(&uri, Role::Server, size, MONO, RQ);
+    let b = endpoint(&uri, Role::Client, size, MONO, RQ);
+    (a, b)
+}
+
 /// A one-frame message holding `n` as 8 little-endian bytes.
 pub fn numbered(n: u64) -> Message {
     let mut m = Message::new();
