@@ -363,19 +363,40 @@ impl Channel {
         max: usize,
         timeout: impl Into<Timeout>,
     ) -> Result<usize, ReceiveError> {
+        self.take_ready(max, timeout.into(), |m| out.push(m))
+    }
+
+    /// Waits up to `timeout` for a message, then takes every message that
+    /// is ready too, up to `max` in all, handing each to `each`; how many
+    /// (at least 1, or 0 when `max` is 0).
+    fn take_ready(
+        &mut self,
+        max: usize,
+        timeout: Timeout,
+        mut each: impl FnMut(Message),
+    ) -> Result<usize, ReceiveError> {
         if max == 0 {
             return Ok(0);
         }
-        out.push(self.receive_inner(timeout.into(), true)?);
+        each(self.receive_inner(timeout, true)?);
         let mut n = 1;
         while n < max {
             match self.receive_inner(Timeout::ZERO, false) {
-                Ok(m) => out.push(m),
+                Ok(m) => each(m),
                 Err(_) => break,
             }
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Whether receives take messages straight from the transport buffer:
+    /// one receiving transport and a mono-consumer receive queue.
+    fn takes_directly(&self) -> bool {
+        matches!(
+            (&self.consumer, &self.rx),
+            (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
+        )
     }
 
     /// The received messages, waiting for each: the iterator ends when a
@@ -468,10 +489,7 @@ impl Channel {
         f: impl FnOnce(Lent<'_>) -> R,
     ) -> Result<R, ReceiveError> {
         let timeout = timeout.into();
-        let direct = matches!(
-            (&self.consumer, &self.rx),
-            (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
-        );
+        let direct = self.takes_directly();
         let (Some(consumer), Some(rx), true) = (&mut self.consumer, &self.rx, direct) else {
             return self.receive(timeout).map(|m| f(Lent::owned(&m)));
         };
@@ -524,25 +542,10 @@ impl Channel {
         timeout: impl Into<Timeout>,
         mut f: impl FnMut(Lent<'_>),
     ) -> Result<usize, ReceiveError> {
-        if max == 0 {
-            return Ok(0);
-        }
         let timeout = timeout.into();
-        let direct = matches!(
-            (&self.consumer, &self.rx),
-            (Some(ReceiveConsumer::Mono(_)), Some(rx)) if rx.sides.len() == 1
-        );
+        let direct = max > 0 && self.takes_directly();
         let (Some(consumer), Some(rx), true) = (&mut self.consumer, &self.rx, direct) else {
-            f(Lent::owned(&self.receive(timeout)?));
-            let mut n = 1;
-            while n < max {
-                match self.receive_inner(Timeout::ZERO, false) {
-                    Ok(m) => f(Lent::owned(&m)),
-                    Err(_) => break,
-                }
-                n += 1;
-            }
-            return Ok(n);
+            return self.take_ready(max, timeout, |m| f(Lent::owned(&m)));
         };
         if consumer.take_interrupt() {
             return Err(ReceiveError::Interrupted);

@@ -410,19 +410,27 @@ impl Sender {
         }
     }
 
+    /// The one sending transport, if a message may go straight into it
+    /// now because that is what a pump would do with it: one transport,
+    /// connected, nothing queued or held back anywhere (so no order or
+    /// priority is skipped).
+    fn direct_side(&mut self) -> Option<&mut TxSide> {
+        let [side] = self.sides.as_mut_slice() else {
+            return None;
+        };
+        (side.backlog.is_empty() && self.scheduler.is_empty() && side.side.is_connected())
+            .then_some(side)
+    }
+
     /// Sends `m` at once, bypassing the queues, if that is what a pump would
-    /// do with it: one transport, connected, with room, nothing queued or
-    /// held back anywhere (so no order or priority is skipped). Gives the
+    /// do with it ([`Self::direct_side`]) and the ring has room. Gives the
     /// message back otherwise.
     ///
     /// `Ok(true)`: sent into a buffer kept open ([`Pump::Open`]).
     fn send_now<M: Outgoing>(&mut self, m: M, c: &Counters) -> Result<bool, M> {
-        let [side] = self.sides.as_mut_slice() else {
+        let Some(side) = self.direct_side() else {
             return Err(m);
         };
-        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
-            return Err(m);
-        }
         let Some(mut w) = side.acquire_writer() else {
             return Err(m);
         };
@@ -454,21 +462,17 @@ impl Sender {
     /// transport's buffers while `ok` accepts them and the ring has room,
     /// then sends the last buffer or keeps it open, once for the run.
     /// Returns how many it took (each consumed from `payloads`) and
-    /// whether a buffer was kept open; takes none where [`Self::send_now`]
-    /// would refuse (several transports, something queued or held back,
-    /// no peer).
+    /// whether a buffer was kept open; takes none without a
+    /// [`Self::direct_side`] with a free buffer.
     fn send_run<'p, I: Iterator<Item = &'p [u8]>>(
         &mut self,
         payloads: &mut std::iter::Peekable<I>,
         c: &Counters,
         ok: impl Fn(&[u8]) -> bool,
     ) -> (usize, bool) {
-        let [side] = self.sides.as_mut_slice() else {
+        let Some(side) = self.direct_side() else {
             return (0, false);
         };
-        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
-            return (0, false);
-        }
         let Some(mut w) = side.acquire_writer() else {
             return (0, false);
         };
@@ -522,12 +526,9 @@ impl Sender {
         if !self.scheduler.is_empty() {
             self.pump(c, true);
         }
-        let [side] = self.sides.as_mut_slice() else {
+        let Some(side) = self.direct_side() else {
             return Ok(None);
         };
-        if !side.backlog.is_empty() || !self.scheduler.is_empty() || !side.side.is_connected() {
-            return Ok(None);
-        }
         let mut w = match side.acquire_writer_wait(timeout) {
             Ok(w) => w,
             Err(true) => return Err(()),
