@@ -345,10 +345,13 @@ pub const LAT_SIZES: [usize; 2] = [64, 6_400];
 pub const SPARSE_PAUSES_MS: [u64; 2] = [1, 10];
 /// Payload size of the sparse scenario.
 pub const SPARSE_SIZE: usize = 64;
-/// From this payload size on, the lwmq messaging senders write each
-/// payload in place with `MonoQueue::loan` (`lwmq thr send --loan`), as an
-/// application sending large messages would; below it they post a message
-/// of one copied frame.
+/// From this payload size on, the lwmq messaging senders over `ipc://`
+/// write each payload in place with `MonoQueue::loan` (`lwmq thr send
+/// --loan`), as an application sending large messages would; below it, and
+/// over `tcp://` at every size, they post the payload with
+/// `MonoQueue::post_copy` (over `tcp://` a large one is written to the
+/// socket from the sender's memory, decision 163, where a loan would copy
+/// it into a transport buffer first).
 pub const LOAN_FROM: usize = 640_000;
 
 /// One measurement: a scenario for one library in one repetition.
@@ -632,8 +635,10 @@ fn pair_args(
                 }
                 if lib == Lib::LwmqBatch {
                     v.push(s("--batch"));
-                } else if !matches!(lib, Lib::LwmqRaw | Lib::LwmqTcpRaw)
-                    && thr
+                } else if !matches!(
+                    lib,
+                    Lib::LwmqRaw | Lib::LwmqTcpRaw | Lib::LwmqTcp | Lib::LwmqTcpLend
+                ) && thr
                     && side == "send"
                     && size >= LOAN_FROM
                 {

@@ -59,7 +59,7 @@ use crate::message::{Message, MessageError, MAX_FRAME_SIZE};
 // Used by lwmq's other crates through `lwmq::internals`.
 #[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use decode::{validate_buffer, BufferReader, FrameSpan, RawFrame, RawFrames, RawMessage};
-pub use encode::BufferWriter;
+pub use encode::{single_message_prefix, BufferWriter, SINGLE_PREFIX_MAX};
 pub use index::{BufferIndex, IndexedFrames, IndexedMessage};
 pub use shared::{SharedBytes, SharedBytesMut, Source};
 

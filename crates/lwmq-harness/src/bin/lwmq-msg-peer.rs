@@ -13,7 +13,11 @@
 //! options for every command: --heartbeat-ms MS (tcp:// heartbeat timeout)
 //! options for send: --also URI (a second sending transport: the channel
 //!   fans out to both), --linger (no flush: `close` with a 60 s linger is
-//!   what delivers the last messages)
+//!   what delivers the last messages), --mixed (payload sizes cycle
+//!   through SIZE, 40,000 B, 65,000 B and a few dozen bytes, and every
+//!   other message is posted with `post_copy` instead of `post`: over
+//!   `tcp://` the large ones are written from the sender's memory,
+//!   between small ones clubbed into buffers)
 //! ```
 //!
 //! Each message has one frame holding a checked payload
@@ -113,6 +117,10 @@ fn main() {
         extra.linger = true;
         args.remove(i);
     }
+    if let Some(i) = args.iter().position(|a| a == "--mixed") {
+        extra.mixed = true;
+        args.remove(i);
+    }
     let _ = EXTRA.set(extra);
     if args.len() < 4 {
         fail("usage: send|recv URI server|client COUNT [SIZE]");
@@ -180,6 +188,7 @@ struct Extra {
     heartbeat_ms: Option<u64>,
     also: Option<String>,
     linger: bool,
+    mixed: bool,
 }
 
 static EXTRA: std::sync::OnceLock<Extra> = std::sync::OnceLock::new();
@@ -239,6 +248,17 @@ fn post_watching(q: &MonoQueue, mut m: Message, ch: &Channel, watch: &mut Watch)
                 watch.check(ch, T);
                 m = back;
             }
+            Err(e) => fail(e.to_string()),
+        }
+    }
+}
+
+/// [`post_watching`] with `MonoQueue::post_copy`.
+fn post_copy_watching(q: &MonoQueue, payload: &[u8], ch: &Channel, watch: &mut Watch) {
+    loop {
+        match q.post_copy(payload, Duration::from_millis(1)) {
+            Ok(()) => return,
+            Err(PostError::Full(_)) => watch.check(ch, T),
             Err(e) => fail(e.to_string()),
         }
     }
@@ -313,16 +333,29 @@ fn send(uri: &str, role: Role, count: u64, size: usize, progress: Option<&File>,
     let t = T;
     say(format!("OPEN {}", role_name(role)));
     let run = new_run();
-    let mut buf = vec![0u8; size];
+    let mixed = extra().mixed;
+    let mut buf = vec![0u8; if mixed { size.max(65_000) } else { size }];
     let mut seq = 0u64;
     while count == 0 || seq < count {
         if seq.is_multiple_of(64) {
             watch.check(&ch, t);
         }
-        lwmq_harness::fill(&mut buf, run, seq);
-        let mut m = Message::new();
-        m.push(Frame::copy(&buf));
-        post_watching(&q, m, &ch, &mut watch);
+        let n = match seq % 4 {
+            _ if !mixed => size,
+            0 => size,
+            1 => 40_000,
+            2 => 65_000,
+            _ => lwmq_harness::HEADER + (seq % 50) as usize,
+        };
+        let payload = &mut buf[..n];
+        lwmq_harness::fill(payload, run, seq);
+        if mixed && seq % 8 >= 4 {
+            post_copy_watching(&q, payload, &ch, &mut watch);
+        } else {
+            let mut m = Message::new();
+            m.push(Frame::copy(payload));
+            post_watching(&q, m, &ch, &mut watch);
+        }
         seq += 1;
         record(progress, &[seq]);
     }

@@ -46,6 +46,7 @@ conformance!(
     raw_receiver_killed_mid_stream_loss_is_bounded,
     messaging_sender_killed_mid_stream_then_restarted,
     messaging_receiver_killed_mid_stream_then_restarted,
+    messaging_mixed_sizes_survive_kill9_of_either_side,
     flush_waits_until_the_peer_has_taken_everything,
     close_with_linger_delivers_what_was_posted,
     windows_of_buffers_on_both_sides_keep_order,

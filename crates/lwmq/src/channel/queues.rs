@@ -313,6 +313,13 @@ impl MonoQueue {
     /// thread can send), `payload` is copied once, into the transport
     /// buffer, and no [`Message`] is made; otherwise the message is made
     /// and queued as by [`Self::post`]. An error gives that message back.
+    ///
+    /// Over `tcp://`, a payload of half a transport buffer or more (at
+    /// most 64 KiB) posted straight into the transport is written to the
+    /// socket from `payload` itself, not copied first; the post may wait up
+    /// to 2 ms (never past `timeout`) for the peer to take it, and queues a
+    /// copy otherwise (decision 163; so does [`Self::post`] for such a
+    /// one-frame message).
     #[inline]
     pub fn post_copy(&self, payload: &[u8], timeout: impl Into<Timeout>) -> Result<(), PostError> {
         self.post_inner(Copied(payload), timeout.into())
@@ -372,6 +379,13 @@ impl MonoQueue {
         if let Err(refused) = message.check(&self.shared) {
             return Err(refused.into_error(message.into_message()));
         }
+        // What a large payload may still wait in a stream transport
+        // (decision 163): nothing once the post waited at the mark.
+        let wait = if self.producer.has_room() {
+            timeout
+        } else {
+            Timeout::ZERO
+        };
         // Waits (if it must) before the sender is owned: a poster blocked
         // at the mark never holds what the sender needs to drain.
         if let Err(e) = self.producer.wait_room(timeout) {
@@ -384,11 +398,12 @@ impl MonoQueue {
                 .push(message.into_message())
                 .map_err(PostError::from_queue);
         }
-        self.shared.post_direct(message, Some(&self.bias), |m| {
-            // Below the mark (checked above; only this thread adds): a
-            // push that never waits, here where the sender may be owned.
-            self.producer.push(m).map_err(PostError::from_queue)
-        })
+        self.shared
+            .post_direct(message, Some(&self.bias), wait, |m| {
+                // Below the mark (checked above; only this thread adds): a
+                // push that never waits, here where the sender may be owned.
+                self.producer.push(m).map_err(PostError::from_queue)
+            })
     }
 
     /// [`Self::post`] without blocking the thread (feature `async`, any

@@ -69,6 +69,8 @@ pub(crate) trait Outgoing {
     fn encode(&self, w: &mut BufferWriter<'_>) -> Result<(), TryPushError>;
     /// The message, for a queue or an error.
     fn into_message(self) -> Message;
+    /// Its payload, if it is one frame without timestamp.
+    fn simple_payload(&self) -> Option<&[u8]>;
 }
 
 impl Outgoing for Message {
@@ -85,6 +87,14 @@ impl Outgoing for Message {
     #[inline(always)]
     fn into_message(self) -> Message {
         self
+    }
+
+    #[inline]
+    fn simple_payload(&self) -> Option<&[u8]> {
+        match self.single_frame() {
+            Some((data, None)) => Some(data),
+            _ => None,
+        }
     }
 }
 
@@ -117,7 +127,21 @@ impl Outgoing for Copied<'_> {
     fn into_message(self) -> Message {
         Message::from(crate::message::Frame::copy(self.0))
     }
+
+    #[inline(always)]
+    fn simple_payload(&self) -> Option<&[u8]> {
+        Some(self.0)
+    }
 }
+
+/// The longest a direct post waits for a stream transport to take a
+/// large payload from the caller's memory ([`TxSide::send_through`],
+/// decision 163: the peer's credit, then room in the socket), and never
+/// past the post's timeout. Longer than a loopback peer takes to free a buffer of large
+/// messages (about 0.1-0.3 ms here), short enough that a post never waits
+/// long on a peer that is not reading: past it the payload is copied and
+/// queued, as before.
+pub(crate) const THROUGH_WAIT: Duration = Duration::from_millis(2);
 
 use super::error::{InvalidMessage, PostError};
 
@@ -213,11 +237,16 @@ pub(crate) struct TxSide {
     /// An acquired buffer kept open to take more messages:
     /// `(buffer, bytes used, messages)`.
     open: Option<(RawBuf, usize, u32)>,
+    /// The smallest one-frame message (encoded, as a buffer of its own)
+    /// that the transport writes from the caller's memory
+    /// ([`SendSide::send_parts_from`]); `usize::MAX` if it never does.
+    pub(crate) through_from: usize,
 }
 
 impl TxSide {
     pub(crate) fn new(side: Box<dyn SendSide>) -> Self {
         TxSide {
+            through_from: side.send_parts_from().unwrap_or(usize::MAX),
             side,
             backlog: VecDeque::new(),
             connected: false,
@@ -265,6 +294,50 @@ impl TxSide {
                 Err(false)
             }
         }
+    }
+
+    /// Sends the one-frame message `payload` as a buffer of its own that
+    /// the transport writes straight from the caller's memory
+    /// ([`SendSide::send_parts`]: a stream transport that can take it
+    /// within `wait`, capped at [`THROUGH_WAIT`]), after the buffer kept
+    /// open (which goes first). False if the transport declined: nothing
+    /// was sent but the open buffer.
+    fn send_through(&mut self, payload: &[u8], wait: Timeout, c: &Counters) -> bool {
+        if self.open.is_some() {
+            if let Some(w) = self.acquire_writer() {
+                self.commit(w, c);
+            }
+        }
+        let wait = match wait.duration() {
+            Some(d) if d < THROUGH_WAIT => wait,
+            _ => Timeout::after(THROUGH_WAIT),
+        };
+        let (prefix, n) = wire::single_message_prefix(payload.len());
+        match self.side.send_parts(&[&prefix[..n], payload], wait) {
+            Ok(sent) => {
+                if sent {
+                    // Only the sender's owner sends.
+                    Counters::bump_single_writer(&c.messages_sent, 1);
+                    Counters::bump_single_writer(&c.buffers_sent, 1);
+                }
+                sent
+            }
+            // Checked at post time to fit an empty buffer: not reached.
+            Err(e) => {
+                log::warn!("lwmq: sending a message from the caller's memory failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// True if the transport would rather write the one-frame message
+    /// `payload` from the caller's memory than have it copied in
+    /// ([`Self::through_from`]).
+    #[inline(always)]
+    fn takes_through(&self, payload: &[u8]) -> bool {
+        // The first test alone turns every small payload away.
+        payload.len().saturating_add(wire::SINGLE_PREFIX_MAX) >= self.through_from
+            && wire::single_frame_encoded_len(payload.len()) >= self.through_from
     }
 
     /// Gives the buffer of the current writer back unsent.
@@ -427,10 +500,19 @@ impl Sender {
     /// message back otherwise.
     ///
     /// `Ok(true)`: sent into a buffer kept open ([`Pump::Open`]).
-    fn send_now<M: Outgoing>(&mut self, m: M, c: &Counters) -> Result<bool, M> {
+    ///
+    /// A one-frame payload the transport would rather write from the
+    /// caller's memory ([`TxSide::takes_through`]) is offered to it first
+    /// ([`TxSide::send_through`], waiting up to `wait`).
+    fn send_now<M: Outgoing>(&mut self, m: M, c: &Counters, wait: Timeout) -> Result<bool, M> {
         let Some(side) = self.direct_side() else {
             return Err(m);
         };
+        if let Some(p) = m.simple_payload() {
+            if side.takes_through(p) && side.send_through(p, wait, c) {
+                return Ok(false);
+            }
+        }
         let Some(mut w) = side.acquire_writer() else {
             return Err(m);
         };
@@ -478,7 +560,9 @@ impl Sender {
         };
         let mut n = 0;
         while let Some(&p) = payloads.peek() {
-            if !ok(p) {
+            // A payload the transport writes from this memory is left to
+            // `post_copy`, which hands it over.
+            if !ok(p) || side.takes_through(p) {
                 break;
             }
             match w.push_simple(p) {
@@ -1002,11 +1086,12 @@ impl SendShared {
         &self,
         slot: &BiasSlot,
         message: M,
+        wait: Timeout,
     ) -> Result<(), (M, Option<Owned<'_>>)> {
         let Some(mut owned) = self.enter_bias(slot) else {
             return Err((message, None));
         };
-        let result = owned.send_now(message, &self.counters);
+        let result = owned.send_now(message, &self.counters, wait);
         match result {
             Ok(open) => {
                 slot.busy.store(false, Ordering::Release);
@@ -1160,11 +1245,12 @@ impl SendShared {
         &self,
         message: M,
         bias: Option<&Arc<BiasSlot>>,
+        wait: Timeout,
         enqueue: impl FnOnce(Message) -> Result<(), PostError>,
     ) -> Result<(), PostError> {
         let message = match bias {
             None => message,
-            Some(slot) => match self.post_biased(slot, message) {
+            Some(slot) => match self.post_biased(slot, message, wait) {
                 Ok(()) => return Ok(()),
                 Err((m, None)) => m,
                 Err((m, Some(owned))) => {
@@ -1187,7 +1273,7 @@ impl SendShared {
         }
         // SAFETY: the fetch_or above set RUNNING for this thread.
         let mut guard = unsafe { self.owned() };
-        match guard.send_now(message, &self.counters) {
+        match guard.send_now(message, &self.counters, wait) {
             Ok(open) if bias.is_some_and(|slot| self.grant_bias(slot)) => {
                 if open {
                     self.wake_service();

@@ -306,6 +306,29 @@ pub trait SendSide: Send {
     /// Gives buffer `id` back unsent, whichever of the outstanding ones it
     /// is; nothing of it reaches the peer.
     fn abort(&mut self, id: BufferId) -> Result<(), TransportError>;
+    /// Sends one buffer whose bytes are `parts`, one after the other,
+    /// straight from the caller's memory, when the transport writes a byte
+    /// stream and can do it now: no buffer of its own is outstanding and,
+    /// within `wait`, nothing of its own is left to write and the peer can
+    /// take a buffer. It may then wait up to what is left of `wait` for the
+    /// stream to take the bytes; a tail not taken by then is copied into a
+    /// buffer of the transport and sent from there (`Ok(true)` either way:
+    /// the buffer is committed, with a commit's guarantees). `Ok(false)`:
+    /// declined, nothing happened; send it through [`Self::acquire`] and
+    /// [`Self::commit`]. The default declines (shared memory has no stream
+    /// to write into). More bytes than a buffer holds is
+    /// [`TransportError::LengthTooLarge`].
+    fn send_parts(&mut self, parts: &[&[u8]], wait: Timeout) -> Result<bool, TransportError> {
+        let _ = (parts, wait);
+        Ok(false)
+    }
+    /// The smallest buffer worth sending with [`Self::send_parts`] rather
+    /// than copied into a buffer of the transport (where smaller ones can
+    /// share a write); `None` if `send_parts` always declines. Fixed for
+    /// the life of the side.
+    fn send_parts_from(&self) -> Option<usize> {
+        None
+    }
     /// Waits until every committed buffer was taken by the peer (or
     /// timeout). Buffers still outstanding are not waited for.
     fn flush(&mut self, timeout: Timeout) -> Result<(), TransportError>;

@@ -56,6 +56,28 @@ pub struct BufferWriter<'a> {
     count: u32,
 }
 
+/// Longest [`single_message_prefix`].
+pub const SINGLE_PREFIX_MAX: usize = BUFFER_HEADER_LEN + 1 + MAX_VARINT_LEN;
+
+/// The bytes that come before the payload in a buffer holding only a
+/// one-frame message without timestamp of `len` payload bytes (the buffer
+/// header, the frame count, the frame header), exactly as
+/// [`BufferWriter::push_simple`] and [`BufferWriter::finish`] write them,
+/// and how many of the array they fill. A stream transport sends these and
+/// then the payload from the caller's memory as that buffer, without
+/// assembling it (`SendSide::send_parts`).
+pub fn single_message_prefix(len: usize) -> ([u8; SINGLE_PREFIX_MAX], usize) {
+    let mut out = [0u8; SINGLE_PREFIX_MAX];
+    let mut w = BufferWriter::new(&mut out).expect("longer than the buffer header");
+    let end = put_varint(&mut w.buf, BUFFER_HEADER_LEN, 1)
+        .and_then(|pos| put_varint(&mut w.buf, pos, frame_header(len, false)))
+        .expect("the longest headers fit SINGLE_PREFIX_MAX");
+    w.pos = end;
+    w.count = 1;
+    let n = w.finish();
+    (out, n)
+}
+
 impl<'a> BufferWriter<'a> {
     /// Starts filling `buf` (a whole buffer in private memory).
     pub fn new(buf: &'a mut [u8]) -> Result<Self, BufferTooSmall> {

@@ -541,6 +541,29 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 proptest! {
 
+    /// What a stream transport sends for a large `post_copy` (the prefix,
+    /// then the payload from the caller's memory) is byte for byte the
+    /// buffer `push_simple` and `finish` make, and decodes to the message.
+    #[test]
+    fn single_message_prefix_is_the_buffer_push_simple_makes(
+        len in prop_oneof![0usize..300, 16_000usize..17_000, 200_000usize..300_000],
+        seed in any::<u8>(),
+    ) {
+        let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        let (prefix, n) = single_message_prefix(len);
+        prop_assert!(n <= SINGLE_PREFIX_MAX);
+        let mut sent = prefix[..n].to_vec();
+        sent.extend_from_slice(&payload);
+        prop_assert_eq!(sent.len(), single_frame_encoded_len(len));
+        let mut buf = vec![0u8; sent.len()];
+        let mut w = BufferWriter::new(&mut buf).unwrap();
+        w.push_simple(&payload).unwrap();
+        let used = w.finish();
+        prop_assert_eq!(&buf[..used], &sent[..]);
+        let m = Message::from(Frame::copy(&payload));
+        prop_assert_eq!(decode(&sent).unwrap(), vec![contents(&m)]);
+    }
+
     #[test]
     fn round_trip_small_messages(frames in message_spec(2)) {
         let m = build(&frames);

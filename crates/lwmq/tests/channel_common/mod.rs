@@ -99,7 +99,12 @@ pub const RQ: ReceiveQueue = ReceiveQueue::mono();
 /// with one transport of 8 + 8 buffers of `size` and one [`MONO`] queue,
 /// receiving into [`RQ`]. Not waited for: see [`wait_connected`].
 pub fn mono_pair(name: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
-    let uri = unique(name);
+    mono_pair_at(&unique(name), size)
+}
+
+/// [`mono_pair`] over `uri` (any scheme).
+pub fn mono_pair_at(uri: &str, size: usize) -> ((Channel, MonoQueue), (Channel, MonoQueue)) {
+    let uri = uri.to_string();
     let a = endpoint(&uri, Role::Server, size, MONO, RQ);
     let b = endpoint(&uri, Role::Client, size, MONO, RQ);
     (a, b)

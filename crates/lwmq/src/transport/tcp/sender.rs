@@ -19,8 +19,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags};
+use std::io::IoSlice;
 
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{SendAncillaryBuffer, SendFlags};
+
+use super::conn::Conn;
+use super::proto::HEADER_LEN;
 use super::reader::{Goal, ReadOutcome};
 use super::writer::{Outgoing, TxState};
 use super::{lock, Inner};
@@ -136,6 +142,60 @@ impl TcpSender {
     }
 }
 
+/// Writes the frame `hdr` + `parts` to `conn`'s socket from the caller's
+/// memory until it is all written, the connection ends or `deadline`
+/// passes (waiting for room as the socket drains); returns the bytes
+/// written. The caller set `TxState::through`, so nothing else writes to
+/// the socket meanwhile.
+fn write_through(
+    inner: &Inner,
+    conn: &Conn,
+    hdr: &[u8; HEADER_LEN],
+    parts: &[&[u8]],
+    deadline: Deadline,
+) -> usize {
+    let total = HEADER_LEN + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut done = 0;
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+    while done < total {
+        iov.clear();
+        let mut skip = done;
+        for piece in std::iter::once(&hdr[..]).chain(parts.iter().copied()) {
+            if skip >= piece.len() {
+                skip -= piece.len();
+                continue;
+            }
+            iov.push(IoSlice::new(&piece[skip..]));
+            skip = 0;
+        }
+        let r = rustix::net::sendmsg(
+            &conn.sock,
+            &iov,
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::NOSIGNAL,
+        );
+        match r {
+            Ok(n) => {
+                done += n;
+                conn.last_tx.store(inner.now_ns(), Ordering::Release);
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                if conn.is_dead() || deadline.passed() {
+                    break;
+                }
+                let mut p = [PollFd::new(&conn.sock, PollFlags::OUT)];
+                let _ = crate::sys::socket::poll(&mut p, Some(deadline.slice(WAIT_SLICE)));
+            }
+            Err(e) => {
+                conn.kill(inner, super::conn::io_failure(e));
+                break;
+            }
+        }
+    }
+    done
+}
+
 /// Sleeps on the send half's condition variable for at most `slice`.
 fn sleep<'a>(
     inner: &'a Inner,
@@ -206,17 +266,86 @@ impl SendSide for TcpSender {
             return Err(TransportError::LengthTooLarge { len, size });
         }
         let (_, buf) = self.out.pop_front().expect("front checked");
-        self.sent += 1;
-        self.bytes += len as u64;
-        // One writer at a time (the claim), so plain stores suffice.
-        let s = &self.inner.stats.sent;
-        s.0.store(self.sent, Ordering::Relaxed);
-        s.1.store(self.bytes, Ordering::Relaxed);
+        self.count_sent(len);
         let inner = &*self.inner;
         let mut tx = lock(&inner.tx);
         tx.queue.push_back(Outgoing::new(buf, len, erase));
         tx.try_write(inner);
         Ok(())
+    }
+
+    fn send_parts(&mut self, parts: &[&[u8]], wait: Timeout) -> Result<bool, TransportError> {
+        let inner = Arc::clone(&self.inner);
+        let inner = &*inner;
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let size = inner.config.buffer_size();
+        if len > size {
+            return Err(TransportError::LengthTooLarge { len, size });
+        }
+        // A buffer obtained before goes first.
+        if !self.out.is_empty() {
+            return Ok(false);
+        }
+        let deadline = wait.deadline();
+        let mut tx = lock(&inner.tx);
+        let conn = loop {
+            if inner.stopping() || tx.through {
+                return Ok(false);
+            }
+            let Some(conn) = tx.live().cloned() else {
+                return Ok(false);
+            };
+            if !tx.queue.is_empty() || tx.ctrl_pending() {
+                tx.try_write(inner);
+            }
+            if tx.queue.is_empty() && !tx.ctrl_pending() && tx.credits > 0 {
+                break conn;
+            }
+            if deadline.passed() {
+                return Ok(false);
+            }
+            tx.wants_credit = true;
+            tx = self.wait(tx, deadline);
+            tx.wants_credit = false;
+        };
+        let hdr = tx.start_one(len, false);
+        tx.through = true;
+        conn.set_interest(inner, |i| i.write = false);
+        drop(tx);
+        let done = write_through(inner, &conn, &hdr, parts, deadline);
+        let mut tx = lock(&inner.tx);
+        tx.through = false;
+        self.count_sent(len);
+        if done == HEADER_LEN + len {
+            tx.written_frames += 1;
+        } else if tx.live().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+            // Out of time with the connection up: the rest goes from a
+            // copy, as a frame cut short by a full socket does. Every
+            // buffer is free (none out, none queued), so one is at hand.
+            let mut buf = tx.free.pop().unwrap_or_else(|| {
+                tx.total += 1;
+                vec![0; size]
+            });
+            let mut at = 0;
+            for p in parts {
+                buf[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            tx.queue.push_back(Outgoing::resumed(buf, len, hdr, done));
+        }
+        // Otherwise the connection ended under the frame: it is lost with
+        // it, as a committed frame in flight is (`flush` reports it).
+        tx.try_write(inner);
+        drop(tx);
+        inner.notify_tx();
+        Ok(true)
+    }
+
+    fn send_parts_from(&self) -> Option<usize> {
+        // Half a buffer (two of them do not fit in one), at most 64 KiB
+        // (a copy of that costs about as much as the `sendmsg` it would
+        // share); decision 163.
+        Some((self.inner.config.buffer_size() / 2).min(64 * 1024))
     }
 
     fn abort(&mut self, id: BufferId) -> Result<(), TransportError> {
@@ -281,6 +410,18 @@ impl SendSide for TcpSender {
             return 0;
         }
         tx.outstanding()
+    }
+}
+
+impl TcpSender {
+    /// Counts a buffer of `len` bytes sent.
+    fn count_sent(&mut self, len: usize) {
+        self.sent += 1;
+        self.bytes += len as u64;
+        // One writer at a time (the claim), so plain stores suffice.
+        let s = &self.inner.stats.sent;
+        s.0.store(self.sent, Ordering::Relaxed);
+        s.1.store(self.bytes, Ordering::Relaxed);
     }
 }
 

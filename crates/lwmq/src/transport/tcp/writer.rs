@@ -81,9 +81,31 @@ impl Outgoing {
         }
     }
 
+    /// A frame the application began writing from its own memory
+    /// (`TcpSender::send_parts`) and could not finish in time: its credit
+    /// is taken and its header made, `written` bytes of header and payload
+    /// are on the wire; the rest goes out from `buf` (a copy).
+    pub(super) fn resumed(buf: Vec<u8>, len: usize, hdr: [u8; HEADER_LEN], written: usize) -> Self {
+        Self {
+            buf,
+            len,
+            erase: false,
+            hdr,
+            started: true,
+            written,
+        }
+    }
+
     fn total(&self) -> usize {
         HEADER_LEN + self.len
     }
+}
+
+/// The header of a DATA frame of `len` bytes (at most the buffer size, so
+/// at most 1 GiB: checked before).
+fn data_header(len: usize, erase: bool) -> [u8; HEADER_LEN] {
+    let flags = if erase { proto::FLAG_ERASE } else { 0 };
+    Header::new(FrameType::Data, flags, 0, len as u32).encode()
 }
 
 /// What [`TxState::try_write`] ended with.
@@ -128,6 +150,13 @@ pub(super) struct TxState {
     pub(super) lost_unreported: bool,
     /// Frames written whole, and their bytes, since the transport was made.
     pub(super) written_frames: u64,
+    /// The application is writing a frame from its own memory
+    /// (`TcpSender::send_parts`): nothing else writes to the socket until
+    /// it is done.
+    pub(super) through: bool,
+    /// The application waits for a credit to write a frame from its own
+    /// memory (so the waiter reads credits in, as for a queued frame).
+    pub(super) wants_credit: bool,
 }
 
 impl TxState {
@@ -148,6 +177,8 @@ impl TxState {
             next_token: 0,
             lost_unreported: false,
             written_frames: 0,
+            through: false,
+            wants_credit: false,
         }
     }
 
@@ -244,7 +275,8 @@ impl TxState {
     /// True if progress needs something from the peer: frames wait for
     /// credits, or a FLUSH for its answer.
     pub(super) fn needs_peer(&self) -> bool {
-        let starved = self.credits == 0 && self.queue.iter().any(|o| !o.started);
+        let starved =
+            self.credits == 0 && (self.wants_credit || self.queue.iter().any(|o| !o.started));
         starved || (self.flush_asked.is_some() && self.queue.is_empty())
     }
 
@@ -265,6 +297,9 @@ impl TxState {
 
     /// A new connection: per-connection counters start over.
     pub(super) fn attach(&mut self, conn: Arc<Conn>, first_credit: u64) {
+        // A frame still being written from the application's memory is on
+        // the old socket: it does not hold the new one back.
+        self.through = false;
         self.held_at_connect = u64::from(conn.peer_window).saturating_sub(first_credit);
         self.conn = Some(conn);
         self.credits = first_credit;
@@ -310,6 +345,12 @@ impl TxState {
         let Some(conn) = self.live().cloned() else {
             return WriteOutcome::NoConnection;
         };
+        if self.through {
+            // The application owns the socket's write side for now; it
+            // writes what waited here once its frame is out.
+            conn.set_interest(inner, |i| i.write = false);
+            return WriteOutcome::Full;
+        }
         loop {
             // Credits owed ride along with data about to go out.
             let will_start = self.credits > 0 && self.queue.iter().any(|o| !o.started);
@@ -372,6 +413,19 @@ impl TxState {
         }
     }
 
+    /// Takes a credit (the caller checked there is one) for a DATA frame of
+    /// `len` bytes and returns its header.
+    pub(super) fn start_one(&mut self, len: usize, erase: bool) -> [u8; HEADER_LEN] {
+        self.credits -= 1;
+        self.sent += 1;
+        data_header(len, erase)
+    }
+
+    /// True if control frames wait to go out.
+    pub(super) fn ctrl_pending(&self) -> bool {
+        self.ctrl_off < self.ctrl.len()
+    }
+
     /// Starts every queued frame the credits allow.
     fn start_frames(&mut self) {
         for o in self.queue.iter_mut() {
@@ -383,9 +437,8 @@ impl TxState {
             }
             self.credits -= 1;
             self.sent += 1;
-            let flags = if o.erase { proto::FLAG_ERASE } else { 0 };
             // `len` ≤ buffer size ≤ 1 GiB, checked at commit.
-            o.hdr = Header::new(FrameType::Data, flags, 0, o.len as u32).encode();
+            o.hdr = data_header(o.len, o.erase);
             o.started = true;
         }
     }
