@@ -142,6 +142,25 @@ impl TcpSender {
     }
 }
 
+/// Reads what the peer sent (credits, in a one-way stream) without
+/// blocking, and stays the reader of record if nobody else reads: while
+/// this thread keeps sending, the I/O thread is not woken for every credit
+/// frame (one wake-up of another thread per message, on the core that also
+/// does the sending). The I/O thread's tick takes reading back once a
+/// heartbeat interval (at most a second) passes.
+fn read_inline(inner: &Inner, conn: &Arc<Conn>) {
+    let Ok(mut r) = conn.reader.try_lock() else {
+        return;
+    };
+    if !r.app_mode {
+        r.app_mode = true;
+        conn.set_interest(inner, |i| i.read = false);
+    }
+    r.read(conn, inner, Goal::Drain);
+    drop(r);
+    inner.reader_released(conn);
+}
+
 /// Writes the frame `hdr` + `parts` to `conn`'s socket from the caller's
 /// memory until it is all written, the connection ends or `deadline`
 /// passes (waiting for room as the socket drains); returns the bytes
@@ -287,6 +306,9 @@ impl SendSide for TcpSender {
             return Ok(false);
         }
         let deadline = wait.deadline();
+        if let Some(conn) = inner.current() {
+            read_inline(inner, &conn);
+        }
         let mut tx = lock(&inner.tx);
         let conn = loop {
             if inner.stopping() || tx.through {
