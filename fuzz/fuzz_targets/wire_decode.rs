@@ -11,7 +11,9 @@ use std::mem::MaybeUninit;
 
 use libfuzzer_sys::fuzz_target;
 use lwmq::message::Message;
-use lwmq::internals::wire::{validate_buffer, BufferIndex, BufferReader, BufferWriter, Source};
+use lwmq::internals::wire::{
+    single_message_prefix, validate_buffer, BufferIndex, BufferReader, BufferWriter, Source,
+};
 
 /// The buffer as a hostile peer serves it: every read of a byte returns
 /// its current value and then changes it.
@@ -163,4 +165,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let used = writer.finish();
     assert_eq!(&out[..used], data);
+
+    // A buffer of one such message is what a stream transport sends from
+    // the caller's memory (`single_message_prefix`, then the payload).
+    if let [message] = &messages[..] {
+        if let Some(f) = message.frame(0) {
+            if message.frame_count() == 1 && f.timestamp().is_none() {
+                let (prefix, n) = single_message_prefix(f.data().len());
+                assert_eq!(&data[..n], &prefix[..n]);
+                assert_eq!(&data[n..], f.data());
+            }
+        }
+    }
 });
