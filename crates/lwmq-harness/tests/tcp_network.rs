@@ -306,6 +306,45 @@ fn a_stopped_peer_is_declared_dead_by_heartbeats_and_reconnects_when_it_continue
     gaps_bounded(&mut receiver);
 }
 
+/// The same with a messaging stream of large and small messages (`send
+/// --mixed`): the large ones are written from the sender's memory, and a
+/// sender doing that reads the peer's credits itself instead of the I/O
+/// thread (decisions 163 and 164). A stopped receiver is still declared
+/// dead by the sender's heartbeats, and once it continues the stream
+/// resumes, nothing corrupted, duplicated or reordered.
+#[test]
+fn a_stopped_receiver_of_large_messages_is_declared_dead_and_the_stream_resumes() {
+    let uri = format!("tcp://127.0.0.1:{}", free_tcp_port());
+    let progress = Progress::new("stop-msg");
+    let hb = ["--heartbeat-ms", "1000"];
+    let mut receiver = spawn_msg(&[
+        "recv",
+        &uri,
+        "server",
+        "0",
+        hb[0],
+        hb[1],
+        "--progress",
+        progress.path(),
+    ]);
+    receiver.expect("OPEN server", LIVENESS);
+    let mut sender = spawn_msg(&["send", &uri, "client", "0", "300", "--mixed", hb[0], hb[1]]);
+    receiver.expect("RUN", LIVENESS);
+    progress.wait_past(500);
+    let pid = rustix::process::Pid::from_raw(receiver.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(
+        sender.stderr_contains("heartbeat timeout"),
+        "{}",
+        sender.stderr()
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    progress.wait_past(500);
+    sender.kill9();
+    receiver.kill9();
+    no_bad(&mut receiver);
+}
+
 /// One messaging channel fans out to an `ipc://` and a `tcp://` transport
 /// at once: each receiver gets every message, in order, intact.
 #[test]

@@ -13,13 +13,17 @@
 //! it, in one vectored write; only when the socket is full or the peer's
 //! credits are used up does a frame wait (for the I/O thread's
 //! `EPOLLOUT`, or for credits brought in by whoever reads).
+//!
+//! [`SendSide::send_parts`] skips the buffer: when nothing else waits to
+//! be written and the peer has a credit, the frame goes to the socket from
+//! the caller's memory (decision 163), the sender having first read what
+//! the peer sent, as the reader of record (decision 164).
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
-
-use std::io::IoSlice;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
