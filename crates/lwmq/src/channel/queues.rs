@@ -357,8 +357,7 @@ impl MonoQueue {
             let size = self.shared.buffer_size.load(Ordering::Acquire);
             if size != 0 && !self.producer.is_closed() {
                 let sure = wire::single_frame_sure_len(size);
-                let ok = |p: &[u8]| p.len() <= sure;
-                posted += self.shared.post_run_biased(&self.bias, &mut payloads, ok);
+                posted += self.shared.post_run_biased(&self.bias, &mut payloads, sure);
             }
             // The next one the ordinary way: it may wait, be queued (which
             // keeps the later ones behind it), win the bias back, or be
@@ -379,18 +378,20 @@ impl MonoQueue {
         if let Err(refused) = message.check(&self.shared) {
             return Err(refused.into_error(message.into_message()));
         }
-        // What a large payload may still wait in a stream transport
-        // (decision 163): nothing once the post waited at the mark.
-        let wait = if self.producer.has_room() {
-            timeout
-        } else {
-            Timeout::ZERO
-        };
         // Waits (if it must) before the sender is owned: a poster blocked
         // at the mark never holds what the sender needs to drain.
-        if let Err(e) = self.producer.wait_room(timeout) {
-            return Err(PostError::from_queue(e.with(message.into_message())));
-        }
+        let wait = match self.producer.wait_room(timeout) {
+            // What a large payload may still wait in a stream transport
+            // (decision 163): nothing once the post was at the mark.
+            Ok(at_mark) => {
+                if at_mark {
+                    Timeout::ZERO
+                } else {
+                    timeout
+                }
+            }
+            Err(e) => return Err(PostError::from_queue(e.with(message.into_message()))),
+        };
         if self.producer.is_closed() {
             // The queue refuses it (and says why), as it would when queued.
             return self

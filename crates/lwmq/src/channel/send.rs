@@ -237,16 +237,16 @@ pub(crate) struct TxSide {
     /// An acquired buffer kept open to take more messages:
     /// `(buffer, bytes used, messages)`.
     open: Option<(RawBuf, usize, u32)>,
-    /// The smallest one-frame message (encoded, as a buffer of its own)
-    /// that the transport writes from the caller's memory
-    /// ([`SendSide::send_parts_from`]); `usize::MAX` if it never does.
+    /// The smallest payload of a one-frame message that the transport
+    /// writes from the caller's memory (its buffer at least
+    /// [`SendSide::send_parts_from`]); `usize::MAX` if it never does.
     pub(crate) through_from: usize,
 }
 
 impl TxSide {
     pub(crate) fn new(side: Box<dyn SendSide>) -> Self {
         TxSide {
-            through_from: side.send_parts_from().unwrap_or(usize::MAX),
+            through_from: side.send_parts_from().map_or(usize::MAX, through_payload),
             side,
             backlog: VecDeque::new(),
             connected: false,
@@ -335,9 +335,7 @@ impl TxSide {
     /// ([`Self::through_from`]).
     #[inline(always)]
     fn takes_through(&self, payload: &[u8]) -> bool {
-        // The first test alone turns every small payload away.
-        payload.len().saturating_add(wire::SINGLE_PREFIX_MAX) >= self.through_from
-            && wire::single_frame_encoded_len(payload.len()) >= self.through_from
+        payload.len() >= self.through_from
     }
 
     /// Gives the buffer of the current writer back unsent.
@@ -439,6 +437,16 @@ impl TxSide {
     }
 }
 
+/// The smallest payload whose one-frame message, as a buffer of its own,
+/// takes at least `buffer` bytes.
+fn through_payload(buffer: usize) -> usize {
+    let mut len = buffer.saturating_sub(wire::SINGLE_PREFIX_MAX);
+    while wire::single_frame_encoded_len(len) < buffer {
+        len += 1;
+    }
+    len
+}
+
 /// The acquired transport buffer `raw` as the encoder's destination.
 fn dest<'a>(raw: RawBuf) -> SharedBytesMut<'a> {
     // SAFETY: the send side guarantees `raw.len` writable bytes at
@@ -508,9 +516,12 @@ impl Sender {
         let Some(side) = self.direct_side() else {
             return Err(m);
         };
-        if let Some(p) = m.simple_payload() {
-            if side.takes_through(p) && side.send_through(p, wait, c) {
-                return Ok(false);
+        // (Shared memory never writes from the caller's: one comparison.)
+        if side.through_from != usize::MAX {
+            if let Some(p) = m.simple_payload() {
+                if side.takes_through(p) && side.send_through(p, wait, c) {
+                    return Ok(false);
+                }
             }
         }
         let Some(mut w) = side.acquire_writer() else {
@@ -541,7 +552,9 @@ impl Sender {
 
     /// [`Self::send_now`] for a run of one-frame payloads
     /// (`MonoQueue::post_copies`): encodes them in order into the one
-    /// transport's buffers while `ok` accepts them and the ring has room,
+    /// transport's buffers while they are at most `max_len` bytes (and not
+    /// for the transport to write from their memory,
+    /// [`TxSide::takes_through`]) and the ring has room,
     /// then sends the last buffer or keeps it open, once for the run.
     /// Returns how many it took (each consumed from `payloads`) and
     /// whether a buffer was kept open; takes none without a
@@ -550,19 +563,20 @@ impl Sender {
         &mut self,
         payloads: &mut std::iter::Peekable<I>,
         c: &Counters,
-        ok: impl Fn(&[u8]) -> bool,
+        max_len: usize,
     ) -> (usize, bool) {
         let Some(side) = self.direct_side() else {
             return (0, false);
         };
+        // One bound for both (a payload the transport writes from this
+        // memory is left to `post_copy`, which hands it over).
+        let max_len = max_len.min(side.through_from.saturating_sub(1));
         let Some(mut w) = side.acquire_writer() else {
             return (0, false);
         };
         let mut n = 0;
         while let Some(&p) = payloads.peek() {
-            // A payload the transport writes from this memory is left to
-            // `post_copy`, which hands it over.
-            if !ok(p) || side.takes_through(p) {
+            if p.len() > max_len {
                 break;
             }
             match w.push_simple(p) {
@@ -1110,19 +1124,19 @@ impl SendShared {
     }
 
     /// Posts a run of `payloads` through the bias held by `slot`
-    /// ([`Sender::send_run`]), each accepted by `ok`; returns how many (0
+    /// ([`Sender::send_run`]) of at most `max_len` bytes each; returns how many (0
     /// if the bias is not held, or nothing could go straight into the
     /// transport).
     pub(crate) fn post_run_biased<'p, I: Iterator<Item = &'p [u8]>>(
         &self,
         slot: &BiasSlot,
         payloads: &mut std::iter::Peekable<I>,
-        ok: impl Fn(&[u8]) -> bool,
+        max_len: usize,
     ) -> usize {
         let Some(mut owned) = self.enter_bias(slot) else {
             return 0;
         };
-        let (n, open) = owned.send_run(payloads, &self.counters, ok);
+        let (n, open) = owned.send_run(payloads, &self.counters, max_len);
         slot.busy.store(false, Ordering::Release);
         Counters::bump_single_writer(&slot.posts, n as u64);
         if open {
@@ -1498,4 +1512,24 @@ fn invalid(e: MessageError) -> Refused {
         // `validate` runs no hook; were it to, this is the hook's error.
         e @ MessageError::Acquire { .. } => return Refused::Acquire(e),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::through_payload;
+    use crate::wire::single_frame_encoded_len;
+
+    /// The payload bound is exact: the smallest length whose buffer
+    /// reaches the transport's threshold.
+    #[test]
+    fn through_payload_is_the_smallest_payload_reaching_the_threshold() {
+        for buffer in [1, 9, 10, 137, 138, 16_384, 32_768, 65_536, 1 << 20, 1 << 30] {
+            let l = through_payload(buffer);
+            assert!(single_frame_encoded_len(l) >= buffer, "{buffer}: {l}");
+            assert!(
+                l == 0 || single_frame_encoded_len(l - 1) < buffer,
+                "{buffer}: {l}"
+            );
+        }
+    }
 }

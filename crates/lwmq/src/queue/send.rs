@@ -322,12 +322,15 @@ impl<T> MonoProducer<T> {
     /// items: [`RoomError::Full`] if it does not, [`RoomError::Closed`] if
     /// the queue closes. A post after this cannot pass the mark: only this
     /// producer adds items. Takes no item, so that a caller's item is not
-    /// moved on the common path.
+    /// moved on the common path. `Ok(true)` if it found the queue at the
+    /// mark (and waited, or took the room that came).
     #[inline]
-    pub fn wait_room(&self, timeout: Timeout) -> Result<(), RoomError> {
+    pub fn wait_room(&self, timeout: Timeout) -> Result<bool, RoomError> {
         match self.mark {
-            Some(mark) if !self.producer.below(mark) => self.wait_room_slow(timeout, mark),
-            _ => Ok(()),
+            Some(mark) if !self.producer.below(mark) => {
+                self.wait_room_slow(timeout, mark).map(|()| true)
+            }
+            _ => Ok(false),
         }
     }
 
