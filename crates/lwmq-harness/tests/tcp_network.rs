@@ -269,6 +269,28 @@ fn a_stall_with_both_sockets_open_is_detected_by_heartbeats_and_the_stream_resum
     gaps_bounded(&mut receiver);
 }
 
+/// Once `receiver` got `n` more payloads, stops it with SIGSTOP until
+/// `sender` logs that its heartbeat timeout declared it dead, lets it
+/// continue, and waits until the stream resumes (after what was in flight
+/// to the stopped peer) for `n` more.
+fn stop_until_declared_dead_then_resume(
+    receiver: &mut Peer,
+    sender: &mut Peer,
+    progress: &Progress,
+    n: u64,
+) {
+    progress.wait_past(n);
+    let pid = rustix::process::Pid::from_raw(receiver.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(
+        sender.stderr_contains("heartbeat timeout"),
+        "{}",
+        sender.stderr()
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    progress.wait_past(n);
+}
+
 /// A peer stopped with SIGSTOP keeps its sockets open and says nothing:
 /// the other side declares it dead after the heartbeat timeout and goes
 /// back to connecting; once the peer continues, they reconnect by
@@ -289,17 +311,7 @@ fn a_stopped_peer_is_declared_dead_by_heartbeats_and_reconnects_when_it_continue
     receiver.expect("OPEN server", LIVENESS);
     let mut sender = raw("send", &uri, "client", 0, &hb[..4]);
     receiver.expect("RUN", LIVENESS);
-    progress.wait_past(1000);
-    let pid = rustix::process::Pid::from_raw(receiver.pid() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
-    assert!(
-        sender.stderr_contains("heartbeat timeout"),
-        "{}",
-        sender.stderr()
-    );
-    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
-    // The stream resumes (after what was in flight to the stopped peer).
-    progress.wait_past(1000);
+    stop_until_declared_dead_then_resume(&mut receiver, &mut sender, &progress, 1000);
     sender.kill9();
     receiver.kill9();
     no_bad(&mut receiver);
@@ -330,16 +342,7 @@ fn a_stopped_receiver_of_large_messages_is_declared_dead_and_the_stream_resumes(
     receiver.expect("OPEN server", LIVENESS);
     let mut sender = spawn_msg(&["send", &uri, "client", "0", "300", "--mixed", hb[0], hb[1]]);
     receiver.expect("RUN", LIVENESS);
-    progress.wait_past(500);
-    let pid = rustix::process::Pid::from_raw(receiver.pid() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
-    assert!(
-        sender.stderr_contains("heartbeat timeout"),
-        "{}",
-        sender.stderr()
-    );
-    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
-    progress.wait_past(500);
+    stop_until_declared_dead_then_resume(&mut receiver, &mut sender, &progress, 500);
     sender.kill9();
     receiver.kill9();
     no_bad(&mut receiver);

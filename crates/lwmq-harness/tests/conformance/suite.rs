@@ -310,60 +310,58 @@ pub fn raw_receiver_killed_mid_stream_loss_is_bounded(s: Scheme) {
 /// Messaging, `kill -9` of the sender: the restarted sender's messages
 /// arrive from its first one, complete.
 pub fn messaging_sender_killed_mid_stream_then_restarted(s: Scheme) {
-    let uri = s.uri("msg-kill-sender");
-    let mut receiver = spawn_msg(&["recv", &uri, "server", "0"]);
-    receiver.expect("OPEN server", LIVENESS);
-    let mut sender = spawn_msg(&["send", &uri, "client", "0", "100"]);
-    receiver.expect("RUN", LIVENESS);
-    std::thread::sleep(Duration::from_millis(200));
-    sender.kill9();
-    let mut sender2 = spawn_msg(&["send", &uri, "client", "20000", "100"]);
-    let run = receiver.expect("RUN", LIVENESS);
-    assert!(run.ends_with(" 0"), "{run}");
-    sender2.expect("SENT 20000", LIVENESS);
-    assert!(sender2.wait_success());
-    receiver.kill9();
-    no_bad(&mut receiver);
+    kill_messaging_sender(&s.uri("msg-kill-sender"), &["100"], 20_000);
 }
 
 /// Messaging, `kill -9` of the receiver: a new receiver gets one run, in
 /// order, intact.
 pub fn messaging_receiver_killed_mid_stream_then_restarted(s: Scheme) {
-    let uri = s.uri("msg-kill-receiver");
-    let mut sender = spawn_msg(&["send", &uri, "server", "0", "300"]);
-    sender.expect("OPEN server", LIVENESS);
-    let mut receiver = spawn_msg(&["recv", &uri, "client", "0"]);
-    receiver.expect("RUN", LIVENESS);
-    std::thread::sleep(Duration::from_millis(200));
-    receiver.kill9();
-    no_bad(&mut receiver);
-    let mut receiver2 = spawn_msg(&["recv", &uri, "client", "20000"]);
-    let done = receiver2.expect("DONE", LIVENESS * 2);
-    assert_eq!(done_field(&done, "bad"), 0, "{done}");
-    assert_eq!(done_field(&done, "dup"), 0, "{done}");
-    assert_eq!(done_field(&done, "gaps"), 0, "{done}");
-    assert_eq!(done_field(&done, "runs"), 1, "{done}");
-    no_bad(&mut receiver2);
-    sender.kill9();
+    kill_messaging_receiver(&s.uri("msg-kill-receiver"), &["300"], 20_000);
 }
 
 /// Messaging with sizes from a few dozen bytes to a whole buffer, posted
 /// with `post` and `post_copy` (`lwmq-msg-peer send --mixed`; over
 /// `tcp://` those of half a buffer or more are written from the sender's
 /// memory, decision 163): `kill -9` of the receiver, then of the sender,
-/// mid-stream. A new receiver gets one run, complete and in order; the
-/// restarted sender's messages arrive from its first one; nothing is
-/// corrupted, duplicated or reordered.
+/// mid-stream, as in the two tests above.
 pub fn messaging_mixed_sizes_survive_kill9_of_either_side(s: Scheme) {
-    let uri = s.uri("msg-mixed");
-    let mut sender = spawn_msg(&["send", &uri, "server", "0", "300", "--mixed"]);
+    kill_messaging_receiver(&s.uri("msg-mixed"), &["300", "--mixed"], 4000);
+    kill_messaging_sender(&s.uri("msg-mixed-sender"), &["300", "--mixed"], 4000);
+}
+
+/// A sending `lwmq-msg-peer` (SIZE and options `send`) killed mid-stream
+/// and restarted for `count` messages: they arrive from the first one,
+/// and nothing the receiver got is corrupted, duplicated or reordered.
+fn kill_messaging_sender(uri: &str, send: &[&str], count: u64) {
+    let count = count.to_string();
+    let mut receiver = spawn_msg(&["recv", uri, "server", "0"]);
+    receiver.expect("OPEN server", LIVENESS);
+    let mut sender = spawn_msg(&[&["send", uri, "client", "0"], send].concat());
+    receiver.expect("RUN", LIVENESS);
+    std::thread::sleep(Duration::from_millis(200));
+    sender.kill9();
+    let mut sender2 = spawn_msg(&[&["send", uri, "client", &count], send].concat());
+    let run = receiver.expect("RUN", LIVENESS);
+    assert!(run.ends_with(" 0"), "{run}");
+    sender2.expect(&format!("SENT {count}"), LIVENESS);
+    assert!(sender2.wait_success());
+    receiver.kill9();
+    no_bad(&mut receiver);
+}
+
+/// A receiving `lwmq-msg-peer` killed mid-stream: a new one gets `count`
+/// messages in one run, in order, intact (the sender runs with SIZE and
+/// options `send`).
+fn kill_messaging_receiver(uri: &str, send: &[&str], count: u64) {
+    let count = count.to_string();
+    let mut sender = spawn_msg(&[&["send", uri, "server", "0"], send].concat());
     sender.expect("OPEN server", LIVENESS);
-    let mut receiver = spawn_msg(&["recv", &uri, "client", "0"]);
+    let mut receiver = spawn_msg(&["recv", uri, "client", "0"]);
     receiver.expect("RUN", LIVENESS);
     std::thread::sleep(Duration::from_millis(200));
     receiver.kill9();
     no_bad(&mut receiver);
-    let mut receiver2 = spawn_msg(&["recv", &uri, "client", "4000"]);
+    let mut receiver2 = spawn_msg(&["recv", uri, "client", &count]);
     let done = receiver2.expect("DONE", LIVENESS * 2);
     for field in ["bad", "dup", "gaps"] {
         assert_eq!(done_field(&done, field), 0, "{done}");
@@ -371,21 +369,6 @@ pub fn messaging_mixed_sizes_survive_kill9_of_either_side(s: Scheme) {
     assert_eq!(done_field(&done, "runs"), 1, "{done}");
     no_bad(&mut receiver2);
     sender.kill9();
-
-    let uri = s.uri("msg-mixed-sender");
-    let mut receiver = spawn_msg(&["recv", &uri, "server", "0"]);
-    receiver.expect("OPEN server", LIVENESS);
-    let mut sender = spawn_msg(&["send", &uri, "client", "0", "300", "--mixed"]);
-    receiver.expect("RUN", LIVENESS);
-    std::thread::sleep(Duration::from_millis(200));
-    sender.kill9();
-    let mut sender2 = spawn_msg(&["send", &uri, "client", "4000", "300", "--mixed"]);
-    let run = receiver.expect("RUN", LIVENESS);
-    assert!(run.ends_with(" 0"), "{run}");
-    sender2.expect("SENT 4000", LIVENESS);
-    assert!(sender2.wait_success());
-    receiver.kill9();
-    no_bad(&mut receiver);
 }
 
 /// `flush` returns only once the peer has taken every committed buffer: a
