@@ -383,13 +383,8 @@ impl MonoQueue {
         let wait = match self.producer.wait_room(timeout) {
             // What a large payload may still wait in a stream transport
             // (decision 163): nothing once the post was at the mark.
-            Ok(at_mark) => {
-                if at_mark {
-                    Timeout::ZERO
-                } else {
-                    timeout
-                }
-            }
+            Ok(true) => Timeout::ZERO,
+            Ok(false) => timeout,
             Err(e) => return Err(PostError::from_queue(e.with(message.into_message()))),
         };
         if self.producer.is_closed() {

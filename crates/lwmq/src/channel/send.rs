@@ -137,10 +137,10 @@ impl Outgoing for Copied<'_> {
 /// The longest a direct post waits for a stream transport to take a
 /// large payload from the caller's memory ([`TxSide::send_through`],
 /// decision 163: the peer's credit, then room in the socket), and never
-/// past the post's timeout. Longer than a loopback peer takes to free a buffer of large
-/// messages (about 0.1-0.3 ms here), short enough that a post never waits
-/// long on a peer that is not reading: past it the payload is copied and
-/// queued, as before.
+/// past the post's timeout. Longer than a loopback peer takes to free a
+/// buffer of large messages (about 0.1-0.3 ms here), short enough that a
+/// post never waits long on a peer that is not reading: past it the
+/// payload is copied and queued, as before.
 pub(crate) const THROUGH_WAIT: Duration = Duration::from_millis(2);
 
 use super::error::{InvalidMessage, PostError};
@@ -517,12 +517,11 @@ impl Sender {
             return Err(m);
         };
         // (Shared memory never writes from the caller's: one comparison.)
-        if side.through_from != usize::MAX {
-            if let Some(p) = m.simple_payload() {
-                if side.takes_through(p) && side.send_through(p, wait, c) {
-                    return Ok(false);
-                }
-            }
+        if side.through_from != usize::MAX
+            && m.simple_payload()
+                .is_some_and(|p| side.takes_through(p) && side.send_through(p, wait, c))
+        {
+            return Ok(false);
         }
         let Some(mut w) = side.acquire_writer() else {
             return Err(m);
@@ -593,8 +592,8 @@ impl Sender {
                         None => return (n, false),
                     }
                 }
-                // Not for a payload `ok` accepted; the ordinary path says
-                // why.
+                // Not for a payload within the bound; the ordinary path
+                // says why.
                 Err(_) => break,
             }
         }
@@ -1124,9 +1123,9 @@ impl SendShared {
     }
 
     /// Posts a run of `payloads` through the bias held by `slot`
-    /// ([`Sender::send_run`]) of at most `max_len` bytes each; returns how many (0
-    /// if the bias is not held, or nothing could go straight into the
-    /// transport).
+    /// ([`Sender::send_run`]) of at most `max_len` bytes each; returns how
+    /// many (0 if the bias is not held, or nothing could go straight into
+    /// the transport).
     pub(crate) fn post_run_biased<'p, I: Iterator<Item = &'p [u8]>>(
         &self,
         slot: &BiasSlot,

@@ -315,7 +315,7 @@ impl SendSide for TcpSender {
         }
         let mut tx = lock(&inner.tx);
         let conn = loop {
-            if inner.stopping() || tx.through {
+            if inner.stopping() {
                 return Ok(false);
             }
             let Some(conn) = tx.live().cloned() else {

@@ -282,7 +282,7 @@ impl TxState {
 
     /// True if started frames wait for room in the socket.
     pub(super) fn waits_for_room(&self) -> bool {
-        self.queue.front().is_some_and(|o| o.started) || self.ctrl_off < self.ctrl.len()
+        self.queue.front().is_some_and(|o| o.started) || self.ctrl_pending()
     }
 
     /// Committed buffers the peer has not given back yet: queued ones plus
@@ -370,7 +370,7 @@ impl TxState {
                 }
                 if !ctrl_in {
                     ctrl_in = true;
-                    if self.ctrl_off < self.ctrl.len() {
+                    if self.ctrl_pending() {
                         iov.push(IoSlice::new(&self.ctrl[self.ctrl_off..]));
                     }
                 }
@@ -380,7 +380,7 @@ impl TxState {
                 push_frame(&mut iov, o);
                 frames = i + 1;
             }
-            if !ctrl_in && self.ctrl_off < self.ctrl.len() {
+            if !ctrl_in && self.ctrl_pending() {
                 iov.push(IoSlice::new(&self.ctrl[self.ctrl_off..]));
             }
             if iov.is_empty() {
